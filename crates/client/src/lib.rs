@@ -1,0 +1,1 @@
+//! Skytale client core (being written).

@@ -1,0 +1,53 @@
+//! `Message.metadata` keys that carry Skytale's Delivery-Service semantics over plain SLIM frames.
+//!
+//! Every key starts with `skytale-`, so a SLIM peer that does not know them still parses and routes every frame.
+//! Values are decimal strings unless noted. `docs/protocol.md` describes which frame carries which key.
+
+/// Client -> relay, on `Subscribe`: deliver from this channel sequence number (inclusive).
+pub const FROM_SEQ: &str = "skytale-from-seq";
+/// Client -> relay, on `Subscribe`: deliver from the first message of this epoch (a member that joined at epoch E
+/// asks for E and gets every message from the commit that created E onwards).
+pub const FROM_EPOCH: &str = "skytale-from-epoch";
+/// Client -> relay, on `Publish`: idempotency id chosen by the sender (opaque string, at most 64 bytes).
+/// Relay -> client: echoed on the ack and on every delivery of that message.
+pub const MSG_ID: &str = "skytale-msg-id";
+/// Relay -> client, on acks and deliveries: the per-channel sequence number the relay assigned.
+pub const SEQ: &str = "skytale-seq";
+/// Relay -> client, on deliveries: the MLS epoch the relay read from the message framing.
+pub const EPOCH: &str = "skytale-epoch";
+/// Relay -> client, on an error frame (`SLIMHeader.error = true`, or a failed `SubscriptionAck`): a stable code.
+pub const ERROR_CODE: &str = "skytale-error-code";
+/// Relay -> client, on an error frame: a human-readable explanation.
+pub const ERROR: &str = "skytale-error";
+/// Relay -> client, on the link negotiation reply: the largest accepted `app_payload.blob`, in bytes.
+pub const MAX_PAYLOAD: &str = "skytale-max-payload";
+/// Relay -> client, on a successful `SubscriptionAck`: the channel's current epoch (absent for an empty channel).
+pub const CHANNEL_EPOCH: &str = "skytale-channel-epoch";
+
+/// `ApplicationPayload.payload_type` values, saying which kind of MLS message `blob` holds.
+pub mod payload_type {
+    pub const APPLICATION: &str = "mls/application";
+    pub const COMMIT: &str = "mls/commit";
+    pub const PROPOSAL: &str = "mls/proposal";
+}
+
+/// Stable error codes (the value of [`ERROR_CODE`]).
+pub mod error_code {
+    /// A commit or message for an epoch that is not the channel's current epoch.
+    pub const STALE_EPOCH: &str = "stale_epoch";
+    /// `blob` is larger than the relay's payload limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// `blob` is not an MLS PublicMessage/PrivateMessage, or belongs to another group.
+    pub const BAD_MESSAGE: &str = "bad_message";
+    /// The frame is not valid for this stream (missing header, bad name, ...).
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// The requested sequence is older than what the log still retains.
+    pub const RETENTION_EXPIRED: &str = "retention_expired";
+    /// The stream's credentials do not allow this channel.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// The relay could not store the message.
+    pub const STORAGE: &str = "storage";
+}
+
+/// Payload limit when the relay is not configured otherwise: 1 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1 << 20;

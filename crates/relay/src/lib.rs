@@ -1,0 +1,1 @@
+//! Skytale relay (being written).
