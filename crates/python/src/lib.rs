@@ -1,1 +1,23 @@
+//! `skytale_sdk._native`: the Python face of `skytale-client`.
+//!
+//! Deliberately thin: every function converts its arguments, calls the Rust client with the GIL released
+//! ([`blocking::detached`]), and converts the result or maps the error at the boundary ([`errors`]). All
+//! behaviour lives in `skytale-client`, so Python and Rust users get the same semantics.
 
+mod blocking;
+mod channel;
+mod client;
+mod errors;
+mod messages;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<client::SkytaleClient>()?;
+    m.add_class::<channel::Channel>()?;
+    m.add_class::<messages::MessageIterator>()?;
+    m.add_class::<messages::Message>()?;
+    errors::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `Channel`: one MLS group, seen from one member.
+
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::blocking::detached;
+use crate::messages::MessageIterator;
+
+/// An encrypted channel. Every method may be called from any thread, including while another thread iterates
+/// `messages()`.
+#[pyclass(module = "skytale_sdk._native", frozen)]
+pub struct Channel {
+    inner: skytale_client::Channel,
+}
+
+impl From<skytale_client::Channel> for Channel {
+    fn from(inner: skytale_client::Channel) -> Self {
+        Self { inner }
+    }
+}
+
+#[pymethods]
+impl Channel {
+    /// The channel name, `org/namespace/service`.
+    #[getter]
+    fn name(&self, py: Python<'_>) -> PyResult<String> {
+        detached(py, || Ok(self.inner.name()))
+    }
+
+    /// The MLS epoch this member is at.
+    #[getter]
+    fn epoch(&self, py: Python<'_>) -> PyResult<u64> {
+        detached(py, || Ok(self.inner.epoch()))
+    }
+
+    fn add_member(&self, py: Python<'_>, key_package: &[u8]) -> PyResult<Vec<u8>> {
+        detached(py, || self.inner.add_member(key_package))
+    }
+
+    fn remove_member(&self, py: Python<'_>, identity: &[u8]) -> PyResult<()> {
+        detached(py, || self.inner.remove_member(identity))
+    }
+
+    fn leave(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.leave())
+    }
+
+    fn members(&self, py: Python<'_>) -> PyResult<Vec<Vec<u8>>> {
+        detached(py, || self.inner.members())
+    }
+
+    fn rotate_key(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.rotate_key())
+    }
+
+    fn send(&self, py: Python<'_>, payload: &[u8]) -> PyResult<()> {
+        detached(py, || self.inner.send(payload))
+    }
+
+    /// An iterator over incoming messages; `timeout` (seconds) bounds each wait and is the only way it raises
+    /// `TimeoutError`.
+    #[pyo3(signature = (with_meta=false, timeout=None))]
+    fn messages(&self, with_meta: bool, timeout: Option<f64>) -> PyResult<MessageIterator> {
+        let timeout = timeout.map(seconds_to_duration).transpose()?;
+        Ok(MessageIterator::new(self.inner.clone(), with_meta, timeout))
+    }
+
+    /// Stops this channel's deliveries in this process: running iterators end with `StopIteration`.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || {
+            self.inner.close();
+            Ok(())
+        })
+    }
+}
+
+fn seconds_to_duration(seconds: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| PyValueError::new_err(format!("timeout must be a finite number of seconds >= 0, got {seconds}")))
+}

@@ -1,0 +1,96 @@
+"""Type stubs for the native extension ``skytale_sdk._native``."""
+
+import os
+from types import TracebackType
+from typing import Iterator, List, Literal, Optional, Type, TypeVar, Union, overload
+
+class SkytaleError(RuntimeError):
+    """Base class of every Skytale error."""
+
+    code: str
+
+class MlsError(SkytaleError): ...
+class TransportError(SkytaleError): ...
+class ChannelError(SkytaleError): ...
+class AuthError(SkytaleError): ...
+class QuotaExceededError(SkytaleError): ...
+
+class Message:
+    """A received message with its metadata (from ``Channel.messages(with_meta=True)``)."""
+
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def sender(self) -> bytes:
+        """The sender's identity bytes."""
+    @property
+    def seq(self) -> int:
+        """The channel sequence number the relay assigned; the same for every member."""
+    @property
+    def epoch(self) -> int:
+        """The MLS epoch the message was sent in."""
+    def __bytes__(self) -> bytes: ...
+
+_Item = TypeVar("_Item", bytes, Message)
+
+class MessageIterator(Iterator[_Item]):
+    """Blocks (GIL released) until the next message; ends when the channel or client is closed.
+
+    Generic only for type checkers: it yields ``bytes``, or ``Message`` when created with ``with_meta=True``.
+    """
+
+    def __iter__(self) -> "MessageIterator[_Item]": ...
+    def __next__(self) -> _Item: ...
+
+class Channel:
+    """An encrypted channel; every method may be called from any thread."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def epoch(self) -> int: ...
+    def add_member(self, key_package: bytes) -> bytes:
+        """Adds the key package's owner; returns the Welcome it joins with."""
+    def remove_member(self, identity: bytes) -> None: ...
+    def leave(self) -> None: ...
+    def members(self) -> List[bytes]: ...
+    def rotate_key(self) -> None:
+        """Commits a fresh leaf key for this member (new epoch, forward secrecy)."""
+    def send(self, payload: bytes) -> None:
+        """Returns once the relay has durably accepted the message."""
+    @overload
+    def messages(self, with_meta: Literal[False] = False, timeout: Optional[float] = None) -> "MessageIterator[bytes]": ...
+    @overload
+    def messages(self, with_meta: Literal[True], timeout: Optional[float] = None) -> "MessageIterator[Message]": ...
+    def close(self) -> None:
+        """Ends this channel's iterators in this process."""
+
+class SkytaleClient:
+    """Connects to a relay; creates, joins and reopens channels stored in ``data_dir``."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        data_dir: Union[str, "os.PathLike[str]"],
+        identity: bytes,
+        api_key: Optional[str] = None,
+        api_url: Optional[str] = None,
+    ) -> None: ...
+    @property
+    def identity(self) -> bytes: ...
+    @property
+    def max_payload(self) -> int: ...
+    def create_channel(self, name: str) -> Channel: ...
+    def generate_key_package(self) -> bytes: ...
+    def join_channel(self, name: str, welcome: bytes) -> Channel: ...
+    def channels(self) -> List[str]: ...
+    def open_channel(self, name: str) -> Channel: ...
+    def close(self) -> None:
+        """Stops the client's stream and threads; running iterators end."""
+    def __enter__(self) -> "SkytaleClient": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool: ...

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Prepares a checkout for use: system packages, Rust, a virtualenv at .venv with the `skytale` CLI and the
+# skytale_sdk package built from this tree. Idempotent: every step is skipped or cheap when already done.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Runs a command as root: directly when we are root, through sudo otherwise.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+apt_packages=()
+command -v protoc >/dev/null 2>&1 || apt_packages+=(protobuf-compiler)
+command -v cc >/dev/null 2>&1 || apt_packages+=(build-essential)
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3)
+if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_packages+=(python3-venv)
+fi
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+    command -v curl >/dev/null 2>&1 || apt_packages+=(curl ca-certificates)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+    log "installing system packages: ${apt_packages[*]}"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${apt_packages[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    if [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+        log "installing the Rust toolchain (rustup, stable)"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    fi
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout' >/dev/null 2>&1; then
+    log "installing maturin and pytest into .venv"
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q 'maturin>=1.8,<2' pytest pytest-timeout
+fi
+
+log "building the skytale CLI (release)"
+cargo build --release -p skytale-cli
+install -m 0755 target/release/skytale .venv/bin/skytale
+
+log "building and installing skytale_sdk into .venv (release)"
+wheel_dir="target/wheels-setup"
+rm -rf "$wheel_dir"
+.venv/bin/maturin build --release --interpreter .venv/bin/python --out "$wheel_dir"
+.venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel_dir"/skytale_sdk-*.whl
+.venv/bin/python -c 'import skytale_sdk' >/dev/null
+
+log "ready: .venv/bin/skytale and .venv/bin/python (with skytale_sdk)"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust (every crate) and Python (the SDK against real relay processes).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+scripts/setup.sh
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
+# --release reuses the artifacts setup.sh just built instead of compiling everything a second time.
+cargo test --release --workspace
+.venv/bin/python -m pytest tests/ -v
