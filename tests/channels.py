@@ -1,0 +1,40 @@
+"""Helpers shared by the tests: forming a channel and reading a known number of messages."""
+
+from __future__ import annotations
+
+from typing import Iterator, List, Sequence, TypeVar
+
+from skytale_sdk import Channel, SkytaleClient
+
+# Long enough never to trip on a slow machine; only there so a lost message fails the test instead of hanging it.
+RECEIVE_TIMEOUT = 60.0
+
+T = TypeVar("T")
+
+
+def form_channel(name: str, clients: Sequence[SkytaleClient]) -> List[Channel]:
+    """The first client creates ``name`` and adds the others one by one; returns each member's Channel."""
+    creator, *joiners = clients
+    channels = [creator.create_channel(name)]
+    for joiner in joiners:
+        welcome = channels[0].add_member(joiner.generate_key_package())
+        channels.append(joiner.join_channel(name, welcome))
+    return channels
+
+
+def take(iterator: Iterator[T], count: int) -> List[T]:
+    """The next ``count`` items of ``iterator``."""
+    return [next(iterator) for _ in range(count)]
+
+
+def inbox(channel: Channel) -> Iterator[bytes]:
+    return channel.messages(timeout=RECEIVE_TIMEOUT)
+
+
+def meta_inbox(channel: Channel):  # -> MessageIterator[Message]
+    return channel.messages(with_meta=True, timeout=RECEIVE_TIMEOUT)
+
+
+def payloads(prefix: str, count: int) -> List[bytes]:
+    return [f"{prefix}-{i}".encode() for i in range(count)]
+

@@ -1,0 +1,82 @@
+"""A real `skytale relay` process for tests: started on a free loopback port, killable and restartable."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+from pathlib import Path
+from typing import IO, Optional
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SKYTALE_BIN = Path(os.environ.get("SKYTALE_BIN", REPO_ROOT / ".venv" / "bin" / "skytale"))
+READY_PREFIX = "export SKYTALE_RELAY="
+# Generous: a debug relay on a loaded 2-core CI machine can take a while to open its store.
+STARTUP_TIMEOUT = 60.0
+
+
+class RelayProcess:
+    """One relay bound to one data directory.
+
+    ``kill()`` + ``start()`` restarts it on the same port and data directory, which is what a client that keeps
+    reconnecting to the same endpoint sees after a crash.
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path, max_payload: Optional[int] = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.max_payload = max_payload
+        self.port = 0
+        self.endpoint = ""
+        self._process: Optional[subprocess.Popen[str]] = None
+
+    def start(self) -> None:
+        if not SKYTALE_BIN.exists():
+            raise RuntimeError(f"{SKYTALE_BIN} not found: run scripts/setup.sh first (or set SKYTALE_BIN)")
+        command = [str(SKYTALE_BIN), "relay", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir)]
+        if self.max_payload is not None:
+            command += ["--max-payload", str(self.max_payload)]
+        with open(self.log_path, "a") as log:
+            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+        assert self._process.stdout is not None
+        lines: queue.Queue[Optional[str]] = queue.Queue()
+        threading.Thread(target=_pump_lines, args=(self._process.stdout, lines), daemon=True).start()
+        while True:
+            try:
+                line = lines.get(timeout=STARTUP_TIMEOUT)
+            except queue.Empty:
+                self.kill()
+                raise RuntimeError(f"relay did not report its address; log: {self.log_path}") from None
+            if line is None:
+                raise RuntimeError(f"relay exited during startup; log:\n{self.log_path.read_text()}")
+            if line.startswith(READY_PREFIX):
+                self.endpoint = line[len(READY_PREFIX) :].strip()
+                self.port = int(self.endpoint.rsplit(":", 1)[1])
+                return
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown path runs, as in a crash."""
+        self._signal_and_wait(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._signal_and_wait(signal.SIGTERM)
+
+    def _signal_and_wait(self, sig: signal.Signals) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _pump_lines(stream: IO[str], lines: queue.Queue[Optional[str]]) -> None:
+    """Reads the relay's stdout to the end, so it can never block on a full pipe; ``None`` marks EOF."""
+    for line in stream:
+        lines.put(line)
+    lines.put(None)

@@ -1,0 +1,123 @@
+"""Iterators, timeouts, interrupts, closing and reopening."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from channels import form_channel, inbox, take
+from skytale_sdk import SkytaleClient
+
+CHANNEL = "acme/team/general"
+
+
+def os_thread_count() -> int:
+    """Threads of this process as the kernel sees them: Python threads and the client's native ones."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def settled_thread_count(expected: int) -> int:
+    """The thread count once it reaches ``expected`` or after a bounded wait: a thread that Python has joined
+    may still be inside the kernel's exit path for a moment."""
+    deadline = time.monotonic() + 10
+    while os_thread_count() != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return os_thread_count()
+
+
+def test_timeout_raises_timeout_error_on_an_idle_channel(make_client):
+    channel = make_client("alice").create_channel(CHANNEL)
+    with pytest.raises(TimeoutError):
+        next(channel.messages(timeout=0.3))
+    with pytest.raises(TimeoutError):
+        next(channel.messages(with_meta=True, timeout=0))
+
+
+def test_negative_timeout_is_a_value_error(make_client):
+    channel = make_client("alice").create_channel(CHANNEL)
+    with pytest.raises(ValueError):
+        channel.messages(timeout=-1)
+
+
+def test_iterator_still_delivers_after_a_timeout(make_client):
+    alice_channel, bob_channel = form_channel(CHANNEL, [make_client("alice"), make_client("bob")])
+    messages = bob_channel.messages(timeout=0.2)
+    with pytest.raises(TimeoutError):
+        next(messages)
+    alice_channel.send(b"late")
+    assert take(inbox(bob_channel), 1) == [b"late"]
+
+
+def test_keyboard_interrupt_interrupts_a_blocking_iterator(make_client):
+    channel = make_client("alice").create_channel(CHANNEL)
+    # Deliver SIGINT to this process once the main thread is blocked in next(); no message will ever arrive.
+    interrupter = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGINT))
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in channel.messages():
+                pass
+    finally:
+        interrupter.cancel()
+    # The channel is unaffected.
+    channel.send(b"after the interrupt")
+
+
+def test_close_ends_iterators_and_leaves_no_thread_behind(relay, tmp_path: Path):
+    threads_before = os_thread_count()
+    client = SkytaleClient(relay.endpoint, str(tmp_path / "alice"), b"alice")
+    channel = client.create_channel(CHANNEL)
+
+    outcome = {}
+    iterating = threading.Event()
+
+    def consume():
+        iterating.set()
+        outcome["received"] = list(channel.messages())  # ends only via StopIteration
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    iterating.wait()
+    client.close()
+    consumer.join(timeout=60)
+    assert not consumer.is_alive()
+    assert outcome["received"] == []
+
+    # A new iterator on a closed client ends at once.
+    assert list(channel.messages()) == []
+    # close() returns after the client's runtime has stopped, so its threads are gone.
+    assert settled_thread_count(threads_before) == threads_before
+
+
+def test_closing_a_channel_ends_its_iterators(make_client):
+    channel = make_client("alice").create_channel(CHANNEL)
+    iterator = channel.messages()
+    channel.close()
+    with pytest.raises(StopIteration):
+        next(iterator)
+
+
+def test_client_is_a_context_manager(relay, tmp_path: Path):
+    with SkytaleClient(relay.endpoint, str(tmp_path / "alice"), b"alice") as client:
+        channel = client.create_channel(CHANNEL)
+        assert client.identity == b"alice"
+        assert client.max_payload > 0
+    assert list(channel.messages()) == []
+
+
+def test_a_new_client_on_the_same_data_dir_reopens_its_channels(relay, tmp_path: Path):
+    names = ["acme/team/one", "acme/team/two"]
+    with SkytaleClient(relay.endpoint, str(tmp_path / "alice"), b"alice") as first:
+        for name in names:
+            first.create_channel(name)
+        assert sorted(first.channels()) == names
+    with SkytaleClient(relay.endpoint, str(tmp_path / "alice"), b"alice") as second:
+        assert sorted(second.channels()) == names
+        reopened = second.open_channel(names[0])
+        assert reopened.name == names[0]
+        assert reopened.members() == [b"alice"]
