@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Callable, Iterator, List, Optional
 
 import pytest
-
 from relay_process import RelayProcess
 from skytale_sdk import SkytaleClient
 

@@ -59,7 +59,9 @@ class Channel:
     def send(self, payload: bytes) -> None:
         """Returns once the relay has durably accepted the message."""
     @overload
-    def messages(self, with_meta: Literal[False] = False, timeout: Optional[float] = None) -> "MessageIterator[bytes]": ...
+    def messages(
+        self, with_meta: Literal[False] = False, timeout: Optional[float] = None
+    ) -> "MessageIterator[bytes]": ...
     @overload
     def messages(self, with_meta: Literal[True], timeout: Optional[float] = None) -> "MessageIterator[Message]": ...
     def close(self) -> None:
