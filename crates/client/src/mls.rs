@@ -1,0 +1,68 @@
+//! The mls-rs configuration of a Skytale client and small helpers around mls-rs types.
+//!
+//! Ciphersuite MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 with the pure-Rust crypto provider, basic
+//! credentials carrying the agent identity, key packages in mls-rs-provider-sqlite (`data_dir/keys.db`) and group
+//! state in [`GroupStore`] (so it commits together with the channel registry).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mls_rs::client_builder::{
+    BaseConfig, WithCryptoProvider, WithGroupStateStorage, WithIdentityProvider, WithKeyPackageRepo,
+};
+use mls_rs::group::Member;
+use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
+use mls_rs::identity::SigningIdentity;
+use mls_rs::CipherSuite;
+use mls_rs_crypto_rustcrypto::RustCryptoProvider;
+use mls_rs_provider_sqlite::connection_strategy::FileConnectionStrategy;
+use mls_rs_provider_sqlite::storage::SqLiteKeyPackageStorage;
+use mls_rs_provider_sqlite::SqLiteDataStorageEngine;
+
+use crate::error::Error;
+use crate::identity::SigningKey;
+use crate::store::{GroupStore, Store};
+
+/// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.
+pub(crate) const CIPHER_SUITE: CipherSuite = CipherSuite::CURVE25519_AES128;
+
+pub(crate) type MlsConfig = WithCryptoProvider<
+    RustCryptoProvider,
+    WithIdentityProvider<
+        BasicIdentityProvider,
+        WithGroupStateStorage<GroupStore, WithKeyPackageRepo<SqLiteKeyPackageStorage, BaseConfig>>,
+    >,
+>;
+pub(crate) type MlsClient = mls_rs::Client<MlsConfig>;
+pub(crate) type MlsGroup = mls_rs::Group<MlsConfig>;
+
+/// Builds the mls-rs client for `key`, with key packages in `key_db` and groups in `store`.
+pub(crate) fn build_client(key: &SigningKey, key_db: &Path, store: Arc<Store>) -> Result<MlsClient, Error> {
+    let key_packages = SqLiteDataStorageEngine::new(FileConnectionStrategy::new(key_db))
+        .and_then(|engine| engine.key_package_storage())
+        .map_err(Error::storage)?;
+    let credential = BasicCredential::new(key.identity.clone()).into_credential();
+    let signing_identity = SigningIdentity::new(credential, key.public.clone());
+    Ok(mls_rs::Client::builder()
+        .key_package_repo(key_packages)
+        .group_state_storage(GroupStore(store))
+        .identity_provider(BasicIdentityProvider)
+        .crypto_provider(RustCryptoProvider::new())
+        .signing_identity(signing_identity, key.secret.clone(), CIPHER_SUITE)
+        .build())
+}
+
+/// The identity bytes of a group member (empty for a non-basic credential, which this client never creates).
+pub(crate) fn member_identity(member: &Member) -> Vec<u8> {
+    member.signing_identity.credential.as_basic().map(|c| c.identifier.clone()).unwrap_or_default()
+}
+
+/// The identity of the member at leaf `index` of `group`.
+pub(crate) fn identity_at(group: &MlsGroup, index: u32) -> Vec<u8> {
+    group.member_at_index(index).map(|m| member_identity(&m)).unwrap_or_default()
+}
+
+/// Wraps an mls-rs error with what the client was doing.
+pub(crate) fn mls_err(context: &str) -> impl FnOnce(mls_rs::error::MlsError) -> Error + '_ {
+    move |e| Error::Mls(format!("{context}: {e}"))
+}

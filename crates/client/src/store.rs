@@ -1,0 +1,431 @@
+//! The durable half of the client: channel registry, MLS group state and inbox in one SQLite file
+//! (`data_dir/state.db`).
+//!
+//! mls-rs asks its [`GroupStateStorage`] to persist a group whenever `write_to_storage` is called. Writing that
+//! immediately would leave a window where the group has moved on but the registry still has the old "last
+//! applied sequence" (a crash there replays or skips messages). So [`GroupStore::write`] only *stages* the
+//! snapshot in memory, and [`Store::persist`] writes the staged snapshot, the channel's registry row and the
+//! inbox rows produced by the same batch in ONE transaction. Reads consult the staged snapshot first, so mls-rs
+//! always sees its latest state.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mls_rs_core::group::{EpochRecord, GroupState, GroupStateStorage};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+
+/// How many prior epochs of a group are kept (mls-rs uses them to decrypt late messages of an old epoch; the
+/// relay's epoch rule makes those rare, so a small window suffices).
+const PRIOR_EPOCHS_KEPT: u64 = 3;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS channel (
+    name        TEXT PRIMARY KEY,
+    group_id    BLOB NOT NULL UNIQUE,
+    applied_seq INTEGER NOT NULL,
+    join_epoch  INTEGER NOT NULL,
+    status      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_state (
+    group_id BLOB PRIMARY KEY,
+    snapshot BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_epoch (
+    group_id BLOB NOT NULL,
+    epoch_id INTEGER NOT NULL,
+    data     BLOB NOT NULL,
+    PRIMARY KEY (group_id, epoch_id)
+);
+CREATE TABLE IF NOT EXISTS inbox (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    epoch   INTEGER NOT NULL,
+    sender  BLOB NOT NULL,
+    body    BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_by_channel ON inbox (channel, id);
+";
+
+/// Whether the client still takes part in a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChannelStatus {
+    Active,
+    /// A processed commit removed this member; kept so `recv` can say so after a restart.
+    Removed,
+}
+
+impl ChannelStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChannelStatus::Active => "active",
+            ChannelStatus::Removed => "removed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, Error> {
+        match s {
+            "active" => Ok(ChannelStatus::Active),
+            "removed" => Ok(ChannelStatus::Removed),
+            other => Err(Error::storage(format!("unknown channel status {other:?}"))),
+        }
+    }
+}
+
+/// One row of the channel registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ChannelRecord {
+    pub name: String,
+    pub group_id: Vec<u8>,
+    /// Highest relay sequence number whose effect is in the stored group state (0: none yet).
+    pub applied_seq: u64,
+    /// Epoch at which this client entered the group (where to resume when nothing was applied yet).
+    pub join_epoch: u64,
+    pub status: ChannelStatus,
+}
+
+/// Something `recv` hands to the application, in channel order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum InboxItem {
+    Message { payload: Vec<u8>, sender: Vec<u8>, seq: u64, epoch: u64 },
+    /// A message at `seq` that could not be processed: reported, never skipped silently.
+    MlsFailure { seq: u64, reason: String },
+    /// The relay refused to deliver this channel (e.g. retention expired).
+    ChannelFailure { reason: String },
+}
+
+struct StagedWrite {
+    state: Zeroizing<Vec<u8>>,
+    epochs: Vec<EpochRecord>,
+}
+
+/// The SQLite store. Shared by every channel of one client.
+pub(crate) struct Store {
+    conn: Mutex<Connection>,
+    staged: Mutex<HashMap<Vec<u8>, StagedWrite>>,
+}
+
+fn sql(e: rusqlite::Error) -> Error {
+    Error::storage(e)
+}
+
+fn to_i64(v: u64) -> Result<i64, Error> {
+    i64::try_from(v).map_err(|_| Error::storage(format!("value {v} does not fit in SQLite")))
+}
+
+fn to_u64(v: i64) -> Result<u64, Error> {
+    u64::try_from(v).map_err(|_| Error::storage(format!("negative value {v} in the store")))
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Arc<Self>, Error> {
+        let conn = Connection::open(path).map_err(sql)?;
+        // WAL: a committed transaction survives SIGKILL; readers never block the writer.
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok(Arc::new(Self { conn: Mutex::new(conn), staged: Mutex::new(HashMap::new()) }))
+    }
+
+    fn conn(&self) -> Result<MutexGuard<'_, Connection>, Error> {
+        self.conn.lock().map_err(|_| Error::storage("store lock poisoned"))
+    }
+
+    fn staged(&self) -> Result<MutexGuard<'_, HashMap<Vec<u8>, StagedWrite>>, Error> {
+        self.staged.lock().map_err(|_| Error::storage("staging lock poisoned"))
+    }
+
+    /// Every channel in the registry, by name.
+    pub fn channels(&self) -> Result<Vec<ChannelRecord>, Error> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare("SELECT name, group_id, applied_seq, join_epoch, status FROM channel ORDER BY name")
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
+            })
+            .map_err(sql)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, group_id, applied, join, status) = row.map_err(sql)?;
+            out.push(ChannelRecord {
+                name,
+                group_id,
+                applied_seq: to_u64(applied)?,
+                join_epoch: to_u64(join)?,
+                status: ChannelStatus::parse(&status)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Writes the staged group state of `record.group_id`, the registry row and `inbox` atomically.
+    pub fn persist(&self, record: &ChannelRecord, inbox: &[InboxItem]) -> Result<(), Error> {
+        let staged = self.staged()?.remove(&record.group_id);
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(sql)?;
+        if let Some(write) = &staged {
+            write_group(&tx, &record.group_id, write)?;
+        }
+        tx.execute(
+            "INSERT INTO channel (name, group_id, applied_seq, join_epoch, status) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET group_id = excluded.group_id, applied_seq = excluded.applied_seq,
+             join_epoch = excluded.join_epoch, status = excluded.status",
+            params![record.name, record.group_id, to_i64(record.applied_seq)?, to_i64(record.join_epoch)?, record.status.as_str()],
+        )
+        .map_err(sql)?;
+        for item in inbox {
+            insert_inbox(&tx, &record.name, item)?;
+        }
+        match tx.commit() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Keep the snapshot staged so the next persist of this group still writes it.
+                if let Some(write) = staged {
+                    self.staged()?.entry(record.group_id.clone()).or_insert(write);
+                }
+                Err(sql(e))
+            }
+        }
+    }
+
+    /// Removes the oldest undelivered inbox item of `channel` and returns it (each item is handed out once).
+    pub fn take_inbox(&self, channel: &str) -> Result<Option<InboxItem>, Error> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(sql)?;
+        let row = tx
+            .query_row(
+                "SELECT id, kind, seq, epoch, sender, body FROM inbox WHERE channel = ?1 ORDER BY id LIMIT 1",
+                [channel],
+                |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, Vec<u8>>(4)?, r.get::<_, Vec<u8>>(5)?))
+                },
+            )
+            .optional()
+            .map_err(sql)?;
+        let Some((id, kind, seq, epoch, sender, body)) = row else { return Ok(None) };
+        tx.execute("DELETE FROM inbox WHERE id = ?1", [id]).map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        let (seq, epoch) = (to_u64(seq)?, to_u64(epoch)?);
+        let text = || String::from_utf8_lossy(&body).into_owned();
+        let item = match kind.as_str() {
+            "message" => InboxItem::Message { payload: body.clone(), sender, seq, epoch },
+            "mls_failure" => InboxItem::MlsFailure { seq, reason: text() },
+            "channel_failure" => InboxItem::ChannelFailure { reason: text() },
+            other => return Err(Error::storage(format!("unknown inbox kind {other:?}"))),
+        };
+        Ok(Some(item))
+    }
+
+    /// Forgets a channel entirely (after `leave`): registry row, inbox, group state.
+    pub fn delete_channel(&self, name: &str, group_id: &[u8]) -> Result<(), Error> {
+        self.staged()?.remove(group_id);
+        let mut conn = self.conn()?;
+        let tx = conn.transaction().map_err(sql)?;
+        tx.execute("DELETE FROM channel WHERE name = ?1", [name]).map_err(sql)?;
+        tx.execute("DELETE FROM inbox WHERE channel = ?1", [name]).map_err(sql)?;
+        tx.execute("DELETE FROM group_state WHERE group_id = ?1", [group_id]).map_err(sql)?;
+        tx.execute("DELETE FROM group_epoch WHERE group_id = ?1", [group_id]).map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    fn stored_state(&self, group_id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        if let Some(write) = self.staged()?.get(group_id) {
+            return Ok(Some(write.state.clone()));
+        }
+        let conn = self.conn()?;
+        let state = conn
+            .query_row("SELECT snapshot FROM group_state WHERE group_id = ?1", [group_id], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .map_err(sql)?;
+        Ok(state.map(Zeroizing::new))
+    }
+
+    fn stored_epoch(&self, group_id: &[u8], epoch_id: u64) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        if let Some(write) = self.staged()?.get(group_id) {
+            if let Some(e) = write.epochs.iter().rev().find(|e| e.id == epoch_id) {
+                return Ok(Some(e.data.clone()));
+            }
+        }
+        let conn = self.conn()?;
+        let data = conn
+            .query_row(
+                "SELECT data FROM group_epoch WHERE group_id = ?1 AND epoch_id = ?2",
+                params![group_id, to_i64(epoch_id)?],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()
+            .map_err(sql)?;
+        Ok(data.map(Zeroizing::new))
+    }
+
+    fn max_stored_epoch(&self, group_id: &[u8]) -> Result<Option<u64>, Error> {
+        let staged_max = self.staged()?.get(group_id).and_then(|w| w.epochs.iter().map(|e| e.id).max());
+        let conn = self.conn()?;
+        let stored: Option<i64> = conn
+            .query_row("SELECT MAX(epoch_id) FROM group_epoch WHERE group_id = ?1", [group_id], |r| r.get(0))
+            .map_err(sql)?;
+        let stored = stored.map(to_u64).transpose()?;
+        Ok(staged_max.max(stored))
+    }
+
+    fn stage(&self, state: GroupState, inserts: Vec<EpochRecord>, updates: Vec<EpochRecord>) -> Result<(), Error> {
+        let mut staged = self.staged()?;
+        let write = staged.entry(state.id.clone()).or_insert_with(|| StagedWrite { state: Zeroizing::new(Vec::new()), epochs: Vec::new() });
+        write.state = state.data;
+        // Later records for the same epoch replace earlier ones (an update after an insert).
+        for record in inserts.into_iter().chain(updates) {
+            write.epochs.retain(|e| e.id != record.id);
+            write.epochs.push(record);
+        }
+        Ok(())
+    }
+}
+
+fn write_group(tx: &Transaction<'_>, group_id: &[u8], write: &StagedWrite) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO group_state (group_id, snapshot) VALUES (?1, ?2)
+         ON CONFLICT(group_id) DO UPDATE SET snapshot = excluded.snapshot",
+        params![group_id, &write.state[..]],
+    )
+    .map_err(sql)?;
+    for epoch in &write.epochs {
+        tx.execute(
+            "INSERT INTO group_epoch (group_id, epoch_id, data) VALUES (?1, ?2, ?3)
+             ON CONFLICT(group_id, epoch_id) DO UPDATE SET data = excluded.data",
+            params![group_id, to_i64(epoch.id)?, &epoch.data[..]],
+        )
+        .map_err(sql)?;
+    }
+    if let Some(newest) = write.epochs.iter().map(|e| e.id).max() {
+        if newest >= PRIOR_EPOCHS_KEPT {
+            tx.execute(
+                "DELETE FROM group_epoch WHERE group_id = ?1 AND epoch_id <= ?2",
+                params![group_id, to_i64(newest - PRIOR_EPOCHS_KEPT)?],
+            )
+            .map_err(sql)?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_inbox(tx: &Transaction<'_>, channel: &str, item: &InboxItem) -> Result<(), Error> {
+    let (kind, seq, epoch, sender, body): (&str, u64, u64, &[u8], Vec<u8>) = match item {
+        InboxItem::Message { payload, sender, seq, epoch } => ("message", *seq, *epoch, sender, payload.clone()),
+        InboxItem::MlsFailure { seq, reason } => ("mls_failure", *seq, 0, &[], reason.clone().into_bytes()),
+        InboxItem::ChannelFailure { reason } => ("channel_failure", 0, 0, &[], reason.clone().into_bytes()),
+    };
+    tx.execute(
+        "INSERT INTO inbox (channel, kind, seq, epoch, sender, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![channel, kind, to_i64(seq)?, to_i64(epoch)?, sender, body],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+impl mls_rs_core::error::IntoAnyError for Error {
+    fn into_dyn_error(self) -> Result<Box<dyn std::error::Error + Send + Sync>, Self> {
+        Ok(self.into())
+    }
+}
+
+/// The [`GroupStateStorage`] handed to mls-rs: reads through to the store, stages writes (see module docs).
+#[derive(Clone)]
+pub(crate) struct GroupStore(pub Arc<Store>);
+
+impl GroupStateStorage for GroupStore {
+    type Error = Error;
+
+    fn state(&self, group_id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        self.0.stored_state(group_id)
+    }
+
+    fn epoch(&self, group_id: &[u8], epoch_id: u64) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        self.0.stored_epoch(group_id, epoch_id)
+    }
+
+    fn write(&mut self, state: GroupState, epoch_inserts: Vec<EpochRecord>, epoch_updates: Vec<EpochRecord>) -> Result<(), Error> {
+        self.0.stage(state, epoch_inserts, epoch_updates)
+    }
+
+    fn max_epoch_id(&self, group_id: &[u8]) -> Result<Option<u64>, Error> {
+        self.0.max_stored_epoch(group_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str, applied: u64) -> ChannelRecord {
+        ChannelRecord { name: name.into(), group_id: b"g1".to_vec(), applied_seq: applied, join_epoch: 2, status: ChannelStatus::Active }
+    }
+
+    fn message(seq: u64) -> InboxItem {
+        InboxItem::Message { payload: format!("m{seq}").into_bytes(), sender: b"bob".to_vec(), seq, epoch: 3 }
+    }
+
+    #[test]
+    fn staged_state_is_visible_but_written_only_with_the_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        let mut groups = GroupStore(store.clone());
+        groups
+            .write(GroupState { id: b"g1".to_vec(), data: Zeroizing::new(b"snap-1".to_vec()) }, vec![EpochRecord::new(1, Zeroizing::new(b"e1".to_vec()))], vec![])
+            .unwrap();
+        assert_eq!(groups.state(b"g1").unwrap().unwrap().as_slice(), b"snap-1");
+        assert_eq!(groups.max_epoch_id(b"g1").unwrap(), Some(1));
+
+        // Not persisted yet: a fresh store (a crash) sees nothing.
+        let reopened = Store::open(&path).unwrap();
+        assert_eq!(GroupStore(reopened).state(b"g1").unwrap(), None);
+
+        store.persist(&record("a/b/c", 7), &[message(7)]).unwrap();
+        let reopened = Store::open(&path).unwrap();
+        let groups = GroupStore(reopened.clone());
+        assert_eq!(groups.state(b"g1").unwrap().unwrap().as_slice(), b"snap-1");
+        assert_eq!(groups.epoch(b"g1", 1).unwrap().unwrap().as_slice(), b"e1");
+        assert_eq!(reopened.channels().unwrap(), vec![record("a/b/c", 7)]);
+    }
+
+    #[test]
+    fn inbox_is_handed_out_in_order_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let failure = InboxItem::MlsFailure { seq: 6, reason: "bad mac".into() };
+        store.persist(&record("a/b/c", 6), &[message(5), failure.clone()]).unwrap();
+        store.persist(&record("a/b/c", 7), &[message(7)]).unwrap();
+        assert_eq!(store.take_inbox("a/b/c").unwrap(), Some(message(5)));
+        assert_eq!(store.take_inbox("a/b/c").unwrap(), Some(failure));
+        assert_eq!(store.take_inbox("a/b/c").unwrap(), Some(message(7)));
+        assert_eq!(store.take_inbox("a/b/c").unwrap(), None);
+        assert_eq!(store.take_inbox("x/y/z").unwrap(), None);
+    }
+
+    #[test]
+    fn old_epochs_are_pruned_and_delete_forgets_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let mut groups = GroupStore(store.clone());
+        for epoch in 1..=6 {
+            groups
+                .write(GroupState { id: b"g1".to_vec(), data: Zeroizing::new(vec![epoch as u8]) }, vec![EpochRecord::new(epoch, Zeroizing::new(vec![epoch as u8]))], vec![])
+                .unwrap();
+            store.persist(&record("a/b/c", epoch), &[]).unwrap();
+        }
+        assert_eq!(groups.epoch(b"g1", 2).unwrap(), None);
+        assert!(groups.epoch(b"g1", 6).unwrap().is_some());
+        store.persist(&record("a/b/c", 7), &[message(7)]).unwrap();
+        store.delete_channel("a/b/c", b"g1").unwrap();
+        assert!(store.channels().unwrap().is_empty());
+        assert_eq!(groups.state(b"g1").unwrap(), None);
+        assert_eq!(store.take_inbox("a/b/c").unwrap(), None);
+    }
+}

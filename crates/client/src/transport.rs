@@ -1,0 +1,418 @@
+//! The client's single gRPC stream to the relay (`DataPlaneService/OpenChannel`), kept alive across outages.
+//!
+//! A supervisor task owns the stream: it opens it, negotiates the link (learning the relay's payload limit),
+//! resubscribes every routed channel from the position the channel reports, and reads frames until the stream
+//! breaks; then it reconnects with exponential backoff (capped at [`MAX_BACKOFF`]). Callers never see the
+//! individual links: [`Relay::publish`] waits for a link, sends, and if the link dies before the relay answers it
+//! resends the same frame (same msg-id, which the relay deduplicates) on the next link, up to a deadline.
+//!
+//! Deliveries go to each channel's bounded queue with `send().await`, so a channel that falls behind slows the
+//! stream (HTTP/2 flow control) instead of losing messages.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
+use skytale_proto::pb;
+use skytale_proto::ChannelName;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+
+use crate::error::Error;
+use crate::frames::{self, Delivery, Incoming, PayloadKind, RelayRefusal, StartPoint};
+
+/// How long `connect` (and each reconnect attempt) may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a publish or subscribe keeps trying across outages before failing with a transport error.
+pub(crate) const SEND_DEADLINE: Duration = Duration::from_secs(30);
+const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const OUTGOING_QUEUE: usize = 256;
+/// Frames carry at most one MLS message of at most the relay's payload limit; leave room for a generous limit.
+const MAX_FRAME: usize = 64 << 20;
+
+/// What the transport hands to a channel.
+#[derive(Debug)]
+pub(crate) enum ChannelEvent {
+    Delivery(Delivery),
+    /// The relay refused (re)subscribing this channel, e.g. `retention_expired`.
+    SubscriptionRefused(RelayRefusal),
+}
+
+/// How the transport reaches a channel: its event queue, and where to resume it after a reconnect.
+pub(crate) struct Route {
+    pub events: mpsc::Sender<ChannelEvent>,
+    pub resume_from: Box<dyn Fn() -> StartPoint + Send + Sync>,
+}
+
+/// The relay's answer to a publish.
+#[derive(Debug)]
+pub(crate) enum PublishOutcome {
+    /// Durably appended at this sequence number.
+    Stored(u64),
+    Refused(RelayRefusal),
+}
+
+#[derive(Clone)]
+struct Link {
+    frames: mpsc::Sender<pb::Message>,
+    generation: u64,
+}
+
+struct Waiter<T> {
+    generation: u64,
+    reply: oneshot::Sender<T>,
+}
+
+struct Subscription {
+    channel: ChannelName,
+    generation: u64,
+    waiter: Option<oneshot::Sender<Result<(), RelayRefusal>>>,
+}
+
+/// Shared state of the relay connection.
+pub(crate) struct Relay {
+    endpoint: String,
+    source: pb::Name,
+    link: watch::Sender<Option<Link>>,
+    generation: AtomicU64,
+    next_id: AtomicU64,
+    max_payload: AtomicUsize,
+    acks: Mutex<HashMap<String, Waiter<PublishOutcome>>>,
+    subscriptions: Mutex<HashMap<u64, Subscription>>,
+    routes: RwLock<HashMap<ChannelName, Route>>,
+    shutdown: watch::Sender<bool>,
+}
+
+type Inbound = tonic::Streaming<pb::Message>;
+
+fn runtime_lock<T>(_: T) -> Error {
+    Error::Runtime("transport lock poisoned".into())
+}
+
+fn status_error(status: tonic::Status) -> Error {
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Error::Auth(status.message().to_owned()),
+        _ => Error::Transport(format!("relay stream failed: {}", status.message())),
+    }
+}
+
+impl Relay {
+    /// Connects to `endpoint` (failing fast if it is unreachable) and starts the supervisor task.
+    pub async fn connect(endpoint: &str, source: pb::Name) -> Result<Arc<Self>, Error> {
+        let relay = Arc::new(Self {
+            endpoint: endpoint.to_owned(),
+            source,
+            link: watch::Sender::new(None),
+            generation: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            max_payload: AtomicUsize::new(skytale_proto::meta::DEFAULT_MAX_PAYLOAD),
+            acks: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(HashMap::new()),
+            routes: RwLock::new(HashMap::new()),
+            shutdown: watch::Sender::new(false),
+        });
+        let first = relay.open_link().await?;
+        tokio::spawn(relay.clone().supervise(Some(first)));
+        Ok(relay)
+    }
+
+    /// Largest MLS message the relay accepts, as negotiated on the current (or last) link.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload.load(Ordering::Relaxed)
+    }
+
+    /// Stops the supervisor; pending and future calls fail with a transport error.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        self.link.send_replace(None);
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh idempotency id for a publish.
+    pub fn new_msg_id(&self) -> String {
+        hex::encode(rand::random::<[u8; 16]>())
+    }
+
+    async fn open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
+        match timeout(CONNECT_TIMEOUT, self.try_open_link()).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Transport(format!("relay {} did not answer within {CONNECT_TIMEOUT:?}", self.endpoint))),
+        }
+    }
+
+    async fn try_open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
+        let unreachable = |e: tonic::transport::Error| Error::Transport(format!("cannot reach relay {}: {e}", self.endpoint));
+        let endpoint = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10));
+        let channel = endpoint.connect().await.map_err(unreachable)?;
+        let mut client = DataPlaneServiceClient::new(channel).max_decoding_message_size(MAX_FRAME).max_encoding_message_size(MAX_FRAME);
+        let (frames, outgoing) = mpsc::channel(OUTGOING_QUEUE);
+        let link_id = format!("{:x}", rand::random::<u64>());
+        frames
+            .send(frames::link_negotiation(&link_id))
+            .await
+            .map_err(|_| Error::Transport("link closed before negotiation".into()))?;
+        let mut inbound = client.open_channel(ReceiverStream::new(outgoing)).await.map_err(status_error)?.into_inner();
+        loop {
+            match inbound.message().await.map_err(status_error)? {
+                Some(frame) => match frames::classify(frame) {
+                    Incoming::LinkReply { max_payload } => {
+                        if let Some(limit) = max_payload {
+                            self.max_payload.store(limit, Ordering::Relaxed);
+                        }
+                        return Ok((frames, inbound));
+                    }
+                    other => tracing::debug!(?other, "frame before link negotiation reply ignored"),
+                },
+                None => return Err(Error::Transport("relay closed the stream during link negotiation".into())),
+            }
+        }
+    }
+
+    async fn supervise(self: Arc<Self>, mut first: Option<(mpsc::Sender<pb::Message>, Inbound)>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut backoff = INITIAL_BACKOFF;
+        while !*shutdown.borrow_and_update() {
+            let (frames, inbound) = match first.take() {
+                Some(link) => link,
+                None => match self.open_link().await {
+                    Ok(link) => link,
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?backoff, "relay reconnect failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                },
+            };
+            backoff = INITIAL_BACKOFF;
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            let link = Link { frames, generation };
+            self.link.send_replace(Some(link.clone()));
+            self.resubscribe_all(&link).await;
+            tokio::select! {
+                reason = self.read(inbound) => tracing::warn!(%reason, "relay link lost"),
+                _ = shutdown.changed() => {}
+            }
+            self.link.send_replace(None);
+            self.forget_waiters(generation);
+        }
+        self.link.send_replace(None);
+        self.forget_waiters(u64::MAX);
+    }
+
+    /// Drops every waiter registered on a link up to `generation`, so its caller retries on the next link.
+    fn forget_waiters(&self, generation: u64) {
+        if let Ok(mut acks) = self.acks.lock() {
+            acks.retain(|_, w| w.generation > generation);
+        }
+        if let Ok(mut subs) = self.subscriptions.lock() {
+            subs.retain(|_, s| s.generation > generation);
+        }
+    }
+
+    async fn resubscribe_all(&self, link: &Link) {
+        let targets: Vec<(ChannelName, StartPoint)> = match self.routes.read() {
+            Ok(routes) => routes.iter().map(|(name, route)| (name.clone(), (route.resume_from)())).collect(),
+            Err(_) => return,
+        };
+        for (channel, start) in targets {
+            if let Ok(frame) = self.register_subscription(&channel, start, link.generation, None) {
+                if link.frames.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn register_subscription(
+        &self,
+        channel: &ChannelName,
+        start: StartPoint,
+        generation: u64,
+        waiter: Option<oneshot::Sender<Result<(), RelayRefusal>>>,
+    ) -> Result<pb::Message, Error> {
+        let id = self.next_id();
+        self.subscriptions
+            .lock()
+            .map_err(runtime_lock)?
+            .insert(id, Subscription { channel: channel.clone(), generation, waiter });
+        Ok(frames::subscribe(&self.source, channel, id, start))
+    }
+
+    async fn read(&self, mut inbound: Inbound) -> String {
+        loop {
+            match inbound.message().await {
+                Ok(Some(frame)) => self.dispatch(frames::classify(frame)).await,
+                Ok(None) => return "relay closed the stream".into(),
+                Err(status) => return status.to_string(),
+            }
+        }
+    }
+
+    async fn dispatch(&self, incoming: Incoming) {
+        match incoming {
+            Incoming::PublishAck { msg_id, seq } => self.answer_publish(&msg_id, PublishOutcome::Stored(seq)),
+            Incoming::PublishRefused { msg_id, refusal } => self.answer_publish(&msg_id, PublishOutcome::Refused(refusal)),
+            Incoming::SubscriptionAck { id, result } => {
+                let entry = self.subscriptions.lock().ok().and_then(|mut subs| subs.remove(&id));
+                let Some(sub) = entry else { return };
+                match (sub.waiter, result) {
+                    (Some(waiter), result) => {
+                        let _ = waiter.send(result);
+                    }
+                    (None, Err(refusal)) => self.route(&sub.channel, ChannelEvent::SubscriptionRefused(refusal)).await,
+                    (None, Ok(())) => {}
+                }
+            }
+            Incoming::Delivery(delivery) => {
+                let channel = delivery.channel.clone();
+                self.route(&channel, ChannelEvent::Delivery(delivery)).await;
+            }
+            Incoming::LinkReply { max_payload: Some(limit) } => self.max_payload.store(limit, Ordering::Relaxed),
+            Incoming::LinkReply { max_payload: None } => {}
+            Incoming::Ignored(why) => tracing::debug!(why, "frame ignored"),
+        }
+    }
+
+    fn answer_publish(&self, msg_id: &str, outcome: PublishOutcome) {
+        let waiter = self.acks.lock().ok().and_then(|mut acks| acks.remove(msg_id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.reply.send(outcome);
+        }
+    }
+
+    async fn route(&self, channel: &ChannelName, event: ChannelEvent) {
+        let events = self.routes.read().ok().and_then(|routes| routes.get(channel).map(|r| r.events.clone()));
+        match events {
+            // A closed queue means the channel was just left or removed; nothing more to deliver.
+            Some(events) => {
+                let _ = events.send(event).await;
+            }
+            None => tracing::debug!(%channel, "delivery for a channel this client does not hold"),
+        }
+    }
+
+    /// Waits until a link is up (or the deadline passes / the client closes).
+    async fn wait_for_link(&self, deadline: Instant) -> Result<Link, Error> {
+        let mut link = self.link.subscribe();
+        loop {
+            if *self.shutdown.borrow() {
+                return Err(Error::Transport("client is closed".into()));
+            }
+            if let Some(current) = link.borrow_and_update().clone() {
+                return Ok(current);
+            }
+            if timeout_at(deadline, link.changed()).await.is_err() {
+                return Err(Error::Transport(format!("relay {} unreachable for {SEND_DEADLINE:?}", self.endpoint)));
+            }
+        }
+    }
+
+    fn link_is(&self, generation: u64) -> bool {
+        self.link.borrow().as_ref().is_some_and(|l| l.generation == generation)
+    }
+
+    /// Publishes one MLS message and waits for the relay's verdict, resending across outages until
+    /// [`SEND_DEADLINE`].
+    pub async fn publish(&self, channel: &ChannelName, kind: PayloadKind, blob: Vec<u8>, msg_id: &str) -> Result<PublishOutcome, Error> {
+        let deadline = Instant::now() + SEND_DEADLINE;
+        let frame = frames::publish(&self.source, channel, kind, blob, msg_id);
+        loop {
+            let link = self.wait_for_link(deadline).await?;
+            let (reply, answer) = oneshot::channel();
+            self.acks.lock().map_err(runtime_lock)?.insert(msg_id.to_owned(), Waiter { generation: link.generation, reply });
+            // If the link was replaced while registering, the supervisor may already have swept the waiters.
+            if !self.link_is(link.generation) || link.frames.send(frame.clone()).await.is_err() {
+                self.acks.lock().map_err(runtime_lock)?.remove(msg_id);
+                self.await_link_change(link.generation, deadline).await?;
+                continue;
+            }
+            match timeout_at(deadline, answer).await {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(_link_lost)) => continue,
+                Err(_) => {
+                    self.acks.lock().map_err(runtime_lock)?.remove(msg_id);
+                    return Err(Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}")));
+                }
+            }
+        }
+    }
+
+    async fn await_link_change(&self, generation: u64, deadline: Instant) -> Result<(), Error> {
+        let mut link = self.link.subscribe();
+        while link.borrow_and_update().as_ref().is_some_and(|l| l.generation == generation) {
+            if timeout_at(deadline, link.changed()).await.is_err() {
+                return Err(Error::Transport(format!("relay {} unreachable for {SEND_DEADLINE:?}", self.endpoint)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Routes `channel` to `route` and subscribes it from `start`, waiting for the relay's acknowledgement.
+    /// After a reconnect the supervisor resubscribes it from `route.resume_from`.
+    pub async fn subscribe(&self, channel: &ChannelName, start: StartPoint, route: Route) -> Result<(), Error> {
+        self.routes.write().map_err(runtime_lock)?.insert(channel.clone(), route);
+        let deadline = Instant::now() + SEND_DEADLINE;
+        loop {
+            let link = self.wait_for_link(deadline).await?;
+            let (reply, answer) = oneshot::channel();
+            let frame = self.register_subscription(channel, start, link.generation, Some(reply))?;
+            if !self.link_is(link.generation) || link.frames.send(frame).await.is_err() {
+                self.await_link_change(link.generation, deadline).await?;
+                continue;
+            }
+            match timeout_at(deadline, answer).await {
+                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Err(refusal))) => {
+                    self.unroute(channel);
+                    return Err(refusal_error(&refusal));
+                }
+                Ok(Err(_link_lost)) => continue,
+                Err(_) => return Err(Error::Transport(format!("relay did not acknowledge the subscription within {SEND_DEADLINE:?}"))),
+            }
+        }
+    }
+
+    fn unroute(&self, channel: &ChannelName) {
+        if let Ok(mut routes) = self.routes.write() {
+            routes.remove(channel);
+        }
+    }
+
+    /// Stops deliveries of `channel` (best effort on the wire; locally at once).
+    pub async fn unsubscribe(&self, channel: &ChannelName) {
+        self.unroute(channel);
+        let link = self.link.borrow().clone();
+        if let Some(link) = link {
+            let _ = link.frames.send(frames::unsubscribe(&self.source, channel, self.next_id())).await;
+        }
+    }
+}
+
+/// Maps a relay refusal that the client does not handle itself to the public error.
+pub(crate) fn refusal_error(refusal: &RelayRefusal) -> Error {
+    use skytale_proto::meta::error_code;
+    let text = format!("relay refused ({}): {}", refusal.code, refusal.message);
+    match refusal.code.as_str() {
+        error_code::UNAUTHORIZED => Error::Auth(text),
+        error_code::STORAGE => Error::Transport(text),
+        c if c.starts_with("quota") => Error::Quota(text),
+        _ => Error::Channel(text),
+    }
+}
