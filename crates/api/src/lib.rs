@@ -1,0 +1,1 @@
+//! Skytale API server (in progress).

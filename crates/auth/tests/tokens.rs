@@ -1,0 +1,90 @@
+//! Issue/verify round trips through the public API, including the key file and the JWKS JSON the relay fetches.
+
+use skytale_auth::{KeyError, TokenError, TokenIssuer, TokenVerifier};
+use skytale_proto::ChannelName;
+
+fn channel(name: &str) -> ChannelName {
+    ChannelName::parse(name).expect("valid test channel name")
+}
+
+#[test]
+fn token_verifies_through_published_jwks_and_carries_grants() {
+    let issuer = TokenIssuer::ephemeral().unwrap();
+    let jwks_json = serde_json::to_string(&issuer.jwks()).unwrap();
+    let verifier = TokenVerifier::from_jwks_json(&jwks_json).unwrap();
+
+    let issued = issuer.issue("acct-1", "acme", vec!["other/team/room".to_owned()]).unwrap();
+    let claims = verifier.verify_bearer(Some(&format!("Bearer {}", issued.token))).unwrap();
+
+    assert_eq!(claims.sub, "acct-1");
+    assert_eq!(claims.org, "acme");
+    assert_eq!(claims.exp, issued.expires_at);
+    assert!(claims.may_use_channel(&channel("acme/any/thing")));
+    assert!(claims.may_use_channel(&channel("other/team/room")));
+    assert!(!claims.may_use_channel(&channel("other/team/secret")));
+}
+
+#[test]
+fn token_from_another_key_is_forged() {
+    let issuer = TokenIssuer::ephemeral().unwrap();
+    let stranger = TokenIssuer::ephemeral().unwrap();
+    let token = stranger.issue("acct", "acme", vec![]).unwrap().token;
+    assert_eq!(issuer.verifier().unwrap().verify(&token), Err(TokenError::Forged));
+}
+
+#[test]
+fn tampered_payload_is_forged() {
+    let issuer = TokenIssuer::ephemeral().unwrap();
+    let token = issuer.issue("acct", "acme", vec![]).unwrap().token;
+    let other = issuer.issue("acct", "evil", vec![]).unwrap().token;
+    // Header and signature of the first token around the payload of the second.
+    let parts: Vec<&str> = token.split('.').collect();
+    let other_parts: Vec<&str> = other.split('.').collect();
+    let spliced = format!("{}.{}.{}", parts[0], other_parts[1], parts[2]);
+    assert_eq!(issuer.verifier().unwrap().verify(&spliced), Err(TokenError::Forged));
+}
+
+#[test]
+fn missing_and_malformed_tokens_are_named() {
+    let verifier = TokenIssuer::ephemeral().unwrap().verifier().unwrap();
+    assert_eq!(verifier.verify_bearer(None), Err(TokenError::Missing));
+    assert_eq!(verifier.verify_bearer(Some("Basic abc")), Err(TokenError::Missing));
+    assert!(matches!(verifier.verify("not-a-jwt"), Err(TokenError::Malformed(_))));
+}
+
+#[test]
+fn key_file_is_private_and_stable_across_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys/signing.pem");
+    let first = TokenIssuer::load_or_create(&path).unwrap();
+    let token = first.issue("acct", "acme", vec![]).unwrap().token;
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // A restarted API (same file) and a relay reading the file both accept the earlier token.
+    let reloaded = TokenIssuer::load_or_create(&path).unwrap();
+    assert!(reloaded.verifier().unwrap().verify(&token).is_ok());
+    assert!(TokenVerifier::from_key_file(&path).unwrap().verify(&token).is_ok());
+}
+
+#[cfg(unix)]
+#[test]
+fn world_readable_key_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signing.pem");
+    TokenIssuer::load_or_create(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(matches!(TokenIssuer::load_or_create(&path), Err(KeyError::InsecurePermissions { .. })));
+}
+
+#[test]
+fn key_set_without_usable_key_is_refused() {
+    assert!(matches!(TokenVerifier::from_jwks_json(r#"{"keys": []}"#), Err(KeyError::InvalidKeySet(_))));
+    let short_key = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"AAAA"}]}"#;
+    assert!(matches!(TokenVerifier::from_jwks_json(short_key), Err(KeyError::InvalidKeySet(_))));
+}
