@@ -1,1 +1,162 @@
-//! Skytale relay (being written).
+//! Skytale relay: an AGNTCY SLIM data-plane endpoint (`DataPlaneService/OpenChannel`) that is also the MLS
+//! Delivery Service of every channel it carries (DESIGN §3, `docs/protocol.md`).
+//!
+//! Reading order follows the path of a message:
+//! [`service`] accepts a stream → [`session`] reads its frames → [`publish`] validates a publish (with
+//! [`mls_framing`]) → [`log`] numbers it, checks its epoch and commits it to the [`store`] → [`channel`] wakes
+//! the channel's subscribers → each [`subscription`] cursor delivers it. [`retention`] trims the log;
+//! [`auth`] is where a stream's identity is decided.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), skytale_relay::RelayError> {
+//! let config = skytale_relay::RelayConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/relay");
+//! let relay = skytale_relay::Relay::start(config).await?;
+//! println!("listening on {}", relay.local_addr());
+//! relay.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod channel;
+mod config;
+mod error;
+mod frames;
+mod log;
+pub mod mls_framing;
+mod publish;
+mod retention;
+mod service;
+mod session;
+mod store;
+mod subscription;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use skytale_proto::pb::data_plane_service_server::DataPlaneServiceServer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+
+pub use config::{RelayConfig, SyncMode, DEFAULT_RETENTION};
+pub use error::RelayError;
+pub use store::DB_FILE;
+
+use channel::ChannelHub;
+use log::LogWriter;
+use retention::RetentionPolicy;
+use session::Shared;
+use store::ReadPool;
+
+/// Room above `max_payload` for the rest of a frame (header, names, metadata). A frame larger than the payload
+/// limit plus this is refused by gRPC itself; anything smaller reaches the relay, which answers an oversize
+/// blob with a `payload_too_large` error frame naming both sizes.
+const FRAME_OVERHEAD: usize = 64 * 1024;
+
+/// Starts relays.
+pub struct Relay;
+
+/// A running relay. Dropping it leaves the relay running until the runtime stops; call
+/// [`shutdown`](Self::shutdown) to stop it cleanly.
+pub struct RelayHandle {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    retention: JoinHandle<()>,
+    writer: Arc<LogWriter>,
+}
+
+impl Relay {
+    /// Opens (or creates) the log under `config.data_dir`, applies retention once, and starts serving on
+    /// `config.listen`. Returns once the relay accepts connections.
+    pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| RelayError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let db_path = config.data_dir.join(DB_FILE);
+        let hub = Arc::new(ChannelHub::default());
+        let writer = Arc::new(LogWriter::start(&db_path, config.sync, Arc::clone(&hub))?);
+        let policy = RetentionPolicy {
+            max_age: config.retention,
+            max_bytes: config.retention_bytes,
+        };
+        // Subscriptions must never see messages that are past retention, so expire before serving.
+        if let Err(error) = retention::sweep(&writer, policy).await {
+            writer.stop().await;
+            return Err(error);
+        }
+
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(listener) => listener,
+            Err(source) => {
+                writer.stop().await;
+                return Err(RelayError::Listen {
+                    addr: config.listen,
+                    source,
+                });
+            }
+        };
+        let local_addr = listener.local_addr().map_err(|source| RelayError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+
+        let (stop, stop_signal) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            writer: Arc::clone(&writer),
+            hub,
+            reader: Arc::new(ReadPool::new(db_path)),
+            max_payload: config.max_payload,
+        });
+        let service =
+            DataPlaneServiceServer::new(service::DataPlane::new(shared, stop_signal.clone()))
+                .max_decoding_message_size(config.max_payload.saturating_add(FRAME_OVERHEAD));
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let mut server_stop = stop_signal.clone();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    incoming,
+                    async move { stopped(&mut server_stop).await },
+                ),
+        );
+        let retention = tokio::spawn(retention::run(Arc::clone(&writer), policy, stop_signal));
+        tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "relay listening");
+        Ok(RelayHandle {
+            local_addr,
+            stop,
+            server,
+            retention,
+            writer,
+        })
+    }
+}
+
+/// Resolves once `shutdown` is (or becomes) true, or its sender is gone, which also means stop.
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
+}
+
+impl RelayHandle {
+    /// The address the relay listens on (with the actual port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Ends every stream, stops accepting connections, finishes pending writes and closes the log.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "relay server failed"),
+            Err(error) => tracing::error!(%error, "relay server task failed"),
+        }
+        if let Err(error) = self.retention.await {
+            tracing::error!(%error, "retention task failed");
+        }
+        self.writer.stop().await;
+        tracing::info!("relay stopped");
+    }
+}

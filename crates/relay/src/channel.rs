@@ -1,0 +1,221 @@
+//! The read side of each channel: what subscriptions need to follow the log without polling it.
+//!
+//! The log writer is the only one that changes a [`ChannelFeed`]: after a batch is committed to SQLite it pushes
+//! the new messages into the feed's cache of recent messages and then advances the head, which wakes every
+//! cursor waiting on that channel. Cursors read recent messages from the cache and older ones from SQLite.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use skytale_proto::ChannelName;
+use tokio::sync::watch;
+
+use crate::store::{ReadLimit, StoredMessage};
+
+/// Most recent messages kept in memory per channel...
+const RECENT_MAX_MESSAGES: usize = 1024;
+/// ...and at most this many bytes of them, so memory stays bounded however large payloads are.
+const RECENT_MAX_BYTES: usize = 4 << 20;
+
+/// All channel feeds, created on first use (a subscribe or the first message).
+#[derive(Default)]
+pub struct ChannelHub {
+    feeds: Mutex<HashMap<ChannelName, Arc<ChannelFeed>>>,
+}
+
+impl ChannelHub {
+    /// The feed of `channel`, creating an empty one if the channel has never been seen.
+    pub fn feed(&self, channel: &ChannelName) -> Arc<ChannelFeed> {
+        let mut feeds = self
+            .feeds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            feeds
+                .entry(channel.clone())
+                .or_insert_with(|| Arc::new(ChannelFeed::new(FeedStart::EMPTY))),
+        )
+    }
+
+    /// Installs the feed of a channel loaded from the store at startup.
+    pub fn restore(&self, channel: ChannelName, start: FeedStart) {
+        let mut feeds = self
+            .feeds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        feeds.insert(channel, Arc::new(ChannelFeed::new(start)));
+    }
+}
+
+/// Where a feed starts: the channel's log as the store holds it.
+#[derive(Clone, Copy, Debug)]
+pub struct FeedStart {
+    /// Highest sequence number stored (0 if none ever was).
+    pub head: u64,
+    /// Current epoch, `None` for a channel with no message yet.
+    pub epoch: Option<u64>,
+    /// Oldest sequence number still retained.
+    pub low_seq: u64,
+    /// Epoch of the newest message removed by retention.
+    pub expired_epoch: Option<u64>,
+}
+
+impl FeedStart {
+    const EMPTY: FeedStart = FeedStart {
+        head: 0,
+        epoch: None,
+        low_seq: 1,
+        expired_epoch: None,
+    };
+}
+
+/// A subscription asked for messages the log no longer retains.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("channel {channel} retains messages from seq {low_seq} only")]
+pub struct RetentionExpired {
+    pub channel: String,
+    pub low_seq: u64,
+}
+
+/// One channel's head, current epoch, retention mark and recent messages.
+pub struct ChannelFeed {
+    head: watch::Sender<u64>,
+    state: Mutex<FeedState>,
+}
+
+struct FeedState {
+    epoch: Option<u64>,
+    low_seq: u64,
+    expired_epoch: Option<u64>,
+    /// Contiguous run of the newest messages, ending at the head.
+    recent: VecDeque<Arc<StoredMessage>>,
+    recent_bytes: usize,
+}
+
+impl ChannelFeed {
+    fn new(start: FeedStart) -> Self {
+        let (head, _) = watch::channel(start.head);
+        let state = FeedState {
+            epoch: start.epoch,
+            low_seq: start.low_seq,
+            expired_epoch: start.expired_epoch,
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+        };
+        Self {
+            head,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, FeedState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Highest sequence number committed to the log.
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// A receiver that wakes whenever the head advances.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
+    /// The channel's current epoch (`None` for a channel without messages).
+    pub fn epoch(&self) -> Option<u64> {
+        self.state().epoch
+    }
+
+    /// Called by the log writer once `message` is committed; `epoch_after` is the channel's epoch after it.
+    pub fn append(&self, message: Arc<StoredMessage>, epoch_after: u64) {
+        let seq = message.seq;
+        {
+            let mut state = self.state();
+            state.epoch = Some(epoch_after);
+            state.recent_bytes += message.size();
+            state.recent.push_back(message);
+            while state.recent.len() > RECENT_MAX_MESSAGES || state.recent_bytes > RECENT_MAX_BYTES
+            {
+                match state.recent.pop_front() {
+                    Some(old) => state.recent_bytes -= old.size(),
+                    None => break,
+                }
+            }
+        }
+        self.head.send_replace(seq);
+    }
+
+    /// Called by the log writer once retention removed every message up to `through_seq`.
+    pub fn expire_through(&self, through_seq: u64, through_epoch: u64) {
+        let mut state = self.state();
+        state.low_seq = through_seq + 1;
+        state.expired_epoch = Some(through_epoch);
+        while state.recent.front().is_some_and(|m| m.seq <= through_seq) {
+            if let Some(old) = state.recent.pop_front() {
+                state.recent_bytes -= old.size();
+            }
+        }
+    }
+
+    /// Oldest sequence number still retained.
+    pub fn low_seq(&self) -> u64 {
+        self.state().low_seq
+    }
+
+    /// Fails if a subscription from `from_seq` would miss messages removed by retention.
+    pub fn check_retained_from_seq(
+        &self,
+        channel: &ChannelName,
+        from_seq: u64,
+    ) -> Result<(), RetentionExpired> {
+        let low_seq = self.state().low_seq;
+        if from_seq.max(1) < low_seq {
+            return Err(RetentionExpired {
+                channel: channel.to_string(),
+                low_seq,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails if retention removed a message of epoch `from_epoch` or later (epochs never decrease along the log,
+    /// so it is enough to compare with the newest removed message).
+    pub fn check_retained_from_epoch(
+        &self,
+        channel: &ChannelName,
+        from_epoch: u64,
+    ) -> Result<(), RetentionExpired> {
+        let state = self.state();
+        match state.expired_epoch {
+            Some(expired) if expired >= from_epoch => Err(RetentionExpired {
+                channel: channel.to_string(),
+                low_seq: state.low_seq,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Messages from `from_seq` on out of the recent cache, or `None` when `from_seq` is older than the cache
+    /// (the caller then reads the store). An empty vector means `from_seq` is past the head.
+    pub fn recent_from(&self, from_seq: u64, limit: ReadLimit) -> Option<Vec<Arc<StoredMessage>>> {
+        let state = self.state();
+        let cache_start = state.recent.front().map_or(self.head() + 1, |m| m.seq);
+        if from_seq < cache_start {
+            return None;
+        }
+        let skip = usize::try_from(from_seq - cache_start).unwrap_or(usize::MAX);
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for message in state.recent.iter().skip(skip).take(limit.max_messages) {
+            if !out.is_empty() && bytes + message.size() > limit.max_bytes {
+                break;
+            }
+            bytes += message.size();
+            out.push(Arc::clone(message));
+        }
+        Some(out)
+    }
+}

@@ -1,0 +1,52 @@
+//! How a relay is configured. Every field has a production-sensible default so tests and `skytale dev` only set
+//! what they care about (usually `listen` and `data_dir`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default retention: messages older than a week are dropped (DESIGN §3.6).
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// How hard SQLite works to make an acknowledged append survive a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// WAL with `synchronous=NORMAL`: an acknowledged message survives a crash or SIGKILL of the relay process;
+    /// the last transactions may be lost if the whole machine loses power.
+    #[default]
+    Normal,
+    /// WAL with `synchronous=FULL`: every commit is fsynced, so acknowledged messages also survive power loss,
+    /// at the cost of one fsync per write batch.
+    Full,
+}
+
+/// Everything [`Relay::start`](crate::Relay::start) needs.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Address to listen on; port 0 picks a free port (see [`RelayHandle::local_addr`](crate::RelayHandle)).
+    pub listen: SocketAddr,
+    /// Directory holding the message log (`relay.sqlite3` and its WAL files); created if missing.
+    pub data_dir: PathBuf,
+    /// Largest accepted `app_payload.blob`, in bytes.
+    pub max_payload: usize,
+    /// Messages older than this are removed from the log.
+    pub retention: Duration,
+    /// When set, each channel keeps at most this many bytes of stored frames; the oldest go first.
+    pub retention_bytes: Option<u64>,
+    /// Durability of acknowledged appends.
+    pub sync: SyncMode,
+}
+
+impl RelayConfig {
+    /// A configuration with the defaults: 1 MiB payloads, 7 days retention, no size cap, `SyncMode::Normal`.
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            data_dir: data_dir.into(),
+            max_payload: skytale_proto::meta::DEFAULT_MAX_PAYLOAD,
+            retention: DEFAULT_RETENTION,
+            retention_bytes: None,
+            sync: SyncMode::default(),
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Errors that stop the relay from starting or from storing messages.
+
+use std::path::PathBuf;
+
+/// Why the relay could not start or a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("message store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("the log writer has stopped")]
+    WriterStopped,
+    #[error("cannot start the log writer thread: {0}")]
+    WriterThread(std::io::Error),
+}

@@ -1,0 +1,131 @@
+//! The frames the relay sends, built in one place so every reply follows `docs/protocol.md` exactly.
+
+use std::collections::HashMap;
+
+use skytale_proto::meta;
+use skytale_proto::pb::{self, message::MessageType};
+use skytale_proto::ChannelName;
+
+use crate::store::StoredMessage;
+
+/// A refused request: a stable `skytale-error-code` and a readable explanation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+fn message(kind: MessageType, metadata: HashMap<String, String>) -> pb::Message {
+    pb::Message {
+        message_type: Some(kind),
+        metadata,
+    }
+}
+
+/// Reply to a client's link negotiation, announcing the payload limit.
+pub fn link_reply(request: &pb::LinkNegotiationPayload, max_payload: usize) -> pb::Message {
+    let reply = pb::LinkNegotiationPayload {
+        link_id: request.link_id.clone(),
+        slim_version: request.slim_version.clone(),
+        is_reply: true,
+        connection_type: request.connection_type,
+        ..Default::default()
+    };
+    let link = pb::Link {
+        link_type: Some(pb::link::LinkType::LinkNegotiation(reply)),
+    };
+    message(
+        MessageType::Link(link),
+        HashMap::from([(meta::MAX_PAYLOAD.to_owned(), max_payload.to_string())]),
+    )
+}
+
+/// Successful `SubscriptionAck`, with the channel's current epoch when it has one.
+pub fn subscription_accepted(subscription_id: u64, channel_epoch: Option<u64>) -> pb::Message {
+    let metadata = channel_epoch
+        .map(|epoch| HashMap::from([(meta::CHANNEL_EPOCH.to_owned(), epoch.to_string())]))
+        .unwrap_or_default();
+    let ack = pb::SubscriptionAck {
+        subscription_id,
+        success: true,
+        error: String::new(),
+    };
+    message(MessageType::SubscriptionAck(ack), metadata)
+}
+
+/// Failed `SubscriptionAck`: also ends a running subscription that can no longer be continued without a gap.
+pub fn subscription_refused(subscription_id: u64, refusal: &Refusal) -> pb::Message {
+    let ack = pb::SubscriptionAck {
+        subscription_id,
+        success: false,
+        error: refusal.message.clone(),
+    };
+    let metadata = HashMap::from([(meta::ERROR_CODE.to_owned(), refusal.code.to_owned())]);
+    message(MessageType::SubscriptionAck(ack), metadata)
+}
+
+/// `MSG_ACK` telling the publisher its message is durable at `seq`.
+pub fn publish_acked(channel: &ChannelName, msg_id: &str, seq: u64) -> pb::Message {
+    let metadata = HashMap::from([
+        (meta::MSG_ID.to_owned(), msg_id.to_owned()),
+        (meta::SEQ.to_owned(), seq.to_string()),
+    ]);
+    message(
+        MessageType::Publish(ack_publish(Some(channel), false)),
+        metadata,
+    )
+}
+
+/// Error frame for a refused publish (or any frame the relay cannot act on). `channel` and `msg_id` are echoed
+/// when the frame had valid ones, so the client can match the error to its request.
+pub fn publish_refused(
+    channel: Option<&ChannelName>,
+    msg_id: Option<&str>,
+    refusal: &Refusal,
+) -> pb::Message {
+    let mut metadata = HashMap::from([
+        (meta::ERROR_CODE.to_owned(), refusal.code.to_owned()),
+        (meta::ERROR.to_owned(), refusal.message.clone()),
+    ]);
+    if let Some(msg_id) = msg_id {
+        metadata.insert(meta::MSG_ID.to_owned(), msg_id.to_owned());
+    }
+    message(MessageType::Publish(ack_publish(channel, true)), metadata)
+}
+
+fn ack_publish(channel: Option<&ChannelName>, error: bool) -> pb::Publish {
+    let name = channel.map(ChannelName::to_slim);
+    pb::Publish {
+        header: Some(pb::SlimHeader {
+            source: name.clone(),
+            destination: name,
+            error: error.then_some(true),
+            ..Default::default()
+        }),
+        session: Some(pb::SessionHeader {
+            session_type: pb::SessionType::Multicast.into(),
+            session_message_type: pb::SessionMessageType::MsgAck.into(),
+            ..Default::default()
+        }),
+        msg: None,
+    }
+}
+
+/// A stored message as delivered to subscribers: the original `Publish` plus seq, epoch and msg id.
+pub fn delivery(stored: &StoredMessage) -> pb::Message {
+    let metadata = HashMap::from([
+        (meta::SEQ.to_owned(), stored.seq.to_string()),
+        (meta::EPOCH.to_owned(), stored.epoch.to_string()),
+        (meta::MSG_ID.to_owned(), stored.msg_id.clone()),
+    ]);
+    message(MessageType::Publish(stored.publish.clone()), metadata)
+}

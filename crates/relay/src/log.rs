@@ -1,0 +1,368 @@
+//! The log writer: the single place where messages are admitted, numbered and made durable.
+//!
+//! One OS thread owns the SQLite write connection and the per-channel sequencer state (group id, current epoch,
+//! next sequence number). Appends from all streams queue up on a bounded channel; the thread takes whatever is
+//! waiting (up to [`MAX_BATCH`]), applies the Delivery-Service rules to each in order, writes the accepted ones in
+//! one transaction and only after the commit answers each request and wakes the channels' subscribers. Batching
+//! turns many concurrent publishes into one fsync; the single thread makes sequence and epoch decisions race-free.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+use skytale_proto::{pb, ChannelName};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::channel::{ChannelHub, FeedStart};
+use crate::config::SyncMode;
+use crate::error::RelayError;
+use crate::mls_framing::{ContentType, MlsHeader};
+use crate::store::{self, Expiry, StoreError, StoredMessage};
+
+/// Most appends committed in one transaction.
+const MAX_BATCH: usize = 512;
+/// Appends waiting for the writer; publishers beyond this wait (backpressure instead of unbounded memory).
+const QUEUE_CAPACITY: usize = 4096;
+
+/// A publish that passed validation, to be admitted to its channel's log.
+#[derive(Debug)]
+pub struct AppendRequest {
+    pub channel: ChannelName,
+    pub msg_id: String,
+    pub header: MlsHeader,
+    pub publish: pb::Publish,
+}
+
+/// Why an append was not stored.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("message epoch {message_epoch} is not the channel's current epoch {channel_epoch}")]
+    StaleEpoch {
+        message_epoch: u64,
+        channel_epoch: u64,
+    },
+    #[error("message belongs to another MLS group than the one channel {0} is bound to")]
+    ForeignGroup(ChannelName),
+    #[error("the relay could not store the message: {0}")]
+    Storage(String),
+}
+
+/// The sequence number of the stored message (the original one for a retried msg id).
+pub type AppendResult = Result<u64, AppendError>;
+
+enum Command {
+    // Boxed: a request is much larger than the other commands.
+    Append(Box<AppendRequest>, oneshot::Sender<AppendResult>),
+    Expire {
+        cutoff_ms: i64,
+        max_bytes: Option<u64>,
+        reply: oneshot::Sender<Result<Vec<Expiry>, StoreError>>,
+    },
+    Stop,
+}
+
+/// Handle to the writer thread; cheap to share behind an `Arc`.
+pub struct LogWriter {
+    commands: mpsc::Sender<Command>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl LogWriter {
+    /// Opens the log at `path`, restores every channel's feed into `hub`, and starts the writer thread.
+    pub fn start(path: &Path, sync: SyncMode, hub: Arc<ChannelHub>) -> Result<Self, RelayError> {
+        let conn = store::open_writer(path, sync)?;
+        let mut heads = HashMap::new();
+        for row in store::load_channels(&conn)? {
+            let name = ChannelName::parse(&row.name)
+                .map_err(|_| StoreError::CorruptName(row.name.clone()))?;
+            hub.restore(
+                name.clone(),
+                FeedStart {
+                    head: row.next_seq - 1,
+                    epoch: Some(row.epoch),
+                    low_seq: row.low_seq,
+                    expired_epoch: row.expired_epoch,
+                },
+            );
+            heads.insert(
+                name,
+                ChannelHead {
+                    id: row.id,
+                    group_id: row.group_id,
+                    epoch: row.epoch,
+                    next_seq: row.next_seq,
+                },
+            );
+        }
+        let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let sequencer = Sequencer { conn, heads, hub };
+        let thread = std::thread::Builder::new()
+            .name("skytale-log-writer".into())
+            .spawn(move || sequencer.run(queue))
+            .map_err(RelayError::WriterThread)?;
+        Ok(Self {
+            commands,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues `request`; the returned receiver yields the outcome once it is durable (or refused).
+    /// Waits while the writer's queue is full.
+    pub async fn submit(
+        &self,
+        request: AppendRequest,
+    ) -> Result<oneshot::Receiver<AppendResult>, RelayError> {
+        let (reply, outcome) = oneshot::channel();
+        self.commands
+            .send(Command::Append(Box::new(request), reply))
+            .await
+            .map_err(|_| RelayError::WriterStopped)?;
+        Ok(outcome)
+    }
+
+    /// Removes messages stored before `cutoff` (unix milliseconds) and beyond `max_bytes` per channel.
+    pub async fn expire(
+        &self,
+        cutoff_ms: i64,
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Expiry>, RelayError> {
+        let (reply, outcome) = oneshot::channel();
+        self.commands
+            .send(Command::Expire {
+                cutoff_ms,
+                max_bytes,
+                reply,
+            })
+            .await
+            .map_err(|_| RelayError::WriterStopped)?;
+        Ok(outcome.await.map_err(|_| RelayError::WriterStopped)??)
+    }
+
+    /// Lets queued work finish, then stops the thread and closes the database.
+    pub async fn stop(&self) {
+        // A send error means the thread is already gone.
+        let _ = self.commands.send(Command::Stop).await;
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            if tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .is_err()
+            {
+                tracing::error!("log writer thread panicked");
+            }
+        }
+    }
+}
+
+/// What the sequencer knows about a channel.
+#[derive(Clone, Debug)]
+struct ChannelHead {
+    id: i64,
+    group_id: Vec<u8>,
+    epoch: u64,
+    next_seq: u64,
+}
+
+struct Sequencer {
+    conn: Connection,
+    heads: HashMap<ChannelName, ChannelHead>,
+    hub: Arc<ChannelHub>,
+}
+
+/// The outcome of admitting one request inside a batch, before the commit.
+enum Admission {
+    Stored {
+        channel: ChannelName,
+        message: Arc<StoredMessage>,
+        epoch_after: u64,
+    },
+    Duplicate(u64),
+    Refused(AppendError),
+}
+
+impl Sequencer {
+    fn run(mut self, mut queue: mpsc::Receiver<Command>) {
+        let mut next = queue.blocking_recv();
+        while let Some(command) = next.take() {
+            match command {
+                Command::Stop => break,
+                Command::Expire {
+                    cutoff_ms,
+                    max_bytes,
+                    reply,
+                } => {
+                    // The requester may have given up; nothing to do then.
+                    let _ = reply.send(self.expire(cutoff_ms, max_bytes));
+                }
+                Command::Append(request, reply) => {
+                    let mut batch = vec![(*request, reply)];
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(Command::Append(request, reply)) => batch.push((*request, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.append_batch(batch);
+                }
+            }
+            if next.is_none() {
+                next = queue.blocking_recv();
+            }
+        }
+        tracing::debug!("log writer stopped");
+    }
+
+    fn append_batch(&mut self, batch: Vec<(AppendRequest, oneshot::Sender<AppendResult>)>) {
+        let mut staged: HashMap<ChannelName, ChannelHead> = HashMap::new();
+        let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let admissions = self.admit_all(requests, &mut staged);
+        let admissions = match admissions {
+            Ok(admissions) => admissions,
+            Err(error) => {
+                tracing::error!(%error, "append batch failed, nothing stored");
+                let refusal = AppendError::Storage(error.to_string());
+                for reply in replies {
+                    let _ = reply.send(Err(refusal.clone()));
+                }
+                return;
+            }
+        };
+        self.heads.extend(staged);
+        for (admission, reply) in admissions.into_iter().zip(replies) {
+            let result = match admission {
+                Admission::Stored {
+                    channel,
+                    message,
+                    epoch_after,
+                } => {
+                    let seq = message.seq;
+                    self.hub.feed(&channel).append(message, epoch_after);
+                    Ok(seq)
+                }
+                Admission::Duplicate(seq) => Ok(seq),
+                Admission::Refused(error) => Err(error),
+            };
+            // The publisher may have disconnected meanwhile; the message is stored either way.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Admits every request in one transaction; on any storage error nothing of the batch is kept and the
+    /// staged channel heads are discarded with it.
+    fn admit_all(
+        &mut self,
+        requests: Vec<AppendRequest>,
+        staged: &mut HashMap<ChannelName, ChannelHead>,
+    ) -> Result<Vec<Admission>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let now_ms = unix_millis();
+        let mut admissions = Vec::with_capacity(requests.len());
+        for request in requests {
+            admissions.push(admit(&tx, &self.heads, staged, request, now_ms)?);
+        }
+        for head in staged.values() {
+            store::update_channel_head(&tx, head.id, head.epoch, head.next_seq)?;
+        }
+        tx.commit()?;
+        Ok(admissions)
+    }
+
+    fn expire(
+        &mut self,
+        cutoff_ms: i64,
+        max_bytes: Option<u64>,
+    ) -> Result<Vec<Expiry>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let expiries = store::expire(&tx, cutoff_ms, max_bytes)?;
+        tx.commit()?;
+        for expiry in &expiries {
+            match ChannelName::parse(&expiry.channel) {
+                Ok(name) => self
+                    .hub
+                    .feed(&name)
+                    .expire_through(expiry.through_seq, expiry.through_epoch),
+                Err(_) => return Err(StoreError::CorruptName(expiry.channel.clone())),
+            }
+        }
+        Ok(expiries)
+    }
+}
+
+/// Applies the Delivery-Service rules (DESIGN §3) to one request, in log order:
+/// an already stored msg id is answered with its original seq; the channel is bound to the group of its first
+/// message; the message epoch must be the channel's current epoch; an accepted commit opens the next epoch.
+fn admit(
+    conn: &Connection,
+    committed: &HashMap<ChannelName, ChannelHead>,
+    staged: &mut HashMap<ChannelName, ChannelHead>,
+    request: AppendRequest,
+    now_ms: i64,
+) -> Result<Admission, StoreError> {
+    let AppendRequest {
+        channel,
+        msg_id,
+        header,
+        publish,
+    } = request;
+    let head = match staged.entry(channel.clone()) {
+        Entry::Occupied(entry) => entry.into_mut(),
+        Entry::Vacant(entry) => entry.insert(match committed.get(&channel) {
+            Some(head) => head.clone(),
+            None => ChannelHead {
+                id: store::insert_channel(conn, channel.as_str(), &header.group_id, header.epoch)?,
+                group_id: header.group_id.clone(),
+                epoch: header.epoch,
+                next_seq: 1,
+            },
+        }),
+    };
+
+    if let Some(seq) = store::seq_of_msg_id(conn, head.id, &msg_id)? {
+        return Ok(Admission::Duplicate(seq));
+    }
+    if header.group_id != head.group_id {
+        return Ok(Admission::Refused(AppendError::ForeignGroup(channel)));
+    }
+    if header.epoch != head.epoch {
+        return Ok(Admission::Refused(AppendError::StaleEpoch {
+            message_epoch: header.epoch,
+            channel_epoch: head.epoch,
+        }));
+    }
+
+    let message = StoredMessage {
+        seq: head.next_seq,
+        epoch: header.epoch,
+        msg_id,
+        publish,
+    };
+    store::insert_message(conn, head.id, &message, now_ms)?;
+    head.next_seq += 1;
+    if header.content_type == ContentType::Commit {
+        head.epoch += 1;
+    }
+    Ok(Admission::Stored {
+        channel,
+        message: Arc::new(message),
+        epoch_after: head.epoch,
+    })
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch, as stored in `messages.stored_at_ms`.
+pub fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,109 @@
+//! Turns an incoming `Publish` frame into an [`AppendRequest`], or into the refusal the client gets instead.
+//! Everything that can be decided without the log (names, ids, size, MLS framing) is checked here, before the
+//! request reaches the writer.
+
+use std::collections::HashMap;
+
+use skytale_proto::meta::{self, error_code};
+use skytale_proto::pb::{self, content::ContentType as PayloadKind};
+use skytale_proto::ChannelName;
+
+use crate::frames::Refusal;
+use crate::log::AppendRequest;
+use crate::mls_framing;
+
+/// Longest accepted idempotency id, in bytes.
+pub const MAX_MSG_ID_LEN: usize = 64;
+
+/// Epochs are stored as SQLite integers; a (malicious) epoch at or above this cannot be, and no real group
+/// ever gets there.
+const MAX_EPOCH: u64 = i64::MAX as u64;
+
+/// A publish the relay will not append, with whatever the frame said that lets the client match the error.
+#[derive(Debug)]
+pub struct RefusedPublish {
+    pub channel: Option<ChannelName>,
+    pub msg_id: Option<String>,
+    pub refusal: Refusal,
+}
+
+/// Validates `publish` (with the frame's `metadata`) against the wire protocol and the payload limit.
+pub fn validate(
+    publish: pb::Publish,
+    metadata: &HashMap<String, String>,
+    max_payload: usize,
+) -> Result<AppendRequest, RefusedPublish> {
+    let msg_id = metadata.get(meta::MSG_ID).cloned();
+    let refuse = |channel: Option<&ChannelName>, code, message: String| RefusedPublish {
+        channel: channel.cloned(),
+        msg_id: msg_id.clone(),
+        refusal: Refusal::new(code, message),
+    };
+
+    let destination = publish.header.as_ref().and_then(|h| h.destination.as_ref());
+    let channel = match destination.map(ChannelName::from_slim) {
+        Some(Ok(channel)) => channel,
+        Some(Err(e)) => {
+            return Err(refuse(
+                None,
+                error_code::BAD_REQUEST,
+                format!("bad destination: {e}"),
+            ))
+        }
+        None => {
+            return Err(refuse(
+                None,
+                error_code::BAD_REQUEST,
+                "publish without a destination channel".into(),
+            ))
+        }
+    };
+    let id = match msg_id.as_deref() {
+        Some(id) if !id.is_empty() && id.len() <= MAX_MSG_ID_LEN => id.to_owned(),
+        _ => {
+            let message = format!(
+                "publish needs a {} of 1 to {MAX_MSG_ID_LEN} bytes",
+                meta::MSG_ID
+            );
+            return Err(refuse(Some(&channel), error_code::BAD_REQUEST, message));
+        }
+    };
+    let blob = match publish.msg.as_ref().and_then(|m| m.content_type.as_ref()) {
+        Some(PayloadKind::AppPayload(payload)) => &payload.blob,
+        _ => {
+            return Err(refuse(
+                Some(&channel),
+                error_code::BAD_REQUEST,
+                "publish without app_payload".into(),
+            ))
+        }
+    };
+    if blob.len() > max_payload {
+        let message = format!(
+            "payload of {} bytes exceeds the relay's limit of {max_payload} bytes",
+            blob.len()
+        );
+        return Err(refuse(
+            Some(&channel),
+            error_code::PAYLOAD_TOO_LARGE,
+            message,
+        ));
+    }
+    let header = match mls_framing::parse_header(blob) {
+        Ok(header) if header.epoch < MAX_EPOCH => header,
+        Ok(header) => {
+            let message = format!("epoch {} is out of range", header.epoch);
+            return Err(refuse(Some(&channel), error_code::BAD_MESSAGE, message));
+        }
+        Err(e) => {
+            let message = format!("not an MLS PublicMessage or PrivateMessage: {e}");
+            return Err(refuse(Some(&channel), error_code::BAD_MESSAGE, message));
+        }
+    };
+    Ok(AppendRequest {
+        channel,
+        msg_id: id,
+        header,
+        publish,
+    })
+}

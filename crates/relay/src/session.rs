@@ -1,0 +1,341 @@
+//! One client stream: reads its frames in order and acts on each (link negotiation, subscribe, unsubscribe,
+//! publish). Publishes are handed to the log writer without waiting, so a client can pipeline them; their
+//! replies go through a per-stream pipeline that emits acks and errors in the order the publishes arrived.
+//! Malformed frames get an error frame and the stream goes on; the stream only ends when the client leaves or
+//! the relay shuts down.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use skytale_proto::meta::{self, error_code};
+use skytale_proto::pb::{self, message::MessageType};
+use skytale_proto::ChannelName;
+use tokio::sync::{mpsc, oneshot, watch};
+use tonic::{Status, Streaming};
+
+use crate::auth::StreamIdentity;
+use crate::channel::ChannelHub;
+use crate::frames::{self, Refusal};
+use crate::log::{AppendError, AppendResult, LogWriter};
+use crate::publish;
+use crate::store::ReadPool;
+use crate::subscription::{Cursor, Outbound, StartPoint, SubscriptionTask};
+
+/// Publishes of one stream awaiting their ack; beyond this the stream stops reading (backpressure).
+const MAX_PENDING_REPLIES: usize = 1024;
+
+/// What every stream shares: the log, the channel feeds and the limits.
+pub struct Shared {
+    pub writer: Arc<LogWriter>,
+    pub hub: Arc<ChannelHub>,
+    pub reader: Arc<ReadPool>,
+    pub max_payload: usize,
+}
+
+/// The client stopped reading or went away: nothing more can be sent on this stream.
+struct StreamClosed;
+
+/// A reply owed to the client, in the order its requests arrived.
+enum PendingReply {
+    // Boxed: a frame is much larger than the other variants.
+    Frame(Box<pb::Message>),
+    Append {
+        channel: ChannelName,
+        msg_id: String,
+        outcome: oneshot::Receiver<AppendResult>,
+    },
+    Fail(Status),
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    identity: StreamIdentity,
+    outbound: Outbound,
+    replies: mpsc::Sender<PendingReply>,
+    subscriptions: HashMap<ChannelName, SubscriptionTask>,
+}
+
+/// How the read loop ended.
+enum Ending {
+    /// The client finished sending: owed replies are still delivered.
+    InboundClosed,
+    ClientGone,
+    Shutdown,
+}
+
+/// Serves one stream until the client leaves or `shutdown` turns true.
+pub async fn serve(
+    shared: Arc<Shared>,
+    identity: StreamIdentity,
+    mut inbound: Streaming<pb::Message>,
+    outbound: Outbound,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (replies, pending) = mpsc::channel(MAX_PENDING_REPLIES);
+    let mut reply_task = tokio::spawn(send_replies(pending, outbound.clone()));
+    let mut session = Session {
+        shared,
+        identity,
+        outbound,
+        replies,
+        subscriptions: HashMap::new(),
+    };
+
+    let ending = loop {
+        tokio::select! {
+            frame = inbound.next() => match frame {
+                Some(Ok(frame)) => {
+                    if session.dispatch(frame).await.is_err() {
+                        break Ending::ClientGone;
+                    }
+                }
+                Some(Err(status)) => {
+                    tracing::warn!(%status, "stream failed");
+                    // Tell the client why (e.g. an oversize frame) after the replies it is owed.
+                    let _ = session.replies.send(PendingReply::Fail(status)).await;
+                    break Ending::InboundClosed;
+                }
+                None => break Ending::InboundClosed,
+            },
+            _ = crate::stopped(&mut shutdown) => break Ending::Shutdown,
+        }
+    };
+    // Dropping the session stops its cursors and closes the reply pipeline.
+    drop(session);
+    match ending {
+        Ending::InboundClosed => {
+            tokio::select! {
+                _ = &mut reply_task => {}
+                _ = crate::stopped(&mut shutdown) => reply_task.abort(),
+            }
+        }
+        Ending::ClientGone | Ending::Shutdown => reply_task.abort(),
+    }
+}
+
+impl Session {
+    async fn dispatch(&mut self, frame: pb::Message) -> Result<(), StreamClosed> {
+        let pb::Message {
+            message_type,
+            metadata,
+        } = frame;
+        match message_type {
+            Some(MessageType::Link(pb::Link {
+                link_type: Some(pb::link::LinkType::LinkNegotiation(request)),
+            })) => {
+                self.send(frames::link_reply(&request, self.shared.max_payload))
+                    .await
+            }
+            Some(MessageType::Subscribe(subscribe)) => self.subscribe(subscribe, &metadata).await,
+            Some(MessageType::Unsubscribe(unsubscribe)) => self.unsubscribe(unsubscribe).await,
+            Some(MessageType::Publish(publish)) => self.publish(publish, &metadata).await,
+            Some(MessageType::Link(_)) | Some(MessageType::SubscriptionAck(_)) | None => {
+                let refusal = Refusal::new(error_code::BAD_REQUEST, "unexpected frame: the relay accepts link negotiation, subscribe, unsubscribe and publish");
+                let frame = frames::publish_refused(None, None, &refusal);
+                self.reply(PendingReply::Frame(Box::new(frame))).await
+            }
+        }
+    }
+
+    async fn send(&self, frame: pb::Message) -> Result<(), StreamClosed> {
+        self.outbound
+            .send(Ok(frame))
+            .await
+            .map_err(|_| StreamClosed)
+    }
+
+    async fn reply(&self, reply: PendingReply) -> Result<(), StreamClosed> {
+        self.replies.send(reply).await.map_err(|_| StreamClosed)
+    }
+
+    /// Starts (or restarts) this stream's subscription to a channel. The ack goes out before the cursor starts,
+    /// so the client sees it before the first delivery. A refusal is always answered; success only when the
+    /// client asked for an ack (non-zero subscription id, as in SLIM).
+    async fn subscribe(
+        &mut self,
+        subscribe: pb::Subscribe,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), StreamClosed> {
+        let id = subscribe.subscription_id;
+        let destination = subscribe
+            .header
+            .as_ref()
+            .and_then(|h| h.destination.as_ref());
+        let started = match (channel_of(destination), start_point(metadata)) {
+            (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
+            (Ok(channel), Ok(_)) if !self.identity.may_use(&channel) => Err(Refusal::new(
+                error_code::UNAUTHORIZED,
+                format!("this stream may not use channel {channel}"),
+            )),
+            (Ok(channel), Ok(start)) => {
+                let feed = self.shared.hub.feed(&channel);
+                let reader = Arc::clone(&self.shared.reader);
+                Cursor::open(
+                    channel.clone(),
+                    id,
+                    Arc::clone(&feed),
+                    reader,
+                    start,
+                    self.outbound.clone(),
+                )
+                .await
+                .map(|cursor| (channel, cursor, feed.epoch()))
+            }
+        };
+        match started {
+            Ok((channel, cursor, epoch)) => {
+                // Replacing an older subscription to the same channel stops it first.
+                self.subscriptions.remove(&channel);
+                if id != 0 {
+                    self.send(frames::subscription_accepted(id, epoch)).await?;
+                }
+                tracing::debug!(%channel, subscription_id = id, "subscribed");
+                self.subscriptions.insert(channel, cursor.spawn());
+                Ok(())
+            }
+            Err(refusal) => self.send(frames::subscription_refused(id, &refusal)).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, unsubscribe: pb::Unsubscribe) -> Result<(), StreamClosed> {
+        let id = unsubscribe.subscription_id;
+        match channel_of(
+            unsubscribe
+                .header
+                .as_ref()
+                .and_then(|h| h.destination.as_ref()),
+        ) {
+            Ok(channel) => {
+                self.subscriptions.remove(&channel);
+                tracing::debug!(%channel, subscription_id = id, "unsubscribed");
+                if id != 0 {
+                    self.send(frames::subscription_accepted(id, None)).await?;
+                }
+                Ok(())
+            }
+            Err(refusal) => self.send(frames::subscription_refused(id, &refusal)).await,
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        publish: pb::Publish,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), StreamClosed> {
+        let request = match publish::validate(publish, metadata, self.shared.max_payload) {
+            Ok(request) => request,
+            Err(refused) => {
+                let frame = frames::publish_refused(
+                    refused.channel.as_ref(),
+                    refused.msg_id.as_deref(),
+                    &refused.refusal,
+                );
+                return self.reply(PendingReply::Frame(Box::new(frame))).await;
+            }
+        };
+        if !self.identity.may_use(&request.channel) {
+            let refusal = Refusal::new(
+                error_code::UNAUTHORIZED,
+                format!("this stream may not use channel {}", request.channel),
+            );
+            let frame =
+                frames::publish_refused(Some(&request.channel), Some(&request.msg_id), &refusal);
+            return self.reply(PendingReply::Frame(Box::new(frame))).await;
+        }
+        let (channel, msg_id) = (request.channel.clone(), request.msg_id.clone());
+        let reply = match self.shared.writer.submit(request).await {
+            Ok(outcome) => PendingReply::Append {
+                channel,
+                msg_id,
+                outcome,
+            },
+            Err(error) => {
+                let refusal = Refusal::new(error_code::STORAGE, error.to_string());
+                PendingReply::Frame(Box::new(frames::publish_refused(
+                    Some(&channel),
+                    Some(&msg_id),
+                    &refusal,
+                )))
+            }
+        };
+        self.reply(reply).await
+    }
+}
+
+/// Reads the channel name a frame is addressed to.
+fn channel_of(destination: Option<&pb::Name>) -> Result<ChannelName, Refusal> {
+    let destination = destination.ok_or_else(|| {
+        Refusal::new(
+            error_code::BAD_REQUEST,
+            "frame without a destination channel",
+        )
+    })?;
+    ChannelName::from_slim(destination)
+        .map_err(|e| Refusal::new(error_code::BAD_REQUEST, format!("bad destination: {e}")))
+}
+
+/// Reads `skytale-from-seq` / `skytale-from-epoch` (at most one of them).
+fn start_point(metadata: &HashMap<String, String>) -> Result<StartPoint, Refusal> {
+    let number = |key: &str| -> Result<Option<u64>, Refusal> {
+        metadata
+            .get(key)
+            .map(|value| {
+                value.parse::<u64>().map_err(|_| {
+                    Refusal::new(
+                        error_code::BAD_REQUEST,
+                        format!("{key} must be a decimal number, got {value:?}"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    match (number(meta::FROM_SEQ)?, number(meta::FROM_EPOCH)?) {
+        (Some(_), Some(_)) => Err(Refusal::new(
+            error_code::BAD_REQUEST,
+            format!("give {} or {}, not both", meta::FROM_SEQ, meta::FROM_EPOCH),
+        )),
+        (Some(seq), None) => Ok(StartPoint::Seq(seq)),
+        (None, Some(epoch)) => Ok(StartPoint::Epoch(epoch)),
+        (None, None) => Ok(StartPoint::Live),
+    }
+}
+
+/// Emits each owed reply in order, waiting for each append's outcome.
+async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbound) {
+    while let Some(reply) = pending.recv().await {
+        let frame = match reply {
+            PendingReply::Frame(frame) => Ok(*frame),
+            PendingReply::Fail(status) => Err(status),
+            PendingReply::Append {
+                channel,
+                msg_id,
+                outcome,
+            } => Ok(match outcome.await {
+                Ok(Ok(seq)) => frames::publish_acked(&channel, &msg_id, seq),
+                Ok(Err(error)) => {
+                    frames::publish_refused(Some(&channel), Some(&msg_id), &append_refusal(&error))
+                }
+                Err(_) => {
+                    let refusal = Refusal::new(
+                        error_code::STORAGE,
+                        "the log writer stopped before storing the message",
+                    );
+                    frames::publish_refused(Some(&channel), Some(&msg_id), &refusal)
+                }
+            }),
+        };
+        if outbound.send(frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn append_refusal(error: &AppendError) -> Refusal {
+    let code = match error {
+        AppendError::StaleEpoch { .. } => error_code::STALE_EPOCH,
+        AppendError::ForeignGroup(_) => error_code::BAD_MESSAGE,
+        AppendError::Storage(_) => error_code::STORAGE,
+    };
+    Refusal::new(code, error.to_string())
+}

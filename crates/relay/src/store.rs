@@ -1,0 +1,361 @@
+//! The durable message log: one SQLite database (WAL) under the relay's data directory.
+//!
+//! Only the log writer thread ([`crate::log`]) modifies it, through one connection, so sequence numbers and epochs
+//! are decided in one place; readers (subscription catch-up) use their own connections from a [`ReadPool`], which
+//! WAL lets run alongside the writer. The schema is described in `docs/relay.md`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prost::Message as _;
+use rusqlite::{params, Connection, OptionalExtension};
+use skytale_proto::pb;
+
+use crate::config::SyncMode;
+
+/// File name of the log database inside the data directory.
+pub const DB_FILE: &str = "relay.sqlite3";
+
+/// How long a connection waits for a lock held by another one before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS channels (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL UNIQUE,
+    group_id      BLOB    NOT NULL,
+    epoch         INTEGER NOT NULL,
+    next_seq      INTEGER NOT NULL,
+    low_seq       INTEGER NOT NULL DEFAULT 1,
+    expired_epoch INTEGER
+);
+CREATE TABLE IF NOT EXISTS messages (
+    channel_id   INTEGER NOT NULL REFERENCES channels(id),
+    seq          INTEGER NOT NULL,
+    msg_id       TEXT    NOT NULL,
+    epoch        INTEGER NOT NULL,
+    stored_at_ms INTEGER NOT NULL,
+    frame        BLOB    NOT NULL,
+    PRIMARY KEY (channel_id, seq)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_msg_id ON messages(channel_id, msg_id);
+CREATE INDEX IF NOT EXISTS messages_by_epoch ON messages(channel_id, epoch);
+CREATE INDEX IF NOT EXISTS messages_by_age ON messages(stored_at_ms);
+";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored frame of channel {channel} seq {seq} does not decode: {source}")]
+    CorruptFrame {
+        channel: String,
+        seq: u64,
+        source: prost::DecodeError,
+    },
+    #[error("stored channel name {0:?} is invalid")]
+    CorruptName(String),
+}
+
+/// One accepted message as the log keeps it: the original `Publish` frame plus what the relay assigned.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    pub seq: u64,
+    pub epoch: u64,
+    pub msg_id: String,
+    pub publish: pb::Publish,
+}
+
+impl StoredMessage {
+    /// Bytes this message occupies in the log (its encoded frame); used for cache and retention budgets.
+    pub fn size(&self) -> usize {
+        self.publish.encoded_len()
+    }
+}
+
+/// A channel's row: what the sequencer needs to continue where it stopped.
+#[derive(Clone, Debug)]
+pub struct ChannelRow {
+    pub id: i64,
+    pub name: String,
+    pub group_id: Vec<u8>,
+    /// Current epoch: the epoch every next message must carry.
+    pub epoch: u64,
+    /// Sequence number the next accepted message gets.
+    pub next_seq: u64,
+    /// Oldest sequence number not yet removed by retention.
+    pub low_seq: u64,
+    /// Epoch of the newest message removed by retention, if any was.
+    pub expired_epoch: Option<u64>,
+}
+
+/// Messages removed from one channel by a retention sweep: every seq up to `through_seq` is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expiry {
+    pub channel: String,
+    pub through_seq: u64,
+    pub through_epoch: u64,
+}
+
+// Sequence numbers and epochs are below 2^63 (the relay refuses larger epochs before storing), so they round-trip
+// through SQLite's signed integers unchanged.
+fn sql(v: u64) -> i64 {
+    v as i64
+}
+
+fn unsql(v: i64) -> u64 {
+    v as u64
+}
+
+/// Opens the writer's connection and creates the schema if needed.
+pub fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let synchronous = match sync {
+        SyncMode::Normal => "NORMAL",
+        SyncMode::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+pub fn load_channels(conn: &Connection) -> Result<Vec<ChannelRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, group_id, epoch, next_seq, low_seq, expired_epoch FROM channels ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ChannelRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            group_id: r.get(2)?,
+            epoch: unsql(r.get(3)?),
+            next_seq: unsql(r.get(4)?),
+            low_seq: unsql(r.get(5)?),
+            expired_epoch: r.get::<_, Option<i64>>(6)?.map(unsql),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Creates a channel bound to `group_id` at `epoch`; returns its id.
+pub fn insert_channel(
+    conn: &Connection,
+    name: &str,
+    group_id: &[u8],
+    epoch: u64,
+) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO channels (name, group_id, epoch, next_seq) VALUES (?1, ?2, ?3, 1)",
+    )?
+    .execute(params![name, group_id, sql(epoch)])?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn update_channel_head(
+    conn: &Connection,
+    id: i64,
+    epoch: u64,
+    next_seq: u64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE channels SET epoch = ?2, next_seq = ?3 WHERE id = ?1")?
+        .execute(params![id, sql(epoch), sql(next_seq)])?;
+    Ok(())
+}
+
+/// The sequence number already given to `msg_id` on this channel, if it is stored.
+pub fn seq_of_msg_id(
+    conn: &Connection,
+    channel_id: i64,
+    msg_id: &str,
+) -> Result<Option<u64>, StoreError> {
+    let seq = conn
+        .prepare_cached("SELECT seq FROM messages WHERE channel_id = ?1 AND msg_id = ?2")?
+        .query_row(params![channel_id, msg_id], |r| r.get::<_, i64>(0))
+        .optional()?;
+    Ok(seq.map(unsql))
+}
+
+pub fn insert_message(
+    conn: &Connection,
+    channel_id: i64,
+    message: &StoredMessage,
+    stored_at_ms: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO messages (channel_id, seq, msg_id, epoch, stored_at_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        channel_id,
+        sql(message.seq),
+        message.msg_id,
+        sql(message.epoch),
+        stored_at_ms,
+        message.publish.encode_to_vec()
+    ])?;
+    Ok(())
+}
+
+/// Removes, per channel, every message stored before `cutoff_ms` and, when `max_bytes` is set, the oldest
+/// messages beyond that many bytes of frames. Always removes a prefix of each channel's log (even if the clock
+/// went backwards), so the retained part stays contiguous, and records where it now starts.
+pub fn expire(
+    conn: &Connection,
+    cutoff_ms: i64,
+    max_bytes: Option<u64>,
+) -> Result<Vec<Expiry>, StoreError> {
+    let mut through: std::collections::BTreeMap<i64, i64> = Default::default();
+    {
+        let mut by_age = conn.prepare(
+            "SELECT channel_id, MAX(seq) FROM messages WHERE stored_at_ms < ?1 GROUP BY channel_id",
+        )?;
+        for row in by_age.query_map([cutoff_ms], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (channel, seq) = row?;
+            through.insert(channel, seq);
+        }
+    }
+    if let Some(max_bytes) = max_bytes {
+        let mut by_size = conn.prepare(
+            "SELECT channel_id, MAX(seq) FROM (
+                 SELECT channel_id, seq,
+                        SUM(length(frame)) OVER (PARTITION BY channel_id ORDER BY seq DESC) AS newer_bytes
+                 FROM messages)
+             WHERE newer_bytes > ?1 GROUP BY channel_id",
+        )?;
+        let limit = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        for row in by_size.query_map([limit], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+            let (channel, seq) = row?;
+            let entry = through.entry(channel).or_insert(seq);
+            *entry = (*entry).max(seq);
+        }
+    }
+
+    let mut expiries = Vec::with_capacity(through.len());
+    for (channel_id, seq) in through {
+        let epoch: i64 = conn.query_row(
+            "SELECT epoch FROM messages WHERE channel_id = ?1 AND seq = ?2",
+            params![channel_id, seq],
+            |r| r.get(0),
+        )?;
+        conn.execute(
+            "DELETE FROM messages WHERE channel_id = ?1 AND seq <= ?2",
+            params![channel_id, seq],
+        )?;
+        let name: String = conn.query_row(
+            "UPDATE channels SET low_seq = ?2 + 1, expired_epoch = ?3 WHERE id = ?1 RETURNING name",
+            params![channel_id, seq, epoch],
+            |r| r.get(0),
+        )?;
+        expiries.push(Expiry {
+            channel: name,
+            through_seq: unsql(seq),
+            through_epoch: unsql(epoch),
+        });
+    }
+    Ok(expiries)
+}
+
+/// Read-only connections for subscription catch-up, reused across reads. Each read runs on a blocking thread;
+/// a pool lets several subscriptions catch up at once while the writer keeps appending.
+pub struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Limits on one catch-up read, so a cursor far behind holds only a bounded slice of the log in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadLimit {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+}
+
+impl ReadPool {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn with_connection<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open(&self.path)?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn.pragma_update(None, "query_only", true)?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(conn);
+        result
+    }
+
+    /// Messages of `channel` from `from_seq` on, in order, within `limit` (at least one if any exists).
+    pub fn read_from(
+        &self,
+        channel: &str,
+        from_seq: u64,
+        limit: ReadLimit,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.with_connection(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT m.seq, m.epoch, m.msg_id, m.frame FROM messages m JOIN channels c ON c.id = m.channel_id
+                 WHERE c.name = ?1 AND m.seq >= ?2 ORDER BY m.seq LIMIT ?3",
+            )?;
+            let max_messages = i64::try_from(limit.max_messages).unwrap_or(i64::MAX);
+            let mut rows = stmt.query(params![channel, sql(from_seq), max_messages])?;
+            let mut out = Vec::new();
+            let mut bytes = 0usize;
+            while let Some(row) = rows.next()? {
+                let seq = unsql(row.get(0)?);
+                let frame: Vec<u8> = row.get(3)?;
+                bytes += frame.len();
+                let publish = pb::Publish::decode(frame.as_slice()).map_err(|source| StoreError::CorruptFrame {
+                    channel: channel.to_owned(),
+                    seq,
+                    source,
+                })?;
+                out.push(StoredMessage { seq, epoch: unsql(row.get(1)?), msg_id: row.get(2)?, publish });
+                if bytes >= limit.max_bytes {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Sequence number of the first stored message of `channel` whose epoch is at least `epoch`.
+    pub fn first_seq_from_epoch(
+        &self,
+        channel: &str,
+        epoch: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.with_connection(|conn| {
+            let seq = conn
+                .prepare_cached(
+                    "SELECT MIN(m.seq) FROM messages m JOIN channels c ON c.id = m.channel_id
+                     WHERE c.name = ?1 AND m.epoch >= ?2",
+                )?
+                .query_row(params![channel, sql(epoch)], |r| r.get::<_, Option<i64>>(0))?;
+            Ok(seq.map(unsql))
+        })
+    }
+}
