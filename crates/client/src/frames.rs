@@ -61,7 +61,8 @@ pub(crate) struct Delivery {
 #[derive(Debug)]
 pub(crate) enum Incoming {
     LinkReply { max_payload: Option<usize> },
-    SubscriptionAck { id: u64, result: Result<(), RelayRefusal> },
+    /// On success: the channel's current epoch at the relay (`None`: no message stored yet).
+    SubscriptionAck { id: u64, result: Result<Option<u64>, RelayRefusal> },
     PublishAck { msg_id: String, seq: u64 },
     PublishRefused { msg_id: String, refusal: RelayRefusal },
     Delivery(Delivery),
@@ -153,7 +154,7 @@ pub(crate) fn classify(frame: pb::Message) -> Incoming {
         }
         Some(message::MessageType::SubscriptionAck(ack)) => Incoming::SubscriptionAck {
             id: ack.subscription_id,
-            result: if ack.success { Ok(()) } else { Err(refusal(&metadata, &ack.error)) },
+            result: if ack.success { Ok(number(&metadata, meta::CHANNEL_EPOCH)) } else { Err(refusal(&metadata, &ack.error)) },
         },
         Some(message::MessageType::Publish(p)) => classify_publish(p, metadata),
         _ => Incoming::Ignored("frame type not used by this client"),

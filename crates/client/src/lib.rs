@@ -1,10 +1,22 @@
 //! Skytale client core: identity, MLS channels (mls-rs), durable data_dir, relay transport.
+//!
+//! The public API is blocking and thread-safe: [`Client`] and [`Channel`] are cheap `Clone + Send + Sync`
+//! handles over one tokio runtime per client. See `docs/client.md` for the data_dir layout and recovery rules,
+//! and `docs/protocol.md` for the wire protocol.
 
+mod channel;
+mod client;
+mod context;
 mod error;
-mod identity;
-mod mls;
-mod store;
-
-pub use error::Error;
 mod frames;
+mod identity;
+mod inbound;
+mod mls;
+mod operations;
+mod state;
+mod store;
 mod transport;
+
+pub use channel::{Channel, Message, Recv};
+pub use client::{Client, ClientConfig};
+pub use error::Error;

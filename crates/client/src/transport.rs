@@ -71,7 +71,7 @@ struct Waiter<T> {
 struct Subscription {
     channel: ChannelName,
     generation: u64,
-    waiter: Option<oneshot::Sender<Result<(), RelayRefusal>>>,
+    waiter: Option<oneshot::Sender<Result<Option<u64>, RelayRefusal>>>,
 }
 
 /// Shared state of the relay connection.
@@ -130,6 +130,10 @@ impl Relay {
     pub fn shutdown(&self) {
         self.shutdown.send_replace(true);
         self.link.send_replace(None);
+        // Dropping the routes closes every channel's event queue, which ends its inbound worker.
+        if let Ok(mut routes) = self.routes.write() {
+            routes.clear();
+        }
     }
 
     fn next_id(&self) -> u64 {
@@ -245,7 +249,7 @@ impl Relay {
         channel: &ChannelName,
         start: StartPoint,
         generation: u64,
-        waiter: Option<oneshot::Sender<Result<(), RelayRefusal>>>,
+        waiter: Option<oneshot::Sender<Result<Option<u64>, RelayRefusal>>>,
     ) -> Result<pb::Message, Error> {
         let id = self.next_id();
         self.subscriptions
@@ -277,7 +281,7 @@ impl Relay {
                         let _ = waiter.send(result);
                     }
                     (None, Err(refusal)) => self.route(&sub.channel, ChannelEvent::SubscriptionRefused(refusal)).await,
-                    (None, Ok(())) => {}
+                    (None, Ok(_)) => {}
                 }
             }
             Incoming::Delivery(delivery) => {
@@ -364,21 +368,33 @@ impl Relay {
         Ok(())
     }
 
-    /// Routes `channel` to `route` and subscribes it from `start`, waiting for the relay's acknowledgement.
-    /// After a reconnect the supervisor resubscribes it from `route.resume_from`.
-    pub async fn subscribe(&self, channel: &ChannelName, start: StartPoint, route: Route) -> Result<(), Error> {
+    /// Routes `channel` to `route` and subscribes it from `start`; after a reconnect the supervisor resubscribes
+    /// it from `route.resume_from`. With `wait_for_ack`, waits for the relay's acknowledgement and returns the
+    /// channel's current epoch at the relay; without, a refusal arrives on the route as an event.
+    pub async fn subscribe(&self, channel: &ChannelName, start: StartPoint, route: Route, wait_for_ack: bool) -> Result<Option<u64>, Error> {
         self.routes.write().map_err(runtime_lock)?.insert(channel.clone(), route);
         let deadline = Instant::now() + SEND_DEADLINE;
         loop {
-            let link = self.wait_for_link(deadline).await?;
+            let link = if wait_for_ack {
+                self.wait_for_link(deadline).await?
+            } else {
+                // Not connected right now: the supervisor subscribes every route when the link comes back.
+                match self.link.borrow().clone() {
+                    Some(link) => link,
+                    None => return Ok(None),
+                }
+            };
             let (reply, answer) = oneshot::channel();
-            let frame = self.register_subscription(channel, start, link.generation, Some(reply))?;
+            let frame = self.register_subscription(channel, start, link.generation, wait_for_ack.then_some(reply))?;
             if !self.link_is(link.generation) || link.frames.send(frame).await.is_err() {
                 self.await_link_change(link.generation, deadline).await?;
                 continue;
             }
+            if !wait_for_ack {
+                return Ok(None);
+            }
             match timeout_at(deadline, answer).await {
-                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Ok(epoch))) => return Ok(epoch),
                 Ok(Ok(Err(refusal))) => {
                     self.unroute(channel);
                     return Err(refusal_error(&refusal));

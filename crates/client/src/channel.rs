@@ -1,0 +1,174 @@
+//! The public, blocking handle to one channel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::client::ClientCore;
+use crate::error::Error;
+use crate::mls::{member_identity, mls_err};
+use crate::state::{ChannelState, Lifecycle};
+use crate::store::InboxItem;
+
+/// A decrypted message from another member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub payload: Vec<u8>,
+    /// The sender's identity bytes.
+    pub sender: Vec<u8>,
+    /// The relay's sequence number of this message in the channel.
+    pub seq: u64,
+    /// The MLS epoch the message was sent in.
+    pub epoch: u64,
+}
+
+/// The outcome of [`Channel::recv`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recv {
+    Message(Message),
+    /// The timeout passed without a message.
+    Timeout,
+    /// The channel handle or the client was closed, or the channel was left.
+    Closed,
+}
+
+/// A channel this client is a member of. Cheap to clone; clones share the same "closed" flag, while every
+/// `open_channel` call returns an independent handle.
+#[derive(Clone)]
+pub struct Channel {
+    client: Arc<ClientCore>,
+    state: Arc<ChannelState>,
+    closed: Arc<watch::Sender<bool>>,
+}
+
+impl Channel {
+    pub(crate) fn new(client: Arc<ClientCore>, state: Arc<ChannelState>) -> Self {
+        Self { client, state, closed: Arc::new(watch::Sender::new(false)) }
+    }
+
+    /// `org/namespace/service`.
+    pub fn name(&self) -> String {
+        self.state.name.to_string()
+    }
+
+    /// The MLS epoch of the channel as applied locally.
+    pub fn epoch(&self) -> u64 {
+        self.state.progress.borrow().epoch
+    }
+
+    /// Adds the owner of `key_package` (MLSMessage-encoded) and returns the Welcome (MLSMessage bytes) it joins
+    /// with. Returns once the commit is applied.
+    pub fn add_member(&self, key_package: &[u8]) -> Result<Vec<u8>, Error> {
+        let key_package = mls_rs::MlsMessage::from_bytes(key_package).map_err(mls_err("malformed key package"))?;
+        if key_package.as_key_package().is_none() {
+            return Err(Error::Mls(format!("malformed key package: got a {:?} message", key_package.wire_format())));
+        }
+        self.client.block_on(async {
+            let output = self
+                .state
+                .commit(|group| {
+                    group
+                        .commit_builder()
+                        .add_member(key_package.clone())
+                        .and_then(|builder| builder.build())
+                        .map_err(mls_err("invalid key package"))
+                })
+                .await?;
+            let welcome = output.welcome_messages.first().ok_or_else(|| Error::Mls("commit produced no Welcome".into()))?;
+            welcome.to_bytes().map_err(mls_err("cannot encode Welcome"))
+        })
+    }
+
+    /// Removes the member with `identity`.
+    pub fn remove_member(&self, identity: &[u8]) -> Result<(), Error> {
+        self.client.block_on(async {
+            self.state
+                .commit(|group| {
+                    let member = group.member_with_identity(identity).map_err(|_| {
+                        Error::Channel(format!("no member with identity {} in channel {}", hex::encode(identity), self.state.name))
+                    })?;
+                    if member.index == group.current_member_index() {
+                        return Err(Error::Channel("a member cannot remove itself; use leave()".into()));
+                    }
+                    group.commit_builder().remove_member(member.index).and_then(|b| b.build()).map_err(mls_err("cannot remove member"))
+                })
+                .await
+                .map(drop)
+        })
+    }
+
+    /// Leaves the channel: proposes this member's removal (the others commit it) and forgets the channel.
+    pub fn leave(&self) -> Result<(), Error> {
+        self.client.block_on(self.state.leave())
+    }
+
+    /// Identities of the current members.
+    pub fn members(&self) -> Result<Vec<Vec<u8>>, Error> {
+        self.client.block_on(async {
+            let core = self.state.core.lock().await;
+            Ok(core.group.roster().members_iter().map(|m| member_identity(&m)).collect())
+        })
+    }
+
+    /// Commits an update of this member's leaf (new epoch, fresh key material).
+    pub fn rotate_key(&self) -> Result<(), Error> {
+        self.client.block_on(async {
+            self.state.commit(|group| group.commit(Vec::new()).map_err(mls_err("cannot rotate key"))).await.map(drop)
+        })
+    }
+
+    /// Encrypts and sends `payload`; returns once the relay has durably stored it.
+    pub fn send(&self, payload: &[u8]) -> Result<(), Error> {
+        self.client.block_on(self.state.send(payload))
+    }
+
+    /// The next message from another member, in channel order. `None` waits until one arrives or the channel is
+    /// closed. A message that could not be processed, a removal or a refused subscription is an `Err`.
+    pub fn recv(&self, timeout: Option<Duration>) -> Result<Recv, Error> {
+        self.client.block_on(self.next(timeout.map(|t| Instant::now() + t)))
+    }
+
+    async fn next(&self, deadline: Option<Instant>) -> Result<Recv, Error> {
+        let mut progress = self.state.progress.subscribe();
+        let mut client_closed = self.state.ctx.closed.subscribe();
+        let mut handle_closed = self.closed.subscribe();
+        loop {
+            if *client_closed.borrow_and_update() || *handle_closed.borrow_and_update() {
+                return Ok(Recv::Closed);
+            }
+            // Mark the progress seen before reading the inbox, so a batch landing in between wakes us.
+            let lifecycle = progress.borrow_and_update().lifecycle;
+            if let Some(item) = self.state.ctx.store.take_inbox(self.state.name.as_str())? {
+                return match item {
+                    InboxItem::Message { payload, sender, seq, epoch } => Ok(Recv::Message(Message { payload, sender, seq, epoch })),
+                    InboxItem::MlsFailure { reason, .. } => Err(Error::Mls(reason)),
+                    InboxItem::ChannelFailure { reason } => Err(Error::Channel(reason)),
+                };
+            }
+            match lifecycle {
+                Lifecycle::Active => {}
+                Lifecycle::Removed => return Err(self.state.removed_error()),
+                Lifecycle::Left => return Ok(Recv::Closed),
+            }
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = progress.changed() => {}
+                _ = client_closed.changed() => {}
+                _ = handle_closed.changed() => {}
+                _ = expired => return Ok(Recv::Timeout),
+            }
+        }
+    }
+
+    /// Ends `recv` on this handle (and its clones) with `Recv::Closed`. The channel itself stays joined.
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+}

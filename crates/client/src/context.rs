@@ -1,0 +1,40 @@
+//! What every part of a running client shares: storage, the MLS client, the relay link and the open channels.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::error::Error;
+use crate::mls::MlsClient;
+use crate::state::ChannelState;
+use crate::store::Store;
+use crate::transport::Relay;
+
+pub(crate) struct Context {
+    pub identity: Vec<u8>,
+    pub store: Arc<Store>,
+    pub mls: MlsClient,
+    pub relay: Arc<Relay>,
+    channels: Mutex<HashMap<String, Arc<ChannelState>>>,
+    /// Set once by `Client::close`; every `recv` then returns `Recv::Closed`.
+    pub closed: watch::Sender<bool>,
+}
+
+impl Context {
+    pub fn new(identity: Vec<u8>, store: Arc<Store>, mls: MlsClient, relay: Arc<Relay>) -> Self {
+        Self { identity, store, mls, relay, channels: Mutex::new(HashMap::new()), closed: watch::Sender::new(false) }
+    }
+
+    pub fn channels(&self) -> Result<MutexGuard<'_, HashMap<String, Arc<ChannelState>>>, Error> {
+        self.channels.lock().map_err(|_| Error::Runtime("channel table lock poisoned".into()))
+    }
+
+    pub fn channel(&self, name: &str) -> Result<Option<Arc<ChannelState>>, Error> {
+        Ok(self.channels()?.get(name).cloned())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+}

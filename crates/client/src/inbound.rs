@@ -1,0 +1,143 @@
+//! The inbound worker of a channel: applies what the relay delivers, in sequence order, to the MLS group.
+//!
+//! Deliveries are taken in batches; a batch is processed under the channel's core lock and ends with ONE store
+//! transaction holding the new group state, the new last-applied sequence and the inbox rows it produced. A
+//! crash therefore either keeps the whole batch or none of it, and the resubscription after restart starts right
+//! after the last applied message: nothing is lost, nothing is applied twice.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use mls_rs::error::MlsError;
+use mls_rs::group::proposal::Proposal;
+use mls_rs::group::{CommitEffect, ReceivedMessage};
+use mls_rs::MlsMessage;
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+use crate::frames::Delivery;
+use crate::mls::{identity_at, mls_err, MlsGroup};
+use crate::state::{ChannelState, Lifecycle};
+use crate::store::{ChannelStatus, InboxItem};
+use crate::transport::ChannelEvent;
+
+/// Most deliveries applied in one store transaction.
+const BATCH: usize = 64;
+
+/// Runs until the channel's route is dropped (leave, removal, client close).
+pub(crate) async fn run(state: Arc<ChannelState>, mut events: mpsc::Receiver<ChannelEvent>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while events.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(e) = apply(&state, batch.drain(..)).await {
+            tracing::error!(channel = %state.name, error = %e, "cannot apply delivered messages");
+        }
+    }
+}
+
+/// What one delivered MLS message did to the group.
+enum Effect {
+    Deliver(InboxItem),
+    /// Group state changed (commit, proposal) or the message was our own echo: nothing for the app.
+    Internal,
+    /// A commit removed this member.
+    Removed,
+}
+
+async fn apply(state: &Arc<ChannelState>, events: impl Iterator<Item = ChannelEvent>) -> Result<(), Error> {
+    let mut core = state.core.lock().await;
+    if state.lifecycle() != Lifecycle::Active {
+        return Ok(());
+    }
+    let mut inbox = Vec::new();
+    let mut removed = false;
+    for event in events {
+        match event {
+            ChannelEvent::SubscriptionRefused(refusal) => inbox.push(InboxItem::ChannelFailure {
+                reason: format!("relay refused to deliver channel {} ({}): {}", state.name, refusal.code, refusal.message),
+            }),
+            ChannelEvent::Delivery(delivery) => {
+                // After a reconnect the relay resends from the persisted position; skip what is already applied.
+                if delivery.seq <= core.record.applied_seq {
+                    continue;
+                }
+                core.record.applied_seq = delivery.seq;
+                match process(&mut core.group, &delivery) {
+                    Effect::Deliver(item) => inbox.push(item),
+                    Effect::Internal => {}
+                    Effect::Removed => {
+                        core.record.status = ChannelStatus::Removed;
+                        removed = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    core.group.write_to_storage().map_err(mls_err("cannot save group state"))?;
+    state.ctx.store.persist(&core.record, &inbox)?;
+    let lifecycle = if removed { Lifecycle::Removed } else { Lifecycle::Active };
+    let must_commit_proposals = !removed && is_designated_committer(&core.group);
+    state.progress.send_replace(core.progress(lifecycle));
+    drop(core);
+    if removed {
+        state.ctx.relay.unsubscribe(&state.name).await;
+    } else if must_commit_proposals {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state.commit_pending_proposals().await {
+                tracing::warn!(channel = %state.name, error = %e, "could not commit pending proposals");
+            }
+        });
+    }
+    Ok(())
+}
+
+fn process(group: &mut MlsGroup, delivery: &Delivery) -> Effect {
+    let seq = delivery.seq;
+    let failure = |reason: String| Effect::Deliver(InboxItem::MlsFailure { seq, reason });
+    let message = match MlsMessage::from_bytes(&delivery.blob) {
+        Ok(m) => m,
+        Err(e) => return failure(format!("message seq {seq} is not an MLS message: {e}")),
+    };
+    let epoch = message.epoch().unwrap_or_else(|| group.current_epoch());
+    match group.process_incoming_message(message) {
+        Ok(ReceivedMessage::ApplicationMessage(app)) => Effect::Deliver(InboxItem::Message {
+            payload: app.data().to_vec(),
+            sender: identity_at(group, app.sender_index),
+            seq,
+            epoch,
+        }),
+        Ok(ReceivedMessage::Commit(commit)) => match commit.effect {
+            CommitEffect::Removed { .. } => Effect::Removed,
+            _ => Effect::Internal,
+        },
+        Ok(_) => Effect::Internal,
+        // The relay echoes our own messages; their effect is already in our state (or, for a commit, applied
+        // through the pending commit above).
+        Err(MlsError::CantProcessMessageFromSelf) => Effect::Internal,
+        Err(e) => failure(format!("cannot process message seq {seq}: {e}")),
+    }
+}
+
+/// Pending proposals (a member leaving) are committed by exactly one member to avoid pointless races: the one
+/// with the lowest leaf index among those staying. The relay's one-commit-per-epoch rule arbitrates anyway.
+pub(crate) fn is_designated_committer(group: &MlsGroup) -> bool {
+    if !group.commit_required() {
+        return false;
+    }
+    let leaving = leaving_members(group);
+    let me = group.current_member_index();
+    !leaving.contains(&me) && group.roster().members_iter().map(|m| m.index).filter(|i| !leaving.contains(i)).min() == Some(me)
+}
+
+/// Leaf indexes that pending remove proposals take out of the group.
+pub(crate) fn leaving_members(group: &MlsGroup) -> HashSet<u32> {
+    group
+        .get_cached_proposals()
+        .iter()
+        .filter_map(|p| match p.proposal() {
+            Proposal::Remove(r) => Some(r.to_remove()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,174 @@
+//! Channel operations that publish MLS messages: commits (add, remove, rotate, pending proposals), application
+//! messages and the leave proposal.
+//!
+//! The relay accepts exactly one commit per epoch and refuses every message of an older epoch with
+//! `stale_epoch`. A commit is therefore built (kept by mls-rs as the group's pending commit and saved, so a crash
+//! after the relay stored it can still apply its echo), published, and applied when the stream delivers it back
+//! in channel order; if another member's commit won the epoch, the operation waits until the stream has applied
+//! that winner (which also discards our pending commit) and rebuilds against the new epoch, a bounded number of
+//! times. Application messages refused as stale are re-encrypted at the new epoch and resent under the same
+//! msg-id.
+
+use std::sync::Arc;
+
+use mls_rs::group::CommitOutput;
+use mls_rs::MlsMessage;
+
+use crate::error::Error;
+use crate::frames::PayloadKind;
+use crate::inbound::leaving_members;
+use crate::mls::{mls_err, MlsGroup};
+use crate::state::{ChannelState, Lifecycle};
+use crate::transport::{refusal_error, PublishOutcome};
+
+/// How many times an operation is rebuilt after losing an epoch race before giving up.
+const MAX_ATTEMPTS: usize = 8;
+
+impl ChannelState {
+    /// Runs a commit built by `build` through the relay, retrying on stale epoch.
+    pub async fn commit(&self, build: impl FnMut(&mut MlsGroup) -> Result<CommitOutput, Error>) -> Result<CommitOutput, Error> {
+        let _serialised = self.ops.lock().await;
+        self.commit_serialised(build).await
+    }
+
+    /// [`commit`](Self::commit) for callers that already hold `ops`.
+    async fn commit_serialised(&self, mut build: impl FnMut(&mut MlsGroup) -> Result<CommitOutput, Error>) -> Result<CommitOutput, Error> {
+        for _ in 0..MAX_ATTEMPTS {
+            let (output, blob, built_epoch) = {
+                let mut core = self.core.lock().await;
+                self.ensure_active()?;
+                let output = build(&mut core.group)?;
+                let blob = output.commit_message.to_bytes().map_err(mls_err("cannot encode commit"))?;
+                core.save(&self.ctx)?;
+                let epoch = core.group.current_epoch();
+                (output, blob, epoch)
+            };
+            let msg_id = self.ctx.relay.new_msg_id();
+            match self.ctx.relay.publish(&self.name, PayloadKind::Commit, blob, &msg_id).await? {
+                PublishOutcome::Stored(seq) => {
+                    self.wait_for("its own commit", |p| p.applied_seq >= seq).await?;
+                    return Ok(output);
+                }
+                PublishOutcome::Refused(r) if r.is_stale_epoch() => {
+                    self.wait_for("the winning commit", |p| p.epoch > built_epoch).await?;
+                }
+                PublishOutcome::Refused(r) => {
+                    // Definitively refused: the pending commit will never be echoed.
+                    self.core.lock().await.group.clear_pending_commit();
+                    return Err(refusal_error(&r));
+                }
+            }
+        }
+        Err(Error::Channel(format!("gave up on channel {} after losing {MAX_ATTEMPTS} epoch races", self.name)))
+    }
+
+    /// Commits the cached proposals (e.g. a member's leave), unless someone else already did.
+    pub async fn commit_pending_proposals(&self) -> Result<(), Error> {
+        let _serialised = self.ops.lock().await;
+        self.settle_proposals_serialised().await
+    }
+
+    async fn settle_proposals_serialised(&self) -> Result<(), Error> {
+        let (required, leaving_myself, epoch) = {
+            let core = self.core.lock().await;
+            let me = core.group.current_member_index();
+            (core.group.commit_required(), leaving_members(&core.group).contains(&me), core.group.current_epoch())
+        };
+        if !required {
+            return Ok(());
+        }
+        if leaving_myself {
+            // A member cannot commit its own removal; wait for another member's commit.
+            return self.wait_for("the commit of pending proposals", |p| p.epoch > epoch).await;
+        }
+        self.commit_serialised(|group| group.commit(Vec::new()).map_err(mls_err("cannot commit pending proposals")))
+            .await
+            .map(drop)
+    }
+
+    /// Encrypts and publishes an application message; returns once the relay stored it.
+    pub async fn send(&self, payload: &[u8]) -> Result<(), Error> {
+        let limit = self.ctx.relay.max_payload();
+        if payload.len() > limit {
+            return Err(Error::Channel(format!("payload of {} bytes exceeds the relay limit of {limit} bytes", payload.len())));
+        }
+        let msg_id = self.ctx.relay.new_msg_id();
+        for _ in 0..MAX_ATTEMPTS {
+            let sealed = {
+                let mut core = self.core.lock().await;
+                self.ensure_active()?;
+                if core.group.commit_required() {
+                    None
+                } else {
+                    let message = core.group.encrypt_application_message(payload, Vec::new()).map_err(mls_err("cannot encrypt"))?;
+                    // The ratchet moved: persist before sending so a restart never reuses a message key.
+                    core.save(&self.ctx)?;
+                    Some((message, core.group.current_epoch()))
+                }
+            };
+            let Some((message, epoch)) = sealed else {
+                // MLS forbids application messages while proposals are pending: commit them first.
+                self.commit_pending_proposals().await?;
+                continue;
+            };
+            let blob = encode(&message)?;
+            match self.ctx.relay.publish(&self.name, PayloadKind::Application, blob, &msg_id).await? {
+                PublishOutcome::Stored(_) => return Ok(()),
+                PublishOutcome::Refused(r) if r.is_stale_epoch() => {
+                    self.wait_for("the new epoch", |p| p.epoch > epoch).await?;
+                }
+                PublishOutcome::Refused(r) if r.code == skytale_proto::meta::error_code::PAYLOAD_TOO_LARGE => {
+                    return Err(Error::Channel(format!(
+                        "payload of {} bytes exceeds the relay limit of {limit} bytes once encrypted ({})",
+                        payload.len(),
+                        r.message
+                    )));
+                }
+                PublishOutcome::Refused(r) => return Err(refusal_error(&r)),
+            }
+        }
+        Err(Error::Channel(format!("gave up sending on channel {} after {MAX_ATTEMPTS} epoch changes", self.name)))
+    }
+
+    /// Publishes a proposal removing this member, then forgets the channel locally. The remaining members commit
+    /// the removal.
+    pub async fn leave(self: &Arc<Self>) -> Result<(), Error> {
+        let _serialised = self.ops.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let proposal = {
+                let mut core = self.core.lock().await;
+                self.ensure_active()?;
+                if core.group.roster().members_iter().count() <= 1 {
+                    None
+                } else {
+                    let me = core.group.current_member_index();
+                    let proposal = core.group.propose_remove(me, Vec::new()).map_err(mls_err("cannot propose own removal"))?;
+                    Some((proposal, core.group.current_epoch()))
+                }
+            };
+            let Some((proposal, epoch)) = proposal else { break };
+            let msg_id = self.ctx.relay.new_msg_id();
+            match self.ctx.relay.publish(&self.name, PayloadKind::Proposal, encode(&proposal)?, &msg_id).await? {
+                PublishOutcome::Stored(_) => break,
+                PublishOutcome::Refused(r) if r.is_stale_epoch() => {
+                    self.wait_for("the new epoch", |p| p.epoch > epoch).await?;
+                }
+                PublishOutcome::Refused(r) => return Err(refusal_error(&r)),
+            }
+        }
+        self.forget().await
+    }
+
+    async fn forget(&self) -> Result<(), Error> {
+        let core = self.core.lock().await;
+        self.ctx.relay.unsubscribe(&self.name).await;
+        self.ctx.store.delete_channel(self.name.as_str(), &core.record.group_id)?;
+        self.ctx.channels()?.remove(self.name.as_str());
+        self.progress.send_modify(|p| p.lifecycle = Lifecycle::Left);
+        Ok(())
+    }
+}
+
+fn encode(message: &MlsMessage) -> Result<Vec<u8>, Error> {
+    message.to_bytes().map_err(mls_err("cannot encode message"))
+}

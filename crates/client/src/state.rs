@@ -1,0 +1,139 @@
+//! The live state of one channel: its MLS group, registry row and progress, shared by the inbound worker, the
+//! operations (send, add, remove, ...) and every `Channel` handle.
+//!
+//! Locking: `core` (the group and registry row) is held only for local work, never across a network round trip,
+//! so the inbound worker can always make progress. `ops` serialises commit-producing operations of the channel:
+//! mls-rs keeps one pending commit per group, so two concurrent commits would overwrite each other's.
+
+use std::sync::Arc;
+
+use skytale_proto::ChannelName;
+use tokio::sync::{mpsc, watch, Mutex};
+use tokio::time::{timeout_at, Instant};
+
+use crate::context::Context;
+use crate::error::Error;
+use crate::frames::StartPoint;
+use crate::mls::{mls_err, MlsGroup};
+use crate::store::{ChannelRecord, ChannelStatus};
+use crate::transport::{Route, SEND_DEADLINE};
+
+/// Deliveries queued per channel before the stream is slowed down.
+const EVENT_QUEUE: usize = 1024;
+
+/// Where the channel stands, published after every change so waiters (recv, commit retries) wake up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub applied_seq: u64,
+    pub epoch: u64,
+    pub join_epoch: u64,
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lifecycle {
+    Active,
+    Removed,
+    /// This client left with `leave()`; the channel is forgotten.
+    Left,
+}
+
+impl Progress {
+    /// Resume right after the last applied message, or from the join epoch if nothing was applied yet.
+    pub fn resume_point(&self) -> StartPoint {
+        if self.applied_seq > 0 {
+            StartPoint::Seq(self.applied_seq + 1)
+        } else {
+            StartPoint::Epoch(self.join_epoch)
+        }
+    }
+}
+
+pub(crate) struct ChannelCore {
+    pub group: MlsGroup,
+    pub record: ChannelRecord,
+}
+
+impl ChannelCore {
+    pub fn progress(&self, lifecycle: Lifecycle) -> Progress {
+        Progress {
+            applied_seq: self.record.applied_seq,
+            epoch: self.group.current_epoch(),
+            join_epoch: self.record.join_epoch,
+            lifecycle,
+        }
+    }
+
+    /// Stages the group state and writes it with the registry row (and nothing for the inbox).
+    pub fn save(&mut self, ctx: &Context) -> Result<(), Error> {
+        self.group.write_to_storage().map_err(mls_err("cannot save group state"))?;
+        ctx.store.persist(&self.record, &[])
+    }
+}
+
+pub(crate) struct ChannelState {
+    pub name: ChannelName,
+    pub ctx: Arc<Context>,
+    pub core: Mutex<ChannelCore>,
+    pub ops: Mutex<()>,
+    pub progress: watch::Sender<Progress>,
+}
+
+impl ChannelState {
+    pub fn new(name: ChannelName, ctx: Arc<Context>, group: MlsGroup, record: ChannelRecord) -> Arc<Self> {
+        let lifecycle = match record.status {
+            ChannelStatus::Active => Lifecycle::Active,
+            ChannelStatus::Removed => Lifecycle::Removed,
+        };
+        let core = ChannelCore { group, record };
+        let progress = watch::Sender::new(core.progress(lifecycle));
+        Arc::new(Self { name, ctx, core: Mutex::new(core), ops: Mutex::new(()), progress })
+    }
+
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.progress.borrow().lifecycle
+    }
+
+    /// Starts the inbound worker and subscribes the channel from its resume point. With `wait_for_ack`, returns
+    /// the relay's current epoch for the channel (`None`: the relay has no message for it yet).
+    pub async fn start(self: &Arc<Self>, wait_for_ack: bool) -> Result<Option<u64>, Error> {
+        let (events, queue) = mpsc::channel(EVENT_QUEUE);
+        tokio::spawn(crate::inbound::run(self.clone(), queue));
+        let progress = self.progress.subscribe();
+        let route = Route { events, resume_from: Box::new(move || progress.borrow().resume_point()) };
+        let start = self.progress.borrow().resume_point();
+        self.ctx.relay.subscribe(&self.name, start, route, wait_for_ack).await
+    }
+
+    pub fn removed_error(&self) -> Error {
+        Error::Channel(format!("removed from channel {} by another member", self.name))
+    }
+
+    /// Fails unless the channel is still active.
+    pub fn ensure_active(&self) -> Result<(), Error> {
+        if self.ctx.is_closed() {
+            return Err(Error::Runtime("client is closed".into()));
+        }
+        match self.lifecycle() {
+            Lifecycle::Active => Ok(()),
+            Lifecycle::Removed => Err(self.removed_error()),
+            Lifecycle::Left => Err(Error::Channel(format!("channel {} was left", self.name))),
+        }
+    }
+
+    /// Waits (up to the send deadline) until the channel's progress satisfies `done`.
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&Progress) -> bool) -> Result<(), Error> {
+        let deadline = Instant::now() + SEND_DEADLINE;
+        let mut progress = self.progress.subscribe();
+        loop {
+            let now = *progress.borrow_and_update();
+            if done(&now) {
+                return Ok(());
+            }
+            self.ensure_active()?;
+            if timeout_at(deadline, progress.changed()).await.is_err() {
+                return Err(Error::Transport(format!("channel {} did not reach {what} within {SEND_DEADLINE:?}", self.name)));
+            }
+        }
+    }
+}
