@@ -174,12 +174,12 @@ mod mls_group;
 
 #[cfg(test)]
 mod tests {
-    use super::mls_group::MlsGroup;
+    use super::mls_group::new_group;
     use super::*;
 
     #[test]
     fn reads_public_messages() {
-        let mut group = MlsGroup::new(false);
+        let mut group = new_group(false);
         let proposal = parse_header(&group.proposal()).unwrap();
         assert_eq!(proposal.wire_format, WireFormat::Public);
         assert_eq!(proposal.content_type, ContentType::Proposal);
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn reads_private_messages() {
-        let mut group = MlsGroup::new(true);
+        let mut group = new_group(true);
         let commit = parse_header(&group.commit()).unwrap();
         assert_eq!(commit.wire_format, WireFormat::Private);
         assert_eq!(commit.content_type, ContentType::Commit);
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn every_truncation_of_a_real_message_is_refused() {
-        let mut group = MlsGroup::new(false);
+        let mut group = new_group(false);
         for msg in [group.application(b"payload"), group.commit()] {
             let header_end = header_len(&msg);
             for cut in 0..header_end {
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn refuses_other_wire_formats_versions_and_garbage() {
-        let mut group = MlsGroup::new(false);
+        let mut group = new_group(false);
         let mut msg = group.application(b"x");
         msg[3] = 5; // key_package
         assert_eq!(
@@ -252,7 +252,7 @@ mod tests {
 
     #[test]
     fn refuses_trailing_bytes_after_private_message() {
-        let mut group = MlsGroup::new(false);
+        let mut group = new_group(false);
         let mut msg = group.application(b"x");
         msg.push(0);
         assert_eq!(parse_header(&msg), Err(FramingError::TrailingBytes(1)));

@@ -19,36 +19,33 @@ pub struct MlsGroup<C: MlsConfig> {
     group: Group<C>,
 }
 
-impl MlsGroup<()> {
-    /// A new group at epoch 0. With `encrypted_control`, commits and proposals are PrivateMessages;
-    /// otherwise they are PublicMessages (application messages are always PrivateMessages).
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(encrypted_control: bool) -> MlsGroup<impl MlsConfig> {
-        let crypto = RustCryptoProvider::default();
-        let suite = crypto
-            .cipher_suite_provider(CIPHER_SUITE)
-            .expect("cipher suite");
-        let (secret, public) = suite.signature_key_generate().expect("signature key");
-        let credential = BasicCredential::new(b"test-member".to_vec()).into_credential();
-        let rules = DefaultMlsRules::new()
-            .with_encryption_options(EncryptionOptions::new(encrypted_control, PaddingMode::None));
-        let client = Client::builder()
-            .identity_provider(BasicIdentityProvider)
-            .crypto_provider(crypto)
-            .mls_rules(rules)
-            .signing_identity(
-                SigningIdentity::new(credential, public),
-                secret,
-                CIPHER_SUITE,
-            )
-            .build();
-        let group = client
-            .group_builder()
-            .expect("group builder")
-            .build()
-            .expect("group");
-        MlsGroup { group }
-    }
+/// A new group at epoch 0. With `encrypted_control`, commits and proposals are PrivateMessages;
+/// otherwise they are PublicMessages (application messages are always PrivateMessages).
+pub fn new_group(encrypted_control: bool) -> MlsGroup<impl MlsConfig> {
+    let crypto = RustCryptoProvider::default();
+    let suite = crypto
+        .cipher_suite_provider(CIPHER_SUITE)
+        .expect("cipher suite");
+    let (secret, public) = suite.signature_key_generate().expect("signature key");
+    let credential = BasicCredential::new(b"test-member".to_vec()).into_credential();
+    let rules = DefaultMlsRules::new()
+        .with_encryption_options(EncryptionOptions::new(encrypted_control, PaddingMode::None));
+    let client = Client::builder()
+        .identity_provider(BasicIdentityProvider)
+        .crypto_provider(crypto)
+        .mls_rules(rules)
+        .signing_identity(
+            SigningIdentity::new(credential, public),
+            secret,
+            CIPHER_SUITE,
+        )
+        .build();
+    let group = client
+        .group_builder()
+        .expect("group builder")
+        .build()
+        .expect("group");
+    MlsGroup { group }
 }
 
 impl<C: MlsConfig> MlsGroup<C> {

@@ -1,0 +1,319 @@
+//! A raw SLIM client for relay tests: one `OpenChannel` stream on loopback, plus frame builders and readers
+//! that follow `docs/protocol.md`. Deliberately not the Skytale client crate, so the relay is tested against the
+//! wire protocol itself.
+#![allow(dead_code)] // each test binary uses a different subset
+
+pub mod mls_group;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use skytale_proto::meta;
+use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
+use skytale_proto::pb::{self, message::MessageType};
+use skytale_proto::ChannelName;
+use skytale_relay::{Relay, RelayConfig, RelayHandle};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+
+/// Guard against a hung test: no single frame should take anywhere near this long.
+const FRAME_WAIT: Duration = Duration::from_secs(60);
+
+pub fn config(data_dir: &Path) -> RelayConfig {
+    RelayConfig::new("127.0.0.1:0".parse().expect("loopback address"), data_dir)
+}
+
+pub async fn start(config: RelayConfig) -> RelayHandle {
+    Relay::start(config).await.expect("relay starts")
+}
+
+pub fn channel(name: &str) -> ChannelName {
+    ChannelName::parse(name).expect("valid channel name")
+}
+
+/// Where a subscription starts.
+#[derive(Clone, Copy, Debug)]
+pub enum From {
+    Live,
+    Seq(u64),
+    Epoch(u64),
+}
+
+/// One client stream to the relay.
+pub struct Stream {
+    outgoing: mpsc::Sender<pb::Message>,
+    incoming: Streaming<pb::Message>,
+}
+
+impl Stream {
+    pub async fn open(relay: SocketAddr) -> Stream {
+        let mut client = DataPlaneServiceClient::connect(format!("http://{relay}"))
+            .await
+            .expect("connect to relay");
+        let (outgoing, queue) = mpsc::channel(1024);
+        let incoming = client
+            .open_channel(ReceiverStream::new(queue))
+            .await
+            .expect("open channel")
+            .into_inner();
+        Stream { outgoing, incoming }
+    }
+
+    /// A sender that can feed this stream from another task.
+    pub fn sender(&self) -> mpsc::Sender<pb::Message> {
+        self.outgoing.clone()
+    }
+
+    pub async fn send(&self, frame: pb::Message) {
+        self.outgoing.send(frame).await.expect("stream open");
+    }
+
+    /// The next frame from the relay; fails the test if the stream ends or errors.
+    pub async fn recv(&mut self) -> pb::Message {
+        match self.try_recv().await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("relay ended the stream"),
+            Err(status) => panic!("relay failed the stream: {status}"),
+        }
+    }
+
+    /// The next frame, `None` at the end of the stream, or the stream's error status.
+    pub async fn try_recv(&mut self) -> Result<Option<pb::Message>, tonic::Status> {
+        tokio::time::timeout(FRAME_WAIT, self.incoming.message())
+            .await
+            .expect("a frame from the relay in time")
+    }
+
+    /// Subscribes and returns the relay's `SubscriptionAck` frame.
+    pub async fn subscribe(&mut self, channel: &ChannelName, id: u64, from: From) -> pb::Message {
+        self.send(subscribe(channel, id, from)).await;
+        let frame = self.recv().await;
+        assert_eq!(subscription_ack(&frame).subscription_id, id, "{frame:?}");
+        frame
+    }
+
+    /// Subscribes and asserts the relay accepted.
+    pub async fn subscribe_ok(
+        &mut self,
+        channel: &ChannelName,
+        id: u64,
+        from: From,
+    ) -> pb::Message {
+        let frame = self.subscribe(channel, id, from).await;
+        assert!(
+            subscription_ack(&frame).success,
+            "subscription refused: {frame:?}"
+        );
+        frame
+    }
+
+    /// Publishes and returns the relay's reply (ack or error). Only for streams without subscriptions.
+    pub async fn publish(
+        &mut self,
+        channel: &ChannelName,
+        msg_id: &str,
+        blob: Vec<u8>,
+    ) -> pb::Message {
+        self.send(publish(channel, msg_id, blob)).await;
+        self.recv().await
+    }
+
+    /// Publishes and returns the acknowledged sequence number.
+    pub async fn publish_ok(&mut self, channel: &ChannelName, msg_id: &str, blob: Vec<u8>) -> u64 {
+        let reply = self.publish(channel, msg_id, blob).await;
+        assert_eq!(meta(&reply, meta::MSG_ID), Some(msg_id), "{reply:?}");
+        ack_seq(&reply)
+    }
+
+    /// Receives `n` deliveries, failing on any other frame.
+    pub async fn deliveries(&mut self, n: usize) -> Vec<pb::Message> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let frame = self.recv().await;
+            assert!(is_delivery(&frame), "expected a delivery, got {frame:?}");
+            out.push(frame);
+        }
+        out
+    }
+}
+
+pub fn subscribe(channel: &ChannelName, id: u64, from: From) -> pb::Message {
+    let mut metadata = HashMap::new();
+    match from {
+        From::Live => {}
+        From::Seq(seq) => {
+            metadata.insert(meta::FROM_SEQ.to_owned(), seq.to_string());
+        }
+        From::Epoch(epoch) => {
+            metadata.insert(meta::FROM_EPOCH.to_owned(), epoch.to_string());
+        }
+    }
+    pb::Message {
+        message_type: Some(MessageType::Subscribe(pb::Subscribe {
+            header: Some(header(channel)),
+            subscription_id: id,
+        })),
+        metadata,
+    }
+}
+
+pub fn unsubscribe(channel: &ChannelName, id: u64) -> pb::Message {
+    pb::Message {
+        message_type: Some(MessageType::Unsubscribe(pb::Unsubscribe {
+            header: Some(header(channel)),
+            subscription_id: id,
+        })),
+        metadata: HashMap::new(),
+    }
+}
+
+pub fn link_negotiation(link_id: &str) -> pb::Message {
+    let payload = pb::LinkNegotiationPayload {
+        link_id: link_id.to_owned(),
+        slim_version: "test".to_owned(),
+        is_reply: false,
+        connection_type: pb::LinkConnectionType::Edge.into(),
+        ..Default::default()
+    };
+    pb::Message {
+        message_type: Some(MessageType::Link(pb::Link {
+            link_type: Some(pb::link::LinkType::LinkNegotiation(payload)),
+        })),
+        metadata: HashMap::new(),
+    }
+}
+
+fn header(channel: &ChannelName) -> pb::SlimHeader {
+    pb::SlimHeader {
+        source: Some(channel_source()),
+        destination: Some(channel.to_slim()),
+        ..Default::default()
+    }
+}
+
+fn channel_source() -> pb::Name {
+    ChannelName::parse("skytale/agent/test")
+        .expect("valid name")
+        .to_slim()
+}
+
+/// The `Publish` frame of `docs/protocol.md`; `payload_type` is informational, the relay reads the framing.
+pub fn publish_frame(channel: &ChannelName, blob: Vec<u8>) -> pb::Publish {
+    pb::Publish {
+        header: Some(header(channel)),
+        session: Some(pb::SessionHeader {
+            session_type: pb::SessionType::Multicast.into(),
+            session_message_type: pb::SessionMessageType::Msg.into(),
+            ..Default::default()
+        }),
+        msg: Some(pb::Content {
+            content_type: Some(pb::content::ContentType::AppPayload(
+                pb::ApplicationPayload {
+                    payload_type: meta::payload_type::APPLICATION.to_owned(),
+                    blob,
+                },
+            )),
+        }),
+    }
+}
+
+pub fn publish(channel: &ChannelName, msg_id: &str, blob: Vec<u8>) -> pb::Message {
+    pb::Message {
+        message_type: Some(MessageType::Publish(publish_frame(channel, blob))),
+        metadata: HashMap::from([(meta::MSG_ID.to_owned(), msg_id.to_owned())]),
+    }
+}
+
+pub fn meta<'a>(frame: &'a pb::Message, key: &str) -> Option<&'a str> {
+    frame.metadata.get(key).map(String::as_str)
+}
+
+fn number(frame: &pb::Message, key: &str) -> u64 {
+    meta(frame, key)
+        .unwrap_or_else(|| panic!("{key} missing in {frame:?}"))
+        .parse()
+        .expect("decimal metadata")
+}
+
+pub fn seq(frame: &pb::Message) -> u64 {
+    number(frame, meta::SEQ)
+}
+
+pub fn epoch(frame: &pb::Message) -> u64 {
+    number(frame, meta::EPOCH)
+}
+
+pub fn as_publish(frame: &pb::Message) -> &pb::Publish {
+    match &frame.message_type {
+        Some(MessageType::Publish(publish)) => publish,
+        other => panic!("expected a publish frame, got {other:?}"),
+    }
+}
+
+pub fn subscription_ack(frame: &pb::Message) -> &pb::SubscriptionAck {
+    match &frame.message_type {
+        Some(MessageType::SubscriptionAck(ack)) => ack,
+        other => panic!("expected a subscription ack, got {other:?}"),
+    }
+}
+
+fn session_type(frame: &pb::Message) -> Option<pb::SessionMessageType> {
+    match &frame.message_type {
+        Some(MessageType::Publish(publish)) => publish
+            .session
+            .as_ref()
+            .and_then(|s| pb::SessionMessageType::try_from(s.session_message_type).ok()),
+        _ => None,
+    }
+}
+
+/// A delivered message (as opposed to an ack or error frame).
+pub fn is_delivery(frame: &pb::Message) -> bool {
+    session_type(frame) == Some(pb::SessionMessageType::Msg)
+}
+
+pub fn is_error(frame: &pb::Message) -> bool {
+    matches!(&frame.message_type, Some(MessageType::Publish(p))
+        if p.header.as_ref().and_then(|h| h.error) == Some(true))
+}
+
+/// The seq of a successful publish ack.
+pub fn ack_seq(frame: &pb::Message) -> u64 {
+    assert_eq!(
+        session_type(frame),
+        Some(pb::SessionMessageType::MsgAck),
+        "{frame:?}"
+    );
+    assert!(!is_error(frame), "publish refused: {frame:?}");
+    seq(frame)
+}
+
+/// The error code of an error frame.
+pub fn error_code(frame: &pb::Message) -> &str {
+    assert!(is_error(frame), "expected an error frame, got {frame:?}");
+    meta(frame, meta::ERROR_CODE).expect("error code")
+}
+
+pub fn blob(frame: &pb::Message) -> &[u8] {
+    match as_publish(frame)
+        .msg
+        .as_ref()
+        .and_then(|m| m.content_type.as_ref())
+    {
+        Some(pb::content::ContentType::AppPayload(payload)) => &payload.blob,
+        other => panic!("expected an app payload, got {other:?}"),
+    }
+}
+
+/// The channel a delivery or ack is about.
+pub fn destination(frame: &pb::Message) -> ChannelName {
+    let name = as_publish(frame)
+        .header
+        .as_ref()
+        .and_then(|h| h.destination.as_ref())
+        .expect("destination");
+    ChannelName::from_slim(name).expect("valid destination")
+}
