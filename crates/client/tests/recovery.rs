@@ -1,0 +1,77 @@
+//! Restarts: of the relay mid-stream and of a client on the same data_dir.
+
+mod common;
+
+use common::*;
+use skytale_client::Recv;
+
+#[test]
+fn relay_restart_mid_stream_loses_and_duplicates_nothing() {
+    let mut relay = TestRelay::start();
+    let (alice, _a) = client(&relay, "alice");
+    let (bob, _b) = client(&relay, "bob");
+    let a = alice.create_channel("acme/ops/restart").unwrap();
+    let b = add(&a, &bob);
+    for i in 0..10 {
+        a.send(format!("m{i}").as_bytes()).unwrap();
+    }
+    for i in 0..5 {
+        assert_eq!(next_text(&b), format!("m{i}"));
+    }
+    relay.stop();
+    // A send during the outage waits for the relay to come back.
+    let sender = {
+        let a = a.clone();
+        std::thread::spawn(move || a.send(b"during outage").unwrap())
+    };
+    relay.resume();
+    sender.join().unwrap();
+    a.send(b"after").unwrap();
+    for i in 5..10 {
+        assert_eq!(next_text(&b), format!("m{i}"));
+    }
+    assert_eq!(next_text(&b), "during outage");
+    assert_eq!(next_text(&b), "after");
+    assert_idle(&b);
+    b.send(b"reply").unwrap();
+    assert_eq!(next_text(&a), "reply");
+}
+
+#[test]
+fn client_restart_delivers_exactly_the_undelivered_messages() {
+    let relay = TestRelay::start();
+    let (alice, _a) = client(&relay, "alice");
+    let (bob, bob_dir) = client(&relay, "bob");
+    let a = alice.create_channel("acme/ops/resume").unwrap();
+    let b = add(&a, &bob);
+    a.send(b"one").unwrap();
+    a.send(b"two").unwrap();
+    assert_eq!(next_text(&b), "one");
+    bob.close();
+    assert_eq!(b.recv(Some(WAIT)).unwrap(), Recv::Closed);
+    drop((b, bob));
+    // Sent while bob is away.
+    a.send(b"three").unwrap();
+    a.rotate_key().unwrap();
+    a.send(b"four").unwrap();
+
+    let bob = reconnect(&relay, &data_dir(&bob_dir), "bob");
+    assert_eq!(bob.channels(), vec!["acme/ops/resume".to_string()]);
+    let b = bob.open_channel("acme/ops/resume").unwrap();
+    assert_eq!(next_text(&b), "two");
+    assert_eq!(next_text(&b), "three");
+    let four = next(&b);
+    assert_eq!((four.payload.as_slice(), four.epoch), (&b"four"[..], 2));
+    assert_idle(&b);
+    b.send(b"back").unwrap();
+    assert_eq!(next_text(&a), "back");
+}
+
+#[test]
+fn reopening_a_data_dir_with_another_identity_is_refused() {
+    let relay = TestRelay::start();
+    let (alice, dir) = client(&relay, "alice");
+    alice.close();
+    let err = skytale_client::Client::connect(config(&relay, dir.path(), "mallory")).err().unwrap();
+    assert!(err.to_string().starts_with("runtime error:"), "{err}");
+}
