@@ -128,6 +128,32 @@ impl Stream {
         ack_seq(&reply)
     }
 
+    /// Publishes every `(msg_id, blob)` pipelined (without waiting for each ack) and returns the acked seqs in
+    /// order. Only for streams without subscriptions.
+    pub async fn publish_all(
+        &mut self,
+        channel: &ChannelName,
+        messages: Vec<(String, Vec<u8>)>,
+    ) -> Vec<u64> {
+        let count = messages.len();
+        let sender = self.sender();
+        let target = channel.clone();
+        let feeding = tokio::spawn(async move {
+            for (msg_id, blob) in messages {
+                sender
+                    .send(publish(&target, &msg_id, blob))
+                    .await
+                    .expect("stream open");
+            }
+        });
+        let mut seqs = Vec::with_capacity(count);
+        for _ in 0..count {
+            seqs.push(ack_seq(&self.recv().await));
+        }
+        feeding.await.expect("publisher task");
+        seqs
+    }
+
     /// Receives `n` deliveries, failing on any other frame.
     pub async fn deliveries(&mut self, n: usize) -> Vec<pb::Message> {
         let mut out = Vec::with_capacity(n);
