@@ -1,1 +1,25 @@
-//! Skytale API server (in progress).
+//! Skytale API server: accounts, API keys, access tokens (JWT), channels, invites and the invite join flow.
+//!
+//! Library first: tests and `skytale dev` start it in-process with [`Api::start`]; the CLI provisions keys with
+//! [`Storage::open`] + [`create_account_with_key`] and revokes them with [`Storage::revoke_api_key`].
+//! Tokens are verified (by the relay) with `skytale_auth::TokenVerifier`. HTTP endpoints are described in
+//! `docs/api.md` and served as OpenAPI at `/v1/openapi.json`.
+
+mod admin;
+mod caller;
+mod config;
+mod error;
+mod routes;
+mod secrets;
+mod server;
+mod signals;
+mod state;
+mod storage;
+
+pub use admin::{create_account_with_key, AdminError};
+pub use config::{ApiConfig, DEFAULT_LISTEN};
+pub use error::ApiError;
+pub use routes::Route;
+pub use secrets::{API_KEY_PREFIX, INVITE_PREFIX};
+pub use server::{Api, ApiHandle, ServeError};
+pub use storage::{Account, NewApiKey, Storage, StorageError};

@@ -1,0 +1,101 @@
+//! Starting and stopping the server.
+
+use std::net::SocketAddr;
+
+use skytale_auth::{KeyError, TokenIssuer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::routes::{router, Route};
+use crate::signals::Signals;
+use crate::state::{AppState, Shared};
+use crate::storage::{Storage, StorageError};
+use crate::ApiConfig;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+    #[error("server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The API server.
+pub struct Api;
+
+impl Api {
+    /// Opens the database (applying migrations), loads or creates the signing key, binds and starts serving in
+    /// the background.
+    pub async fn start(config: ApiConfig) -> Result<ApiHandle, ServeError> {
+        let storage = Storage::open(&config.database_url).await?;
+        let issuer = TokenIssuer::load_or_create(&config.key_file)?;
+        let verifier = issuer.verifier()?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let local_addr =
+            listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let state = AppState::new(Shared {
+            storage: storage.clone(),
+            issuer,
+            verifier,
+            signals: Signals::new(shutdown_rx.clone()),
+        });
+        let (app, routes) = router(state);
+        let mut stop = shutdown_rx;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // An error means the handle was dropped: stop as well.
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                })
+                .await
+        });
+        tracing::info!(%local_addr, "skytale API listening");
+        Ok(ApiHandle { local_addr, shutdown_tx, task, storage, routes })
+    }
+}
+
+/// A running server. Dropping it stops the server too; [`ApiHandle::shutdown`] waits for it.
+pub struct ApiHandle {
+    local_addr: SocketAddr,
+    shutdown_tx: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    storage: Storage,
+    routes: Vec<Route>,
+}
+
+impl ApiHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's database, e.g. for `skytale dev` to provision its dev API key.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Every (method, path) the router serves.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Stops accepting, ends open long-polls (they answer with the current state), waits for in-flight requests
+    /// and closes the database.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        self.shutdown_tx.send_replace(true);
+        let served = self.task.await?;
+        self.storage.close().await;
+        served.map_err(ServeError::Serve)
+    }
+}
