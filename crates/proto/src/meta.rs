@@ -21,6 +21,8 @@ pub const ERROR_CODE: &str = "skytale-error-code";
 pub const ERROR: &str = "skytale-error";
 /// Relay -> client, on the link negotiation reply: the largest accepted `app_payload.blob`, in bytes.
 pub const MAX_PAYLOAD: &str = "skytale-max-payload";
+/// Client -> relay, on a `Link` negotiation frame: `Bearer <JWT>` replacing the stream's token before it expires.
+pub const AUTHORIZATION: &str = "skytale-authorization";
 /// Relay -> client, on a successful `SubscriptionAck`: the channel's current epoch (absent for an empty channel).
 pub const CHANNEL_EPOCH: &str = "skytale-channel-epoch";
 
