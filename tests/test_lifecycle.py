@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -120,3 +122,18 @@ def test_a_new_client_on_the_same_data_dir_reopens_its_channels(relay, tmp_path:
         reopened = second.open_channel(names[0])
         assert reopened.name == names[0]
         assert reopened.members() == [b"alice"]
+
+
+def test_interpreter_exits_cleanly_with_a_client_left_open(relay, tmp_path: Path):
+    # A daemon thread is still blocked in next() and nothing is closed when the interpreter shuts down.
+    script = f"""
+import threading
+from skytale_sdk import SkytaleClient
+client = SkytaleClient({relay.endpoint!r}, {str(tmp_path / "alice")!r}, b"alice")
+channel = client.create_channel({CHANNEL!r})
+threading.Thread(target=lambda: list(channel.messages()), daemon=True).start()
+print("started", flush=True)
+"""
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout == "started\n"
