@@ -183,3 +183,18 @@ def test_concurrent_adds_from_two_members_converge(make_client):
     epochs = {channel.epoch for channel in channels.values()}
     assert len(epochs) == 1
     assert sorted(alice_channel.members()) == [b"alice", b"bob", b"carol", b"dave"]
+
+
+def test_leaving_member_iterator_ends_and_the_others_commit_its_removal(make_client):
+    alice, bob, carol = make_client("alice"), make_client("bob"), make_client("carol")
+    alice_channel, bob_channel, carol_channel = form_channel(CHANNEL, [alice, bob, carol])
+
+    carol_inbox = inbox(carol_channel)
+    carol_channel.leave()
+    assert list(carol_inbox) == []
+    assert carol.channels() == []
+
+    bob_channel.send(b"after carol left")
+    assert take(inbox(alice_channel), 1) == [b"after carol left"]
+    assert sorted(alice_channel.members()) == [b"alice", b"bob"]
+    assert alice_channel.epoch == bob_channel.epoch
