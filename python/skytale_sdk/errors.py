@@ -4,16 +4,13 @@ Every exception is a :class:`SkytaleError`, a subclass of :class:`RuntimeError`,
 reference SDK's ``except RuntimeError`` keeps working. The message starts with the subsystem's prefix and
 ``.code`` is a stable machine-readable reason:
 
-==========================  ==========================================================================
-class                       message prefix
-==========================  ==========================================================================
-:class:`MlsError`           ``MLS engine error:`` (bad key package or Welcome, undecryptable message)
-:class:`TransportError`     ``transport error:`` (relay unreachable, stream failure)
-:class:`ChannelError`       ``invalid channel name:`` for names; otherwise a channel-state problem
-:class:`AuthError`          ``auth error:`` (API key or token refused)
-:class:`QuotaExceededError` quota exhausted
-:class:`SkytaleError`       ``runtime error:`` (internal)
-==========================  ==========================================================================
+- :class:`MlsError`: ``MLS engine error:`` (bad key package or Welcome, undecryptable message)
+- :class:`TransportError`: ``transport error:`` (relay unreachable, stream failure)
+- :class:`ChannelError`: ``invalid channel name:`` for names, ``channel error:`` for channel-state problems
+  (unknown channel, already exists, removed, payload too large)
+- :class:`AuthError`: ``auth error:`` (API key or token refused)
+- :class:`QuotaExceededError`: ``quota exceeded:`` (an account limit was hit)
+- :class:`SkytaleError` itself: ``runtime error:`` (internal)
 
 The classes are defined by the native extension, which raises them; this module is their documented home.
 """
