@@ -121,7 +121,13 @@ def test_unreachable_relay_is_a_transport_error(tmp_path):
 
 
 def test_errors_carry_a_code(pair):
-    alice, _, _, _ = pair
+    alice, alice_channel, _, _ = pair
     with pytest.raises(ChannelError) as raised:
         alice.create_channel("bad-name")
-    assert isinstance(raised.value.code, str) and raised.value.code
+    assert raised.value.code == "invalid_name"
+    with pytest.raises(ChannelError) as raised:
+        alice.open_channel("acme/team/never-created")
+    assert raised.value.code == "channel"
+    with pytest.raises(MlsError) as raised:
+        alice_channel.add_member(b"garbage")
+    assert raised.value.code == "mls"
