@@ -20,7 +20,8 @@ trap cleanup EXIT
 
 # The relay prints `export SKYTALE_RELAY=...` on stdout once it listens; wait for that line.
 mkfifo "$work_dir/relay.out"
-.venv/bin/skytale relay --listen 127.0.0.1:0 --data-dir "$work_dir/relay" >"$work_dir/relay.out" &
+.venv/bin/skytale relay --listen 127.0.0.1:0 --data-dir "$work_dir/relay" \
+    >"$work_dir/relay.out" 2>"$work_dir/relay.log" &
 relay_pid=$!
 exec 3<"$work_dir/relay.out"
 relay_line=""
@@ -30,7 +31,8 @@ while IFS= read -r line <&3; do
     esac
 done
 if [ -z "$relay_line" ]; then
-    echo "quickstart: the relay exited before listening" >&2
+    echo "quickstart: the relay exited before listening; its log:" >&2
+    cat "$work_dir/relay.log" >&2
     exit 1
 fi
 # Keep draining the relay's stdout so it never blocks on a full pipe.
