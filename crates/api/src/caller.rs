@@ -52,11 +52,7 @@ impl FromRequestParts<AppState> for Caller {
             if owner.revoked {
                 return Err(ApiError::RevokedApiKey);
             }
-            return Ok(Caller {
-                account_id: owner.account.id,
-                org: owner.account.org,
-                credential: Credential::ApiKey,
-            });
+            return Ok(Caller { account_id: owner.account.id, org: owner.account.org, credential: Credential::ApiKey });
         }
         let claims = state.verifier.verify(credential).map_err(ApiError::InvalidToken)?;
         Ok(Caller { account_id: claims.sub, org: claims.org, credential: Credential::AccessToken })

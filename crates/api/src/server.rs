@@ -41,8 +41,7 @@ impl Api {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
-        let local_addr =
-            listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = AppState::new(Shared {
             storage: storage.clone(),

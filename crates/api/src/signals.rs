@@ -47,7 +47,12 @@ impl Signals {
 
     /// Calls `check` until it yields a value, re-running it whenever `subject` rings, for at most `wait`.
     /// Returns the last `check` result (`None` on timeout or shutdown).
-    pub(crate) async fn wait_for<T, E, F, Fut>(&self, subject: Subject, wait: Duration, mut check: F) -> Result<Option<T>, E>
+    pub(crate) async fn wait_for<T, E, F, Fut>(
+        &self,
+        subject: Subject,
+        wait: Duration,
+        mut check: F,
+    ) -> Result<Option<T>, E>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,

@@ -222,12 +222,10 @@ async fn five_concurrent_joiners_share_one_welcome(backend: Backend) {
     }
 
     // Six joiners race for five uses: exactly five get in.
-    let attempts = futures::future::join_all(
-        joiners.iter().enumerate().map(|(i, key)| {
-            let (api, token, who) = (&api, &token, format!("agent-{i}"));
-            async move { join(api, key, token, CHANNEL, &who).await }
-        }),
-    )
+    let attempts = futures::future::join_all(joiners.iter().enumerate().map(|(i, key)| {
+        let (api, token, who) = (&api, &token, format!("agent-{i}"));
+        async move { join(api, key, token, CHANNEL, &who).await }
+    }))
     .await;
     let mut admitted = Vec::new();
     for ((status, body), key) in attempts.iter().zip(&joiners) {
@@ -319,7 +317,8 @@ async fn pending_join_survives_restart(backend: Backend) {
     // Bob is mid-wait when the API stops: his long-poll either answers "pending" at once instead of holding up
     // shutdown, or (if it raced with the shutdown) its connection is closed; either way he just asks again.
     let client = api.client.clone();
-    let bob_wait = client.http.get(format!("{}/v1/channels/join/{join_id}?wait=60", client.base)).bearer_auth(&bob).send();
+    let bob_wait =
+        client.http.get(format!("{}/v1/channels/join/{join_id}?wait=60", client.base)).bearer_auth(&bob).send();
     let stop = async {
         tokio::task::yield_now().await;
         api.handle.shutdown().await.expect("clean shutdown");

@@ -62,8 +62,8 @@ impl TokenIssuer {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = self.jwk.common.key_id.clone();
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding_key)
-            .map_err(|e| KeyError::Signing(e.to_string()))?;
+        let token =
+            jsonwebtoken::encode(&header, &claims, &self.encoding_key).map_err(|e| KeyError::Signing(e.to_string()))?;
         Ok(IssuedToken { token, expires_at })
     }
 

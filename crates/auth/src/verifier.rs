@@ -43,14 +43,11 @@ impl TokenVerifier {
             }
             let Some(kid) = jwk.common.key_id.clone() else { continue };
             // jsonwebtoken slices the key to 32 bytes without checking its length, so check it here.
-            let raw = URL_SAFE_NO_PAD
-                .decode(&okp.x)
-                .map_err(|e| KeyError::InvalidKeySet(format!("key {kid}: {e}")))?;
+            let raw = URL_SAFE_NO_PAD.decode(&okp.x).map_err(|e| KeyError::InvalidKeySet(format!("key {kid}: {e}")))?;
             if raw.len() != 32 {
                 return Err(KeyError::InvalidKeySet(format!("key {kid}: Ed25519 key must be 32 bytes")));
             }
-            let key =
-                DecodingKey::from_jwk(jwk).map_err(|e| KeyError::InvalidKeySet(format!("key {kid}: {e}")))?;
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| KeyError::InvalidKeySet(format!("key {kid}: {e}")))?;
             keys.insert(kid, key);
         }
         if keys.is_empty() {

@@ -91,7 +91,6 @@ pub(super) async fn create_invite(
     }
     caller.require_member(&state, &channel).await?;
     let expires_at = now_ms() + ttl.as_millis() as i64;
-    let token =
-        state.storage.create_invite(&channel, &caller.account_id, i64::from(body.max_uses), expires_at).await?;
+    let token = state.storage.create_invite(&channel, &caller.account_id, i64::from(body.max_uses), expires_at).await?;
     Ok((StatusCode::CREATED, Json(InviteResponse { token, expires_at })))
 }

@@ -87,7 +87,11 @@ pub(super) async fn join_status(
     let Query(query) = query?;
     let wait = wait_duration(query.wait)?;
     let lookup = || async {
-        state.storage.join_state(&join_id, &caller.account_id).await?.ok_or_else(|| ApiError::JoinNotFound(join_id.clone()))
+        state
+            .storage
+            .join_state(&join_id, &caller.account_id)
+            .await?
+            .ok_or_else(|| ApiError::JoinNotFound(join_id.clone()))
     };
     let settled = state
         .signals

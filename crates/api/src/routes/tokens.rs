@@ -18,15 +18,16 @@ pub(super) struct TokenResponse {
 
 /// Exchanges an API key for a short-lived JWT carrying the account, its org and its channel grants. Only an API
 /// key is accepted: letting a token mint its successor would keep a revoked key's access alive forever.
-pub(super) async fn issue_token(State(state): State<AppState>, caller: Caller) -> Result<Json<TokenResponse>, ApiError> {
+pub(super) async fn issue_token(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<TokenResponse>, ApiError> {
     if caller.credential != Credential::ApiKey {
         return Err(ApiError::ApiKeyRequired);
     }
     let granted = state.storage.granted_channels(&caller.account_id).await?;
-    let issued = state
-        .issuer
-        .issue(&caller.account_id, &caller.org, granted)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let issued =
+        state.issuer.issue(&caller.account_id, &caller.org, granted).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(TokenResponse { token: issued.token, expires_at: issued.expires_at }))
 }
 

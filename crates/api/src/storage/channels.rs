@@ -1,7 +1,7 @@
 //! Channel registrations, membership and invites.
 
-use sqlx::Row;
 use skytale_proto::ChannelName;
+use sqlx::Row;
 
 use super::{now_ms, Storage, StorageError};
 use crate::secrets::{hash_secret, new_invite_token};

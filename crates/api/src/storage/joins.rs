@@ -1,8 +1,8 @@
 //! Join requests: an invite redeemed with a key package, waiting for a member to add it and post the Welcome.
 
+use skytale_proto::ChannelName;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
-use skytale_proto::ChannelName;
 
 use super::{now_ms, Storage, StorageError};
 use crate::secrets::{hash_secret, new_id};
@@ -29,9 +29,7 @@ impl JoinStatus {
             "pending" => Ok(Self::Pending),
             "welcomed" => Ok(Self::Welcomed),
             "rejected" => Ok(Self::Rejected),
-            other => Err(StorageError::Database(sqlx::Error::Decode(
-                format!("unknown join status {other:?}").into(),
-            ))),
+            other => Err(StorageError::Database(sqlx::Error::Decode(format!("unknown join status {other:?}").into()))),
         }
     }
 }
@@ -166,8 +164,8 @@ impl Storage {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let channel: String = row.try_get(0)?;
-        let channel = ChannelName::parse(&channel)
-            .map_err(|e| StorageError::Database(sqlx::Error::Decode(Box::new(e))))?;
+        let channel =
+            ChannelName::parse(&channel).map_err(|e| StorageError::Database(sqlx::Error::Decode(Box::new(e))))?;
         let status = JoinStatus::parse(&row.try_get::<String, _>(1)?)?;
         Ok(Some((channel, JoinState { status, welcome: row.try_get(2)? })))
     }

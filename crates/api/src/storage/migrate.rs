@@ -9,9 +9,7 @@ use sqlx::AnyPool;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
 
 pub(super) async fn apply(pool: &AnyPool) -> Result<(), sqlx::Error> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)")
-        .execute(pool)
-        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)").execute(pool).await?;
     let (current,): (i64,) =
         sqlx::query_as("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetch_one(pool).await?;
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {

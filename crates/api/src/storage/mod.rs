@@ -18,8 +18,8 @@ use sqlx::AnyPool;
 
 pub use accounts::{Account, NewApiKey};
 pub use channels::ChannelRegistration;
-pub(crate) use joins::{JoinRefusal, JoinStatus, PendingJoin, WelcomeRefusal};
 pub(crate) use joins::JoinRequest;
+pub(crate) use joins::{JoinRefusal, JoinStatus, PendingJoin, WelcomeRefusal};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -129,11 +129,8 @@ impl ApiClient {
         let response = request.send().await.expect("request completes");
         let status = response.status();
         let text = response.text().await.expect("response body");
-        let json = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let json =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, json)
     }
 
