@@ -12,6 +12,15 @@ use crate::mls::{member_identity, mls_err};
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::InboxItem;
 
+/// Parses an MLSMessage that must hold a key package.
+pub(crate) fn parse_key_package(bytes: &[u8]) -> Result<mls_rs::MlsMessage, Error> {
+    let message = mls_rs::MlsMessage::from_bytes(bytes).map_err(mls_err("malformed key package"))?;
+    if message.as_key_package().is_none() {
+        return Err(Error::Mls(format!("malformed key package: got a {:?} message", message.wire_format())));
+    }
+    Ok(message)
+}
+
 /// A decrypted message from another member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -61,24 +70,14 @@ impl Channel {
     /// Adds the owner of `key_package` (MLSMessage-encoded) and returns the Welcome (MLSMessage bytes) it joins
     /// with. Returns once the commit is applied.
     pub fn add_member(&self, key_package: &[u8]) -> Result<Vec<u8>, Error> {
-        let key_package = mls_rs::MlsMessage::from_bytes(key_package).map_err(mls_err("malformed key package"))?;
-        if key_package.as_key_package().is_none() {
-            return Err(Error::Mls(format!("malformed key package: got a {:?} message", key_package.wire_format())));
-        }
-        self.client.block_on(async {
-            let output = self
-                .state
-                .commit(|group| {
-                    group
-                        .commit_builder()
-                        .add_member(key_package.clone())
-                        .and_then(|builder| builder.build())
-                        .map_err(mls_err("invalid key package"))
-                })
-                .await?;
-            let welcome = output.welcome_messages.first().ok_or_else(|| Error::Mls("commit produced no Welcome".into()))?;
-            welcome.to_bytes().map_err(mls_err("cannot encode Welcome"))
-        })
+        self.add_members(&[key_package.to_vec()])
+    }
+
+    /// Adds the owners of all `key_packages` in ONE commit (one epoch change) and returns the single Welcome
+    /// (MLSMessage bytes) every one of them joins with. Returns once the commit is applied.
+    pub fn add_members(&self, key_packages: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
+        let key_packages = key_packages.iter().map(|bytes| parse_key_package(bytes)).collect::<Result<Vec<_>, _>>()?;
+        self.client.block_on(self.state.add_members(&key_packages))
     }
 
     /// Removes the member with `identity`.

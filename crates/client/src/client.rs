@@ -2,22 +2,30 @@
 //!
 //! Every public method blocks on the client's own tokio runtime, so callers (the Python bindings) can use it
 //! from any thread without an event loop; `Client` and `Channel` are cheap clones of shared handles.
+//!
+//! With an API (`api_url` + `api_key`), the relay stream is authenticated with JWTs from the API, created
+//! channels are registered there and owned (this client admits invite joiners, see `admission`), and
+//! `invite` / `join_with_token` run the invite flow.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use mls_rs::ExtensionList;
 use skytale_proto::ChannelName;
 
+use crate::api::ApiClient;
 use crate::channel::Channel;
 use crate::context::Context;
+use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::mls::{build_client, mls_err, MlsGroup};
 use crate::state::ChannelState;
 use crate::store::{ChannelRecord, ChannelStatus, Store};
-use crate::transport::Relay;
-use crate::{identity, state::Lifecycle};
+use crate::tls::TrustRoots;
+use crate::transport::{Relay, RelayAccess};
+use crate::{admission, identity, joining, state::Lifecycle};
 
 /// Longest identity rendered into the client's SLIM source name.
 const SOURCE_NAME_HEX_LEN: usize = 64;
@@ -25,15 +33,17 @@ const SOURCE_NAME_HEX_LEN: usize = 64;
 /// How to start a client.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// Relay URL, `http://host:port` (plain, loopback) or `https://...`.
+    /// Relay URL, `http://host:port` (plain, loopback) or `https://...` (TLS: web roots plus the PEM CAs in
+    /// `SKYTALE_CA_FILE`, if set).
     pub endpoint: String,
     /// Directory holding the signing key, MLS state and channel registry (created if missing).
     pub data_dir: PathBuf,
     /// This agent's identity bytes (non-empty).
     pub identity: Vec<u8>,
-    /// Stored for the API/auth integration; not used by the core yet.
+    /// `sk_live_...` API key: exchanged for relay JWTs, and used for channel registration, invites and joins.
+    /// Needs `api_url`. Without it the relay stream is anonymous (a relay run with `--auth none`).
     pub api_key: Option<String>,
-    /// Stored for the API/auth integration; not used by the core yet.
+    /// API server URL (`http://` or `https://`, same TLS rules as `endpoint`).
     pub api_url: Option<String>,
 }
 
@@ -76,6 +86,15 @@ fn source_name(identity: &[u8]) -> Result<skytale_proto::pb::Name, Error> {
     Ok(ChannelName::parse(&format!("skytale/agent/{hex_identity}"))?.to_slim())
 }
 
+/// The API client, if configured; an API key without an API URL is a configuration error.
+fn api_client(config: &ClientConfig, roots: &TrustRoots) -> Result<Option<Arc<ApiClient>>, Error> {
+    match (&config.api_url, &config.api_key) {
+        (Some(url), Some(key)) => Ok(Some(Arc::new(ApiClient::new(url, key, roots)?))),
+        (None, Some(_)) => Err(Error::Auth("api_key is set but api_url is not: set api_url to the Skytale API server".into())),
+        (_, None) => Ok(None),
+    }
+}
+
 fn create_private_dir(dir: &std::path::Path) -> Result<(), Error> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -94,6 +113,8 @@ impl Client {
         if config.identity.is_empty() {
             return Err(Error::Runtime("identity must not be empty".into()));
         }
+        let roots = TrustRoots::from_env()?;
+        let api = api_client(&config, &roots)?;
         create_private_dir(&config.data_dir)?;
         let key = identity::load_or_create(&config.data_dir, &config.identity)?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
@@ -105,7 +126,13 @@ impl Client {
             .build()
             .map_err(|e| Error::Runtime(format!("cannot start runtime: {e}")))?;
         let handle = runtime.handle().clone();
-        let relay = runtime.block_on(Relay::connect(&config.endpoint, source_name(&config.identity)?));
+        let access = RelayAccess {
+            endpoint: config.endpoint.clone(),
+            source: source_name(&config.identity)?,
+            roots,
+            credentials: api.clone().map(|api| Arc::new(Credentials::new(api))),
+        };
+        let relay = runtime.block_on(Relay::connect(access));
         let relay = match relay {
             Ok(relay) => relay,
             Err(e) => {
@@ -113,17 +140,21 @@ impl Client {
                 return Err(e);
             }
         };
-        let ctx = Arc::new(Context::new(config.identity.clone(), store.clone(), mls, relay));
+        let ctx = Arc::new(Context::new(config.identity.clone(), store.clone(), mls, relay, api));
         let core = Arc::new(ClientCore { runtime: Mutex::new(Some(runtime)), handle, ctx: ctx.clone(), config });
         core.block_on(async {
             for record in store.channels()? {
                 let name = ChannelName::parse(&record.name)?;
                 let group = ctx.mls.load_group(&record.group_id).map_err(mls_err("cannot load stored group"))?;
                 let active = record.status == ChannelStatus::Active;
+                let owner = record.owner;
                 let state = ChannelState::new(name, ctx.clone(), group, record);
                 ctx.channels()?.insert(state.name.to_string(), state.clone());
                 if active {
                     state.start(false).await?;
+                    if let (true, Some(api)) = (owner, &ctx.api) {
+                        admission::ensure_running(&state, api)?;
+                    }
                 }
             }
             Ok(())
@@ -131,7 +162,7 @@ impl Client {
         Ok(Client { core })
     }
 
-    /// The configuration this client was started with (`api_key`/`api_url` are kept for the auth integration).
+    /// The configuration this client was started with.
     pub fn config(&self) -> ClientConfig {
         self.core.config.clone()
     }
@@ -141,16 +172,57 @@ impl Client {
         self.core.ctx.identity.clone()
     }
 
-    /// Creates a new channel with this client as its only member.
+    /// Creates a new channel with this client as its only member and owner. With an API, the channel is first
+    /// registered there (under this account's org) and this client starts admitting invite joiners.
     pub fn create_channel(&self, name: &str) -> Result<Channel, Error> {
         let name = ChannelName::parse(name)?;
         let ctx = &self.core.ctx;
+        if let Some(api) = &ctx.api {
+            self.core.block_on(async { Ok(api.register_channel(name.as_str()).await?) })?;
+        }
         let group = ctx
             .mls
             .create_group(ExtensionList::default(), ExtensionList::default(), None)
             .map_err(mls_err("cannot create group"))?;
-        let state = self.core.block_on(self.install(name, group))?;
+        let state = self.core.block_on(self.install(name, group, true))?;
+        if let Some(api) = &ctx.api {
+            self.core.block_on(async { admission::ensure_running(&state, api) })?;
+        }
         Ok(Channel::new(self.core.clone(), state))
+    }
+
+    /// Creates an invite token (`skt_inv_...`) for `channel`, usable `max_uses` times within `ttl`. This client
+    /// then owns the channel: it admits the joiners that redeem the token, also after a restart.
+    pub fn invite(&self, channel: &str, max_uses: u32, ttl: Duration) -> Result<String, Error> {
+        let name = ChannelName::parse(channel)?;
+        let api = self.api("invite")?;
+        let state = self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
+        state.ensure_active()?;
+        self.core.block_on(async {
+            let token = api.create_invite(name.as_str(), max_uses, ttl).await?;
+            state.become_owner().await?;
+            admission::ensure_running(&state, &api)?;
+            Ok(token)
+        })
+    }
+
+    /// Joins `channel` with an invite token: posts a fresh key package to the API, waits (pushed by the API's
+    /// long-poll) until the channel's owner admits it, refreshes the relay token so the new grant applies, and
+    /// joins with the Welcome. Gives up with a transport error after `timeout`.
+    pub fn join_with_token(&self, channel: &str, token: &str, timeout: Duration) -> Result<Channel, Error> {
+        let name = ChannelName::parse(channel)?;
+        let api = self.api("join_with_token")?;
+        if self.core.ctx.channel(name.as_str())?.is_some() {
+            return Err(Error::Channel(format!("channel already exists: {name}")));
+        }
+        let key_package = self.generate_key_package()?;
+        let welcome = self.core.block_on(joining::wait_for_welcome(&api, &name, token, &self.core.ctx.identity, &key_package, timeout))?;
+        self.core.block_on(self.core.ctx.relay.refresh_token())?;
+        self.join_channel(name.as_str(), &welcome)
+    }
+
+    fn api(&self, operation: &str) -> Result<Arc<ApiClient>, Error> {
+        self.core.ctx.api.clone().ok_or_else(|| Error::Auth(format!("{operation} needs the API: set api_url and api_key")))
     }
 
     /// Generates a one-use key package (MLSMessage bytes) for an existing member's `add_member`.
@@ -169,13 +241,15 @@ impl Client {
         let name = ChannelName::parse(name)?;
         let welcome = mls_rs::MlsMessage::from_bytes(welcome).map_err(mls_err("malformed Welcome"))?;
         let (group, _) = self.core.ctx.mls.join_group(None, &welcome, None).map_err(mls_err("cannot join with this Welcome"))?;
-        let state = self.core.block_on(self.install(name, group))?;
+        let state = self.core.block_on(self.install(name, group, false))?;
         Ok(Channel::new(self.core.clone(), state))
     }
 
     /// Registers a new group under `name`, persists it and subscribes it. A freshly created group must not find
-    /// messages at the relay: that would be someone else's channel of the same name.
-    async fn install(&self, name: ChannelName, mut group: MlsGroup) -> Result<Arc<ChannelState>, Error> {
+    /// messages at the relay: that would be someone else's channel of the same name. A joined group must find the
+    /// relay at least at its join epoch (the commit that added us is stored before the Welcome is handed out):
+    /// an empty or older channel means the Welcome was for another channel.
+    async fn install(&self, name: ChannelName, mut group: MlsGroup, owner: bool) -> Result<Arc<ChannelState>, Error> {
         let ctx = &self.core.ctx;
         if ctx.is_closed() {
             return Err(Error::Runtime("client is closed".into()));
@@ -187,6 +261,7 @@ impl Client {
             applied_seq: 0,
             join_epoch: group.current_epoch(),
             status: ChannelStatus::Active,
+            owner,
         };
         let state = {
             let mut channels = ctx.channels()?;
@@ -209,6 +284,14 @@ impl Client {
         if created && relay_epoch.is_some() {
             self.discard(&state, &record).await;
             return Err(Error::Channel(format!("channel already exists on the relay: {name}")));
+        }
+        if !created && relay_epoch.is_none_or(|epoch| epoch < record.join_epoch) {
+            self.discard(&state, &record).await;
+            let found = relay_epoch.map_or("no messages".to_owned(), |epoch| format!("epoch {epoch}"));
+            return Err(Error::Channel(format!(
+                "the Welcome is not for channel {name}: it joins at epoch {}, but the relay has {found} for {name}",
+                record.join_epoch
+            )));
         }
         Ok(state)
     }

@@ -1,10 +1,11 @@
 //! What every part of a running client shares: storage, the MLS client, the relay link and the open channels.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::api::ApiClient;
 use crate::error::Error;
 use crate::mls::MlsClient;
 use crate::state::ChannelState;
@@ -16,14 +17,27 @@ pub(crate) struct Context {
     pub store: Arc<Store>,
     pub mls: MlsClient,
     pub relay: Arc<Relay>,
+    /// The API server, when `api_url` and `api_key` are configured (invites, joins, tokens).
+    pub api: Option<Arc<ApiClient>>,
+    /// Channels whose admission task (see `admission`) is running.
+    pub admissions: Mutex<HashSet<String>>,
     channels: Mutex<HashMap<String, Arc<ChannelState>>>,
     /// Set once by `Client::close`; every `recv` then returns `Recv::Closed`.
     pub closed: watch::Sender<bool>,
 }
 
 impl Context {
-    pub fn new(identity: Vec<u8>, store: Arc<Store>, mls: MlsClient, relay: Arc<Relay>) -> Self {
-        Self { identity, store, mls, relay, channels: Mutex::new(HashMap::new()), closed: watch::Sender::new(false) }
+    pub fn new(identity: Vec<u8>, store: Arc<Store>, mls: MlsClient, relay: Arc<Relay>, api: Option<Arc<ApiClient>>) -> Self {
+        Self {
+            identity,
+            store,
+            mls,
+            relay,
+            api,
+            admissions: Mutex::new(HashSet::new()),
+            channels: Mutex::new(HashMap::new()),
+            closed: watch::Sender::new(false),
+        }
     }
 
     pub fn channels(&self) -> Result<MutexGuard<'_, HashMap<String, Arc<ChannelState>>>, Error> {

@@ -60,7 +60,9 @@ pub(crate) struct Delivery {
 /// An incoming frame, classified.
 #[derive(Debug)]
 pub(crate) enum Incoming {
-    LinkReply { max_payload: Option<usize> },
+    /// The answer to a link negotiation (stream open) or a token refresh, with the relay's payload limit; a
+    /// refused token refresh carries the refusal.
+    LinkReply { link_id: String, max_payload: Option<usize>, refusal: Option<RelayRefusal> },
     /// On success: the channel's current epoch at the relay (`None`: no message stored yet).
     SubscriptionAck { id: u64, result: Result<Option<u64>, RelayRefusal> },
     PublishAck { msg_id: String, seq: u64 },
@@ -84,6 +86,14 @@ pub(crate) fn link_negotiation(link_id: &str) -> pb::Message {
         })),
         metadata: HashMap::new(),
     }
+}
+
+/// A token refresh on an open stream (docs/protocol.md "Authentication and token refresh"): a link negotiation
+/// carrying the new JWT in `skytale-authorization`.
+pub(crate) fn token_refresh(link_id: &str, jwt: &str) -> pb::Message {
+    let mut frame = link_negotiation(link_id);
+    frame.metadata.insert(meta::AUTHORIZATION.to_owned(), format!("Bearer {jwt}"));
+    frame
 }
 
 fn header(source: &pb::Name, destination: &ChannelName) -> pb::SlimHeader {
@@ -150,7 +160,11 @@ pub(crate) fn classify(frame: pb::Message) -> Incoming {
     let metadata = frame.metadata;
     match frame.message_type {
         Some(message::MessageType::Link(pb::Link { link_type: Some(link::LinkType::LinkNegotiation(n)) })) if n.is_reply => {
-            Incoming::LinkReply { max_payload: number(&metadata, meta::MAX_PAYLOAD).and_then(|v| usize::try_from(v).ok()) }
+            Incoming::LinkReply {
+                max_payload: number(&metadata, meta::MAX_PAYLOAD).and_then(|v| usize::try_from(v).ok()),
+                refusal: metadata.contains_key(meta::ERROR_CODE).then(|| refusal(&metadata, "token refused")),
+                link_id: n.link_id,
+            }
         }
         Some(message::MessageType::SubscriptionAck(ack)) => Incoming::SubscriptionAck {
             id: ack.subscription_id,
@@ -224,6 +238,25 @@ mod tests {
         refused.metadata.insert(meta::ERROR_CODE.into(), "stale_epoch".into());
         match classify(refused) {
             Incoming::PublishRefused { refusal, .. } => assert!(refusal.is_stale_epoch()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_refresh_carries_the_bearer_and_its_refusal_is_recognised() {
+        let frame = token_refresh("l1", "jwt");
+        assert_eq!(frame.metadata.get(meta::AUTHORIZATION).map(String::as_str), Some("Bearer jwt"));
+        let mut reply = frame.clone();
+        if let Some(message::MessageType::Link(pb::Link { link_type: Some(link::LinkType::LinkNegotiation(n)) })) = &mut reply.message_type {
+            n.is_reply = true;
+        }
+        reply.metadata = HashMap::from([(meta::MAX_PAYLOAD.into(), "10".into())]);
+        let mut refused = reply.clone();
+        assert!(matches!(classify(reply), Incoming::LinkReply { ref link_id, max_payload: Some(10), refusal: None } if link_id == "l1"));
+        refused.metadata.insert(meta::ERROR_CODE.into(), error_code::UNAUTHORIZED.into());
+        refused.metadata.insert(meta::ERROR.into(), "another account".into());
+        match classify(refused) {
+            Incoming::LinkReply { refusal: Some(r), .. } => assert_eq!((r.code.as_str(), r.message.as_str()), ("unauthorized", "another account")),
             other => panic!("{other:?}"),
         }
     }

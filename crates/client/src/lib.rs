@@ -4,19 +4,25 @@
 //! handles over one tokio runtime per client. See `docs/client.md` for the data_dir layout and recovery rules,
 //! and `docs/protocol.md` for the wire protocol.
 
+mod admission;
+mod api;
 mod channel;
 mod client;
 mod context;
+mod credentials;
 mod error;
 mod frames;
 mod identity;
 mod inbound;
+mod joining;
 mod mls;
 mod operations;
 mod state;
 mod store;
+mod tls;
 mod transport;
 
 pub use channel::{Channel, Message, Recv};
 pub use client::{Client, ClientConfig};
 pub use error::Error;
+pub use tls::CA_FILE_ENV;

@@ -62,6 +62,25 @@ impl ChannelState {
         Err(Error::Channel(format!("gave up on channel {} after losing {MAX_ATTEMPTS} epoch races", self.name)))
     }
 
+    /// Adds the owners of `key_packages` (MLSMessage key packages) in ONE commit and returns the one Welcome that
+    /// all of them join with. Returns once the commit is applied.
+    pub async fn add_members(&self, key_packages: &[MlsMessage]) -> Result<Vec<u8>, Error> {
+        if key_packages.is_empty() {
+            return Err(Error::Channel("add_members needs at least one key package".into()));
+        }
+        let output = self
+            .commit(|group| {
+                let mut builder = group.commit_builder();
+                for key_package in key_packages {
+                    builder = builder.add_member(key_package.clone()).map_err(mls_err("invalid key package"))?;
+                }
+                builder.build().map_err(mls_err("invalid key package"))
+            })
+            .await?;
+        let welcome = output.welcome_messages.first().ok_or_else(|| Error::Mls("commit produced no Welcome".into()))?;
+        welcome.to_bytes().map_err(mls_err("cannot encode Welcome"))
+    }
+
     /// Commits the cached proposals (e.g. a member's leave), unless someone else already did.
     pub async fn commit_pending_proposals(&self) -> Result<(), Error> {
         let _serialised = self.ops.lock().await;

@@ -105,6 +105,16 @@ impl ChannelState {
         self.ctx.relay.subscribe(&self.name, start, route, wait_for_ack).await
     }
 
+    /// Marks the channel as owned by this client (it admits invite joiners), durably.
+    pub async fn become_owner(&self) -> Result<(), Error> {
+        let mut core = self.core.lock().await;
+        if !core.record.owner {
+            core.record.owner = true;
+            core.save(&self.ctx)?;
+        }
+        Ok(())
+    }
+
     pub fn removed_error(&self) -> Error {
         Error::Channel(format!("removed from channel {} by another member", self.name))
     }

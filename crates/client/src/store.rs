@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS channel (
     group_id    BLOB NOT NULL UNIQUE,
     applied_seq INTEGER NOT NULL,
     join_epoch  INTEGER NOT NULL,
-    status      TEXT NOT NULL
+    status      TEXT NOT NULL,
+    owner       INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS group_state (
     group_id BLOB PRIMARY KEY,
@@ -50,7 +51,16 @@ CREATE TABLE IF NOT EXISTS inbox (
     body    BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbox_by_channel ON inbox (channel, id);
+CREATE TABLE IF NOT EXISTS pending_welcome (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel  TEXT NOT NULL,
+    join_ids TEXT NOT NULL,
+    welcome  BLOB NOT NULL
+);
 ";
+
+/// Columns added after the first release, for data_dirs created before them: (table, column, definition).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("channel", "owner", "INTEGER NOT NULL DEFAULT 0")];
 
 /// Whether the client still takes part in a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +97,17 @@ pub(crate) struct ChannelRecord {
     /// Epoch at which this client entered the group (where to resume when nothing was applied yet).
     pub join_epoch: u64,
     pub status: ChannelStatus,
+    /// This client admits invite joiners to the channel (it created the channel or issued an invite for it).
+    pub owner: bool,
+}
+
+/// A Welcome for invite joiners whose commit is applied but which the API has not accepted yet: kept until it
+/// is delivered, so a restart or an API outage cannot strand the joiners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PendingWelcome {
+    pub id: i64,
+    pub join_ids: Vec<String>,
+    pub welcome: Vec<u8>,
 }
 
 /// Something `recv` hands to the application, in channel order.
@@ -129,6 +150,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
+        add_missing_columns(&conn)?;
         Ok(Arc::new(Self { conn: Mutex::new(conn), staged: Mutex::new(HashMap::new()) }))
     }
 
@@ -144,22 +166,30 @@ impl Store {
     pub fn channels(&self) -> Result<Vec<ChannelRecord>, Error> {
         let conn = self.conn()?;
         let mut stmt = conn
-            .prepare("SELECT name, group_id, applied_seq, join_epoch, status FROM channel ORDER BY name")
+            .prepare("SELECT name, group_id, applied_seq, join_epoch, status, owner FROM channel ORDER BY name")
             .map_err(sql)?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, String>(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
             })
             .map_err(sql)?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, group_id, applied, join, status) = row.map_err(sql)?;
+            let (name, group_id, applied, join, status, owner) = row.map_err(sql)?;
             out.push(ChannelRecord {
                 name,
                 group_id,
                 applied_seq: to_u64(applied)?,
                 join_epoch: to_u64(join)?,
                 status: ChannelStatus::parse(&status)?,
+                owner,
             });
         }
         Ok(out)
@@ -174,10 +204,17 @@ impl Store {
             write_group(&tx, &record.group_id, write)?;
         }
         tx.execute(
-            "INSERT INTO channel (name, group_id, applied_seq, join_epoch, status) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO channel (name, group_id, applied_seq, join_epoch, status, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(name) DO UPDATE SET group_id = excluded.group_id, applied_seq = excluded.applied_seq,
-             join_epoch = excluded.join_epoch, status = excluded.status",
-            params![record.name, record.group_id, to_i64(record.applied_seq)?, to_i64(record.join_epoch)?, record.status.as_str()],
+             join_epoch = excluded.join_epoch, status = excluded.status, owner = excluded.owner",
+            params![
+                record.name,
+                record.group_id,
+                to_i64(record.applied_seq)?,
+                to_i64(record.join_epoch)?,
+                record.status.as_str(),
+                record.owner
+            ],
         )
         .map_err(sql)?;
         for item in inbox {
@@ -230,9 +267,40 @@ impl Store {
         let tx = conn.transaction().map_err(sql)?;
         tx.execute("DELETE FROM channel WHERE name = ?1", [name]).map_err(sql)?;
         tx.execute("DELETE FROM inbox WHERE channel = ?1", [name]).map_err(sql)?;
+        tx.execute("DELETE FROM pending_welcome WHERE channel = ?1", [name]).map_err(sql)?;
         tx.execute("DELETE FROM group_state WHERE group_id = ?1", [group_id]).map_err(sql)?;
         tx.execute("DELETE FROM group_epoch WHERE group_id = ?1", [group_id]).map_err(sql)?;
         tx.commit().map_err(sql)
+    }
+
+    /// Keeps a Welcome until the API has accepted it (see [`PendingWelcome`]).
+    pub fn save_pending_welcome(&self, channel: &str, join_ids: &[String], welcome: &[u8]) -> Result<i64, Error> {
+        let ids = serde_json::to_string(join_ids).map_err(Error::storage)?;
+        let conn = self.conn()?;
+        conn.execute("INSERT INTO pending_welcome (channel, join_ids, welcome) VALUES (?1, ?2, ?3)", params![channel, ids, welcome])
+            .map_err(sql)?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Welcomes of `channel` not yet accepted by the API, oldest first.
+    pub fn pending_welcomes(&self, channel: &str) -> Result<Vec<PendingWelcome>, Error> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare("SELECT id, join_ids, welcome FROM pending_welcome WHERE channel = ?1 ORDER BY id").map_err(sql)?;
+        let rows = stmt
+            .query_map([channel], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?)))
+            .map_err(sql)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, ids, welcome) = row.map_err(sql)?;
+            let join_ids = serde_json::from_str(&ids).map_err(Error::storage)?;
+            out.push(PendingWelcome { id, join_ids, welcome });
+        }
+        Ok(out)
+    }
+
+    /// Forgets a Welcome the API accepted.
+    pub fn delete_pending_welcome(&self, id: i64) -> Result<(), Error> {
+        self.conn()?.execute("DELETE FROM pending_welcome WHERE id = ?1", [id]).map_err(sql).map(drop)
     }
 
     fn stored_state(&self, group_id: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
@@ -286,6 +354,17 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Brings a `state.db` written by an older client up to the current schema.
+fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let mut stmt = conn.prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1")).map_err(sql)?;
+        if !stmt.exists([column]).map_err(sql)? {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}")).map_err(sql)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_group(tx: &Transaction<'_>, group_id: &[u8], write: &StagedWrite) -> Result<(), Error> {
@@ -364,7 +443,14 @@ mod tests {
     use super::*;
 
     fn record(name: &str, applied: u64) -> ChannelRecord {
-        ChannelRecord { name: name.into(), group_id: b"g1".to_vec(), applied_seq: applied, join_epoch: 2, status: ChannelStatus::Active }
+        ChannelRecord {
+            name: name.into(),
+            group_id: b"g1".to_vec(),
+            applied_seq: applied,
+            join_epoch: 2,
+            status: ChannelStatus::Active,
+            owner: true,
+        }
     }
 
     fn message(seq: u64) -> InboxItem {
@@ -393,6 +479,43 @@ mod tests {
         assert_eq!(groups.state(b"g1").unwrap().unwrap().as_slice(), b"snap-1");
         assert_eq!(groups.epoch(b"g1", 1).unwrap().unwrap().as_slice(), b"e1");
         assert_eq!(reopened.channels().unwrap(), vec![record("a/b/c", 7)]);
+    }
+
+    #[test]
+    fn pending_welcomes_are_kept_until_deleted_and_forgotten_with_the_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        let ids = vec!["j1".to_owned(), "j2".to_owned()];
+        let first = store.save_pending_welcome("a/b/c", &ids, b"w1").unwrap();
+        store.save_pending_welcome("a/b/c", &ids[..1], b"w2").unwrap();
+        store.save_pending_welcome("x/y/z", &ids, b"w3").unwrap();
+        let reopened = Store::open(&path).unwrap();
+        let pending = reopened.pending_welcomes("a/b/c").unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0], PendingWelcome { id: first, join_ids: ids.clone(), welcome: b"w1".to_vec() });
+        reopened.delete_pending_welcome(first).unwrap();
+        assert_eq!(reopened.pending_welcomes("a/b/c").unwrap().len(), 1);
+        reopened.delete_channel("a/b/c", b"g1").unwrap();
+        assert!(reopened.pending_welcomes("a/b/c").unwrap().is_empty());
+        assert_eq!(reopened.pending_welcomes("x/y/z").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_registry_without_the_owner_column_is_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE channel (name TEXT PRIMARY KEY, group_id BLOB NOT NULL UNIQUE, applied_seq INTEGER NOT NULL,
+             join_epoch INTEGER NOT NULL, status TEXT NOT NULL);
+             INSERT INTO channel VALUES ('a/b/c', x'6731', 4, 1, 'active');",
+        )
+        .unwrap();
+        drop(old);
+        let store = Store::open(&path).unwrap();
+        let expected = ChannelRecord { applied_seq: 4, join_epoch: 1, owner: false, ..record("a/b/c", 0) };
+        assert_eq!(store.channels().unwrap(), vec![expected]);
     }
 
     #[test]

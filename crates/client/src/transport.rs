@@ -8,6 +8,10 @@
 //!
 //! Deliveries go to each channel's bounded queue with `send().await`, so a channel that falls behind slows the
 //! stream (HTTP/2 flow control) instead of losing messages.
+//!
+//! With credentials (an API key), every link is opened with a freshly fetched `authorization: Bearer <JWT>`, and
+//! a refresher task replaces the open link's token in-band (a `Link` frame with `skytale-authorization`, see
+//! docs/protocol.md) when the token reaches two thirds of its lifetime, without dropping the stream.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,8 +26,10 @@ use tokio::time::{timeout, timeout_at, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
+use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::frames::{self, Delivery, Incoming, PayloadKind, RelayRefusal, StartPoint};
+use crate::tls::{self, TrustRoots};
 
 /// How long `connect` (and each reconnect attempt) may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,6 +37,9 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const SEND_DEADLINE: Duration = Duration::from_secs(30);
 const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Retry pace of a failed token refresh (the old token stays valid for a third of its lifetime).
+const REFRESH_RETRY: Duration = Duration::from_secs(1);
+const MAX_REFRESH_RETRY: Duration = Duration::from_secs(30);
 const OUTGOING_QUEUE: usize = 256;
 /// Frames carry at most one MLS message of at most the relay's payload limit; leave room for a generous limit.
 const MAX_FRAME: usize = 64 << 20;
@@ -74,16 +83,29 @@ struct Subscription {
     waiter: Option<oneshot::Sender<Result<Option<u64>, RelayRefusal>>>,
 }
 
+/// How the transport reaches and authenticates to the relay.
+pub(crate) struct RelayAccess {
+    pub endpoint: String,
+    pub source: pb::Name,
+    pub roots: TrustRoots,
+    /// `None`: anonymous streams (a relay run with `--auth none`).
+    pub credentials: Option<Arc<Credentials>>,
+}
+
 /// Shared state of the relay connection.
 pub(crate) struct Relay {
     endpoint: String,
     source: pb::Name,
+    roots: TrustRoots,
+    credentials: Option<Arc<Credentials>>,
     link: watch::Sender<Option<Link>>,
     generation: AtomicU64,
     next_id: AtomicU64,
     max_payload: AtomicUsize,
     acks: Mutex<HashMap<String, Waiter<PublishOutcome>>>,
     subscriptions: Mutex<HashMap<u64, Subscription>>,
+    /// Token refreshes waiting for the relay's reply, by link id.
+    refreshes: Mutex<HashMap<String, Waiter<Result<(), RelayRefusal>>>>,
     routes: RwLock<HashMap<ChannelName, Route>>,
     shutdown: watch::Sender<bool>,
 }
@@ -102,22 +124,29 @@ fn status_error(status: tonic::Status) -> Error {
 }
 
 impl Relay {
-    /// Connects to `endpoint` (failing fast if it is unreachable) and starts the supervisor task.
-    pub async fn connect(endpoint: &str, source: pb::Name) -> Result<Arc<Self>, Error> {
+    /// Connects to the relay (failing fast if it is unreachable or refuses the credentials) and starts the
+    /// supervisor task, plus the token refresher when there are credentials.
+    pub async fn connect(access: RelayAccess) -> Result<Arc<Self>, Error> {
         let relay = Arc::new(Self {
-            endpoint: endpoint.to_owned(),
-            source,
+            endpoint: access.endpoint,
+            source: access.source,
+            roots: access.roots,
+            credentials: access.credentials,
             link: watch::Sender::new(None),
             generation: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             max_payload: AtomicUsize::new(skytale_proto::meta::DEFAULT_MAX_PAYLOAD),
             acks: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
+            refreshes: Mutex::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
             shutdown: watch::Sender::new(false),
         });
         let first = relay.open_link().await?;
         tokio::spawn(relay.clone().supervise(Some(first)));
+        if let Some(credentials) = relay.credentials.clone() {
+            tokio::spawn(relay.clone().keep_token_fresh(credentials));
+        }
         Ok(relay)
     }
 
@@ -154,12 +183,20 @@ impl Relay {
 
     async fn try_open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
         let unreachable = |e: tonic::transport::Error| Error::Transport(format!("cannot reach relay {}: {e}", self.endpoint));
-        let endpoint = Endpoint::from_shared(self.endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(10));
+        if tls::is_https(&self.endpoint) {
+            endpoint = endpoint.tls_config(self.roots.grpc()).map_err(|e| Error::Transport(format!("invalid TLS settings for {}: {e}", self.endpoint)))?;
+        }
+        // Fetched per link: a reconnect presents a fresh token with every grant recorded so far.
+        let bearer = match &self.credentials {
+            Some(credentials) => Some(bearer_value(&credentials.fresh_token().await?)?),
+            None => None,
+        };
         let channel = endpoint.connect().await.map_err(unreachable)?;
         let mut client = DataPlaneServiceClient::new(channel).max_decoding_message_size(MAX_FRAME).max_encoding_message_size(MAX_FRAME);
         let (frames, outgoing) = mpsc::channel(OUTGOING_QUEUE);
@@ -168,11 +205,15 @@ impl Relay {
             .send(frames::link_negotiation(&link_id))
             .await
             .map_err(|_| Error::Transport("link closed before negotiation".into()))?;
-        let mut inbound = client.open_channel(ReceiverStream::new(outgoing)).await.map_err(status_error)?.into_inner();
+        let mut request = tonic::Request::new(ReceiverStream::new(outgoing));
+        if let Some(bearer) = bearer {
+            request.metadata_mut().insert("authorization", bearer);
+        }
+        let mut inbound = client.open_channel(request).await.map_err(status_error)?.into_inner();
         loop {
             match inbound.message().await.map_err(status_error)? {
                 Some(frame) => match frames::classify(frame) {
-                    Incoming::LinkReply { max_payload } => {
+                    Incoming::LinkReply { max_payload, .. } => {
                         if let Some(limit) = max_payload {
                             self.max_payload.store(limit, Ordering::Relaxed);
                         }
@@ -227,6 +268,9 @@ impl Relay {
         }
         if let Ok(mut subs) = self.subscriptions.lock() {
             subs.retain(|_, s| s.generation > generation);
+        }
+        if let Ok(mut refreshes) = self.refreshes.lock() {
+            refreshes.retain(|_, w| w.generation > generation);
         }
     }
 
@@ -288,8 +332,15 @@ impl Relay {
                 let channel = delivery.channel.clone();
                 self.route(&channel, ChannelEvent::Delivery(delivery)).await;
             }
-            Incoming::LinkReply { max_payload: Some(limit) } => self.max_payload.store(limit, Ordering::Relaxed),
-            Incoming::LinkReply { max_payload: None } => {}
+            Incoming::LinkReply { link_id, max_payload, refusal } => {
+                if let Some(limit) = max_payload {
+                    self.max_payload.store(limit, Ordering::Relaxed);
+                }
+                let waiter = self.refreshes.lock().ok().and_then(|mut refreshes| refreshes.remove(&link_id));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.reply.send(refusal.map_or(Ok(()), Err));
+                }
+            }
             Incoming::Ignored(why) => tracing::debug!(why, "frame ignored"),
         }
     }
@@ -405,6 +456,73 @@ impl Relay {
         }
     }
 
+    /// Replaces the open stream's token with a fresh one (carrying every grant recorded so far) and waits for
+    /// the relay to accept it. Without credentials there is nothing to refresh. If the link drops meanwhile, the
+    /// next link is opened with a fresh token anyway, and the refresh is repeated on it.
+    pub async fn refresh_token(&self) -> Result<(), Error> {
+        let Some(credentials) = &self.credentials else { return Ok(()) };
+        let jwt = credentials.fresh_token().await?;
+        let deadline = Instant::now() + SEND_DEADLINE;
+        loop {
+            let link = self.wait_for_link(deadline).await?;
+            let link_id = format!("refresh-{:x}", rand::random::<u64>());
+            let (reply, answer) = oneshot::channel();
+            self.refreshes.lock().map_err(runtime_lock)?.insert(link_id.clone(), Waiter { generation: link.generation, reply });
+            if !self.link_is(link.generation) || link.frames.send(frames::token_refresh(&link_id, &jwt)).await.is_err() {
+                self.refreshes.lock().map_err(runtime_lock)?.remove(&link_id);
+                self.await_link_change(link.generation, deadline).await?;
+                continue;
+            }
+            match timeout_at(deadline, answer).await {
+                Ok(Ok(Ok(()))) => return Ok(()),
+                Ok(Ok(Err(refusal))) => return Err(Error::Auth(format!("relay refused the refreshed token ({}): {}", refusal.code, refusal.message))),
+                Ok(Err(_link_lost)) => continue,
+                Err(_) => {
+                    self.refreshes.lock().map_err(runtime_lock)?.remove(&link_id);
+                    return Err(Error::Transport(format!("relay did not answer the token refresh within {SEND_DEADLINE:?}")));
+                }
+            }
+        }
+    }
+
+    /// Refreshes the stream's token whenever the last fetched one reaches its refresh time; a failed refresh is
+    /// logged and retried with backoff (the current token stays valid for another third of its lifetime).
+    async fn keep_token_fresh(self: Arc<Self>, credentials: Arc<Credentials>) {
+        let mut due = credentials.refresh_due();
+        let mut shutdown = self.shutdown.subscribe();
+        let mut retry = REFRESH_RETRY;
+        let mut retry_at: Option<Instant> = None;
+        while !*shutdown.borrow_and_update() {
+            let wake = retry_at.or(*due.borrow_and_update());
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                // A token was fetched elsewhere (reconnect, explicit refresh): recompute.
+                Ok(()) = due.changed() => {
+                    retry_at = None;
+                    continue;
+                }
+                _ = shutdown.changed() => continue,
+            }
+            match self.refresh_token().await {
+                Ok(()) => {
+                    retry = REFRESH_RETRY;
+                    retry_at = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, ?retry, "token refresh failed; retrying");
+                    retry_at = Some(Instant::now() + retry);
+                    retry = (retry * 2).min(MAX_REFRESH_RETRY);
+                }
+            }
+        }
+    }
+
     fn unroute(&self, channel: &ChannelName) {
         if let Ok(mut routes) = self.routes.write() {
             routes.remove(channel);
@@ -419,6 +537,10 @@ impl Relay {
             let _ = link.frames.send(frames::unsubscribe(&self.source, channel, self.next_id())).await;
         }
     }
+}
+
+fn bearer_value(jwt: &str) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Error> {
+    format!("Bearer {jwt}").parse().map_err(|_| Error::Auth("the API issued a token that is not a valid header value".into()))
 }
 
 /// Maps a relay refusal that the client does not handle itself to the public error.
