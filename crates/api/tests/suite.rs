@@ -49,6 +49,7 @@ on_both_backends!(
     long_polls_wake_on_arrival_and_on_welcome,
     pending_join_survives_restart,
     rejected_join_is_reported_to_joiner,
+    malformed_requests_are_bad_requests,
 );
 
 const CHANNEL: &str = "acme/team/general";
@@ -364,4 +365,24 @@ async fn rejected_join_is_reported_to_joiner(backend: Backend) {
     let unknown = json!({ "channel": CHANNEL, "join_ids": ["join_nope"], "welcome": b64(b"w") });
     let (status, body) = api.post("/v1/channels/joins/welcome", &owner, unknown).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "join_not_found"));
+}
+
+async fn malformed_requests_are_bad_requests(backend: Backend) {
+    let (api, owner) = api_with_channel(&backend).await;
+    let token = invite(&api, &owner, CHANNEL, 1, 3600).await;
+
+    let (status, body) = api.post("/v1/channels", &owner, json!({ "name": "acme/only-two" })).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "invalid_channel_name"));
+    let (status, body) = api.post("/v1/channels", &owner, json!({ "nom": CHANNEL })).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (status, body) = api.post("/v1/channels/invites", &owner, json!({ "channel": CHANNEL, "max_uses": 0 })).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let not_base64 = json!({ "token": token, "channel": CHANNEL, "identity": b64(b"x"), "key_package": "%%%" });
+    let (status, body) = api.post("/v1/channels/join", &owner, not_base64).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    let (status, body) = api.get(format!("/v1/channels/joins?channel={CHANNEL}&wait=999"), &owner).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::BAD_REQUEST, "bad_request"));
+    // The refused join did not consume the invite.
+    let (status, body) = join(&api, &owner, &token, CHANNEL, "owner-device-2").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

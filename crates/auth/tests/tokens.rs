@@ -88,3 +88,24 @@ fn key_set_without_usable_key_is_refused() {
     let short_key = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"AAAA"}]}"#;
     assert!(matches!(TokenVerifier::from_jwks_json(short_key), Err(KeyError::InvalidKeySet(_))));
 }
+
+#[test]
+fn expired_token_is_named_expired() {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("signing.pem");
+    let issuer = TokenIssuer::load_or_create(&path).unwrap();
+    // Sign, with the issuer's own key, claims that expired an hour ago (well past the leeway).
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut claims = issuer.verifier().unwrap().verify(&issuer.issue("acct", "acme", vec![]).unwrap().token).unwrap();
+    claims.iat -= 2 * 3600;
+    claims.exp = claims.iat + 3600;
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = issuer.jwks().keys[0].common.key_id.clone();
+    let der = key.to_pkcs8_der().unwrap();
+    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap();
+
+    assert_eq!(issuer.verifier().unwrap().verify(&token), Err(TokenError::Expired));
+}

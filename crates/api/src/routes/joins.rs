@@ -212,6 +212,11 @@ async fn settle(
     if join_ids.is_empty() {
         return Err(ApiError::BadRequest("join_ids must not be empty".to_owned()));
     }
+    // A repeated id would find its request already settled by the first occurrence and fail the whole post.
+    let mut join_ids = join_ids.to_vec();
+    join_ids.sort();
+    join_ids.dedup();
+    let join_ids = join_ids.as_slice();
     caller.require_member(state, channel).await?;
     state.storage.settle_joins(channel, join_ids, welcome).await??;
     for join_id in join_ids {
