@@ -2,6 +2,8 @@
 //! clients in temporary data_dirs.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod api;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
