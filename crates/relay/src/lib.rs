@@ -40,6 +40,7 @@ use tonic::transport::server::TcpIncoming;
 
 pub use config::{RelayConfig, SyncMode, DEFAULT_RETENTION};
 pub use error::RelayError;
+pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 pub use store::DB_FILE;
 
 use channel::ChannelHub;
