@@ -13,7 +13,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+use crate::error::{with_causes, Error};
 use crate::tls::TrustRoots;
 
 /// How long the server may hold a long-poll; below common 30 s proxy idle timeouts, like the server's default.
@@ -26,7 +26,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiFailure {
     /// No HTTP answer (connection refused, TLS failure, timeout).
-    #[error("cannot reach the API at {url}: {source}")]
+    #[error("cannot reach the API at {url}: {}", with_causes(source))]
     Unreachable { url: String, source: reqwest::Error },
     /// The server answered with an error body `{"error": {"code", "message"}}`.
     #[error("API refused {what} ({code}): {message}")]

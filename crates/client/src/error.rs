@@ -51,6 +51,23 @@ impl Error {
     }
 }
 
+/// An error with its causes: reqwest's and tonic's own messages omit them, and the cause (e.g. "invalid peer
+/// certificate: UnknownIssuer") is what the user needs.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        // Some wrappers already repeat their cause's message; say it once.
+        let message = e.to_string();
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = e.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

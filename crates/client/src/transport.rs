@@ -27,7 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
 use crate::credentials::Credentials;
-use crate::error::Error;
+use crate::error::{with_causes, Error};
 use crate::frames::{self, Delivery, Incoming, PayloadKind, RelayRefusal, StartPoint};
 use crate::tls::{self, TrustRoots};
 
@@ -182,7 +182,7 @@ impl Relay {
     }
 
     async fn try_open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
-        let unreachable = |e: tonic::transport::Error| Error::Transport(format!("cannot reach relay {}: {e}", self.endpoint));
+        let unreachable = |e: tonic::transport::Error| Error::Transport(format!("cannot reach relay {}: {}", self.endpoint, with_causes(&e)));
         let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?
             .connect_timeout(CONNECT_TIMEOUT)

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod api;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,10 @@ impl TestRelay {
         let handle = runtime.block_on(Relay::start(config)).unwrap();
         let addr = handle.local_addr();
         Self { runtime, handle: Some(handle), addr, dir }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub fn endpoint(&self) -> String {
