@@ -124,7 +124,8 @@ impl Channel {
     }
 
     /// The next message from another member, in channel order. `None` waits until one arrives or the channel is
-    /// closed. A message that could not be processed, a removal or a refused subscription is an `Err`.
+    /// closed. A message that could not be processed, a removal, a refused subscription or a failure to store
+    /// delivered messages is an `Err`.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Recv, Error> {
         self.client.block_on(self.next(timeout.map(|t| Instant::now() + t)))
     }
@@ -139,6 +140,9 @@ impl Channel {
             }
             // Mark the progress seen before reading the inbox, so a batch landing in between wakes us.
             let lifecycle = progress.borrow_and_update().lifecycle;
+            if let Some(reason) = self.state.take_failure() {
+                return Err(Error::Runtime(reason));
+            }
             if let Some(item) = self.state.ctx.store.take_inbox(self.state.name.as_str())? {
                 return match item {
                     InboxItem::Message { payload, sender, seq, epoch } => Ok(Recv::Message(Message { payload, sender, seq, epoch })),

@@ -4,9 +4,14 @@
 //! transaction holding the new group state, the new last-applied sequence and the inbox rows it produced. A
 //! crash therefore either keeps the whole batch or none of it, and the resubscription after restart starts right
 //! after the last applied message: nothing is lost, nothing is applied twice.
+//!
+//! If that transaction fails (disk full, database locked), the failure is reported on the channel's `recv` and
+//! the batch's inbox rows are kept in memory and written, with the group state, by the next successful attempt;
+//! the worker retries on its own with backoff, so a quiet channel does not keep them in memory forever.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use mls_rs::error::MlsError;
 use mls_rs::group::proposal::Proposal;
@@ -23,13 +28,32 @@ use crate::transport::ChannelEvent;
 
 /// Most deliveries applied in one store transaction.
 const BATCH: usize = 64;
+const FIRST_STORE_RETRY: Duration = Duration::from_millis(200);
+const MAX_STORE_RETRY: Duration = Duration::from_secs(5);
 
 /// Runs until the channel's route is dropped (leave, removal, client close).
 pub(crate) async fn run(state: Arc<ChannelState>, mut events: mpsc::Receiver<ChannelEvent>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while events.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(e) = apply(&state, batch.drain(..)).await {
-            tracing::error!(channel = %state.name, error = %e, "cannot apply delivered messages");
+    let mut store_retry: Option<Duration> = None;
+    loop {
+        let open = match store_retry {
+            None => events.recv_many(&mut batch, BATCH).await > 0,
+            // Unsaved work is pending: write it with the next deliveries, or on its own after a pause.
+            Some(pause) => tokio::select! {
+                received = events.recv_many(&mut batch, BATCH) => received > 0,
+                _ = tokio::time::sleep(pause) => true,
+            },
+        };
+        if !open {
+            return;
+        }
+        match apply(&state, batch.drain(..)).await {
+            Ok(()) => store_retry = None,
+            Err(e) => {
+                tracing::error!(channel = %state.name, error = %e, "cannot store delivered messages; retrying");
+                state.report_failure(format!("cannot store delivered messages of channel {}: {e}", state.name));
+                store_retry = Some(store_retry.map_or(FIRST_STORE_RETRY, |pause| (pause * 2).min(MAX_STORE_RETRY)));
+            }
         }
     }
 }
@@ -48,9 +72,12 @@ async fn apply(state: &Arc<ChannelState>, events: impl Iterator<Item = ChannelEv
     if state.lifecycle() != Lifecycle::Active {
         return Ok(());
     }
-    let mut inbox = Vec::new();
-    let mut removed = false;
+    // Rows of an earlier batch whose transaction failed come first: they precede this batch in channel order.
+    let mut inbox = std::mem::take(&mut core.unsaved);
     for event in events {
+        if core.record.status == ChannelStatus::Removed {
+            break;
+        }
         match event {
             ChannelEvent::SubscriptionRefused(refusal) => inbox.push(InboxItem::ChannelFailure {
                 reason: format!("relay refused to deliver channel {} ({}): {}", state.name, refusal.code, refusal.message),
@@ -64,17 +91,21 @@ async fn apply(state: &Arc<ChannelState>, events: impl Iterator<Item = ChannelEv
                 match process(&mut core.group, &delivery) {
                     Effect::Deliver(item) => inbox.push(item),
                     Effect::Internal => {}
-                    Effect::Removed => {
-                        core.record.status = ChannelStatus::Removed;
-                        removed = true;
-                        break;
-                    }
+                    Effect::Removed => core.record.status = ChannelStatus::Removed,
                 }
             }
         }
     }
-    core.group.write_to_storage().map_err(mls_err("cannot save group state"))?;
-    state.ctx.store.persist(&core.record, &inbox)?;
+    let saved = core
+        .group
+        .write_to_storage()
+        .map_err(mls_err("cannot save group state"))
+        .and_then(|()| state.ctx.store.persist(&core.record, &inbox));
+    if let Err(e) = saved {
+        core.unsaved = inbox;
+        return Err(e);
+    }
+    let removed = core.record.status == ChannelStatus::Removed;
     let lifecycle = if removed { Lifecycle::Removed } else { Lifecycle::Active };
     let must_commit_proposals = !removed && is_designated_committer(&core.group);
     state.progress.send_replace(core.progress(lifecycle));
@@ -99,6 +130,11 @@ fn process(group: &mut MlsGroup, delivery: &Delivery) -> Effect {
         Ok(m) => m,
         Err(e) => return failure(format!("message seq {seq} is not an MLS message: {e}")),
     };
+    if message.group_id().is_some_and(|id| id != group.group_id()) {
+        return failure(format!(
+            "message seq {seq} belongs to another MLS group: the channel at the relay is not the group this client joined"
+        ));
+    }
     let epoch = message.epoch().unwrap_or_else(|| group.current_epoch());
     match group.process_incoming_message(message) {
         Ok(ReceivedMessage::ApplicationMessage(app)) => Effect::Deliver(InboxItem::Message {

@@ -5,6 +5,7 @@
 //! so the inbound worker can always make progress. `ops` serialises commit-producing operations of the channel:
 //! mls-rs keeps one pending commit per group, so two concurrent commits would overwrite each other's.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use skytale_proto::ChannelName;
@@ -15,7 +16,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::frames::StartPoint;
 use crate::mls::{mls_err, MlsGroup};
-use crate::store::{ChannelRecord, ChannelStatus};
+use crate::store::{ChannelRecord, ChannelStatus, InboxItem};
 use crate::transport::{Route, SEND_DEADLINE};
 
 /// Deliveries queued per channel before the stream is slowed down.
@@ -52,6 +53,8 @@ impl Progress {
 pub(crate) struct ChannelCore {
     pub group: MlsGroup,
     pub record: ChannelRecord,
+    /// Inbox rows whose store transaction failed; written by the next successful one (see `inbound`).
+    pub unsaved: Vec<InboxItem>,
 }
 
 impl ChannelCore {
@@ -77,6 +80,8 @@ pub(crate) struct ChannelState {
     pub core: Mutex<ChannelCore>,
     pub ops: Mutex<()>,
     pub progress: watch::Sender<Progress>,
+    /// Local failures (storage) to report on `recv`, oldest first; each is handed out once.
+    failures: std::sync::Mutex<VecDeque<String>>,
 }
 
 impl ChannelState {
@@ -85,9 +90,22 @@ impl ChannelState {
             ChannelStatus::Active => Lifecycle::Active,
             ChannelStatus::Removed => Lifecycle::Removed,
         };
-        let core = ChannelCore { group, record };
+        let core = ChannelCore { group, record, unsaved: Vec::new() };
         let progress = watch::Sender::new(core.progress(lifecycle));
-        Arc::new(Self { name, ctx, core: Mutex::new(core), ops: Mutex::new(()), progress })
+        Arc::new(Self { name, ctx, core: Mutex::new(core), ops: Mutex::new(()), progress, failures: Default::default() })
+    }
+
+    /// Queues a failure for `recv` and wakes it.
+    pub fn report_failure(&self, reason: String) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.push_back(reason);
+        }
+        self.progress.send_modify(|_| {});
+    }
+
+    /// The oldest failure not yet reported.
+    pub fn take_failure(&self) -> Option<String> {
+        self.failures.lock().ok().and_then(|mut failures| failures.pop_front())
     }
 
     pub fn lifecycle(&self) -> Lifecycle {

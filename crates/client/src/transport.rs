@@ -318,13 +318,22 @@ impl Relay {
             Incoming::PublishAck { msg_id, seq } => self.answer_publish(&msg_id, PublishOutcome::Stored(seq)),
             Incoming::PublishRefused { msg_id, refusal } => self.answer_publish(&msg_id, PublishOutcome::Refused(refusal)),
             Incoming::SubscriptionAck { id, result } => {
-                let entry = self.subscriptions.lock().ok().and_then(|mut subs| subs.remove(&id));
-                let Some(sub) = entry else { return };
-                match (sub.waiter, result) {
+                // A successful subscription stays registered: the relay may still end it later with a refusal
+                // (e.g. `retention_expired` when retention overtakes a lagging cursor).
+                let entry = self.subscriptions.lock().ok().and_then(|mut subs| {
+                    let sub = subs.get_mut(&id)?;
+                    let answered = (sub.channel.clone(), sub.waiter.take());
+                    if result.is_err() {
+                        subs.remove(&id);
+                    }
+                    Some(answered)
+                });
+                let Some((channel, waiter)) = entry else { return };
+                match (waiter, result) {
                     (Some(waiter), result) => {
                         let _ = waiter.send(result);
                     }
-                    (None, Err(refusal)) => self.route(&sub.channel, ChannelEvent::SubscriptionRefused(refusal)).await,
+                    (None, Err(refusal)) => self.route(&channel, ChannelEvent::SubscriptionRefused(refusal)).await,
                     (None, Ok(_)) => {}
                 }
             }
@@ -526,6 +535,9 @@ impl Relay {
     fn unroute(&self, channel: &ChannelName) {
         if let Ok(mut routes) = self.routes.write() {
             routes.remove(channel);
+        }
+        if let Ok(mut subs) = self.subscriptions.lock() {
+            subs.retain(|_, s| s.channel != *channel);
         }
     }
 

@@ -115,3 +115,35 @@ fn close_ends_recv_and_is_idempotent() {
     assert_eq!(first.recv(None).unwrap(), Recv::Closed);
     assert_eq!(second.recv(Some(Duration::from_millis(50))).unwrap(), Recv::Timeout);
 }
+
+#[test]
+fn a_welcome_used_for_another_channel_is_refused() {
+    let relay = TestRelay::start();
+    let (alice, _a) = client(&relay, "alice");
+    let (bob, _b) = client(&relay, "bob");
+    let a = alice.create_channel("acme/x/real").unwrap();
+    let welcome = a.add_member(&bob.generate_key_package().unwrap()).unwrap();
+    let err = bob.join_channel("acme/x/elsewhere", &welcome).err().unwrap();
+    assert!(matches!(err, Error::Channel(_)), "{err}");
+    assert!(err.to_string().contains("the Welcome is not for channel acme/x/elsewhere"), "{err}");
+    assert!(bob.channels().is_empty());
+}
+
+#[test]
+fn add_members_adds_several_in_one_commit() {
+    let relay = TestRelay::start();
+    let (alice, _a) = client(&relay, "alice");
+    let (bob, _b) = client(&relay, "bob");
+    let (carol, _c) = client(&relay, "carol");
+    let a = alice.create_channel("acme/x/batch").unwrap();
+    let kps = vec![bob.generate_key_package().unwrap(), carol.generate_key_package().unwrap()];
+    let welcome = a.add_members(&kps).unwrap();
+    assert_eq!(a.epoch(), 1);
+    let b = bob.join_channel("acme/x/batch", &welcome).unwrap();
+    let c = carol.join_channel("acme/x/batch", &welcome).unwrap();
+    a.send(b"both").unwrap();
+    assert_eq!(next_text(&b), "both");
+    assert_eq!(next_text(&c), "both");
+    let err = a.add_members(&[]).err().unwrap();
+    assert!(matches!(err, Error::Channel(_)), "{err}");
+}

@@ -153,7 +153,7 @@ fn concurrent_joiners_are_admitted_in_fewer_commits_than_joiners() {
     }
     assert_eq!(ch.members().unwrap().len(), 6);
     let commits = ch.epoch() - start_epoch;
-    assert!(commits >= 1 && commits < 5, "five joiners took {commits} commits");
+    assert!((1..5).contains(&commits), "five joiners took {commits} commits");
 }
 
 #[test]

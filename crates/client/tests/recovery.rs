@@ -75,3 +75,32 @@ fn reopening_a_data_dir_with_another_identity_is_refused() {
     let err = skytale_client::Client::connect(config(&relay, dir.path(), "mallory")).err().unwrap();
     assert!(err.to_string().starts_with("runtime error:"), "{err}");
 }
+
+#[test]
+fn a_failed_store_write_is_reported_on_recv_and_loses_nothing() {
+    let relay = TestRelay::start();
+    let (alice, _a) = client(&relay, "alice");
+    let (bob, bob_dir) = client(&relay, "bob");
+    let a = alice.create_channel("acme/ops/locked").unwrap();
+    let b = add(&a, &bob);
+
+    // Another process holds bob's database: his writes fail once SQLite's busy timeout runs out.
+    let blocker = rusqlite::Connection::open(bob_dir.path().join("state.db")).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    a.send(b"while locked").unwrap();
+    let reported = (0..6).find_map(|_| match b.recv(Some(WAIT)) {
+        Err(e) if e.to_string().contains("cannot store delivered messages") => Some(e),
+        // recv's own read of the inbox is also locked out meanwhile.
+        Err(e) if e.to_string().contains("local storage failure") => None,
+        other => panic!("expected a storage failure, got {other:?}"),
+    });
+    let reported = reported.expect("the failed write was never reported");
+    assert_eq!(reported.code(), "runtime");
+    blocker.execute_batch("COMMIT").unwrap();
+    drop(blocker);
+
+    assert_eq!(next_text(&b), "while locked");
+    a.send(b"after").unwrap();
+    assert_eq!(next_text(&b), "after");
+    assert_idle(&b);
+}
