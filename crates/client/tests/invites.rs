@@ -189,3 +189,33 @@ fn admission_survives_an_api_restart() {
     a.send(b"after restart").unwrap();
     assert_eq!(next_text(&b), "after restart");
 }
+
+#[test]
+fn an_in_band_token_refresh_during_a_long_stream_loses_nothing() {
+    let relay = TestRelay::start();
+    let api = TestApi::start();
+    let (alice, _a) = api_client(&relay, &api, "alice", &api.api_key("acme", "alice"));
+    let (bob, _b) = api_client(&relay, &api, "bob", &api.api_key("acme", "bob"));
+    let (carol, _c) = api_client(&relay, &api, "carol", &api.api_key("globex", "carol"));
+    let a = alice.create_channel("acme/team/stream").unwrap();
+    let b = add(&a, &bob);
+    carol.create_channel("globex/team/side").unwrap();
+    let token = carol.invite("globex/team/side", 1, HOUR).unwrap();
+
+    let sender = {
+        let a = a.clone();
+        std::thread::spawn(move || {
+            for i in 0..100 {
+                a.send(format!("m{i}").as_bytes()).unwrap();
+            }
+        })
+    };
+    // Joining with a token refreshes bob's stream token in-band while alice's messages flow to him.
+    let side = bob.join_with_token("globex/team/side", &token, JOIN_TIMEOUT).unwrap();
+    for i in 0..100 {
+        assert_eq!(next_text(&b), format!("m{i}"));
+    }
+    sender.join().unwrap();
+    assert_idle(&b);
+    side.send(b"granted").unwrap();
+}
