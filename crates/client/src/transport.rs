@@ -194,7 +194,7 @@ impl Relay {
         }
         // Fetched per link: a reconnect presents a fresh token with every grant recorded so far.
         let bearer = match &self.credentials {
-            Some(credentials) => Some(bearer_value(&credentials.fresh_token().await?)?),
+            Some(credentials) => Some(bearer_value(&credentials.token_for_new_stream().await?)?),
             None => None,
         };
         let channel = endpoint.connect().await.map_err(unreachable)?;

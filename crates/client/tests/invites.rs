@@ -219,3 +219,18 @@ fn an_in_band_token_refresh_during_a_long_stream_loses_nothing() {
     assert_idle(&b);
     side.send(b"granted").unwrap();
 }
+
+#[test]
+fn a_relay_reconnect_while_the_api_is_down_uses_the_still_valid_token() {
+    let mut relay = TestRelay::start();
+    let mut api = TestApi::start();
+    let (alice, _a) = api_client(&relay, &api, "alice", &api.api_key("acme", "alice"));
+    let (bob, _b) = api_client(&relay, &api, "bob", &api.api_key("acme", "bob"));
+    let a = alice.create_channel("acme/team/outage").unwrap();
+    let b = add(&a, &bob);
+    api.stop();
+    relay.stop();
+    relay.resume();
+    a.send(b"still here").unwrap();
+    assert_eq!(next_text(&b), "still here");
+}
