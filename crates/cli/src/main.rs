@@ -1,1 +1,37 @@
-fn main() {}
+//! `skytale`: runs Skytale's services (relay, local dev stack). Exports go to stdout, logs to stderr
+//! (`RUST_LOG` filters them; default `info`).
+
+mod announce;
+mod args;
+mod commands;
+mod duration;
+mod shutdown;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use args::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Relay(args) => commands::relay::run(args).await,
+        Command::Dev(args) => commands::dev::run(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -54,6 +54,9 @@ use store::ReadPool;
 /// blob with a `payload_too_large` error frame naming both sizes.
 const FRAME_OVERHEAD: usize = 64 * 1024;
 
+/// How long [`RelayHandle::shutdown`] lets clients close their connections before dropping them.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Starts relays.
 pub struct Relay;
 
@@ -147,12 +150,18 @@ impl RelayHandle {
     }
 
     /// Ends every stream, stops accepting connections, finishes pending writes and closes the log.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.stop.send_replace(true);
-        match self.server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "relay server failed"),
-            Err(error) => tracing::error!(%error, "relay server task failed"),
+        // Graceful shutdown waits for clients to close their connections; one that never reads must not keep
+        // the relay alive forever.
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::error!(%error, "relay server failed"),
+            Ok(Err(error)) => tracing::error!(%error, "relay server task failed"),
+            Err(_) => {
+                tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}, closing them");
+                self.server.abort();
+            }
         }
         if let Err(error) = self.retention.await {
             tracing::error!(%error, "retention task failed");
