@@ -8,6 +8,9 @@ cd "$repo_root"
 scripts/setup.sh
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
+# Both suites always run, so one failing does not hide the other's result.
+status=0
 # --release reuses the artifacts setup.sh just built instead of compiling everything a second time.
-cargo test --release --workspace
-.venv/bin/python -m pytest tests/ -v
+cargo test --release --workspace || status=1
+.venv/bin/python -m pytest tests/ -v || status=1
+exit "$status"
