@@ -6,7 +6,10 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 scripts/setup.sh
-[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+# setup.sh may have just installed Rust with rustup, which this shell's PATH does not know yet.
+if ! command -v cargo >/dev/null 2>&1; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
 
 # Both suites always run, so one failing does not hide the other's result.
 status=0
