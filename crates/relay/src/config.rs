@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::RelayAuth;
+
 /// Default retention: messages older than a week are dropped (DESIGN §3.6).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -35,10 +37,15 @@ pub struct RelayConfig {
     pub retention_bytes: Option<u64>,
     /// Durability of acknowledged appends.
     pub sync: SyncMode,
+    /// Stream authentication. [`RelayConfig::new`] leaves it at [`RelayAuth::None`] so in-process tests can
+    /// use anonymous streams; anything reachable by others must set [`RelayAuth::Jwt`] (`skytale relay` does by
+    /// default).
+    pub auth: RelayAuth,
 }
 
 impl RelayConfig {
-    /// A configuration with the defaults: 1 MiB payloads, 7 days retention, no size cap, `SyncMode::Normal`.
+    /// A configuration with the defaults: 1 MiB payloads, 7 days retention, no size cap, `SyncMode::Normal`,
+    /// no authentication.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen,
@@ -47,6 +54,7 @@ impl RelayConfig {
             retention: DEFAULT_RETENTION,
             retention_bytes: None,
             sync: SyncMode::default(),
+            auth: RelayAuth::None,
         }
     }
 }

@@ -49,6 +49,22 @@ pub fn link_reply(request: &pb::LinkNegotiationPayload, max_payload: usize) -> p
     )
 }
 
+/// Reply to a refused token refresh: the usual link reply plus the refusal; the stream keeps its old token.
+pub fn link_refused(
+    request: &pb::LinkNegotiationPayload,
+    max_payload: usize,
+    refusal: &Refusal,
+) -> pb::Message {
+    let mut reply = link_reply(request, max_payload);
+    reply
+        .metadata
+        .insert(meta::ERROR_CODE.to_owned(), refusal.code.to_owned());
+    reply
+        .metadata
+        .insert(meta::ERROR.to_owned(), refusal.message.clone());
+    reply
+}
+
 /// Successful `SubscriptionAck`, with the channel's current epoch when it has one.
 pub fn subscription_accepted(subscription_id: u64, channel_epoch: Option<u64>) -> pb::Message {
     let metadata = channel_epoch

@@ -21,6 +21,7 @@ mod channel;
 mod config;
 mod error;
 mod frames;
+mod jwks;
 mod log;
 pub mod mls_framing;
 mod publish;
@@ -38,8 +39,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 
+pub use auth::RelayAuth;
 pub use config::{RelayConfig, SyncMode, DEFAULT_RETENTION};
 pub use error::RelayError;
+pub use jwks::{fetch_verifier, JwksError};
+/// The verifier [`RelayAuth::Jwt`] holds, re-exported so embedders need not depend on `skytale-auth` directly.
+pub use skytale_auth::{KeyError, TokenVerifier};
 pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 pub use store::DB_FILE;
 
@@ -112,6 +117,7 @@ impl Relay {
             hub,
             reader: Arc::new(ReadPool::new(db_path)),
             max_payload: config.max_payload,
+            auth: config.auth.clone(),
         });
         let service =
             DataPlaneServiceServer::new(service::DataPlane::new(shared, stop_signal.clone()))
@@ -127,7 +133,7 @@ impl Relay {
                 ),
         );
         let retention = tokio::spawn(retention::run(Arc::clone(&writer), policy, stop_signal));
-        tracing::info!(%local_addr, data_dir = %config.data_dir.display(), "relay listening");
+        tracing::info!(%local_addr, data_dir = %config.data_dir.display(), auth = ?config.auth, "relay listening");
         Ok(RelayHandle {
             local_addr,
             stop,

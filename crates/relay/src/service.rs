@@ -34,13 +34,15 @@ impl DataPlaneService for DataPlane {
         &self,
         request: Request<Streaming<pb::Message>>,
     ) -> Result<Response<Self::OpenChannelStream>, Status> {
-        let identity = auth::identify(request.metadata())?;
+        let identity = auth::identify(&self.shared.auth, request.metadata()).inspect_err(
+            |status| tracing::info!(peer = ?request.remote_addr(), "stream refused: {}", status.message()),
+        )?;
         let peer = request.remote_addr();
         let (outbound, responses) = mpsc::channel(OUTBOUND_CAPACITY);
         let shared = Arc::clone(&self.shared);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            tracing::info!(?peer, ?identity, "stream opened");
+            tracing::info!(?peer, identity = identity.describe(), "stream opened");
             session::serve(shared, identity, request.into_inner(), outbound, shutdown).await;
             tracing::info!(?peer, "stream closed");
         });

@@ -14,7 +14,7 @@ use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot, watch};
 use tonic::{Status, Streaming};
 
-use crate::auth::StreamIdentity;
+use crate::auth::{RelayAuth, StreamIdentity};
 use crate::channel::ChannelHub;
 use crate::frames::{self, Refusal};
 use crate::log::{AppendError, AppendResult, LogWriter};
@@ -25,12 +25,13 @@ use crate::subscription::{Cursor, Outbound, StartPoint, SubscriptionTask};
 /// Publishes of one stream awaiting their ack; beyond this the stream stops reading (backpressure).
 const MAX_PENDING_REPLIES: usize = 1024;
 
-/// What every stream shares: the log, the channel feeds and the limits.
+/// What every stream shares: the log, the channel feeds, the limits and how streams are authenticated.
 pub struct Shared {
     pub writer: Arc<LogWriter>,
     pub hub: Arc<ChannelHub>,
     pub reader: Arc<ReadPool>,
     pub max_payload: usize,
+    pub auth: RelayAuth,
 }
 
 /// The client stopped reading or went away: nothing more can be sent on this stream.
@@ -123,10 +124,7 @@ impl Session {
         match message_type {
             Some(MessageType::Link(pb::Link {
                 link_type: Some(pb::link::LinkType::LinkNegotiation(request)),
-            })) => {
-                self.send(frames::link_reply(&request, self.shared.max_payload))
-                    .await
-            }
+            })) => self.link_negotiation(request, &metadata).await,
             Some(MessageType::Subscribe(subscribe)) => self.subscribe(subscribe, &metadata).await,
             Some(MessageType::Unsubscribe(unsubscribe)) => self.unsubscribe(unsubscribe).await,
             Some(MessageType::Publish(publish)) => self.publish(publish, &metadata).await,
@@ -136,6 +134,34 @@ impl Session {
                 self.reply(PendingReply::Frame(Box::new(frame))).await
             }
         }
+    }
+
+    /// Answers a link negotiation: at stream open, or an in-band token refresh when it carries
+    /// `skytale-authorization` (the reply then says whether the new token was taken).
+    async fn link_negotiation(
+        &mut self,
+        request: pb::LinkNegotiationPayload,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), StreamClosed> {
+        let max_payload = self.shared.max_payload;
+        let reply = match metadata.get(meta::AUTHORIZATION) {
+            None => frames::link_reply(&request, max_payload),
+            Some(bearer) => match self.identity.refresh(&self.shared.auth, bearer) {
+                Ok(()) => {
+                    tracing::debug!(identity = self.identity.describe(), "token refreshed");
+                    frames::link_reply(&request, max_payload)
+                }
+                Err(refusal) => {
+                    tracing::info!(
+                        identity = self.identity.describe(),
+                        "token refresh refused: {}",
+                        refusal.message
+                    );
+                    frames::link_refused(&request, max_payload, &refusal)
+                }
+            },
+        };
+        self.send(reply).await
     }
 
     async fn send(&self, frame: pb::Message) -> Result<(), StreamClosed> {
@@ -164,24 +190,7 @@ impl Session {
             .and_then(|h| h.destination.as_ref());
         let started = match (channel_of(destination), start_point(metadata)) {
             (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
-            (Ok(channel), Ok(_)) if !self.identity.may_use(&channel) => Err(Refusal::new(
-                error_code::UNAUTHORIZED,
-                format!("this stream may not use channel {channel}"),
-            )),
-            (Ok(channel), Ok(start)) => {
-                let feed = self.shared.hub.feed(&channel);
-                let reader = Arc::clone(&self.shared.reader);
-                Cursor::open(
-                    channel.clone(),
-                    id,
-                    Arc::clone(&feed),
-                    reader,
-                    start,
-                    self.outbound.clone(),
-                )
-                .await
-                .map(|cursor| (channel, cursor, feed.epoch()))
-            }
+            (Ok(channel), Ok(start)) => self.open_cursor(channel, id, start).await,
         };
         match started {
             Ok((channel, cursor, epoch)) => {
@@ -196,6 +205,28 @@ impl Session {
             }
             Err(refusal) => self.send(frames::subscription_refused(id, &refusal)).await,
         }
+    }
+
+    /// Positions a cursor for an authorised subscription; returns it with the channel's current epoch.
+    async fn open_cursor(
+        &self,
+        channel: ChannelName,
+        id: u64,
+        start: StartPoint,
+    ) -> Result<(ChannelName, Cursor, Option<u64>), Refusal> {
+        self.identity.authorize(&channel)?;
+        let feed = self.shared.hub.feed(&channel);
+        let reader = Arc::clone(&self.shared.reader);
+        let cursor = Cursor::open(
+            channel.clone(),
+            id,
+            Arc::clone(&feed),
+            reader,
+            start,
+            self.outbound.clone(),
+        )
+        .await?;
+        Ok((channel, cursor, feed.epoch()))
     }
 
     async fn unsubscribe(&mut self, unsubscribe: pb::Unsubscribe) -> Result<(), StreamClosed> {
@@ -234,11 +265,7 @@ impl Session {
                 return self.reply(PendingReply::Frame(Box::new(frame))).await;
             }
         };
-        if !self.identity.may_use(&request.channel) {
-            let refusal = Refusal::new(
-                error_code::UNAUTHORIZED,
-                format!("this stream may not use channel {}", request.channel),
-            );
+        if let Err(refusal) = self.identity.authorize(&request.channel) {
             let frame =
                 frames::publish_refused(Some(&request.channel), Some(&request.msg_id), &refusal);
             return self.reply(PendingReply::Frame(Box::new(frame))).await;

@@ -50,16 +50,26 @@ pub struct Stream {
 
 impl Stream {
     pub async fn open(relay: SocketAddr) -> Stream {
+        Self::open_with(relay, None).await.expect("open channel")
+    }
+
+    /// Opens a stream sending `authorization: Bearer <token>` (no header for `None`); returns the relay's
+    /// refusal status if it does not accept the stream.
+    pub async fn open_with(
+        relay: SocketAddr,
+        token: Option<&str>,
+    ) -> Result<Stream, tonic::Status> {
         let mut client = DataPlaneServiceClient::connect(format!("http://{relay}"))
             .await
             .expect("connect to relay");
         let (outgoing, queue) = mpsc::channel(1024);
-        let incoming = client
-            .open_channel(ReceiverStream::new(queue))
-            .await
-            .expect("open channel")
-            .into_inner();
-        Stream { outgoing, incoming }
+        let mut request = tonic::Request::new(ReceiverStream::new(queue));
+        if let Some(token) = token {
+            let value = format!("Bearer {token}").parse().expect("ASCII token");
+            request.metadata_mut().insert("authorization", value);
+        }
+        let incoming = client.open_channel(request).await?.into_inner();
+        Ok(Stream { outgoing, incoming })
     }
 
     /// A sender that can feed this stream from another task.
@@ -210,6 +220,15 @@ pub fn link_negotiation(link_id: &str) -> pb::Message {
         })),
         metadata: HashMap::new(),
     }
+}
+
+/// An in-band token refresh (`docs/protocol.md`, "Authentication and token refresh").
+pub fn token_refresh(link_id: &str, token: &str) -> pb::Message {
+    let mut frame = link_negotiation(link_id);
+    frame
+        .metadata
+        .insert(meta::AUTHORIZATION.to_owned(), format!("Bearer {token}"));
+    frame
 }
 
 fn header(channel: &ChannelName) -> pb::SlimHeader {

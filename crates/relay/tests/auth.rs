@@ -1,0 +1,359 @@
+//! Stream authentication and per-channel authorisation (`docs/protocol.md`, "Authentication and token refresh"),
+//! against a real relay on loopback with JWT auth on. Tokens are signed with a real API signing key; the odd ones
+//! (expired, other account, grants) are signed with that same key so only the property under test differs.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::mls_group::new_group;
+use common::{channel, error_code, meta, subscription_ack, From, Stream};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use skytale_auth::{Claims, TokenIssuer, CLOCK_LEEWAY_SECS};
+use skytale_proto::meta as keys;
+use skytale_relay::{RelayAuth, RelayHandle};
+use tempfile::TempDir;
+
+/// Signs arbitrary claims with an API signing key the relay trusts.
+struct Minter {
+    issuer: TokenIssuer,
+    key: EncodingKey,
+    _dir: TempDir,
+}
+
+impl Minter {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.pem");
+        let issuer = TokenIssuer::load_or_create(&path).unwrap();
+        let pem = std::fs::read_to_string(&path).unwrap();
+        let der = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+            .unwrap()
+            .to_pkcs8_der()
+            .unwrap();
+        Self {
+            issuer,
+            key: EncodingKey::from_ed_der(der.as_bytes()),
+            _dir: dir,
+        }
+    }
+
+    /// A normal token, as the API issues it.
+    fn token(&self, account: &str, org: &str, granted: &[&str]) -> String {
+        let granted = granted.iter().map(|c| c.to_string()).collect();
+        self.issuer.issue(account, org, granted).unwrap().token
+    }
+
+    /// A token whose `exp` is `exp`, otherwise like [`Minter::token`].
+    fn token_expiring_at(&self, account: &str, org: &str, exp: u64) -> String {
+        let claims = Claims {
+            iss: skytale_auth::ISSUER.into(),
+            aud: skytale_auth::AUDIENCE.into(),
+            sub: account.into(),
+            org: org.into(),
+            channels: vec![],
+            iat: exp.saturating_sub(900),
+            exp,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = self.issuer.jwks().keys[0].common.key_id.clone();
+        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
+    }
+
+    async fn relay(&self, dir: &TempDir) -> RelayHandle {
+        let mut config = common::config(dir.path());
+        config.auth = RelayAuth::Jwt(Box::new(self.issuer.verifier().unwrap()));
+        common::start(config).await
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn refused_status(relay: &RelayHandle, token: Option<&str>) -> tonic::Status {
+    match Stream::open_with(relay.local_addr(), token).await {
+        Ok(_) => panic!("the relay accepted a stream with token {token:?}"),
+        Err(status) => status,
+    }
+}
+
+fn assert_refused_naming(status: &tonic::Status, problem: &str) {
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert!(status.message().starts_with(problem), "{status:?}");
+}
+
+#[tokio::test]
+async fn missing_malformed_forged_and_expired_tokens_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let minter = Minter::new();
+    let relay = minter.relay(&dir).await;
+
+    assert_refused_naming(&refused_status(&relay, None).await, "missing token");
+    assert_refused_naming(
+        &refused_status(&relay, Some("not-a-jwt")).await,
+        "malformed token",
+    );
+    let stranger = TokenIssuer::ephemeral().unwrap();
+    let forged = stranger.issue("acct_a", "acme", vec![]).unwrap().token;
+    assert_refused_naming(&refused_status(&relay, Some(&forged)).await, "forged token");
+    let expired = minter.token_expiring_at("acct_a", "acme", now_secs() - 3600);
+    assert_refused_naming(
+        &refused_status(&relay, Some(&expired)).await,
+        "expired token",
+    );
+
+    // The same relay accepts a good token.
+    let good = minter.token("acct_a", "acme", &[]);
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&good))
+        .await
+        .unwrap();
+    stream
+        .subscribe_ok(&channel("acme/team/ok"), 1, From::Live)
+        .await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let minter = Minter::new();
+    let relay = minter.relay(&dir).await;
+    let token = minter.token("acct_a", "acme", &[]);
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
+        .await
+        .unwrap();
+    let foreign = channel("globex/team/secret");
+    let own = channel("acme/team/general");
+
+    let ack = stream.subscribe(&foreign, 7, From::Seq(1)).await;
+    assert!(!subscription_ack(&ack).success);
+    assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
+    assert!(
+        subscription_ack(&ack).error.contains("globex/team/secret"),
+        "{ack:?}"
+    );
+
+    let mut group = new_group(false);
+    let reply = stream
+        .publish(&foreign, "m1", group.application(b"x"))
+        .await;
+    assert_eq!(error_code(&reply), "unauthorized");
+    assert_eq!(meta(&reply, keys::MSG_ID), Some("m1"));
+
+    // Still open and usable for the org's own channels.
+    let mut own_group = new_group(false);
+    assert_eq!(
+        stream
+            .publish_ok(&own, "m2", own_group.application(b"y"))
+            .await,
+        1
+    );
+    stream.subscribe_ok(&own, 8, From::Seq(1)).await;
+    assert_eq!(common::seq(&stream.deliveries(1).await[0]), 1);
+
+    // Nothing was stored for the refused channel: its owner finds it empty.
+    let owner_token = minter.token("acct_g", "globex", &[]);
+    let mut owner = Stream::open_with(relay.local_addr(), Some(&owner_token))
+        .await
+        .unwrap();
+    let ack = owner.subscribe_ok(&foreign, 1, From::Seq(1)).await;
+    assert_eq!(meta(&ack, keys::CHANNEL_EPOCH), None);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_channel_granted_in_the_token_is_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let minter = Minter::new();
+    let relay = minter.relay(&dir).await;
+    let granted = channel("globex/team/shared");
+    let token = minter.token("acct_a", "acme", &["globex/team/shared"]);
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
+        .await
+        .unwrap();
+    let mut group = new_group(false);
+    assert_eq!(
+        stream
+            .publish_ok(&granted, "m1", group.application(b"hi"))
+            .await,
+        1
+    );
+    stream.subscribe_ok(&granted, 1, From::Seq(1)).await;
+    assert_eq!(common::seq(&stream.deliveries(1).await[0]), 1);
+    // The grant is for that channel only.
+    let ack = stream
+        .subscribe(&channel("globex/team/other"), 2, From::Live)
+        .await;
+    assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refresh_for_another_account_is_refused_and_the_old_claims_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let minter = Minter::new();
+    let relay = minter.relay(&dir).await;
+    let token = minter.token("acct_a", "acme", &[]);
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
+        .await
+        .unwrap();
+
+    let other_account = minter.token("acct_b", "globex", &[]);
+    stream
+        .send(common::token_refresh("r1", &other_account))
+        .await;
+    let reply = stream.recv().await;
+    assert_eq!(meta(&reply, keys::ERROR_CODE), Some("unauthorized"));
+    assert!(
+        meta(&reply, keys::ERROR).is_some_and(|e| e.contains("acct_b")),
+        "{reply:?}"
+    );
+    assert!(meta(&reply, keys::MAX_PAYLOAD).is_some(), "{reply:?}");
+
+    // Still acme's stream, not globex's.
+    stream
+        .subscribe_ok(&channel("acme/team/a"), 1, From::Live)
+        .await;
+    let ack = stream
+        .subscribe(&channel("globex/team/b"), 2, From::Live)
+        .await;
+    assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
+
+    // A forged refresh is refused the same way.
+    let forged = TokenIssuer::ephemeral()
+        .unwrap()
+        .issue("acct_a", "acme", vec![])
+        .unwrap()
+        .token;
+    stream.send(common::token_refresh("r2", &forged)).await;
+    let reply = stream.recv().await;
+    assert_eq!(meta(&reply, keys::ERROR_CODE), Some("unauthorized"));
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn after_expiry_new_requests_are_refused_until_a_refresh_which_also_brings_new_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let minter = Minter::new();
+    let relay = minter.relay(&dir).await;
+    let own = channel("acme/team/live");
+    let granted = channel("globex/team/joined");
+
+    // Valid at open thanks to the clock leeway, invalid a few seconds later.
+    let exp = now_secs() + 4 - CLOCK_LEEWAY_SECS;
+    let short = minter.token_expiring_at("acct_a", "acme", exp);
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&short))
+        .await
+        .unwrap();
+    stream.subscribe_ok(&own, 1, From::Seq(1)).await;
+    while now_secs() <= exp + CLOCK_LEEWAY_SECS {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let ack = stream
+        .subscribe(&channel("acme/team/new"), 2, From::Live)
+        .await;
+    assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
+    assert!(
+        subscription_ack(&ack).error.contains("token expired"),
+        "{ack:?}"
+    );
+    let mut group = new_group(false);
+    let reply = stream.publish(&own, "late", group.application(b"x")).await;
+    assert_eq!(error_code(&reply), "unauthorized");
+
+    // The established subscription keeps delivering what others publish.
+    let mut other = Stream::open_with(
+        relay.local_addr(),
+        Some(&minter.token("acct_b", "acme", &[])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        other
+            .publish_ok(&own, "from-b", group.application(b"hello"))
+            .await,
+        1
+    );
+    assert_eq!(
+        meta(&stream.deliveries(1).await[0], keys::MSG_ID),
+        Some("from-b")
+    );
+
+    // A refresh for the same account restores access and brings the grant it now carries.
+    let fresh = minter.token("acct_a", "acme", &["globex/team/joined"]);
+    stream.send(common::token_refresh("r1", &fresh)).await;
+    let reply = stream.recv().await;
+    assert_eq!(meta(&reply, keys::ERROR_CODE), None, "{reply:?}");
+    assert!(meta(&reply, keys::MAX_PAYLOAD).is_some(), "{reply:?}");
+    stream.subscribe_ok(&granted, 3, From::Live).await;
+    assert_eq!(
+        stream
+            .publish_ok(&own, "again", group.application(b"y"))
+            .await,
+        2
+    );
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_relay_without_auth_accepts_anonymous_streams_and_ignores_refreshes() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = common::start(common::config(dir.path())).await;
+    let mut stream = Stream::open(relay.local_addr()).await;
+    stream.send(common::token_refresh("r1", "whatever")).await;
+    let reply = stream.recv().await;
+    assert_eq!(meta(&reply, keys::ERROR_CODE), None, "{reply:?}");
+    stream
+        .subscribe_ok(&channel("anyorg/team/x"), 1, From::Live)
+        .await;
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_verifier_can_come_from_the_apis_jwks_url() {
+    let api_dir = tempfile::tempdir().unwrap();
+    let api_config =
+        skytale_api::ApiConfig::in_data_dir(api_dir.path(), "127.0.0.1:0".parse().unwrap());
+    let api = skytale_api::Api::start(api_config).await.unwrap();
+    let api_url = format!("http://{}", api.local_addr());
+    let key = skytale_api::create_account_with_key(api.storage(), "acme", "alice")
+        .await
+        .unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{api_url}/v1/tokens"))
+        .bearer_auth(&key.secret)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let body: serde_json::Value = response.json().await.unwrap();
+    let token = body["token"].as_str().unwrap().to_owned();
+
+    let verifier = skytale_relay::fetch_verifier(&format!("{api_url}/.well-known/jwks.json"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = common::config(dir.path());
+    config.auth = RelayAuth::Jwt(Box::new(verifier));
+    let relay = common::start(config).await;
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
+        .await
+        .unwrap();
+    stream
+        .subscribe_ok(&channel("acme/team/jwks"), 1, From::Live)
+        .await;
+
+    match skytale_relay::fetch_verifier(&format!("{api_url}/no-such-keys")).await {
+        Err(skytale_relay::JwksError::Status { status: 404, .. }) => {}
+        Err(other) => panic!("expected HTTP 404, got {other}"),
+        Ok(_) => panic!("a 404 page was taken for a key set"),
+    }
+    relay.shutdown().await;
+    api.shutdown().await.unwrap();
+}
