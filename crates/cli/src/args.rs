@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::parse_duration;
+use crate::org::parse_org;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,8 +24,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the relay (SLIM data plane + MLS Delivery Service).
     Relay(RelayArgs),
-    /// Run a local development stack on 127.0.0.1 with embedded stores.
+    /// Run a local development stack on 127.0.0.1: relay (auth on) and API server, embedded stores.
     Dev(DevArgs),
+    /// Run the API server (accounts, API keys, tokens, invites).
+    Api(ApiArgs),
+    /// Create or revoke API keys directly in the API's database.
+    Keys(KeysArgs),
 }
 
 #[derive(Debug, Args)]
@@ -47,10 +52,16 @@ pub struct RelayArgs {
     /// Durability of acknowledged messages: `normal` survives a relay crash, `full` also a power loss.
     #[arg(long, value_enum, default_value_t = Sync::Normal)]
     pub sync: Sync,
-    /// Stream authentication. Only `none` (accept anonymous streams, local development) exists so far;
-    /// JWT verification comes with the API server.
-    #[arg(long, value_enum, default_value_t = Auth::None)]
+    /// Stream authentication: `jwt` verifies the API's access tokens (needs --jwks-url or --jwt-key-file);
+    /// `none` accepts anonymous streams and is for local development only.
+    #[arg(long, value_enum, default_value_t = Auth::Jwt)]
     pub auth: Auth,
+    /// The API's public key set, e.g. http://127.0.0.1:8080/.well-known/jwks.json; fetched once at start.
+    #[arg(long, conflicts_with = "jwt_key_file")]
+    pub jwks_url: Option<String>,
+    /// The API's signing key file (PKCS#8 PEM, mode 0600), for a relay on the API's host.
+    #[arg(long)]
+    pub jwt_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -61,9 +72,67 @@ pub struct DevArgs {
     /// Relay port on 127.0.0.1 (0 picks a free port).
     #[arg(long, default_value_t = 5000)]
     pub relay_port: u16,
-    /// API server port on 127.0.0.1 (reserved: the API server is not part of this build yet).
+    /// API server port on 127.0.0.1 (0 picks a free port).
+    #[arg(long, default_value_t = 8080)]
+    pub api_port: u16,
+    /// Org of the dev account: its API key may create every channel `ORG/*/*`.
+    #[arg(long, default_value = "myorg", value_parser = parse_org)]
+    pub org: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = skytale_api::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Directory for the default database and signing key [default: ~/.skytale/api].
     #[arg(long)]
-    pub api_port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://...` [default: sqlite://DATA_DIR/api.db].
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Ed25519 signing key (PKCS#8 PEM, 0600), created if missing [default: DATA_DIR/api-signing-key.pem].
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an account in ORG and print its new API key.
+    Create {
+        /// Org of the new account: the key may create every channel `ORG/*/*`.
+        #[arg(long, value_parser = parse_org)]
+        org: String,
+        /// Name of the new account (a label for people).
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Revoke an API key by its id (printed by `keys create`); tokens already issued expire within 15 minutes.
+    Revoke {
+        /// The key id, `key_...`.
+        key_id: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Where the API's database is, for commands that use it without the server.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` or `postgres://...` [default: sqlite://DATA_DIR/api.db].
+    #[arg(long, conflicts_with = "data_dir")]
+    pub database_url: Option<String>,
+    /// The API server's data directory [default: ~/.skytale/api].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -74,6 +143,7 @@ pub enum Sync {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Auth {
+    Jwt,
     None,
 }
 

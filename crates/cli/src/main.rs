@@ -1,10 +1,12 @@
-//! `skytale`: runs Skytale's services (relay, local dev stack). Exports go to stdout, logs to stderr
-//! (`RUST_LOG` filters them; default `info`).
+//! `skytale`: runs Skytale's services (relay, API server, local dev stack) and provisions API keys. Exports go
+//! to stdout, logs to stderr (`RUST_LOG` filters them; default `info`).
 
 mod announce;
 mod args;
 mod commands;
+mod dev_key;
 mod duration;
+mod org;
 mod shutdown;
 
 use std::process::ExitCode;
@@ -26,6 +28,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Relay(args) => commands::relay::run(args).await,
         Command::Dev(args) => commands::dev::run(args).await,
+        Command::Api(args) => commands::api::run(args).await,
+        Command::Keys(args) => commands::keys::run(args.command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

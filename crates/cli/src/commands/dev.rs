@@ -1,34 +1,93 @@
-//! `skytale dev`: the local development stack in one process, on 127.0.0.1, with every store under one
-//! directory. For now that is the relay (authentication off, log under `DIR/relay`); the API server joins it
-//! with its own issue, started after the relay and announcing `SKYTALE_API_URL` / `SKYTALE_API_KEY` likewise.
+//! `skytale dev`: the local development stack in one process on 127.0.0.1, every store under one directory:
+//! the API server (`DIR/api`: SQLite database and signing key), the relay (`DIR/relay`) with JWT auth on,
+//! verifying tokens with the API's key read in-process, and a dev account whose API key is kept in
+//! `DIR/api-keys/ORG.key`. Auth is on so that what works against `skytale dev` also works against a deployment.
+//!
+//! stdout gets exactly three lines once both services listen, in this order:
+//! `export SKYTALE_RELAY=…`, `export SKYTALE_API_URL=…`, `export SKYTALE_API_KEY=…`.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
 
-use skytale_relay::{Relay, RelayConfig};
+use skytale_api::{Api, ApiConfig, ApiHandle};
+use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayHandle, TokenVerifier};
 
 use super::{default_dir, CommandError};
-use crate::announce;
 use crate::args::DevArgs;
 use crate::shutdown::termination;
+use crate::{announce, dev_key};
+
+/// Both services, running.
+struct DevStack {
+    api: ApiHandle,
+    relay: RelayHandle,
+}
 
 pub async fn run(args: DevArgs) -> Result<(), CommandError> {
-    let dir = match args.dir {
+    let dir = match args.dir.clone() {
         Some(dir) => dir,
         None => default_dir("dev", "--dir")?,
     };
-    if let Some(port) = args.api_port {
-        tracing::warn!(
-            port,
-            "the API server is not part of this build yet; --api-port is ignored"
-        );
-    }
     let terminated = termination().map_err(CommandError::Signals)?;
-    let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, args.relay_port));
-    let relay = Relay::start(RelayConfig::new(listen, dir.join("relay"))).await?;
-    announce::export("SKYTALE_RELAY", &announce::url_for(relay.local_addr()))
-        .map_err(CommandError::Stdout)?;
-    tracing::info!(dir = %dir.display(), "dev stack running; Ctrl-C to stop");
+    let (stack, api_key) = start(&dir, &args).await?;
+    if let Err(error) = announce_stack(&stack, &api_key) {
+        stack.shutdown().await;
+        return Err(CommandError::Stdout(error));
+    }
+    tracing::info!(dir = %dir.display(), org = args.org, "dev stack running; Ctrl-C to stop");
     terminated.await;
-    relay.shutdown().await;
+    stack.shutdown().await;
     Ok(())
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// Starts the API, makes sure the dev key exists, then starts the relay trusting the API's signing key. If a
+/// later step fails, what already started is stopped again.
+async fn start(dir: &Path, args: &DevArgs) -> Result<(DevStack, String), CommandError> {
+    let api_config = ApiConfig::in_data_dir(&dir.join("api"), loopback(args.api_port));
+    let key_file = api_config.key_file.clone();
+    // The API creates the signing key on first start, so the relay can only read it afterwards.
+    let api = Api::start(api_config).await?;
+    let relay = async {
+        let api_key = dev_key::load_or_create(dir, &args.org, api.storage()).await?;
+        let mut config = RelayConfig::new(loopback(args.relay_port), dir.join("relay"));
+        config.auth = RelayAuth::Jwt(Box::new(TokenVerifier::from_key_file(&key_file)?));
+        let relay = Relay::start(config).await?;
+        Ok::<_, CommandError>((relay, api_key))
+    }
+    .await;
+    match relay {
+        Ok((relay, api_key)) => Ok((DevStack { api, relay }, api_key)),
+        Err(error) => {
+            if let Err(stop_error) = api.shutdown().await {
+                tracing::error!(%stop_error, "stopping the API server");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn announce_stack(stack: &DevStack, api_key: &str) -> std::io::Result<()> {
+    announce::export(
+        "SKYTALE_RELAY",
+        &announce::url_for(stack.relay.local_addr()),
+    )?;
+    announce::export(
+        "SKYTALE_API_URL",
+        &announce::url_for(stack.api.local_addr()),
+    )?;
+    announce::export("SKYTALE_API_KEY", api_key)
+}
+
+impl DevStack {
+    /// Stops the relay first (its streams end), then the API (its long-polls answer, its database closes).
+    async fn shutdown(self) {
+        self.relay.shutdown().await;
+        if let Err(error) = self.api.shutdown().await {
+            tracing::error!(%error, "stopping the API server");
+        }
+    }
 }

@@ -1,15 +1,40 @@
 //! One module per subcommand.
 
+pub mod api;
 pub mod dev;
+pub mod keys;
 pub mod relay;
 
 use std::path::PathBuf;
+
+use crate::dev_key::DevKeyError;
 
 /// Errors a command reports before exiting with status 1.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
     Relay(#[from] skytale_relay::RelayError),
+    #[error("API server: {0}")]
+    Api(#[from] skytale_api::ServeError),
+    #[error("API database: {0}")]
+    Storage(#[from] skytale_api::StorageError),
+    #[error(transparent)]
+    Admin(#[from] skytale_api::AdminError),
+    #[error(transparent)]
+    Jwks(#[from] skytale_relay::JwksError),
+    #[error("cannot load the token verification key: {0}")]
+    VerificationKey(#[from] skytale_relay::KeyError),
+    #[error(transparent)]
+    DevKey(#[from] DevKeyError),
+    #[error(
+        "--auth jwt needs the API's public key: pass --jwks-url URL (the API's /.well-known/jwks.json) or \
+         --jwt-key-file PATH (the API's signing key file), or --auth none for local development"
+    )]
+    NoKeySource,
+    #[error("--jwks-url and --jwt-key-file only apply to --auth jwt")]
+    KeySourceWithoutAuth,
+    #[error("no live API key with id {0}")]
+    UnknownKey(String),
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
     #[error("cannot listen for termination signals: {0}")]
@@ -24,4 +49,17 @@ pub fn default_dir(name: &str, flag: &'static str) -> Result<PathBuf, CommandErr
         .filter(|h| !h.is_empty())
         .ok_or(CommandError::NoHome { flag })?;
     Ok(PathBuf::from(home).join(".skytale").join(name))
+}
+
+/// The API's data directory: `--data-dir`, or `~/.skytale/api`.
+pub fn api_data_dir(data_dir: Option<PathBuf>) -> Result<PathBuf, CommandError> {
+    match data_dir {
+        Some(dir) => Ok(dir),
+        None => default_dir("api", "--data-dir"),
+    }
+}
+
+/// `sqlite://DIR/api.db`, the database an API started with `--data-dir DIR` uses by default.
+pub fn sqlite_url_in(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}", data_dir.join("api.db").display())
 }

@@ -1,13 +1,14 @@
 //! `skytale relay`: runs the relay alone until SIGINT/SIGTERM.
 
-use skytale_relay::{Relay, RelayConfig};
+use skytale_relay::{Relay, RelayAuth, RelayConfig, TokenVerifier};
 
 use super::{default_dir, CommandError};
 use crate::announce;
-use crate::args::RelayArgs;
+use crate::args::{Auth, RelayArgs};
 use crate::shutdown::termination;
 
 pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
+    let auth = stream_auth(&args).await?;
     let data_dir = match args.data_dir {
         Some(dir) => dir,
         None => default_dir("relay", "--data-dir")?,
@@ -17,7 +18,12 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     config.retention = args.retention;
     config.retention_bytes = args.retention_bytes;
     config.sync = args.sync.into();
-    tracing::info!(auth = ?args.auth, "stream authentication");
+    config.auth = auth;
+    if matches!(config.auth, RelayAuth::None) {
+        tracing::warn!(
+            "--auth none: every stream may use every channel; for local development only"
+        );
+    }
 
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
@@ -27,4 +33,17 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     terminated.await;
     relay.shutdown().await;
     Ok(())
+}
+
+/// The authentication the flags ask for. A key source given with `--auth none` is refused rather than ignored:
+/// it means the operator expected tokens to be checked.
+async fn stream_auth(args: &RelayArgs) -> Result<RelayAuth, CommandError> {
+    let verifier = match (args.auth, &args.jwks_url, &args.jwt_key_file) {
+        (Auth::None, None, None) => return Ok(RelayAuth::None),
+        (Auth::None, _, _) => return Err(CommandError::KeySourceWithoutAuth),
+        (Auth::Jwt, Some(url), _) => skytale_relay::fetch_verifier(url).await?,
+        (Auth::Jwt, None, Some(path)) => TokenVerifier::from_key_file(path)?,
+        (Auth::Jwt, None, None) => return Err(CommandError::NoKeySource),
+    };
+    Ok(RelayAuth::Jwt(Box::new(verifier)))
 }

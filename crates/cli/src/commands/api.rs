@@ -1,0 +1,28 @@
+//! `skytale api`: runs the API server alone until SIGINT/SIGTERM.
+
+use skytale_api::{Api, ApiConfig};
+
+use super::{api_data_dir, CommandError};
+use crate::announce;
+use crate::args::ApiArgs;
+use crate::shutdown::termination;
+
+pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
+    let data_dir = api_data_dir(args.data_dir)?;
+    let mut config = ApiConfig::in_data_dir(&data_dir, args.listen);
+    if let Some(url) = args.database_url {
+        config.database_url = url;
+    }
+    if let Some(key_file) = args.key_file {
+        config.key_file = key_file;
+    }
+
+    // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
+    let terminated = termination().map_err(CommandError::Signals)?;
+    let api = Api::start(config).await?;
+    announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr()))
+        .map_err(CommandError::Stdout)?;
+    terminated.await;
+    api.shutdown().await?;
+    Ok(())
+}
