@@ -127,7 +127,11 @@ impl Channel {
     /// closed. A message that could not be processed, a removal, a refused subscription or a failure to store
     /// delivered messages is an `Err`.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Recv, Error> {
-        self.client.block_on(self.next(timeout.map(|t| Instant::now() + t)))
+        match self.client.block_on(self.next(timeout.map(|t| Instant::now() + t))) {
+            // A close racing this call ends it like any other close.
+            Err(_) if self.client.is_closing() => Ok(Recv::Closed),
+            result => result,
+        }
     }
 
     async fn next(&self, deadline: Option<Instant>) -> Result<Recv, Error> {

@@ -9,8 +9,8 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use mls_rs::ExtensionList;
 use skytale_proto::ChannelName;
@@ -50,8 +50,67 @@ pub struct ClientConfig {
 pub(crate) struct ClientCore {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
+    calls: Calls,
     pub ctx: Arc<Context>,
     pub config: ClientConfig,
+}
+
+/// How long `close` waits for blocking calls still running on other threads (they were all woken by the close)
+/// and then for the runtime's tasks, before it stops waiting.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Blocking calls in flight on the runtime. `close` must not shut the runtime down under a running `block_on`
+/// (its timers would fail inside the caller's thread), so it waits for them to drain, and no call starts once
+/// closing began.
+#[derive(Default)]
+struct Calls {
+    state: Mutex<CallState>,
+    drained: Condvar,
+}
+
+#[derive(Default)]
+struct CallState {
+    active: usize,
+    closing: bool,
+}
+
+/// Marks one blocking call as finished when dropped (also on unwind).
+struct CallGuard<'a>(&'a Calls);
+
+impl Drop for CallGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.active -= 1;
+        if state.active == 0 {
+            self.0.drained.notify_all();
+        }
+    }
+}
+
+impl Calls {
+    /// Registers a call, or `None` once the client is closing.
+    fn enter(&self) -> Option<CallGuard<'_>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.closing {
+            return None;
+        }
+        state.active += 1;
+        Some(CallGuard(self))
+    }
+
+    /// Refuses new calls, then waits up to `grace` for the running ones to return.
+    fn close(&self, grace: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.closing = true;
+        let deadline = Instant::now() + grace;
+        while state.active > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self.drained.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
 }
 
 impl ClientCore {
@@ -60,7 +119,28 @@ impl ClientCore {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::Runtime("blocking client call made from inside an async runtime; call it from a plain thread".into()));
         }
+        let _call = self.calls.enter().ok_or_else(|| Error::Runtime("client is closed".into()))?;
         self.handle.block_on(future)
+    }
+
+    /// Whether `close` has begun: calls are refused from then on.
+    pub fn is_closing(&self) -> bool {
+        self.calls.state.lock().unwrap_or_else(|p| p.into_inner()).closing
+    }
+
+    /// Wakes every waiter, lets in-flight calls return, then stops the runtime and joins its threads.
+    fn close(&self) {
+        self.ctx.closed.send_replace(true);
+        self.ctx.relay.shutdown();
+        self.calls.close(CLOSE_GRACE);
+        if let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // Joining threads is not allowed from async code; let them wind down on their own.
+                runtime.shutdown_background();
+            } else {
+                runtime.shutdown_timeout(CLOSE_GRACE);
+            }
+        }
     }
 }
 
@@ -141,7 +221,7 @@ impl Client {
             }
         };
         let ctx = Arc::new(Context::new(config.identity.clone(), store.clone(), mls, relay, api));
-        let core = Arc::new(ClientCore { runtime: Mutex::new(Some(runtime)), handle, ctx: ctx.clone(), config });
+        let core = Arc::new(ClientCore { runtime: Mutex::new(Some(runtime)), handle, calls: Calls::default(), ctx: ctx.clone(), config });
         core.block_on(async {
             for record in store.channels()? {
                 let name = ChannelName::parse(&record.name)?;
@@ -327,9 +407,9 @@ impl Client {
         self.core.ctx.relay.max_payload()
     }
 
-    /// Stops the relay stream and all background work. Idempotent; every `recv` then returns `Recv::Closed`.
+    /// Stops the relay stream and all background work and joins the runtime's threads. Idempotent; every `recv`
+    /// then returns `Recv::Closed` and every other call fails with "client is closed".
     pub fn close(&self) {
-        self.core.ctx.closed.send_replace(true);
-        self.core.ctx.relay.shutdown();
+        self.core.close();
     }
 }
