@@ -1,12 +1,10 @@
 //! `Channel`: one MLS group, seen from one member.
 
-use std::time::Duration;
-
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::blocking::detached;
 use crate::messages::MessageIterator;
+use crate::seconds;
 
 /// An encrypted channel. Every method may be called from any thread, including while another thread iterates
 /// `messages()`.
@@ -39,6 +37,12 @@ impl Channel {
         detached(py, || self.inner.add_member(key_package))
     }
 
+    /// Adds the owners of all `key_packages` in one commit (one epoch change); every one of them joins with the
+    /// single Welcome returned.
+    fn add_members(&self, py: Python<'_>, key_packages: Vec<Vec<u8>>) -> PyResult<Vec<u8>> {
+        detached(py, || self.inner.add_members(&key_packages))
+    }
+
     fn remove_member(&self, py: Python<'_>, identity: &[u8]) -> PyResult<()> {
         detached(py, || self.inner.remove_member(identity))
     }
@@ -63,7 +67,7 @@ impl Channel {
     /// `TimeoutError`.
     #[pyo3(signature = (with_meta=false, timeout=None))]
     fn messages(&self, with_meta: bool, timeout: Option<f64>) -> PyResult<MessageIterator> {
-        let timeout = timeout.map(seconds_to_duration).transpose()?;
+        let timeout = timeout.map(|t| seconds::to_duration("timeout", t)).transpose()?;
         Ok(MessageIterator::new(self.inner.clone(), with_meta, timeout))
     }
 
@@ -74,9 +78,4 @@ impl Channel {
             Ok(())
         })
     }
-}
-
-fn seconds_to_duration(seconds: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| PyValueError::new_err(format!("timeout must be a finite number of seconds >= 0, got {seconds}")))
 }

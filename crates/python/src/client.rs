@@ -1,6 +1,7 @@
 //! `SkytaleClient`: one identity, one data_dir, one stream to the relay.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyType;
@@ -8,6 +9,7 @@ use skytale_client::{Client, ClientConfig};
 
 use crate::blocking::detached;
 use crate::channel::Channel;
+use crate::seconds;
 
 /// The entry point: connects to a relay and creates, joins or reopens encrypted channels.
 #[pyclass(module = "skytale_sdk._native", frozen)]
@@ -46,6 +48,20 @@ impl SkytaleClient {
 
     fn create_channel(&self, py: Python<'_>, name: &str) -> PyResult<Channel> {
         detached(py, || self.inner.create_channel(name)).map(Channel::from)
+    }
+
+    /// Creates an invite token (`skt_inv_...`) for a channel this client holds, redeemable `max_uses` times
+    /// within `ttl` seconds. This client then admits the joiners that redeem it, in the background.
+    #[pyo3(signature = (channel, max_uses=1, ttl=3600))]
+    fn invite(&self, py: Python<'_>, channel: &str, max_uses: u32, ttl: u64) -> PyResult<String> {
+        detached(py, || self.inner.invite(channel, max_uses, Duration::from_secs(ttl)))
+    }
+
+    /// Joins `channel` with an invite token; waits up to `timeout` seconds for the owner to admit this client.
+    #[pyo3(signature = (channel, token, timeout=60.0))]
+    fn join_with_token(&self, py: Python<'_>, channel: &str, token: &str, timeout: f64) -> PyResult<Channel> {
+        let timeout = seconds::to_duration("timeout", timeout)?;
+        detached(py, || self.inner.join_with_token(channel, token, timeout)).map(Channel::from)
     }
 
     fn generate_key_package(&self, py: Python<'_>) -> PyResult<Vec<u8>> {

@@ -9,6 +9,7 @@ mod channel;
 mod client;
 mod errors;
 mod messages;
+mod seconds;
 
 use pyo3::prelude::*;
 
