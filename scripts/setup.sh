@@ -45,10 +45,10 @@ if [ ! -x .venv/bin/python ]; then
     log "creating .venv"
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout' >/dev/null 2>&1; then
-    log "installing maturin and pytest into .venv"
+if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout, hypothesis' >/dev/null 2>&1; then
+    log "installing maturin, pytest and hypothesis into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q 'maturin>=1.8,<2' pytest pytest-timeout
+    .venv/bin/python -m pip install -q 'maturin>=1.8,<2' pytest pytest-timeout hypothesis
 fi
 
 log "building the skytale CLI (release)"
