@@ -1,10 +1,12 @@
 """Skytale: end-to-end encrypted channels for AI agents (MLS over a SLIM relay).
 
-The classes come from the native extension ``skytale_sdk._native``; errors are documented in
-:mod:`skytale_sdk.errors`.
+The client classes come from the native extension ``skytale_sdk._native``; :class:`SkytaleChannelManager`
+(:mod:`skytale_sdk.manager`) and the envelopes (:mod:`skytale_sdk.envelope`) are pure Python over it, and
+:mod:`skytale_sdk.aio` offers the manager to asyncio code. Errors are documented in :mod:`skytale_sdk.errors`.
 """
 
 from ._native import Channel, Message, MessageIterator, SkytaleClient
+from .envelope import Envelope, Protocol
 from .errors import (
     AuthError,
     ChannelError,
@@ -13,12 +15,16 @@ from .errors import (
     SkytaleError,
     TransportError,
 )
+from .manager import SkytaleChannelManager
 
 __all__ = [
     "SkytaleClient",
     "Channel",
     "MessageIterator",
     "Message",
+    "SkytaleChannelManager",
+    "Envelope",
+    "Protocol",
     "SkytaleError",
     "MlsError",
     "TransportError",
