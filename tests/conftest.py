@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import queue
+import re
+import signal
+import subprocess
+import tempfile
+import threading
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
-from relay_process import RelayProcess
+from relay_process import SKYTALE_BIN, STARTUP_TIMEOUT, RelayProcess, _pump_lines
 from skytale_sdk import SkytaleClient
 
 MakeRelay = Callable[..., RelayProcess]
 MakeClient = Callable[..., SkytaleClient]
+DEV_EXPORTS = ("SKYTALE_RELAY", "SKYTALE_API_URL", "SKYTALE_API_KEY")
 
 
 @pytest.fixture
@@ -49,3 +56,74 @@ def make_client(tmp_path: Path, relay: RelayProcess) -> Iterator[MakeClient]:
     yield make
     for client in clients:
         client.close()
+
+
+class DevStack:
+    """A real ``skytale dev`` process (relay + API, auth on) on free loopback ports; ``env`` holds the three
+    variables it printed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.env: Dict[str, str] = {}
+        self._process: Optional[subprocess.Popen[str]] = None
+
+    def start(self) -> None:
+        if not SKYTALE_BIN.exists():
+            raise RuntimeError(f"{SKYTALE_BIN} not found: run scripts/setup.sh first (or set SKYTALE_BIN)")
+        command = [str(SKYTALE_BIN), "dev", "--dir", str(self.directory / "stack"), "--relay-port", "0", "--api-port", "0"]
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log_path = self.directory / "dev.log"
+        with open(log_path, "a") as log:
+            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+        assert self._process.stdout is not None
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        threading.Thread(target=_pump_lines, args=(self._process.stdout, lines), daemon=True).start()
+        while len(self.env) < len(DEV_EXPORTS):
+            try:
+                line = lines.get(timeout=STARTUP_TIMEOUT)
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError(f"skytale dev did not print its exports; log: {log_path}") from None
+            if line is None:
+                raise RuntimeError(f"skytale dev exited during startup; log:\n{log_path.read_text()}")
+            name, _, value = line.strip().removeprefix("export ").partition("=")
+            if name in DEV_EXPORTS:
+                self.env[name] = value
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """One ``skytale dev`` per test module; tests share it, so each uses its own channel names."""
+    stack = DevStack(tmp_path_factory.mktemp("skytale-dev"))
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def dev_env(dev_stack: DevStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevStack:
+    """Points ``SKYTALE_RELAY``/``SKYTALE_API_URL``/``SKYTALE_API_KEY`` at the module's ``skytale dev`` and the
+    temp dir (where managers keep their default data_dirs) at this test's own directory."""
+    for name, value in dev_stack.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SKYTALE_DATA_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return dev_stack
+
+
+@pytest.fixture
+def channel_name(request: pytest.FixtureRequest) -> str:
+    """A channel name under the dev org that no other test of the module uses."""
+    test = re.sub(r"[^A-Za-z0-9._-]", "-", request.node.name)[:64]
+    return f"myorg/tests/{test}"
