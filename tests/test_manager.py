@@ -1,0 +1,239 @@
+"""SkytaleChannelManager against a real ``skytale dev`` (relay + API, auth on)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable, List
+
+import pytest
+from conftest import DevStack
+from skytale_sdk import (
+    AuthError,
+    ChannelError,
+    Envelope,
+    Protocol,
+    QuotaExceededError,
+    SkytaleChannelManager,
+    TransportError,
+)
+
+# Only there so that a lost message fails a test instead of hanging it; never reached when things work.
+PATIENCE = 60.0
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Waits for a state change the test cannot be woken by (the listener filling an inbox)."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.02)
+
+
+def receive_exactly(manager: SkytaleChannelManager, channel: str, count: int) -> List[str]:
+    """The next ``count`` messages, over as many ``receive()`` calls as it takes."""
+    received: List[str] = []
+    deadline = time.monotonic() + PATIENCE
+    while len(received) < count and time.monotonic() < deadline:
+        received += manager.receive(channel, timeout=PATIENCE)
+    return received
+
+
+def pair(channel: str, **bob_options: int) -> "tuple[SkytaleChannelManager, SkytaleChannelManager]":
+    """Alice creates ``channel`` and adds Bob with a key package (the manual path, no invite)."""
+    alice = SkytaleChannelManager("alice")
+    bob = SkytaleChannelManager("bob", **bob_options)
+    alice.create(channel)
+    bob.join(channel, alice.add_member(channel, bob.key_package()))
+    return alice, bob
+
+
+def test_defaults_come_from_the_environment(dev_env: DevStack, tmp_path, channel_name: str) -> None:
+    with SkytaleChannelManager("alice") as alice:
+        alice.create(channel_name)
+    # str identity is UTF-8; the default data_dir is <temp dir>/skytale-<hex(identity)>.
+    assert os.path.isdir(tmp_path / f"skytale-{b'alice'.hex()}")
+    explicit = tmp_path / "explicit"
+    with SkytaleChannelManager(b"alice", data_dir=str(explicit)) as again:
+        assert again.list_channels() == []
+    assert explicit.is_dir()
+
+
+def test_receive_returns_empty_after_the_timeout(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        started = time.monotonic()
+        assert bob.receive(channel_name, timeout=0.5) == []
+        assert time.monotonic() - started >= 0.4
+
+
+def test_receive_wakes_when_a_message_arrives(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        sender = threading.Timer(0.3, alice.send, args=(channel_name, "wake up"))
+        sender.start()
+        started = time.monotonic()
+        assert bob.receive(channel_name, timeout=PATIENCE) == ["wake up"]
+        # Woken by the arrival, not by the end of the wait.
+        assert time.monotonic() - started < PATIENCE / 2
+        sender.join()
+
+
+def test_receive_drains_in_order_and_decodes_text(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        for i in range(5):
+            alice.send(channel_name, f"m{i}")
+        alice.send(channel_name, "é".encode() + b"\xff")
+        received = receive_exactly(bob, channel_name, 6)
+        assert received[:5] == [f"m{i}" for i in range(5)]
+        # Not UTF-8: kept losslessly as a lone surrogate.
+        assert received[5].encode("utf-8", "surrogateescape") == "é".encode() + b"\xff"
+        assert bob.receive(channel_name, timeout=0) == []
+
+
+def test_receive_latest_keeps_only_the_newest(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        for text in ("old", "older", "newest"):
+            alice.send(channel_name, text)
+        wait_until(lambda: bob.pending(channel_name) == 3)
+        assert bob.receive_latest(channel_name) == "newest"
+        assert bob.receive(channel_name, timeout=0) == []
+        assert bob.receive_latest(channel_name, timeout=0.1) is None
+
+
+def test_list_channels_and_unknown_channels(dev_env: DevStack, channel_name: str) -> None:
+    with SkytaleChannelManager("alice") as alice:
+        alice.create(channel_name + "-a")
+        alice.create(channel_name + "-b")
+        assert sorted(alice.list_channels()) == [channel_name + "-a", channel_name + "-b"]
+        with pytest.raises(ChannelError, match="unknown channel"):
+            alice.send("myorg/tests/never-created", "x")
+        with pytest.raises(ChannelError, match="invalid channel name: bad"):
+            alice.create("bad")
+
+
+def test_reopening_the_data_dir_resumes_every_channel(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice:
+        alice.send(channel_name, "before")
+        assert receive_exactly(bob, channel_name, 1) == ["before"]
+        bob.close()
+        alice.send(channel_name, "while bob was away 1")
+        alice.send(channel_name, "while bob was away 2")
+        with SkytaleChannelManager("bob") as bob_again:
+            assert bob_again.list_channels() == [channel_name]
+            assert receive_exactly(bob_again, channel_name, 2) == ["while bob was away 1", "while bob was away 2"]
+            bob_again.send(channel_name, "back")
+            assert receive_exactly(alice, channel_name, 1) == ["back"]
+
+
+def test_envelopes_and_raw_messages_share_a_channel(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        a2a = Envelope(Protocol.A2A, "application/json", b'{"hello":1}', {"task": "t-1"})
+        alice.send_envelope(channel_name, a2a)
+        alice.send(channel_name, "plain text")
+        received: List[Envelope] = []
+        while len(received) < 2:
+            received += bob.receive_envelopes(channel_name, timeout=PATIENCE)
+        assert received == [a2a, Envelope(Protocol.RAW, "application/octet-stream", b"plain text")]
+
+
+def test_a_full_buffer_is_an_error_after_its_messages_and_nothing_is_lost(
+    dev_env: DevStack, channel_name: str
+) -> None:
+    alice, bob = pair(channel_name, buffer_limit=3)
+    with alice, bob:
+        sent = [f"m{i}" for i in range(8)]
+        for text in sent:
+            alice.send(channel_name, text)
+        wait_until(lambda: bob.pending(channel_name) == 3)
+        assert bob.receive(channel_name) == sent[:3]
+        with pytest.raises(QuotaExceededError) as raised:
+            bob.receive(channel_name)
+        assert channel_name in str(raised.value) and "buffer_limit=3" in str(raised.value)
+        assert raised.value.code == "quota"
+        rest: List[str] = []
+        while len(rest) < 5:
+            try:
+                rest += bob.receive(channel_name, timeout=PATIENCE)
+            except QuotaExceededError:
+                pass  # the remaining five fill the inbox again (3 + 2)
+        assert rest == sent[3:]
+
+
+def test_close_joins_every_listener_thread(dev_env: DevStack, channel_name: str) -> None:
+    before = set(threading.enumerate())
+    alice, bob = pair(channel_name)
+    alice.create(channel_name + "-2")
+    assert len(set(threading.enumerate()) - before) == 3
+    alice.close()
+    bob.close()
+    bob.close()  # idempotent
+    assert set(threading.enumerate()) - before == set()
+    with pytest.raises(RuntimeError, match="closed"):
+        alice.send(channel_name, "after close")
+
+
+def test_an_invite_is_single_use_by_default(dev_env: DevStack, channel_name: str) -> None:
+    with SkytaleChannelManager("alice") as alice, SkytaleChannelManager("bob") as bob, SkytaleChannelManager(
+        "carol"
+    ) as carol:
+        alice.create(channel_name)
+        token = alice.invite(channel_name)
+        assert token.startswith("skt_inv_")
+        bob.join_with_token(channel_name, token)
+        with pytest.raises(ChannelError, match="no uses left"):
+            carol.join_with_token(channel_name, token)
+        assert carol.list_channels() == []
+        alice.send(channel_name, "only bob")
+        assert receive_exactly(bob, channel_name, 1) == ["only bob"]
+
+
+def test_five_joiners_redeem_one_invite_at_once(dev_env: DevStack, channel_name: str) -> None:
+    names = [f"joiner{i}" for i in range(5)]
+    with SkytaleChannelManager("alice") as alice:
+        alice.create(channel_name)
+        token = alice.invite(channel_name, max_uses=5)
+        joiners = [SkytaleChannelManager(name) for name in names]
+        errors: List[BaseException] = []
+
+        def join(manager: SkytaleChannelManager) -> None:
+            try:
+                manager.join_with_token(channel_name, token, timeout=PATIENCE)
+            except BaseException as error:  # noqa: BLE001 - reported by the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=join, args=(joiner,)) for joiner in joiners]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        try:
+            assert errors == []
+            alice.send(channel_name, "hello all")
+            for joiner in joiners:
+                assert receive_exactly(joiner, channel_name, 1) == ["hello all"]
+        finally:
+            for joiner in joiners:
+                joiner.close()
+
+
+def test_join_with_token_times_out_when_nobody_admits(dev_env: DevStack, channel_name: str) -> None:
+    alice = SkytaleChannelManager("alice")
+    alice.create(channel_name)
+    token = alice.invite(channel_name)
+    alice.close()
+    with SkytaleChannelManager("bob") as bob:
+        with pytest.raises(TransportError, match="timed out after"):
+            bob.join_with_token(channel_name, token, timeout=1.0)
+        assert bob.list_channels() == []
+
+
+def test_a_bad_api_key_is_an_auth_error(dev_env: DevStack) -> None:
+    with pytest.raises(AuthError, match="^auth error:"):
+        SkytaleChannelManager("mallory", api_key="sk_live_" + "00" * 32)
