@@ -143,7 +143,9 @@ pub enum Sync {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Auth {
+    /// Verify the API's access tokens on every stream.
     Jwt,
+    /// Accept anonymous streams (local development only).
     None,
 }
 

@@ -13,12 +13,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the API's key set could not be fetched.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("cannot fetch the JWK set from {url}: {source}")]
-    Fetch {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// `reason` spells out the whole cause chain (reqwest's own message omits e.g. "connection refused").
+    #[error("cannot fetch the JWK set from {url}: {reason}")]
+    Fetch { url: String, reason: String },
     #[error("fetching the JWK set from {url} returned HTTP {status}")]
     Status { url: String, status: u16 },
     #[error("the JWK set from {url} is unusable: {source}")]
@@ -31,9 +28,9 @@ pub enum JwksError {
 
 /// Fetches `url` (the API's `/.well-known/jwks.json`) and builds a verifier from it.
 pub async fn fetch_verifier(url: &str) -> Result<TokenVerifier, JwksError> {
-    let fetch_error = |source| JwksError::Fetch {
+    let fetch_error = |error: reqwest::Error| JwksError::Fetch {
         url: url.to_owned(),
-        source,
+        reason: cause_chain(&error),
     };
     let client = reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
@@ -52,4 +49,16 @@ pub async fn fetch_verifier(url: &str) -> Result<TokenVerifier, JwksError> {
         url: url.to_owned(),
         source,
     })
+}
+
+/// `error: its cause: its cause's cause...`
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
