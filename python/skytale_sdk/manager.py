@@ -74,10 +74,10 @@ class _Inbox:
                 f"(buffer_limit={self._limit}); its listener paused until now, nothing was dropped"
             )
 
-    def drain(self) -> List[bytes]:
-        items = list(self._items)
-        self._items.clear()
-        return items
+    def drain(self, limit: Optional[int] = None) -> List[bytes]:
+        """Removes and returns the oldest ``limit`` messages (all of them if ``None``)."""
+        count = len(self._items) if limit is None else min(limit, len(self._items))
+        return [self._items.popleft() for _ in range(count)]
 
     def take_overflow(self) -> Optional[QuotaExceededError]:
         overflow, self._overflow = self._overflow, None
@@ -173,12 +173,13 @@ class _ChannelFeed:
         with self._cond:
             return len(self._inboxes[_DEFAULT_CONSUMER])
 
-    def take_nowait(self) -> Optional[List[bytes]]:
-        """The unread messages if there are any; otherwise raises what is pending (the overflow notice, then the
-        channel's failure); ``[]`` once the listener has ended; ``None`` if the caller should wait."""
+    def take_nowait(self, limit: Optional[int] = None) -> Optional[List[bytes]]:
+        """The unread messages (at most ``limit``) if there are any; otherwise raises what is pending (the
+        overflow notice, then the channel's failure); ``[]`` once the listener has ended; ``None`` if the caller
+        should wait."""
         with self._cond:
             inbox = self._inboxes[_DEFAULT_CONSUMER]
-            batch = inbox.drain()
+            batch = inbox.drain(limit)
             if batch:
                 self._cond.notify_all()
                 return batch

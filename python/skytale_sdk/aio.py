@@ -1,0 +1,191 @@
+"""asyncio face of :class:`~skytale_sdk.manager.SkytaleChannelManager`, for agent frameworks with an event loop.
+
+Blocking calls (connect, create, join, send, ...) run in worker threads (``asyncio.to_thread``), so the loop
+keeps running while the relay answers. Receiving does not park a thread per waiter: the channel's listener thread
+wakes the loop (``loop.call_soon_threadsafe``) when a message arrives, and the messages are taken from the inbox
+on the loop's own thread, only once nothing can interrupt the hand-over. So cancelling a ``receive()`` (e.g. by
+``asyncio.wait_for``) never loses a message: it stays in the inbox for the next call.
+
+``async for message in manager.messages("org/ns/chan")`` iterates a channel's messages as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any, AsyncIterator, Callable, List, Optional, Type, Union
+
+from .envelope import Envelope
+from .manager import (
+    DEFAULT_BUFFER_LIMIT,
+    GATHER_WINDOW,
+    SkytaleChannelManager,
+    _as_envelope,
+    _as_text,
+    _ChannelFeed,
+)
+
+__all__ = ["AsyncSkytaleChannelManager"]
+
+
+class AsyncSkytaleChannelManager:
+    """:class:`SkytaleChannelManager` with ``async`` methods; same parameters, defaults and errors.
+
+    The constructor connects (blocking, like the sync manager); inside a running loop prefer
+    ``await AsyncSkytaleChannelManager.open(...)``, which connects in a worker thread.
+    """
+
+    def __init__(
+        self,
+        identity: Union[bytes, str],
+        endpoint: Optional[str] = None,
+        data_dir: Optional[str] = None,
+        api_key: Optional[str] = None,
+        api_url: Optional[str] = None,
+        *,
+        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+    ) -> None:
+        self._sync = SkytaleChannelManager(identity, endpoint, data_dir, api_key, api_url, buffer_limit=buffer_limit)
+
+    @classmethod
+    async def open(cls, *args: Any, **kwargs: Any) -> "AsyncSkytaleChannelManager":
+        """Constructs the manager in a worker thread, so connecting does not stall the event loop."""
+        return await asyncio.to_thread(cls, *args, **kwargs)
+
+    # Membership and sending: the sync methods, off the loop.
+
+    async def create(self, channel_name: str) -> None:
+        await asyncio.to_thread(self._sync.create, channel_name)
+
+    async def join(self, channel_name: str, welcome: bytes) -> None:
+        await asyncio.to_thread(self._sync.join, channel_name, welcome)
+
+    async def key_package(self) -> bytes:
+        return await asyncio.to_thread(self._sync.key_package)
+
+    async def add_member(self, channel_name: str, key_package: bytes) -> bytes:
+        return await asyncio.to_thread(self._sync.add_member, channel_name, key_package)
+
+    async def invite(self, channel_name: str, max_uses: int = 1, ttl: int = 3600) -> str:
+        return await asyncio.to_thread(self._sync.invite, channel_name, max_uses, ttl)
+
+    async def join_with_token(self, channel_name: str, token: str, timeout: float = 60.0) -> None:
+        await asyncio.to_thread(self._sync.join_with_token, channel_name, token, timeout)
+
+    async def list_channels(self) -> List[str]:
+        return self._sync.list_channels()
+
+    async def send(self, channel_name: str, message: Union[str, bytes]) -> None:
+        await asyncio.to_thread(self._sync.send, channel_name, message)
+
+    async def send_envelope(self, channel_name: str, envelope: Envelope) -> None:
+        await asyncio.to_thread(self._sync.send_envelope, channel_name, envelope)
+
+    # Receiving: woken by the listener thread, taken on the loop.
+
+    async def receive(self, channel_name: str, timeout: float = 5.0) -> List[str]:
+        """As :meth:`SkytaleChannelManager.receive`, awaiting instead of blocking."""
+        return [_as_text(payload) for payload in await self._receive(channel_name, timeout)]
+
+    async def receive_latest(self, channel_name: str, timeout: float = 5.0) -> Optional[str]:
+        messages = await self.receive(channel_name, timeout)
+        return messages[-1] if messages else None
+
+    async def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> List[Envelope]:
+        return [_as_envelope(payload) for payload in await self._receive(channel_name, timeout)]
+
+    def pending(self, channel_name: str) -> int:
+        return self._sync.pending(channel_name)
+
+    async def messages(self, channel_name: str) -> AsyncIterator[str]:
+        """Yields each message of the channel as text as it arrives; ends when the channel or the manager is
+        closed. Messages are taken one at a time, so leaving the loop early leaves the rest in the inbox. Errors
+        are raised as from ``receive()`` (a full inbox's ``QuotaExceededError`` ends the iteration; iterating
+        again continues after it)."""
+        feed = self._sync._feed(channel_name)
+        while True:
+            async with _ArrivalSignal(feed) as arrival:
+                await arrival.until(feed.has_news, deadline=None)
+            message = feed.take_nowait(limit=1)
+            if message is None:
+                continue
+            if not message:
+                return
+            yield _as_text(message[0])
+
+    async def _receive(self, channel_name: str, timeout: float) -> List[bytes]:
+        feed = self._sync._feed(channel_name)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with _ArrivalSignal(feed) as arrival:
+            if not await arrival.until(feed.has_news, deadline):
+                return []
+            # Let a burst that is still arriving complete (see GATHER_WINDOW); nothing is taken meanwhile.
+            while await arrival.next(min(deadline, loop.time() + GATHER_WINDOW)):
+                pass
+        # No await between taking and returning: a cancellation cannot drop what was taken.
+        return feed.take_nowait() or []
+
+    # Lifecycle
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._sync.close)
+
+    async def __aenter__(self) -> "AsyncSkytaleChannelManager":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        await self.close()
+
+
+class _ArrivalSignal:
+    """An ``asyncio.Event`` set from a channel's listener thread on each arrival, for as long as the ``async
+    with`` block lasts."""
+
+    def __init__(self, feed: _ChannelFeed) -> None:
+        self._feed = feed
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+
+    async def __aenter__(self) -> "_ArrivalSignal":
+        self._unregister = self._feed.on_arrival(self._wake)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._unregister()
+
+    def _wake(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._event.set)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
+
+    async def until(self, condition: Callable[[], bool], deadline: Optional[float]) -> bool:
+        """Waits until ``condition()`` holds (re-checked after each arrival) or ``deadline`` (loop time) passes;
+        returns whether it holds."""
+        while True:
+            self._event.clear()  # before the check, so an arrival right after it still wakes the wait below
+            if condition():
+                return True
+            if not await self._wait(deadline):
+                return condition()
+
+    async def next(self, deadline: float) -> bool:
+        """Waits for the next arrival until ``deadline``; returns whether one came."""
+        self._event.clear()
+        return await self._wait(deadline)
+
+    async def _wait(self, deadline: Optional[float]) -> bool:
+        timeout = None if deadline is None else deadline - self._loop.time()
+        if timeout is not None and timeout <= 0:
+            return False
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
