@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds everything, starts a local relay on a free port, runs examples/quickstart.py against it, stops it.
+# Builds everything, starts `skytale dev` (relay + API, auth on) on free ports, runs examples/full_example.py
+# against it with the three variables it prints, and stops it.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,37 +9,45 @@ cd "$repo_root"
 scripts/setup.sh
 
 work_dir="$(mktemp -d -t skytale-quickstart.XXXXXX)"
-relay_pid=""
+dev_pid=""
+drain_pid=""
 cleanup() {
-    if [ -n "$relay_pid" ]; then
-        kill "$relay_pid" 2>/dev/null || true
-        wait "$relay_pid" 2>/dev/null || true
+    if [ -n "$dev_pid" ]; then
+        kill "$dev_pid" 2>/dev/null || true
+        wait "$dev_pid" 2>/dev/null || true
+    fi
+    if [ -n "$drain_pid" ]; then
+        wait "$drain_pid" 2>/dev/null || true
     fi
     rm -rf "$work_dir"
 }
 trap cleanup EXIT
 
-# The relay prints `export SKYTALE_RELAY=...` on stdout once it listens; wait for that line.
-mkfifo "$work_dir/relay.out"
-.venv/bin/skytale relay --listen 127.0.0.1:0 --data-dir "$work_dir/relay" \
-    >"$work_dir/relay.out" 2>"$work_dir/relay.log" &
-relay_pid=$!
-exec 3<"$work_dir/relay.out"
-relay_line=""
-while IFS= read -r line <&3; do
+# `skytale dev` prints its three export lines on stdout once both services listen, then keeps running.
+mkfifo "$work_dir/dev.out"
+.venv/bin/skytale dev --dir "$work_dir/stack" --relay-port 0 --api-port 0 \
+    >"$work_dir/dev.out" 2>"$work_dir/dev.log" &
+dev_pid=$!
+exec 3<"$work_dir/dev.out"
+exports=()
+while [ "${#exports[@]}" -lt 3 ] && IFS= read -r line <&3; do
     case "$line" in
-        "export SKYTALE_RELAY="*) relay_line="$line"; break ;;
+        "export SKYTALE_RELAY="* | "export SKYTALE_API_URL="* | "export SKYTALE_API_KEY="*) exports+=("$line") ;;
     esac
 done
-if [ -z "$relay_line" ]; then
-    echo "quickstart: the relay exited before listening; its log:" >&2
-    cat "$work_dir/relay.log" >&2
+if [ "${#exports[@]}" -lt 3 ]; then
+    echo "quickstart: skytale dev exited before printing its settings; its log:" >&2
+    cat "$work_dir/dev.log" >&2
     exit 1
 fi
-# Keep draining the relay's stdout so it never blocks on a full pipe.
+# Keep draining its stdout so it never blocks on a full pipe.
 cat <&3 >/dev/null &
-eval "$relay_line"
-export SKYTALE_RELAY
-echo "relay listening at $SKYTALE_RELAY" >&2
+drain_pid=$!
+exec 3<&-
+for line in "${exports[@]}"; do
+    eval "$line"
+done
+export SKYTALE_RELAY SKYTALE_API_URL SKYTALE_API_KEY
+echo "skytale dev: relay $SKYTALE_RELAY, API $SKYTALE_API_URL" >&2
 
-SKYTALE_QUICKSTART_DIR="$work_dir/agents" .venv/bin/python examples/quickstart.py
+.venv/bin/python examples/full_example.py

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust (every crate) and Python (the SDK against real relay processes).
+# The whole test suite: Rust (every crate, the API's storage also on a throwaway PostgreSQL) and Python (the SDK
+# against real relay and `skytale dev` processes).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,9 +12,26 @@ if ! command -v cargo >/dev/null 2>&1; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
+# A PostgreSQL cluster for the API's storage tests. postgres.sh prints the export line on stdout and, among its
+# progress on stderr, the command that stops the cluster; the trap runs that command however this script ends.
+postgres_log="$(mktemp -t skytale-postgres-log.XXXXXX)"
+postgres_stop=""
+stop_postgres() {
+    if [ -n "$postgres_stop" ]; then
+        eval "$postgres_stop" >/dev/null 2>&1 || echo "test.sh: could not stop PostgreSQL: $postgres_stop" >&2
+    fi
+    rm -f "$postgres_log"
+}
+trap stop_postgres EXIT
+postgres_env="$(scripts/postgres.sh 2>"$postgres_log")" || { cat "$postgres_log" >&2; exit 1; }
+cat "$postgres_log" >&2
+postgres_stop="$(sed -n 's/^postgres.sh: stop with: //p' "$postgres_log")"
+eval "$postgres_env"
+export SKYTALE_TEST_POSTGRES_URL
+
 # Both suites always run, so one failing does not hide the other's result.
 status=0
 # --release reuses the artifacts setup.sh just built instead of compiling everything a second time.
-cargo test --release --workspace || status=1
+SKYTALE_REQUIRE_POSTGRES=1 cargo test --release --workspace || status=1
 .venv/bin/python -m pytest tests/ -v || status=1
 exit "$status"
