@@ -2,7 +2,8 @@
 
 Run it with ``scripts/quickstart.sh``, or against your own ``skytale dev``: start
 ``skytale dev --relay-port 0 --api-port 0`` in one shell, paste the three ``export SKYTALE_...`` lines it prints
-into another, and run ``python examples/full_example.py`` there.
+into another, and run ``python examples/full_example.py`` there. Once created, ``myorg/team/general`` belongs to
+that run's MLS group, so a second run needs a fresh ``skytale dev`` (quickstart.sh starts one each time).
 
 Only the setup differs from the reference: the managers read ``SKYTALE_RELAY``, ``SKYTALE_API_URL`` and
 ``SKYTALE_API_KEY`` (printed by ``skytale dev``) from the environment, and keep their default data_dirs in a fresh
