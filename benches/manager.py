@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from skytale_sdk import SkytaleChannelManager
+from stats import summary
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = "export "
@@ -41,15 +42,6 @@ def start_dev(binary: str, directory: str) -> subprocess.Popen:
         key, value = line[len(EXPORT):].split("=", 1)
         os.environ[key] = value
     return proc
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
-
-
-def summary(values: list[float]) -> str:
-    values = sorted(values)
-    return f"p50 {percentile(values, 0.5):.2f} ms  p99 {percentile(values, 0.99):.2f} ms  max {values[-1]:.2f} ms"
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from skytale_sdk import SkytaleClient
+from stats import summary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,11 +40,6 @@ def start_relay(binary: str, store: str) -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise SystemExit(f"relay did not announce its address: {line!r}")
     return proc, line[len(prefix):]
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    index = min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 def main() -> None:
@@ -73,7 +68,6 @@ def main() -> None:
             sender.send(payload)
             next(incoming)
             latencies.append((time.perf_counter() - start) * 1000)
-        latencies.sort()
 
         received = threading.Event()
 
@@ -92,9 +86,7 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         consumer.join()
 
-        print(f"one-way latency, 100 B, loopback, n={args.messages}: "
-              f"p50 {percentile(latencies, 0.50):.3f} ms  p99 {percentile(latencies, 0.99):.3f} ms  "
-              f"mean {statistics.fmean(latencies):.3f} ms")
+        print(f"one-way latency, 100 B, loopback, n={args.messages}: {summary(latencies)}")
         print(f"1->1 throughput, 100 B, n={args.messages}: {args.messages / elapsed:,.0f} msg/s "
               f"({args.messages * 100 / elapsed / 1e6:.2f} MB/s payload)")
         alice.close()
