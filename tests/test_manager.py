@@ -94,6 +94,22 @@ def test_receive_drains_in_order_and_decodes_text(dev_env: DevStack, channel_nam
         assert bob.receive(channel_name, timeout=0) == []
 
 
+def test_one_receive_returns_everything_sent_before_it(dev_env: DevStack, channel_name: str) -> None:
+    """``send()`` returns once the relay stored the message, so a later ``receive()`` gets all of them in one
+    call, however they trickle in; the receiver's own messages in between must not make it wait or lose any."""
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        for burst in range(3):
+            sent = [f"b{burst}-m{i}" for i in range(30)]
+            for i, text in enumerate(sent):
+                alice.send(channel_name, text)
+                if i == 10:
+                    bob.send(channel_name, f"bob-{burst}")
+            assert bob.receive(channel_name, timeout=PATIENCE) == sent
+            assert alice.receive(channel_name, timeout=PATIENCE) == [f"bob-{burst}"]
+        assert bob.receive(channel_name, timeout=0) == []
+
+
 def test_receive_latest_keeps_only_the_newest(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name)
     with alice, bob:

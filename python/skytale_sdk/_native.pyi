@@ -66,6 +66,15 @@ class Channel:
     ) -> "MessageIterator[bytes]": ...
     @overload
     def messages(self, with_meta: Literal[True], timeout: Optional[float] = None) -> "MessageIterator[Message]": ...
+    def sync(self, timeout: Optional[float] = None) -> bool:
+        """Waits until every message the relay held for this channel when called is in the inbox ``messages()``
+        reads (this member's own messages are applied without entering it). ``False`` if ``timeout`` seconds
+        passed first or the channel or client was closed meanwhile."""
+    @property
+    def delivered_seq(self) -> int:
+        """Seq of the newest message delivered to the inbox, already read or still waiting (0: none). After
+        ``sync()`` returned ``True``, a reader has everything the relay held at that call once it has read the
+        message with this seq."""
     def close(self) -> None:
         """Ends this channel's iterators in this process."""
 

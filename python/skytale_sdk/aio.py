@@ -18,7 +18,6 @@ from typing import Any, AsyncIterator, Callable, List, Optional, Type, Union
 from .envelope import Envelope
 from .manager import (
     DEFAULT_BUFFER_LIMIT,
-    GATHER_WINDOW,
     SkytaleChannelManager,
     _as_envelope,
     _as_text,
@@ -120,9 +119,12 @@ class AsyncSkytaleChannelManager:
         async with _ArrivalSignal(feed) as arrival:
             if not await arrival.until(feed.has_news, deadline):
                 return []
-            # Let a burst that is still arriving complete (see GATHER_WINDOW); nothing is taken meanwhile.
-            while await arrival.next(min(deadline, loop.time() + GATHER_WINDOW)):
-                pass
+            # Take everything the relay held by now, not just what arrived first (see _ChannelFeed.sync_target).
+            # The relay round trip runs in a worker thread; nothing is taken meanwhile, so a cancellation loses
+            # nothing.
+            target = await asyncio.to_thread(feed.sync_target, deadline - loop.time())
+            if target is not None:
+                await arrival.until(lambda: feed.caught_up(target), deadline)
         # No await between taking and returning: a cancellation cannot drop what was taken.
         return feed.take_nowait() or []
 
@@ -174,11 +176,6 @@ class _ArrivalSignal:
                 return True
             if not await self._wait(deadline):
                 return condition()
-
-    async def next(self, deadline: float) -> bool:
-        """Waits for the next arrival until ``deadline``; returns whether one came."""
-        self._event.clear()
-        return await self._wait(deadline)
 
     async def _wait(self, deadline: Optional[float]) -> bool:
         timeout = None if deadline is None else deadline - self._loop.time()

@@ -7,6 +7,10 @@ bounded in-memory inbox, and ``receive()`` drains that inbox.
 Guarantees (DESIGN §8):
 
 - ``receive()`` sleeps on a ``threading.Condition`` and is woken by the arrival itself: no polling.
+- ``receive()`` returns everything the relay had stored for the channel when its first message was there: it asks
+  the relay for the channel's head (``Channel.sync``), then waits until the listener has moved every message up to
+  it (``Channel.delivered_seq``) into the inbox. No fixed gather window: messages sent back to back before the
+  call are never split across two calls, and a call costs one relay round trip, not a guessed delay.
 - Inboxes are bounded (``buffer_limit``). When an inbox fills up, its listener stops reading, so the rest stays in
   the client's ``data_dir`` (the relay's log and HTTP/2 flow control hold everything behind it): nothing is dropped.
   The consumer is told: after it has received the full inbox, the next ``receive()`` raises
@@ -40,11 +44,6 @@ DEFAULT_API_URL = "https://api.skytale.sh"
 
 #: Messages an inbox holds before its listener pauses (and the consumer gets a ``QuotaExceededError``).
 DEFAULT_BUFFER_LIMIT = 10_000
-
-#: Once ``receive()`` has a message, it keeps collecting while further messages follow within this many seconds
-#: (never past its timeout). Messages sent back to back reach the receiver a few milliseconds apart; without the
-#: window a ``receive()`` landing in between would split a burst across two calls.
-GATHER_WINDOW = 0.1
 
 #: Content type of the ``Protocol.RAW`` envelopes that wrap messages which are not envelopes.
 RAW_CONTENT_TYPE = "application/octet-stream"
@@ -109,6 +108,8 @@ class _ChannelFeed:
         self._inboxes: Dict[str, _Inbox] = {_DEFAULT_CONSUMER: _Inbox(self.name, buffer_limit)}
         self._arrival_callbacks: List[Arrival] = []
         self._failure: Optional[BaseException] = None
+        #: Seq of the newest message the listener moved into the inboxes (compared with ``delivered_seq``).
+        self._moved_seq = 0
         self._ended = False
         self._stopping = False
         self._thread = threading.Thread(target=self._listen, name=f"skytale-listener:{self.name}", daemon=True)
@@ -130,10 +131,11 @@ class _ChannelFeed:
     def _listen(self) -> None:
         try:
             # The native iterator waits with the GIL released; it ends when the channel handle is closed.
-            for payload in self.channel.messages():
+            for message in self.channel.messages(with_meta=True):
                 with self._cond:
                     for inbox in self._inboxes.values():
-                        inbox.put(payload)
+                        inbox.put(message.payload)
+                    self._moved_seq = message.seq
                     self._cond.notify_all()
                     self._announce_arrival()
                     # Backpressure: read no further while a consumer's inbox is full.
@@ -191,22 +193,38 @@ class _ChannelFeed:
                 raise self._failure
             return [] if self._ended else None
 
-    def gather_nowait(self) -> List[bytes]:
-        """Messages that arrived since the last take, without raising (a pending error waits for the next
-        ``take_nowait``)."""
-        with self._cond:
-            batch = self._inboxes[_DEFAULT_CONSUMER].drain()
-            if batch:
-                self._cond.notify_all()
-            return batch
-
     def has_news(self) -> bool:
         with self._cond:
             return self._inboxes[_DEFAULT_CONSUMER].has_news() or self._ended
 
+    def sync_target(self, timeout: float) -> Optional[int]:
+        """Blocks (without the condition's lock, so the listener keeps moving messages) until the native inbox
+        holds everything the relay had stored for the channel, then returns the seq the listener must have moved
+        for the inboxes to hold it too. ``None`` if that could not be established within ``timeout`` (or the
+        channel closed): the caller then returns what it has, as a receive that timed out would.
+
+        A failure of the relay query is not raised here: it would lose the messages the caller already took,
+        and a lasting failure reaches the consumer through the listener anyway."""
+        if timeout <= 0:
+            return None
+        try:
+            if not self.channel.sync(timeout):
+                return None
+            return self.channel.delivered_seq
+        except SkytaleError:
+            return None
+
+    def caught_up(self, target: int) -> bool:
+        """Whether the listener has moved everything up to ``target`` into the inboxes, or will move nothing
+        more for now (ended, stopping, or held back by a full inbox)."""
+        with self._cond:
+            return (
+                self._moved_seq >= target or self._ended or self._stopping or self._any_inbox_holds_listener()
+            )
+
     def receive(self, timeout: float) -> List[bytes]:
-        """Waits up to ``timeout`` seconds for messages, then gathers the ones following within
-        ``GATHER_WINDOW``."""
+        """Waits up to ``timeout`` seconds for messages; once there are some, also takes every message the relay
+        had stored for the channel by then (see ``sync_target``)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -217,14 +235,15 @@ class _ChannelFeed:
                 if remaining <= 0:
                     return []
                 self._cond.wait(remaining)
-            while batch:
-                window = min(deadline - time.monotonic(), GATHER_WINDOW)
-                self._cond.wait_for(self.has_news, timeout=max(window, 0.0))
-                more = self.gather_nowait()
-                if not more:
-                    break
-                batch.extend(more)
+        if not batch:
             return batch
+        target = self.sync_target(deadline - time.monotonic())
+        with self._cond:
+            if target is not None:
+                self._cond.wait_for(lambda: self.caught_up(target), timeout=max(deadline - time.monotonic(), 0.0))
+            batch.extend(self._inboxes[_DEFAULT_CONSUMER].drain())
+            self._cond.notify_all()
+        return batch
 
 
 def _identity_bytes(identity: Union[bytes, str]) -> bytes:

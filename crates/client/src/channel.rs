@@ -149,8 +149,14 @@ impl Channel {
             }
             if let Some(item) = self.state.ctx.store.take_inbox(self.state.name.as_str())? {
                 return match item {
-                    InboxItem::Message { payload, sender, seq, epoch } => Ok(Recv::Message(Message { payload, sender, seq, epoch })),
-                    InboxItem::MlsFailure { reason, .. } => Err(Error::Mls(reason)),
+                    InboxItem::Message { payload, sender, seq, epoch } => {
+                        self.state.note_taken(seq);
+                        Ok(Recv::Message(Message { payload, sender, seq, epoch }))
+                    }
+                    InboxItem::MlsFailure { seq, reason } => {
+                        self.state.note_taken(seq);
+                        Err(Error::Mls(reason))
+                    }
                     InboxItem::ChannelFailure { reason } => Err(Error::Channel(reason)),
                 };
             }
@@ -172,6 +178,67 @@ impl Channel {
                 _ = expired => return Ok(Recv::Timeout),
             }
         }
+    }
+
+    /// Waits until every message the relay had stored for this channel when `sync` was called is applied here,
+    /// i.e. is in the inbox (or, for this member's own messages and commits, in the group state). Returns
+    /// `false` if `timeout` passed first, or if the handle or client was closed or the channel left or removed
+    /// meanwhile (`recv` reports those). One round trip to the relay plus the deliveries still in flight: it is
+    /// how a consumer tells "nothing more was sent" from "more is on its way" without guessing a delay.
+    pub fn sync(&self, timeout: Option<Duration>) -> Result<bool, Error> {
+        match self.client.block_on(self.catch_up(timeout.map(|t| Instant::now() + t))) {
+            Err(_) if self.client.is_closing() => Ok(false),
+            result => result,
+        }
+    }
+
+    async fn catch_up(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        // A member that has applied nothing yet follows the channel from its join epoch: messages before it
+        // (down to the commit that added it) are never delivered to it, so they must not count.
+        let start = self.state.progress.borrow().resume_point();
+        let head = self.state.ctx.relay.head(&self.state.name, start);
+        let head = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, head).await {
+                Ok(head) => head?,
+                Err(_) => return Ok(false),
+            },
+            None => head.await?,
+        };
+        let mut progress = self.state.progress.subscribe();
+        let mut client_closed = self.state.ctx.closed.subscribe();
+        let mut handle_closed = self.closed.subscribe();
+        loop {
+            if *client_closed.borrow_and_update() || *handle_closed.borrow_and_update() {
+                return Ok(false);
+            }
+            let now = *progress.borrow_and_update();
+            if now.applied_seq >= head {
+                return Ok(true);
+            }
+            if now.lifecycle != Lifecycle::Active {
+                return Ok(false);
+            }
+            let expired = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = progress.changed() => {}
+                _ = client_closed.changed() => {}
+                _ = handle_closed.changed() => {}
+                _ = expired => return Ok(false),
+            }
+        }
+    }
+
+    /// Sequence number of the newest message delivered to this member's inbox, handed out by `recv` or still
+    /// waiting (0: none). After `sync` returned `true`, every message the relay held at that call has a seq at
+    /// or below it: a consumer that moves messages out of `recv` elsewhere (a listener thread) knows it has
+    /// moved them all once it has moved the one with this seq.
+    pub fn delivered_seq(&self) -> Result<u64, Error> {
+        self.state.delivered_seq()
     }
 
     /// Ends `recv` on this handle (and its clones) with `Recv::Closed`. The channel itself stays joined.

@@ -66,6 +66,8 @@ pub(crate) enum Incoming {
     /// On success: the channel's current epoch at the relay (`None`: no message stored yet).
     SubscriptionAck { id: u64, result: Result<Option<u64>, RelayRefusal> },
     PublishAck { msg_id: String, seq: u64 },
+    /// The answer to a head query: the channel's highest stored sequence number (0: none).
+    HeadReply { query_id: String, head: u64 },
     PublishRefused { msg_id: String, refusal: RelayRefusal },
     Delivery(Delivery),
     /// Valid SLIM, but nothing this client acts on (logged and dropped).
@@ -145,6 +147,26 @@ pub(crate) fn publish(source: &pb::Name, channel: &ChannelName, kind: PayloadKin
     }
 }
 
+/// A head query (docs/protocol.md "Head query"): a content-less `Publish` with `SESSION_MESSAGE_TYPE_PING`, whose
+/// `skytale-msg-id` the relay echoes on its answer. With `from_epoch`, the relay only counts messages a
+/// subscription from that epoch delivers.
+pub(crate) fn head_query(source: &pb::Name, channel: &ChannelName, query_id: &str, from_epoch: Option<u64>) -> pb::Message {
+    let publish = pb::Publish {
+        header: Some(header(source, channel)),
+        session: Some(pb::SessionHeader {
+            session_type: pb::SessionType::Multicast as i32,
+            session_message_type: pb::SessionMessageType::Ping as i32,
+            ..Default::default()
+        }),
+        msg: None,
+    };
+    let mut metadata = HashMap::from([(meta::MSG_ID.to_owned(), query_id.to_owned())]);
+    if let Some(epoch) = from_epoch {
+        metadata.insert(meta::FROM_EPOCH.to_owned(), epoch.to_string());
+    }
+    pb::Message { message_type: Some(message::MessageType::Publish(publish)), metadata }
+}
+
 fn refusal(metadata: &HashMap<String, String>, fallback: &str) -> RelayRefusal {
     RelayRefusal {
         code: metadata.get(meta::ERROR_CODE).cloned().unwrap_or_else(|| "unknown".to_owned()),
@@ -183,6 +205,9 @@ fn classify_publish(p: pb::Publish, metadata: HashMap<String, String>) -> Incomi
         let Some(msg_id) = msg_id else { return Incoming::Ignored("ack without message id") };
         if is_error {
             return Incoming::PublishRefused { msg_id, refusal: refusal(&metadata, "refused without explanation") };
+        }
+        if let Some(head) = number(&metadata, meta::HEAD_SEQ) {
+            return Incoming::HeadReply { query_id: msg_id, head };
         }
         return match number(&metadata, meta::SEQ) {
             Some(seq) => Incoming::PublishAck { msg_id, seq },
@@ -240,6 +265,19 @@ mod tests {
             Incoming::PublishRefused { refusal, .. } => assert!(refusal.is_stale_epoch()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn head_replies_are_told_apart_from_publish_acks() {
+        let source = channel().to_slim();
+        let mut reply = head_query(&source, &channel(), "q", Some(3));
+        assert_eq!(reply.metadata.get(meta::FROM_EPOCH).map(String::as_str), Some("3"));
+        if let Some(message::MessageType::Publish(p)) = &mut reply.message_type {
+            assert_eq!(p.session.as_ref().unwrap().session_message_type, pb::SessionMessageType::Ping as i32);
+            p.session.as_mut().unwrap().session_message_type = pb::SessionMessageType::MsgAck as i32;
+        }
+        reply.metadata.insert(meta::HEAD_SEQ.into(), "12".into());
+        assert!(matches!(classify(reply), Incoming::HeadReply { ref query_id, head: 12 } if query_id == "q"));
     }
 
     #[test]

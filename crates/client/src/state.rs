@@ -6,6 +6,7 @@
 //! mls-rs keeps one pending commit per group, so two concurrent commits would overwrite each other's.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use skytale_proto::ChannelName;
@@ -82,6 +83,8 @@ pub(crate) struct ChannelState {
     pub progress: watch::Sender<Progress>,
     /// Local failures (storage) to report on `recv`, oldest first; each is handed out once.
     failures: std::sync::Mutex<VecDeque<String>>,
+    /// Sequence number of the newest inbox item `recv` handed out in this process (0: none yet).
+    taken_seq: AtomicU64,
 }
 
 impl ChannelState {
@@ -92,7 +95,7 @@ impl ChannelState {
         };
         let core = ChannelCore { group, record, unsaved: Vec::new() };
         let progress = watch::Sender::new(core.progress(lifecycle));
-        Arc::new(Self { name, ctx, core: Mutex::new(core), ops: Mutex::new(()), progress, failures: Default::default() })
+        Arc::new(Self { name, ctx, core: Mutex::new(core), ops: Mutex::new(()), progress, failures: Default::default(), taken_seq: AtomicU64::new(0) })
     }
 
     /// Queues a failure for `recv` and wakes it.
@@ -106,6 +109,18 @@ impl ChannelState {
     /// The oldest failure not yet reported.
     pub fn take_failure(&self) -> Option<String> {
         self.failures.lock().ok().and_then(|mut failures| failures.pop_front())
+    }
+
+    /// Records that `recv` handed out the inbox item at `seq`.
+    pub fn note_taken(&self, seq: u64) {
+        self.taken_seq.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Sequence number of the newest message in the inbox, handed out or still waiting (0: none). The store is
+    /// read first: an item taken meanwhile is then counted by `taken_seq`, so none is missed.
+    pub fn delivered_seq(&self) -> Result<u64, Error> {
+        let waiting = self.ctx.store.newest_inbox_seq(self.name.as_str())?.unwrap_or(0);
+        Ok(waiting.max(self.taken_seq.load(Ordering::Acquire)))
     }
 
     pub fn lifecycle(&self) -> Lifecycle {

@@ -262,6 +262,15 @@ impl Store {
         Ok(Some(item))
     }
 
+    /// Sequence number of the newest message (or undecryptable message) waiting in `channel`'s inbox, if any.
+    pub fn newest_inbox_seq(&self, channel: &str) -> Result<Option<u64>, Error> {
+        let conn = self.conn()?;
+        let newest: Option<i64> = conn
+            .query_row("SELECT MAX(seq) FROM inbox WHERE channel = ?1 AND kind != 'channel_failure'", [channel], |r| r.get(0))
+            .map_err(sql)?;
+        newest.map(to_u64).transpose()
+    }
+
     /// Forgets a channel entirely (after `leave`): registry row, inbox, group state.
     pub fn delete_channel(&self, name: &str, group_id: &[u8]) -> Result<(), Error> {
         self.staged()?.remove(group_id);

@@ -103,6 +103,8 @@ pub(crate) struct Relay {
     next_id: AtomicU64,
     max_payload: AtomicUsize,
     acks: Mutex<HashMap<String, Waiter<PublishOutcome>>>,
+    /// Head queries waiting for the relay's answer, by query id.
+    heads: Mutex<HashMap<String, Waiter<Result<u64, RelayRefusal>>>>,
     subscriptions: Mutex<HashMap<u64, Subscription>>,
     /// Token refreshes waiting for the relay's reply, by link id.
     refreshes: Mutex<HashMap<String, Waiter<Result<(), RelayRefusal>>>>,
@@ -137,6 +139,7 @@ impl Relay {
             next_id: AtomicU64::new(1),
             max_payload: AtomicUsize::new(skytale_proto::meta::DEFAULT_MAX_PAYLOAD),
             acks: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
             subscriptions: Mutex::new(HashMap::new()),
             refreshes: Mutex::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
@@ -266,6 +269,9 @@ impl Relay {
         if let Ok(mut acks) = self.acks.lock() {
             acks.retain(|_, w| w.generation > generation);
         }
+        if let Ok(mut heads) = self.heads.lock() {
+            heads.retain(|_, w| w.generation > generation);
+        }
         if let Ok(mut subs) = self.subscriptions.lock() {
             subs.retain(|_, s| s.generation > generation);
         }
@@ -316,7 +322,19 @@ impl Relay {
     async fn dispatch(&self, incoming: Incoming) {
         match incoming {
             Incoming::PublishAck { msg_id, seq } => self.answer_publish(&msg_id, PublishOutcome::Stored(seq)),
-            Incoming::PublishRefused { msg_id, refusal } => self.answer_publish(&msg_id, PublishOutcome::Refused(refusal)),
+            Incoming::HeadReply { query_id, head } => {
+                if let Some(waiter) = self.take_head_waiter(&query_id) {
+                    let _ = waiter.reply.send(Ok(head));
+                }
+            }
+            // Head queries and publishes share the id space of `skytale-msg-id` (both random), so a refusal
+            // answers whichever of them is waiting on that id.
+            Incoming::PublishRefused { msg_id, refusal } => match self.take_head_waiter(&msg_id) {
+                Some(waiter) => {
+                    let _ = waiter.reply.send(Err(refusal));
+                }
+                None => self.answer_publish(&msg_id, PublishOutcome::Refused(refusal)),
+            },
             Incoming::SubscriptionAck { id, result } => {
                 // A successful subscription stays registered: the relay may still end it later with a refusal
                 // (e.g. `retention_expired` when retention overtakes a lagging cursor).
@@ -359,6 +377,11 @@ impl Relay {
         if let Some(waiter) = waiter {
             let _ = waiter.reply.send(outcome);
         }
+    }
+
+    /// The head query waiting on `query_id`, if any (it is answered once).
+    fn take_head_waiter(&self, query_id: &str) -> Option<Waiter<Result<u64, RelayRefusal>>> {
+        self.heads.lock().ok().and_then(|mut heads| heads.remove(query_id))
     }
 
     async fn route(&self, channel: &ChannelName, event: ChannelEvent) {
@@ -413,6 +436,38 @@ impl Relay {
                 Err(_) => {
                     self.acks.lock().map_err(runtime_lock)?.remove(msg_id);
                     return Err(Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}")));
+                }
+            }
+        }
+    }
+
+    /// Asks the relay for `channel`'s head: its highest stored sequence number (0: none), covering every
+    /// publish it acknowledged before answering; from `start`, counting only what a subscription from there
+    /// delivers. Read-only, so after a lost link it is simply asked again on the next one, until [`SEND_DEADLINE`].
+    pub async fn head(&self, channel: &ChannelName, start: StartPoint) -> Result<u64, Error> {
+        // From a seq, every stored message up to the head is delivered (or already applied): no filter needed.
+        let from_epoch = match start {
+            StartPoint::Epoch(epoch) => Some(epoch),
+            StartPoint::Seq(_) => None,
+        };
+        let deadline = Instant::now() + SEND_DEADLINE;
+        loop {
+            let link = self.wait_for_link(deadline).await?;
+            let query_id = self.new_msg_id();
+            let (reply, answer) = oneshot::channel();
+            self.heads.lock().map_err(runtime_lock)?.insert(query_id.clone(), Waiter { generation: link.generation, reply });
+            if !self.link_is(link.generation) || link.frames.send(frames::head_query(&self.source, channel, &query_id, from_epoch)).await.is_err() {
+                self.heads.lock().map_err(runtime_lock)?.remove(&query_id);
+                self.await_link_change(link.generation, deadline).await?;
+                continue;
+            }
+            match timeout_at(deadline, answer).await {
+                Ok(Ok(Ok(head))) => return Ok(head),
+                Ok(Ok(Err(refusal))) => return Err(refusal_error(&refusal)),
+                Ok(Err(_link_lost)) => continue,
+                Err(_) => {
+                    self.heads.lock().map_err(runtime_lock)?.remove(&query_id);
+                    return Err(Error::Transport(format!("relay did not answer the head query within {SEND_DEADLINE:?}")));
                 }
             }
         }

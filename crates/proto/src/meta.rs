@@ -25,6 +25,9 @@ pub const MAX_PAYLOAD: &str = "skytale-max-payload";
 pub const AUTHORIZATION: &str = "skytale-authorization";
 /// Relay -> client, on a successful `SubscriptionAck`: the channel's current epoch (absent for an empty channel).
 pub const CHANNEL_EPOCH: &str = "skytale-channel-epoch";
+/// Relay -> client, on the ack of a head query (a `Publish` with `SESSION_MESSAGE_TYPE_PING`): the channel's
+/// highest stored sequence number (0 if none), read after every earlier publish of the same stream was stored.
+pub const HEAD_SEQ: &str = "skytale-head-seq";
 
 /// `ApplicationPayload.payload_type` values, saying which kind of MLS message `blob` holds.
 pub mod payload_type {

@@ -71,6 +71,23 @@ impl Channel {
         Ok(MessageIterator::new(self.inner.clone(), with_meta, timeout))
     }
 
+    /// Waits until every message the relay held for this channel when `sync` was called is applied here (in
+    /// the inbox `messages()` reads, or for this member's own messages, in the group state). Returns `False` if
+    /// `timeout` (seconds) passed first or the channel or client was closed meanwhile.
+    #[pyo3(signature = (timeout=None))]
+    fn sync(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let timeout = timeout.map(|t| seconds::to_duration("timeout", t)).transpose()?;
+        detached(py, || self.inner.sync(timeout))
+    }
+
+    /// Sequence number of the newest message delivered to this member's inbox, already read from `messages()`
+    /// or still waiting (0: none). After `sync()` returned `True`, a reader has every message the relay held at
+    /// that call once it has read the one with this seq.
+    #[getter]
+    fn delivered_seq(&self, py: Python<'_>) -> PyResult<u64> {
+        detached(py, || self.inner.delivered_seq())
+    }
+
     /// Stops this channel's deliveries in this process: running iterators end with `StopIteration`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, || {

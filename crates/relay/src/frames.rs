@@ -101,6 +101,18 @@ pub fn publish_acked(channel: &ChannelName, msg_id: &str, seq: u64) -> pb::Messa
     )
 }
 
+/// `MSG_ACK` answering a head query: the channel's highest stored sequence number (0 if none).
+pub fn head_reply(channel: &ChannelName, query_id: &str, head: u64) -> pb::Message {
+    let metadata = HashMap::from([
+        (meta::MSG_ID.to_owned(), query_id.to_owned()),
+        (meta::HEAD_SEQ.to_owned(), head.to_string()),
+    ]);
+    message(
+        MessageType::Publish(ack_publish(Some(channel), false)),
+        metadata,
+    )
+}
+
 /// Error frame for a refused publish (or any frame the relay cannot act on). `channel` and `msg_id` are echoed
 /// when the frame had valid ones, so the client can match the error to its request.
 pub fn publish_refused(

@@ -27,12 +27,82 @@ pub struct RefusedPublish {
     pub refusal: Refusal,
 }
 
+/// A valid head query: which channel, and the id its answer echoes.
+#[derive(Debug)]
+pub struct HeadQuery {
+    pub channel: ChannelName,
+    pub query_id: String,
+}
+
+/// Whether `publish` is a head query (`SESSION_MESSAGE_TYPE_PING`) rather than a message to store.
+pub fn is_head_query(publish: &pb::Publish) -> bool {
+    publish
+        .session
+        .as_ref()
+        .is_some_and(|s| s.session_message_type == pb::SessionMessageType::Ping as i32)
+}
+
+/// Validates a head query: a destination channel and a `skytale-msg-id` like a publish's, no content needed.
+pub fn validate_head_query(
+    publish: &pb::Publish,
+    metadata: &HashMap<String, String>,
+) -> Result<HeadQuery, RefusedPublish> {
+    let (channel, query_id) = channel_and_id(publish, metadata)?;
+    Ok(HeadQuery { channel, query_id })
+}
+
 /// Validates `publish` (with the frame's `metadata`) against the wire protocol and the payload limit.
 pub fn validate(
     publish: pb::Publish,
     metadata: &HashMap<String, String>,
     max_payload: usize,
 ) -> Result<AppendRequest, RefusedPublish> {
+    let (channel, id) = channel_and_id(&publish, metadata)?;
+    let refuse = |code, message: String| RefusedPublish {
+        channel: Some(channel.clone()),
+        msg_id: Some(id.clone()),
+        refusal: Refusal::new(code, message),
+    };
+    let blob = match publish.msg.as_ref().and_then(|m| m.content_type.as_ref()) {
+        Some(PayloadKind::AppPayload(payload)) => &payload.blob,
+        _ => {
+            return Err(refuse(
+                error_code::BAD_REQUEST,
+                "publish without app_payload".into(),
+            ))
+        }
+    };
+    if blob.len() > max_payload {
+        let message = format!(
+            "payload of {} bytes exceeds the relay's limit of {max_payload} bytes",
+            blob.len()
+        );
+        return Err(refuse(error_code::PAYLOAD_TOO_LARGE, message));
+    }
+    let header = match mls_framing::parse_header(blob) {
+        Ok(header) if header.epoch < MAX_EPOCH => header,
+        Ok(header) => {
+            let message = format!("epoch {} is out of range", header.epoch);
+            return Err(refuse(error_code::BAD_MESSAGE, message));
+        }
+        Err(e) => {
+            let message = format!("not an MLS PublicMessage or PrivateMessage: {e}");
+            return Err(refuse(error_code::BAD_MESSAGE, message));
+        }
+    };
+    Ok(AppendRequest {
+        channel,
+        msg_id: id,
+        header,
+        publish,
+    })
+}
+
+/// Reads the destination channel and the `skytale-msg-id` every `Publish` frame (message or head query) needs.
+fn channel_and_id(
+    publish: &pb::Publish,
+    metadata: &HashMap<String, String>,
+) -> Result<(ChannelName, String), RefusedPublish> {
     let msg_id = metadata.get(meta::MSG_ID).cloned();
     let refuse = |channel: Option<&ChannelName>, code, message: String| RefusedPublish {
         channel: channel.cloned(),
@@ -68,42 +138,5 @@ pub fn validate(
             return Err(refuse(Some(&channel), error_code::BAD_REQUEST, message));
         }
     };
-    let blob = match publish.msg.as_ref().and_then(|m| m.content_type.as_ref()) {
-        Some(PayloadKind::AppPayload(payload)) => &payload.blob,
-        _ => {
-            return Err(refuse(
-                Some(&channel),
-                error_code::BAD_REQUEST,
-                "publish without app_payload".into(),
-            ))
-        }
-    };
-    if blob.len() > max_payload {
-        let message = format!(
-            "payload of {} bytes exceeds the relay's limit of {max_payload} bytes",
-            blob.len()
-        );
-        return Err(refuse(
-            Some(&channel),
-            error_code::PAYLOAD_TOO_LARGE,
-            message,
-        ));
-    }
-    let header = match mls_framing::parse_header(blob) {
-        Ok(header) if header.epoch < MAX_EPOCH => header,
-        Ok(header) => {
-            let message = format!("epoch {} is out of range", header.epoch);
-            return Err(refuse(Some(&channel), error_code::BAD_MESSAGE, message));
-        }
-        Err(e) => {
-            let message = format!("not an MLS PublicMessage or PrivateMessage: {e}");
-            return Err(refuse(Some(&channel), error_code::BAD_MESSAGE, message));
-        }
-    };
-    Ok(AppendRequest {
-        channel,
-        msg_id: id,
-        header,
-        publish,
-    })
+    Ok((channel, id))
 }

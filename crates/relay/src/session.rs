@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tonic::{Status, Streaming};
 
 use crate::auth::{RelayAuth, StreamIdentity};
-use crate::channel::ChannelHub;
+use crate::channel::{ChannelFeed, ChannelHub};
 use crate::frames::{self, Refusal};
 use crate::log::{AppendError, AppendResult, LogWriter};
 use crate::publish;
@@ -45,6 +45,15 @@ enum PendingReply {
         channel: ChannelName,
         msg_id: String,
         outcome: oneshot::Receiver<AppendResult>,
+    },
+    /// A head query: the feed is read when the reply's turn comes, i.e. after every earlier publish of this
+    /// stream was stored, so the answer covers them.
+    Head {
+        channel: ChannelName,
+        query_id: String,
+        feed: Arc<ChannelFeed>,
+        reader: Arc<ReadPool>,
+        from_epoch: Option<u64>,
     },
     Fail(Status),
 }
@@ -254,6 +263,9 @@ impl Session {
         publish: pb::Publish,
         metadata: &HashMap<String, String>,
     ) -> Result<(), StreamClosed> {
+        if publish::is_head_query(&publish) {
+            return self.head_query(&publish, metadata).await;
+        }
         let request = match publish::validate(publish, metadata, self.shared.max_payload) {
             Ok(request) => request,
             Err(refused) => {
@@ -290,6 +302,49 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Answers a head query (docs/protocol.md "Head query") through the reply pipeline, authorised like a
+    /// subscription since it reveals how far the channel's log goes.
+    async fn head_query(
+        &mut self,
+        publish: &pb::Publish,
+        metadata: &HashMap<String, String>,
+    ) -> Result<(), StreamClosed> {
+        let query = match publish::validate_head_query(publish, metadata) {
+            Ok(query) => query,
+            Err(refused) => {
+                let frame = frames::publish_refused(
+                    refused.channel.as_ref(),
+                    refused.msg_id.as_deref(),
+                    &refused.refusal,
+                );
+                return self.reply(PendingReply::Frame(Box::new(frame))).await;
+            }
+        };
+        let from_epoch = self
+            .identity
+            .authorize(&query.channel)
+            .and_then(|()| head_query_epoch(metadata));
+        let from_epoch = match from_epoch {
+            Ok(from_epoch) => from_epoch,
+            Err(refusal) => {
+                let frame =
+                    frames::publish_refused(Some(&query.channel), Some(&query.query_id), &refusal);
+                return self.reply(PendingReply::Frame(Box::new(frame))).await;
+            }
+        };
+        let feed = self.shared.hub.feed(&query.channel);
+        self.reply(PendingReply::Head {
+            channel: query.channel,
+            query_id: query.query_id,
+            feed,
+            reader: Arc::clone(&self.shared.reader),
+            from_epoch,
+        })
+        .await
+    }
+}
+
 /// Reads the channel name a frame is addressed to.
 fn channel_of(destination: Option<&pb::Name>) -> Result<ChannelName, Refusal> {
     let destination = destination.ok_or_else(|| {
@@ -300,6 +355,48 @@ fn channel_of(destination: Option<&pb::Name>) -> Result<ChannelName, Refusal> {
     })?;
     ChannelName::from_slim(destination)
         .map_err(|e| Refusal::new(error_code::BAD_REQUEST, format!("bad destination: {e}")))
+}
+
+/// Reads the optional `skytale-from-epoch` of a head query (`skytale-from-seq` has no meaning there).
+fn head_query_epoch(metadata: &HashMap<String, String>) -> Result<Option<u64>, Refusal> {
+    match start_point(metadata)? {
+        StartPoint::Live => Ok(None),
+        StartPoint::Epoch(epoch) => Ok(Some(epoch)),
+        StartPoint::Seq(_) => Err(Refusal::new(
+            error_code::BAD_REQUEST,
+            format!("a head query takes {} only", meta::FROM_EPOCH),
+        )),
+    }
+}
+
+/// The head a query asked for: the highest stored seq, or with `from_epoch`, the highest one a subscription
+/// from that epoch delivers (0 if it delivers none yet). Epochs never decrease along the log, so that is the
+/// head as soon as any message up to it has an epoch >= `from_epoch`.
+async fn queried_head(
+    channel: &ChannelName,
+    feed: &ChannelFeed,
+    reader: Arc<ReadPool>,
+    from_epoch: Option<u64>,
+) -> Result<u64, Refusal> {
+    let head = feed.head();
+    let Some(epoch) = from_epoch else {
+        return Ok(head);
+    };
+    let name = channel.to_string();
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Refusal::new(
+            error_code::STORAGE,
+            format!("cannot read the channel log: {e}"),
+        )
+    };
+    let first = tokio::task::spawn_blocking(move || reader.first_seq_from_epoch(&name, epoch))
+        .await
+        .map_err(|e| unreadable(&e))?
+        .map_err(|e| unreadable(&e))?;
+    Ok(match first {
+        Some(first) if first <= head => head,
+        _ => 0,
+    })
 }
 
 /// Reads `skytale-from-seq` / `skytale-from-epoch` (at most one of them).
@@ -334,6 +431,20 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
         let frame = match reply {
             PendingReply::Frame(frame) => Ok(*frame),
             PendingReply::Fail(status) => Err(status),
+            PendingReply::Head {
+                channel,
+                query_id,
+                feed,
+                reader,
+                from_epoch,
+            } => Ok(
+                match queried_head(&channel, &feed, reader, from_epoch).await {
+                    Ok(head) => frames::head_reply(&channel, &query_id, head),
+                    Err(refusal) => {
+                        frames::publish_refused(Some(&channel), Some(&query_id), &refusal)
+                    }
+                },
+            ),
             PendingReply::Append {
                 channel,
                 msg_id,

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::mls_group::new_group;
-use common::{channel, error_code, meta, subscription_ack, From, Stream};
+use common::{channel, error_code, head_query, meta, subscription_ack, From, Stream};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use skytale_auth::{Claims, TokenIssuer, CLOCK_LEEWAY_SECS};
@@ -144,6 +144,12 @@ async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
         .await;
     assert_eq!(error_code(&reply), "unauthorized");
     assert_eq!(meta(&reply, keys::MSG_ID), Some("m1"));
+
+    // A head query is authorised like a subscription: it reveals how far the channel's log goes.
+    stream.send(head_query(&foreign, Some("q1"))).await;
+    let reply = stream.recv().await;
+    assert_eq!(error_code(&reply), "unauthorized");
+    assert_eq!(meta(&reply, keys::MSG_ID), Some("q1"));
 
     // Still open and usable for the org's own channels.
     let mut own_group = new_group(false);

@@ -272,6 +272,29 @@ pub fn publish(channel: &ChannelName, msg_id: &str, blob: Vec<u8>) -> pb::Messag
     }
 }
 
+/// A head query: a `Publish` with `SESSION_MESSAGE_TYPE_PING`, no content, `skytale-msg-id` = `query_id`.
+pub fn head_query(channel: &ChannelName, query_id: Option<&str>) -> pb::Message {
+    let publish = pb::Publish {
+        header: Some(pb::SlimHeader {
+            destination: Some(channel.to_slim()),
+            ..Default::default()
+        }),
+        session: Some(pb::SessionHeader {
+            session_type: pb::SessionType::Multicast.into(),
+            session_message_type: pb::SessionMessageType::Ping.into(),
+            ..Default::default()
+        }),
+        msg: None,
+    };
+    let metadata = query_id
+        .map(|id| HashMap::from([(meta::MSG_ID.to_owned(), id.to_owned())]))
+        .unwrap_or_default();
+    pb::Message {
+        message_type: Some(MessageType::Publish(publish)),
+        metadata,
+    }
+}
+
 pub fn meta<'a>(frame: &'a pb::Message, key: &str) -> Option<&'a str> {
     frame.metadata.get(key).map(String::as_str)
 }
