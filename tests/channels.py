@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, List, Sequence, TypeVar
+import time
+from typing import Callable, Iterator, List, Sequence, TypeVar
 
 from skytale_sdk import Channel, SkytaleClient
 
@@ -10,6 +11,15 @@ from skytale_sdk import Channel, SkytaleClient
 RECEIVE_TIMEOUT = 60.0
 
 T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    """Waits for a state change the test cannot be woken by (a background commit, a listener filling an inbox)."""
+    deadline = time.monotonic() + RECEIVE_TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        time.sleep(0.02)
 
 
 def form_channel(name: str, clients: Sequence[SkytaleClient]) -> List[Channel]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Callable, List
+from typing import List
 
 import pytest
+from channels import wait_until
 from conftest import DevStack
 from skytale_sdk import (
     AuthError,
@@ -21,15 +22,6 @@ from skytale_sdk import (
 
 # Only there so that a lost message fails a test instead of hanging it; never reached when things work.
 PATIENCE = 60.0
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Waits for a state change the test cannot be woken by (the listener filling an inbox)."""
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
 
 
 def receive_exactly(manager: SkytaleChannelManager, channel: str, count: int) -> List[str]:
