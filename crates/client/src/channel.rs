@@ -165,17 +165,8 @@ impl Channel {
                 Lifecycle::Removed => return Err(self.state.removed_error()),
                 Lifecycle::Left => return Ok(Recv::Closed),
             }
-            let expired = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = progress.changed() => {}
-                _ = client_closed.changed() => {}
-                _ = handle_closed.changed() => {}
-                _ = expired => return Ok(Recv::Timeout),
+            if !wait_for_change(&mut progress, &mut client_closed, &mut handle_closed, deadline).await {
+                return Ok(Recv::Timeout);
             }
         }
     }
@@ -218,17 +209,8 @@ impl Channel {
             if now.lifecycle != Lifecycle::Active {
                 return Ok(false);
             }
-            let expired = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = progress.changed() => {}
-                _ = client_closed.changed() => {}
-                _ = handle_closed.changed() => {}
-                _ = expired => return Ok(false),
+            if !wait_for_change(&mut progress, &mut client_closed, &mut handle_closed, deadline).await {
+                return Ok(false);
             }
         }
     }
@@ -244,5 +226,26 @@ impl Channel {
     /// Ends `recv` on this handle (and its clones) with `Recv::Closed`. The channel itself stays joined.
     pub fn close(&self) {
         self.closed.send_replace(true);
+    }
+}
+
+/// Waits until the channel's progress or either closed flag changes (`true`), or `deadline` passes (`false`).
+async fn wait_for_change<P>(
+    progress: &mut watch::Receiver<P>,
+    client_closed: &mut watch::Receiver<bool>,
+    handle_closed: &mut watch::Receiver<bool>,
+    deadline: Option<Instant>,
+) -> bool {
+    let expired = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = progress.changed() => true,
+        _ = client_closed.changed() => true,
+        _ = handle_closed.changed() => true,
+        _ = expired => false,
     }
 }
