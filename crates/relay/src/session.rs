@@ -184,6 +184,17 @@ impl Session {
         self.replies.send(reply).await.map_err(|_| StreamClosed)
     }
 
+    /// Answers a publish or head query with an error frame, in reply order.
+    async fn refuse(
+        &self,
+        channel: Option<&ChannelName>,
+        msg_id: Option<&str>,
+        refusal: &Refusal,
+    ) -> Result<(), StreamClosed> {
+        let frame = frames::publish_refused(channel, msg_id, refusal);
+        self.reply(PendingReply::Frame(Box::new(frame))).await
+    }
+
     /// Starts (or restarts) this stream's subscription to a channel. The ack goes out before the cursor starts,
     /// so the client sees it before the first delivery. A refusal is always answered; success only when the
     /// client asked for an ack (non-zero subscription id, as in SLIM).
@@ -269,18 +280,19 @@ impl Session {
         let request = match publish::validate(publish, metadata, self.shared.max_payload) {
             Ok(request) => request,
             Err(refused) => {
-                let frame = frames::publish_refused(
-                    refused.channel.as_ref(),
-                    refused.msg_id.as_deref(),
-                    &refused.refusal,
-                );
-                return self.reply(PendingReply::Frame(Box::new(frame))).await;
+                return self
+                    .refuse(
+                        refused.channel.as_ref(),
+                        refused.msg_id.as_deref(),
+                        &refused.refusal,
+                    )
+                    .await;
             }
         };
         if let Err(refusal) = self.identity.authorize(&request.channel) {
-            let frame =
-                frames::publish_refused(Some(&request.channel), Some(&request.msg_id), &refusal);
-            return self.reply(PendingReply::Frame(Box::new(frame))).await;
+            return self
+                .refuse(Some(&request.channel), Some(&request.msg_id), &refusal)
+                .await;
         }
         let (channel, msg_id) = (request.channel.clone(), request.msg_id.clone());
         let reply = match self.shared.writer.submit(request).await {
@@ -313,12 +325,13 @@ impl Session {
         let query = match publish::validate_head_query(publish, metadata) {
             Ok(query) => query,
             Err(refused) => {
-                let frame = frames::publish_refused(
-                    refused.channel.as_ref(),
-                    refused.msg_id.as_deref(),
-                    &refused.refusal,
-                );
-                return self.reply(PendingReply::Frame(Box::new(frame))).await;
+                return self
+                    .refuse(
+                        refused.channel.as_ref(),
+                        refused.msg_id.as_deref(),
+                        &refused.refusal,
+                    )
+                    .await;
             }
         };
         let from_epoch = self
@@ -328,9 +341,9 @@ impl Session {
         let from_epoch = match from_epoch {
             Ok(from_epoch) => from_epoch,
             Err(refusal) => {
-                let frame =
-                    frames::publish_refused(Some(&query.channel), Some(&query.query_id), &refusal);
-                return self.reply(PendingReply::Frame(Box::new(frame))).await;
+                return self
+                    .refuse(Some(&query.channel), Some(&query.query_id), &refusal)
+                    .await;
             }
         };
         let feed = self.shared.hub.feed(&query.channel);
