@@ -139,8 +139,7 @@ impl Session {
             Some(MessageType::Publish(publish)) => self.publish(publish, &metadata).await,
             Some(MessageType::Link(_)) | Some(MessageType::SubscriptionAck(_)) | None => {
                 let refusal = Refusal::new(error_code::BAD_REQUEST, "unexpected frame: the relay accepts link negotiation, subscribe, unsubscribe and publish");
-                let frame = frames::publish_refused(None, None, &refusal);
-                self.reply(PendingReply::Frame(Box::new(frame))).await
+                self.refuse(None, None, &refusal).await
             }
         }
     }
