@@ -15,7 +15,7 @@ from .errors import (
     SkytaleError,
     TransportError,
 )
-from .manager import SkytaleChannelManager
+from .manager import ChannelView, SkytaleChannelManager
 
 __all__ = [
     "SkytaleClient",
@@ -23,6 +23,7 @@ __all__ = [
     "MessageIterator",
     "Message",
     "SkytaleChannelManager",
+    "ChannelView",
     "Envelope",
     "Protocol",
     "SkytaleError",

@@ -17,14 +17,16 @@ from typing import Any, AsyncIterator, Callable, List, Optional, Type, Union
 
 from .envelope import Envelope
 from .manager import (
+    _DEFAULT_CONSUMER,
     DEFAULT_BUFFER_LIMIT,
+    ChannelView,
     SkytaleChannelManager,
     _as_envelope,
     _as_text,
     _ChannelFeed,
 )
 
-__all__ = ["AsyncSkytaleChannelManager"]
+__all__ = ["AsyncSkytaleChannelManager", "AsyncChannelView"]
 
 
 class AsyncSkytaleChannelManager:
@@ -101,32 +103,15 @@ class AsyncSkytaleChannelManager:
         closed. Messages are taken one at a time, so leaving the loop early leaves the rest in the inbox. Errors
         are raised as from ``receive()`` (a full inbox's ``QuotaExceededError`` ends the iteration; iterating
         again continues after it)."""
-        feed = self._sync._feed(channel_name)
-        while True:
-            async with _ArrivalSignal(feed) as arrival:
-                await arrival.until(feed.has_news, deadline=None)
-            message = feed.take_nowait(limit=1)
-            if message is None:
-                continue
-            if not message:
-                return
-            yield _as_text(message[0])
+        async for payload in _iterate(self._sync._feed(channel_name), _DEFAULT_CONSUMER):
+            yield _as_text(payload)
+
+    def view(self, channel_name: str) -> "AsyncChannelView":
+        """A new consumer view of the channel, awaitable (see :class:`AsyncChannelView`)."""
+        return AsyncChannelView(self._sync.view(channel_name))
 
     async def _receive(self, channel_name: str, timeout: float) -> List[bytes]:
-        feed = self._sync._feed(channel_name)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with _ArrivalSignal(feed) as arrival:
-            if not await arrival.until(feed.has_news, deadline):
-                return []
-            # Take everything the relay held by now, not just what arrived first (see _ChannelFeed.sync_target).
-            # The relay round trip runs in a worker thread; nothing is taken meanwhile, so a cancellation loses
-            # nothing.
-            target = await asyncio.to_thread(feed.sync_target, deadline - loop.time())
-            if target is not None:
-                await arrival.until(lambda: feed.caught_up(target), deadline)
-        # No await between taking and returning: a cancellation cannot drop what was taken.
-        return feed.take_nowait() or []
+        return await _receive_for(self._sync._feed(channel_name), _DEFAULT_CONSUMER, timeout)
 
     # Lifecycle
 
@@ -143,6 +128,72 @@ class AsyncSkytaleChannelManager:
         traceback: Optional[TracebackType],
     ) -> None:
         await self.close()
+
+
+class AsyncChannelView:
+    """A :class:`~skytale_sdk.manager.ChannelView` for asyncio: one consumer's own view of a channel (every
+    message that arrives after the view was opened, as bytes, never drained by anyone else), awaited instead of
+    blocking and iterable with ``async for``. Wraps a view of either manager: ``AsyncChannelView(mgr.view(name))``
+    or ``async_mgr.view(name)``. Cancelling a ``receive()`` loses nothing."""
+
+    def __init__(self, view: ChannelView) -> None:
+        self._view = view
+
+    @property
+    def channel_name(self) -> str:
+        return self._view.channel_name
+
+    async def receive(self, timeout: float = 5.0) -> List[bytes]:
+        return await _receive_for(self._view._feed, self._view._key, timeout)
+
+    async def receive_envelopes(self, timeout: float = 5.0) -> List[Envelope]:
+        return [_as_envelope(payload) for payload in await self.receive(timeout)]
+
+    def pending(self) -> int:
+        return self._view.pending()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """Each message as it arrives; ends when the channel or its manager is closed."""
+        return _iterate(self._view._feed, self._view._key)
+
+    def close(self) -> None:
+        self._view.close()
+
+    async def __aenter__(self) -> "AsyncChannelView":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> List[bytes]:
+    """A consumer's ``receive()`` on the loop (see :meth:`_ChannelFeed.receive` for what it takes)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with _ArrivalSignal(feed) as arrival:
+        if not await arrival.until(lambda: feed.has_news(consumer), deadline):
+            return []
+        # Take everything the relay held by now, not just what arrived first (see _ChannelFeed.sync_target).
+        # The relay round trip runs in a worker thread; nothing is taken meanwhile, so a cancellation loses
+        # nothing.
+        target = await asyncio.to_thread(feed.sync_target, deadline - loop.time())
+        if target is not None:
+            await arrival.until(lambda: feed.caught_up(target), deadline)
+    # No await between taking and returning: a cancellation cannot drop what was taken.
+    return feed.take_nowait(consumer=consumer) or []
+
+
+async def _iterate(feed: _ChannelFeed, consumer: object) -> AsyncIterator[bytes]:
+    """A consumer's messages one at a time as they arrive, until the channel ends."""
+    while True:
+        async with _ArrivalSignal(feed) as arrival:
+            await arrival.until(lambda: feed.has_news(consumer), deadline=None)
+        message = feed.take_nowait(limit=1, consumer=consumer)
+        if message is None:
+            continue
+        if not message:
+            return
+        yield message[0]
 
 
 class _ArrivalSignal:

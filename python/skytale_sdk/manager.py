@@ -37,7 +37,7 @@ from ._native import Channel, SkytaleClient
 from .envelope import Envelope, Protocol
 from .errors import ChannelError, QuotaExceededError, SkytaleError
 
-__all__ = ["SkytaleChannelManager", "DEFAULT_BUFFER_LIMIT"]
+__all__ = ["SkytaleChannelManager", "ChannelView", "DEFAULT_BUFFER_LIMIT"]
 
 DEFAULT_ENDPOINT = "https://relay.skytale.sh:5000"
 DEFAULT_API_URL = "https://api.skytale.sh"
@@ -48,9 +48,10 @@ DEFAULT_BUFFER_LIMIT = 10_000
 #: Content type of the ``Protocol.RAW`` envelopes that wrap messages which are not envelopes.
 RAW_CONTENT_TYPE = "application/octet-stream"
 
-#: The one consumer the manager's methods read for. Each consumer of a channel has its own inbox, filled by the
-#: channel's listener with every message, so one consumer never drains another's messages.
-_DEFAULT_CONSUMER = "default"
+#: The consumer the manager's own methods (``receive``, ``receive_envelopes``, ``pending``) read for. Each consumer
+#: of a channel (this one, and every ``ChannelView``) has its own inbox, filled by the channel's listener with every
+#: message, so one consumer never drains another's messages.
+_DEFAULT_CONSUMER: object = "default"
 
 Arrival = Callable[[], None]
 
@@ -105,7 +106,8 @@ class _ChannelFeed:
         self.channel = channel
         self.name = channel.name
         self._cond = threading.Condition()
-        self._inboxes: Dict[str, _Inbox] = {_DEFAULT_CONSUMER: _Inbox(self.name, buffer_limit)}
+        self._buffer_limit = buffer_limit
+        self._inboxes: Dict[object, _Inbox] = {_DEFAULT_CONSUMER: _Inbox(self.name, buffer_limit)}
         self._arrival_callbacks: List[Arrival] = []
         self._failure: Optional[BaseException] = None
         #: Seq of the newest message the listener moved into the inboxes (compared with ``delivered_seq``).
@@ -171,16 +173,35 @@ class _ChannelFeed:
 
         return unregister
 
-    def pending(self) -> int:
+    def add_consumer(self) -> object:
+        """Registers a new consumer with an empty inbox (it receives what arrives from now on); returns its key."""
+        key = object()
         with self._cond:
-            return len(self._inboxes[_DEFAULT_CONSUMER])
+            self._inboxes[key] = _Inbox(self.name, self._buffer_limit)
+        return key
 
-    def take_nowait(self, limit: Optional[int] = None) -> Optional[List[bytes]]:
-        """The unread messages (at most ``limit``) if there are any; otherwise raises what is pending (the
-        overflow notice, then the channel's failure); ``[]`` once the listener has ended; ``None`` if the caller
-        should wait."""
+    def remove_consumer(self, key: object) -> None:
+        """Drops a consumer's inbox, so it no longer holds the listener back. Idempotent."""
         with self._cond:
-            inbox = self._inboxes[_DEFAULT_CONSUMER]
+            if self._inboxes.pop(key, None) is not None:
+                self._cond.notify_all()
+
+    def _inbox(self, consumer: object) -> _Inbox:
+        inbox = self._inboxes.get(consumer)
+        if inbox is None:
+            raise ChannelError(f"channel error: {self.name}: this view of the channel is closed")
+        return inbox
+
+    def pending(self, consumer: object = _DEFAULT_CONSUMER) -> int:
+        with self._cond:
+            return len(self._inbox(consumer))
+
+    def take_nowait(self, limit: Optional[int] = None, consumer: object = _DEFAULT_CONSUMER) -> Optional[List[bytes]]:
+        """The consumer's unread messages (at most ``limit``) if there are any; otherwise raises what is pending
+        (the overflow notice, then the channel's failure); ``[]`` once the listener has ended; ``None`` if the
+        caller should wait."""
+        with self._cond:
+            inbox = self._inbox(consumer)
             batch = inbox.drain(limit)
             if batch:
                 self._cond.notify_all()
@@ -193,9 +214,9 @@ class _ChannelFeed:
                 raise self._failure
             return [] if self._ended else None
 
-    def has_news(self) -> bool:
+    def has_news(self, consumer: object = _DEFAULT_CONSUMER) -> bool:
         with self._cond:
-            return self._inboxes[_DEFAULT_CONSUMER].has_news() or self._ended
+            return self._inbox(consumer).has_news() or self._ended
 
     def sync_target(self, timeout: float) -> Optional[int]:
         """Blocks (without the condition's lock, so the listener keeps moving messages) until the native inbox
@@ -222,13 +243,13 @@ class _ChannelFeed:
                 self._moved_seq >= target or self._ended or self._stopping or self._any_inbox_holds_listener()
             )
 
-    def receive(self, timeout: float) -> List[bytes]:
-        """Waits up to ``timeout`` seconds for messages; once there are some, also takes every message the relay
-        had stored for the channel by then (see ``sync_target``)."""
+    def receive(self, timeout: float, consumer: object = _DEFAULT_CONSUMER) -> List[bytes]:
+        """Waits up to ``timeout`` seconds for the consumer's messages; once there are some, also takes every
+        message the relay had stored for the channel by then (see ``sync_target``)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                batch = self.take_nowait()
+                batch = self.take_nowait(consumer=consumer)
                 if batch is not None:
                     break
                 remaining = deadline - time.monotonic()
@@ -241,9 +262,54 @@ class _ChannelFeed:
         with self._cond:
             if target is not None:
                 self._cond.wait_for(lambda: self.caught_up(target), timeout=max(deadline - time.monotonic(), 0.0))
-            batch.extend(self._inboxes[_DEFAULT_CONSUMER].drain())
+            batch.extend(self._inbox(consumer).drain())
             self._cond.notify_all()
         return batch
+
+
+class ChannelView:
+    """One consumer's own view of a channel: every message that arrives after the view was opened, oldest first,
+    independent of the manager's ``receive()`` and of every other view (adapters, the bridge and transports each
+    read through one, so none drains another's messages).
+
+    A view's inbox is bounded like the manager's and holds the channel's listener back when full, so a view that
+    is no longer read must be closed (``close()``, or use it as a context manager). Thread-safe.
+    """
+
+    def __init__(self, feed: _ChannelFeed) -> None:
+        self._feed = feed
+        self._key = feed.add_consumer()
+
+    @property
+    def channel_name(self) -> str:
+        return self._feed.name
+
+    def receive(self, timeout: float = 5.0) -> List[bytes]:
+        """As :meth:`SkytaleChannelManager.receive`, for this view, as bytes."""
+        return self._feed.receive(timeout, consumer=self._key)
+
+    def receive_envelopes(self, timeout: float = 5.0) -> List[Envelope]:
+        """As :meth:`SkytaleChannelManager.receive_envelopes`, for this view."""
+        return [_as_envelope(payload) for payload in self.receive(timeout)]
+
+    def pending(self) -> int:
+        """How many messages wait unread in this view."""
+        return self._feed.pending(self._key)
+
+    def close(self) -> None:
+        """Drops the view's inbox; further calls raise ``ChannelError``. Idempotent."""
+        self._feed.remove_consumer(self._key)
+
+    def __enter__(self) -> "ChannelView":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.close()
 
 
 def _identity_bytes(identity: Union[bytes, str]) -> bytes:
@@ -372,6 +438,11 @@ class SkytaleChannelManager:
     def pending(self, channel_name: str) -> int:
         """How many messages are buffered for ``receive()`` right now."""
         return self._feed(channel_name).pending()
+
+    def view(self, channel_name: str) -> ChannelView:
+        """A new consumer view of the channel (see :class:`ChannelView`): it receives every message that arrives
+        from now on, whoever else reads the channel."""
+        return ChannelView(self._feed(channel_name))
 
     def send_envelope(self, channel_name: str, envelope: Envelope) -> None:
         """Sends ``envelope.serialize()``."""
