@@ -45,10 +45,11 @@ if [ ! -x .venv/bin/python ]; then
     log "creating .venv"
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout, hypothesis' >/dev/null 2>&1; then
-    log "installing maturin, pytest and hypothesis into .venv"
+if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout, hypothesis, a2a, mcp, uvicorn' >/dev/null 2>&1; then
+    log "installing maturin, pytest, hypothesis and the integrations' packages (a2a-sdk, mcp) into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q 'maturin>=1.8,<2' pytest pytest-timeout hypothesis
+    .venv/bin/python -m pip install -q 'maturin>=1.8,<2' pytest pytest-timeout hypothesis \
+        'a2a-sdk[http-server]>=1.3,<2' 'mcp>=2.3,<3' uvicorn
 fi
 
 log "building the skytale CLI (release)"
