@@ -8,6 +8,9 @@ mod group_scaling;
 mod idle_streams;
 mod limits;
 mod relay_capacity;
+mod relay_process;
+mod slim_stream;
+mod stats;
 mod throughput;
 
 use clap::{Parser, Subcommand};
