@@ -1,14 +1,36 @@
-"""Percentiles for the benchmark scripts."""
+"""Summaries of timing samples, shared by every Python section (and by the peer probe, so: stdlib only)."""
 
 from __future__ import annotations
 
+from typing import Dict, List
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """The nearest-rank `q` quantile (0..1) of an already sorted list."""
+
+def percentile(sorted_values: List[float], q: float) -> float:
+    """The nearest-rank `q` quantile (0..1) of an already sorted, non-empty list."""
     return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
 
 
-def summary(values: list[float]) -> str:
-    """`p50 / p99 / max` of millisecond figures."""
-    values = sorted(values)
-    return f"p50 {percentile(values, 0.5):.3f} ms  p99 {percentile(values, 0.99):.3f} ms  max {values[-1]:.3f} ms"
+def latency_summary(samples_ms: List[float]) -> Dict[str, float]:
+    """p50 / p99 / p99.9 / max of millisecond samples, with the sample count (a p99.9 of fewer than 1 000
+    samples is close to the max; the count says how much to trust it)."""
+    if not samples_ms:
+        raise ValueError("no samples")
+    ordered = sorted(samples_ms)
+    return {
+        "n": len(ordered),
+        "p50_ms": percentile(ordered, 0.5),
+        "p99_ms": percentile(ordered, 0.99),
+        "p999_ms": percentile(ordered, 0.999),
+        "max_ms": ordered[-1],
+    }
+
+
+def rate_summary(count: int, payload_bytes: int, elapsed_s: float) -> Dict[str, float]:
+    """Messages per second and payload megabytes (10^6 bytes) per second for `count` messages in `elapsed_s`."""
+    return {
+        "messages": count,
+        "payload_bytes": payload_bytes,
+        "elapsed_s": elapsed_s,
+        "msgs_per_s": count / elapsed_s,
+        "mb_per_s": count * payload_bytes / elapsed_s / 1e6,
+    }
