@@ -1,0 +1,357 @@
+"""MCP (Model Context Protocol) over an end-to-end encrypted Skytale channel, on the real ``mcp`` package.
+
+Each JSON-RPC message is one ``Envelope(Protocol.MCP, "application/json", <JSON>)`` (docs/integrations.md,
+"Wire format"). Three ways in, lowest level first:
+
+- :class:`SkytaleTransport`: ``await write(message)`` / ``await read()`` / ``await close()`` on raw JSON-RPC.
+- :func:`skytale_client` / :func:`skytale_server`: async context managers yielding the ``(read_stream,
+  write_stream)`` pair that ``mcp.ClientSession`` and the low-level ``Server.run`` take, like ``stdio_client``.
+- :func:`serve`: runs an ``mcp`` ``Server`` or ``MCPServer`` (the former FastMCP) on a channel until cancelled.
+
+A channel carries ONE MCP session (one client, one server). JSON-RPC ids are only unique within a session and a
+channel is a group broadcast, so two clients on one channel would each take the other's responses as their own;
+serve several clients with one channel each. Other members may read the channel (they see the session, e.g. for
+audit) but must not write MCP to it.
+
+Reads go through the transport's own channel view, never ``manager.receive()``, and the relay does not deliver a
+member's own messages back, so a transport never reads its own writes. Messages of other protocols are skipped,
+logged (debug) and counted in :meth:`SkytaleTransport.skipped`; MCP envelopes whose payload is not one JSON-RPC
+message are logged (warning), counted in :meth:`SkytaleTransport.malformed` and, on the streams, handed to the
+mcp session as an ``Exception`` item, as the stdio transport does with a bad line.
+
+asyncio only (the channel views wake the asyncio loop); the ``mcp`` package runs on asyncio through anyio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Dict, Mapping, Optional, Tuple, Union, get_args
+
+try:
+    import anyio
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from mcp.server.lowlevel import Server
+    from mcp.server.mcpserver import MCPServer
+    from mcp.shared.message import SessionMessage
+    from mcp.types import JSONRPCError, JSONRPCMessage, jsonrpc_message_adapter
+except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(
+        f"skytale_sdk.integrations.mcp_transport needs the mcp package ({error}): pip install skytale-sdk[mcp]"
+    ) from error
+
+from ..aio import AsyncChannelView
+from ..envelope import Envelope, Protocol
+from ..errors import ChannelError, QuotaExceededError, SkytaleError
+from ..manager import SkytaleChannelManager
+
+__all__ = ["SkytaleTransport", "skytale_client", "skytale_server", "serve", "CONTENT_TYPE"]
+
+logger = logging.getLogger("skytale_sdk.integrations.mcp")
+
+#: The content type of every MCP envelope: one JSON-RPC 2.0 message as UTF-8 JSON.
+CONTENT_TYPE = "application/json"
+
+#: What ``write`` takes: a JSON-RPC message as a dict, or as one of the ``mcp`` package's JSON-RPC models.
+Outgoing = Union[Mapping[str, Any], JSONRPCMessage]
+
+#: The stream pair the ``mcp`` package's sessions take (``mcp.client._transport.TransportStreams``).
+_JSONRPC_MODELS = get_args(JSONRPCMessage)
+
+Streams = Tuple[MemoryObjectReceiveStream[Union[SessionMessage, Exception]], MemoryObjectSendStream[SessionMessage]]
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    """One JSON-RPC message from the channel, as sent (``raw``) and as the ``mcp`` model (``message``)."""
+
+    raw: Dict[str, Any]
+    message: JSONRPCMessage
+
+
+@dataclass(frozen=True)
+class _ChannelEnded:
+    """Queue marker: nothing more will arrive, because the channel's manager closed it or it failed."""
+
+    failure: Optional[SkytaleError] = None
+
+    def error(self, channel: str) -> SkytaleError:
+        if self.failure is not None:
+            return self.failure
+        return ChannelError(f"channel error: {channel}: the channel ended (its manager closed it)")
+
+
+_Item = Union[_Incoming, ValueError, _ChannelEnded]
+
+
+class SkytaleTransport:
+    """JSON-RPC messages over one channel that ``manager`` (a :class:`SkytaleChannelManager`) has already
+    created or joined.
+
+    The transport sees every message that arrives after it was constructed: construct the receiving side's
+    transport before the other side writes. Use it within one asyncio event loop; close it when done (or use
+    ``async with``), since an unread view holds the channel's listener back once its inbox is full.
+    """
+
+    def __init__(self, manager: SkytaleChannelManager, channel: str) -> None:
+        self._manager = manager
+        self._channel = channel
+        # Raises ChannelError for a channel the manager does not know.
+        self._view = AsyncChannelView(manager.view(channel))
+        self._skipped: "Counter[str]" = Counter()
+        self._malformed = 0
+        self._closed = False
+        # Filled lazily (they need the running loop): the task that sorts the view's messages, the queue it fills
+        # (one slot, so an unread transport leaves the messages in its view, which applies backpressure), and the
+        # event that ends waiting reads on close().
+        self._sorter: Optional["asyncio.Task[None]"] = None
+        self._queue: Optional["asyncio.Queue[_Item]"] = None
+        self._closing: Optional[asyncio.Event] = None
+
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    async def write(self, message: Outgoing) -> None:
+        """Sends one JSON-RPC message (request, notification, response or error); returns once the relay has
+        durably stored it. A dict is checked first: ``ValueError`` names what makes it no JSON-RPC message."""
+        self._ensure_open()
+        envelope = Envelope(Protocol.MCP, CONTENT_TYPE, _encode(_as_message(message)))
+        await asyncio.to_thread(self._manager.send_envelope, self._channel, envelope)
+
+    async def read(self) -> Dict[str, Any]:
+        """The next JSON-RPC message from the channel, as the dict the other side wrote. Waits for it; raises
+        ``ChannelError`` once the transport is closed (also while waiting) or the channel ended."""
+        return (await self._next_message()).raw
+
+    async def read_message(self) -> JSONRPCMessage:
+        """As :meth:`read`, typed: an ``mcp.types`` ``JSONRPCRequest``, ``JSONRPCNotification``,
+        ``JSONRPCResponse`` or ``JSONRPCError``."""
+        return (await self._next_message()).message
+
+    def skipped(self) -> Dict[str, int]:
+        """How many messages of each other protocol (by its wire value, e.g. ``"a2a"``, ``"raw"``) were skipped."""
+        return dict(self._skipped)
+
+    def malformed(self) -> int:
+        """How many MCP envelopes were skipped because their payload is not one valid JSON-RPC message."""
+        return self._malformed
+
+    async def close(self) -> None:
+        """Ends waiting reads (they raise ``ChannelError``), stops the transport's task and closes its view.
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._closing is not None:
+            self._closing.set()
+        sorter, self._sorter = self._sorter, None
+        if sorter is not None:
+            sorter.cancel()
+            await asyncio.gather(sorter, return_exceptions=True)
+        self._view.close()
+
+    async def __aenter__(self) -> "SkytaleTransport":
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # Reading: one task sorts the view's messages into a one-slot queue; readers race it against close().
+
+    async def _next_message(self) -> _Incoming:
+        while True:
+            item = await self._next_item()
+            if isinstance(item, _Incoming):
+                return item
+            # A malformed MCP message: already counted and logged by the sorter.
+
+    async def _next_item(self) -> Union[_Incoming, ValueError]:
+        """The next message or malformed-MCP error; raises ``ChannelError`` once closed or ended, or the
+        channel's failure."""
+        self._ensure_open()
+        queue, closing = self._start_sorting()
+        getter = asyncio.ensure_future(queue.get())
+        closer = asyncio.ensure_future(closing.wait())
+        try:
+            await asyncio.wait((getter, closer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closer.cancel()
+            if not getter.done():
+                getter.cancel()  # asyncio.Queue keeps the item for the next get() if the cancel races a put
+        if not getter.done() or getter.cancelled():
+            raise self._closed_error()
+        item = getter.result()
+        if isinstance(item, _ChannelEnded):
+            queue.put_nowait(item)  # every later read ends too
+            raise item.error(self._channel)
+        return item
+
+    def _start_sorting(self) -> Tuple["asyncio.Queue[_Item]", asyncio.Event]:
+        if self._queue is None or self._closing is None:
+            self._queue = asyncio.Queue(maxsize=1)
+            self._closing = asyncio.Event()
+            self._sorter = asyncio.get_running_loop().create_task(self._sort(self._queue))
+        return self._queue, self._closing
+
+    async def _sort(self, queue: "asyncio.Queue[_Item]") -> None:
+        while True:
+            try:
+                async for payload in self._view:
+                    item = self._classify(payload)
+                    if item is not None:
+                        await queue.put(item)
+                await queue.put(_ChannelEnded())
+                return
+            except QuotaExceededError as notice:
+                # The view's inbox filled while the reader lagged; the listener paused, nothing was lost.
+                logger.info("%s", notice)
+            except SkytaleError as failure:
+                await queue.put(_ChannelEnded(failure))
+                return
+
+    def _classify(self, payload: bytes) -> Optional[Union[_Incoming, ValueError]]:
+        """The MCP message in ``payload``; the error if it claims MCP but is malformed (counted, logged);
+        ``None`` for another protocol's message (counted, logged)."""
+        try:
+            envelope = Envelope.deserialize(payload)
+        except ValueError:
+            envelope = None  # plain bytes sent with send(): RAW, like the manager's receive_envelopes() says
+        if envelope is None or envelope.protocol is not Protocol.MCP:
+            protocol = Protocol.RAW.value if envelope is None else envelope.protocol.value
+            self._skipped[protocol] += 1
+            logger.debug("skipped a %s message on %s: not MCP", protocol, self._channel)
+            return None
+        try:
+            return _decode(envelope)
+        except ValueError as error:
+            self._malformed += 1
+            logger.warning("skipped a malformed MCP message on %s: %s", self._channel, error)
+            return error
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise self._closed_error()
+
+    def _closed_error(self) -> ChannelError:
+        return ChannelError(f"channel error: {self._channel}: the MCP transport is closed")
+
+
+def _as_message(message: Outgoing) -> JSONRPCMessage:
+    if isinstance(message, _JSONRPC_MODELS):
+        return message
+    if not isinstance(message, Mapping):
+        raise TypeError(
+            f"write() takes a JSON-RPC message as a dict or an mcp.types JSONRPCMessage, got {type(message).__name__}"
+        )
+    try:
+        return jsonrpc_message_adapter.validate_python(dict(message))
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        raise ValueError(f"not a JSON-RPC 2.0 message (request, notification, response or error): {error}") from None
+
+
+def _encode(message: JSONRPCMessage) -> bytes:
+    """The wire form: ``model_dump_json(by_alias=True, exclude_none=True)``, except that an error response keeps
+    ``"id": null`` (JSON-RPC requires the member; it is null when the request's id could not be read)."""
+    if isinstance(message, JSONRPCError) and message.id is None:
+        body = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+        body["id"] = None
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return message.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")
+
+
+def _decode(envelope: Envelope) -> _Incoming:
+    """Parses an MCP envelope's payload; ``ValueError`` saying why if it is not exactly one JSON-RPC message."""
+    try:
+        raw = json.loads(envelope.payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"payload is not UTF-8 JSON: {error}") from None
+    if not isinstance(raw, dict):
+        kind = "a batch (JSON array)" if isinstance(raw, list) else f"a JSON {type(raw).__name__}"
+        raise ValueError(f"payload is {kind}, not one JSON-RPC message object")
+    try:
+        message = jsonrpc_message_adapter.validate_python(raw)
+    except ValueError as error:
+        raise ValueError(f"payload is not a JSON-RPC 2.0 message: {error}") from None
+    return _Incoming(raw, message)
+
+
+# The mcp package's stream pair, for ClientSession, Server.run and MCPServer.
+
+
+@asynccontextmanager
+async def skytale_client(manager: SkytaleChannelManager, channel: str) -> AsyncIterator[Streams]:
+    """``async with skytale_client(manager, channel) as (read, write): async with ClientSession(read, write)``.
+
+    Like ``mcp.client.stdio.stdio_client``, over the channel. On exit the transport's tasks are cancelled and
+    joined and its view closed. Can also be handed to ``mcp.Client`` as its transport."""
+    async with _session_streams(SkytaleTransport(manager, channel)) as streams:
+        yield streams
+
+
+@asynccontextmanager
+async def skytale_server(manager: SkytaleChannelManager, channel: str) -> AsyncIterator[Streams]:
+    """``async with skytale_server(manager, channel) as (read, write): await server.run(read, write,
+    server.create_initialization_options())``, for a low-level ``mcp.server.lowlevel.Server``; see
+    :func:`serve` for an ``MCPServer`` (FastMCP). Like ``mcp.server.stdio.stdio_server``, over the channel."""
+    async with _session_streams(SkytaleTransport(manager, channel)) as streams:
+        yield streams
+
+
+async def serve(
+    server: Union[Server[Any], MCPServer],
+    manager: SkytaleChannelManager,
+    channel: str,
+    *,
+    raise_exceptions: bool = False,
+) -> None:
+    """Serves one MCP session on ``channel`` until cancelled or the channel ends.
+
+    Takes a low-level ``Server`` or an ``MCPServer`` (the former FastMCP). mcp 2.3 has no public way to run an
+    ``MCPServer`` on given streams: like the package's own ``InMemoryTransport``, this runs its underlying
+    low-level server (``_lowlevel_server``) with ``create_initialization_options()``."""
+    lowlevel: Server[Any] = server._lowlevel_server if isinstance(server, MCPServer) else server  # noqa: SLF001
+    async with skytale_server(manager, channel) as (read_stream, write_stream):
+        await lowlevel.run(
+            read_stream, write_stream, lowlevel.create_initialization_options(), raise_exceptions=raise_exceptions
+        )
+
+
+@asynccontextmanager
+async def _session_streams(transport: SkytaleTransport) -> AsyncIterator[Streams]:
+    """Two tasks between the transport and the session's memory streams: channel -> session (``SessionMessage``,
+    or the ``ValueError`` of a malformed MCP message; end of stream when the channel ends) and session -> channel.
+    A failed send propagates out of the ``async with``, so a lost response never goes unnoticed."""
+    to_session, read_stream = anyio.create_memory_object_stream[Union[SessionMessage, Exception]](0)
+    write_stream, from_session = anyio.create_memory_object_stream[SessionMessage](0)
+
+    async def channel_to_session() -> None:
+        async with to_session:
+            while True:
+                try:
+                    item = await transport._next_item()  # noqa: SLF001 - same module
+                except ChannelError:
+                    return  # closed or ended: the session sees the end of its read stream
+                await to_session.send(item if isinstance(item, Exception) else SessionMessage(item.message))
+
+    async def session_to_channel() -> None:
+        async with from_session:
+            async for session_message in from_session:
+                await transport.write(session_message.message)
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(channel_to_session)
+            tasks.start_soon(session_to_channel)
+            try:
+                yield read_stream, write_stream
+            finally:
+                tasks.cancel_scope.cancel()
+    finally:
+        await transport.close()
+        for stream in (read_stream, write_stream, to_session, from_session):
+            stream.close()
