@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, Iterator, List, Tuple
 
 import pytest
@@ -461,3 +462,30 @@ def test_client_call_without_a_server_times_out(pair: Pair) -> None:
                 await transport.get_task(GetTaskRequest(id="t"), context=ClientCallContext(timeout=0.5))
 
     asyncio.run(scenario())
+
+
+# The examples the README and docs point to
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.mark.parametrize(
+    "example, expected",
+    [
+        ("a2a_messages.py", ["researcher -> writer: [{'text': 'Hello'}, {'data': {'sources': 3.0}}]"]),
+        (
+            "a2a_task.py",
+            ["status: TASK_STATE_WORKING", "artifact: HELLO OVER MLS", "status: TASK_STATE_COMPLETED"],
+        ),
+    ],
+)
+def test_examples_run(dev_env: DevStack, example: str, expected: List[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / example)], capture_output=True, text=True, timeout=PATIENCE * 2
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[: len(expected)] == expected
+    if example == "a2a_task.py":
+        assert re.fullmatch(r"task \S+ TASK_STATE_COMPLETED", lines[-1])
