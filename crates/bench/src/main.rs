@@ -4,6 +4,7 @@
 //! Every subcommand prints exactly one JSON object on stdout (its figures: numbers, or objects of numbers, with
 //! units in the key names) and its progress on stderr. Figures only: nothing here judges a result.
 
+mod fixture;
 mod group_scaling;
 mod idle_streams;
 mod limits;
