@@ -17,7 +17,7 @@ from conftest import DevStack
 from mcp import ClientSession
 from mcp.server import Server, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
+from skytale_sdk import ChannelError, Envelope, Protocol, QuotaExceededError, SkytaleChannelManager
 from skytale_sdk.integrations.mcp_transport import SkytaleTransport, serve, skytale_client, skytale_server
 from test_manager import PATIENCE, pair, receive_exactly
 
@@ -122,3 +122,195 @@ def test_client_session_calls_an_mcpserver_tool(dev_env: DevStack, channel_name:
 
     with alice, bob:
         run(lambda: with_server(calculator(), bob, channel_name, client))
+
+
+def test_client_session_calls_a_lowlevel_server_tool(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    echo = types.Tool(name="echo", description="Echoes its text", input_schema={"type": "object", "properties": {"text": {"type": "string"}}})
+
+    async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[echo])
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        arguments = params.arguments or {}
+        return types.CallToolResult(content=[types.TextContent(type="text", text=f"{params.name}: {arguments['text']}")])
+
+    server = Server("echo-server", on_list_tools=list_tools, on_call_tool=call_tool)
+
+    async def serve_with_streams() -> None:
+        # The documented low-level way: Server.run on skytale_server's streams.
+        async with skytale_server(bob, channel_name) as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+    async def body() -> None:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(serve_with_streams)
+            async with skytale_client(alice, channel_name) as (read_stream, write_stream):
+                async with ClientSession(read_stream, write_stream) as session:
+                    assert (await session.initialize()).server_info.name == "echo-server"
+                    assert [tool.name for tool in (await session.list_tools()).tools] == ["echo"]
+                    assert text_of(await session.call_tool("echo", {"text": "over MLS"})) == "echo: over MLS"
+            tasks.cancel_scope.cancel()
+
+    with alice, bob:
+        run(body)
+
+
+def test_concurrent_tool_calls_are_each_answered(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def client() -> None:
+        async with skytale_client(alice, channel_name) as (read_stream, write_stream):
+            async with ClientSession(read_stream, write_stream) as session:
+                await session.initialize()
+                results = await asyncio.gather(*(session.call_tool("add", {"a": i, "b": 1000}) for i in range(12)))
+                assert [text_of(result) for result in results] == [str(i + 1000) for i in range(12)]
+
+    with alice, bob:
+        run(lambda: with_server(calculator(), bob, channel_name, client))
+
+
+def test_other_protocols_are_skipped_and_counted_malformed_mcp_too(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def body() -> None:
+        async with SkytaleTransport(bob, channel_name) as transport:
+            await asyncio.to_thread(alice.send, channel_name, "plain text, no envelope")
+            a2a = Envelope(Protocol.A2A, "application/json", b'{"messageId": "m1"}', {"agent_id": "alice"})
+            await asyncio.to_thread(alice.send_envelope, channel_name, a2a)
+            for payload in (b"{not json", b'[{"jsonrpc": "2.0", "method": "ping", "id": 2}]', b'{"jsonrpc": "1.0"}'):
+                await asyncio.to_thread(alice.send_envelope, channel_name, Envelope(Protocol.MCP, "application/json", payload))
+            await asyncio.to_thread(alice.send_envelope, channel_name, Envelope(Protocol.MCP, "application/json", json.dumps(PING).encode()))
+            assert await transport.read() == PING
+            assert transport.skipped() == {"raw": 1, "a2a": 1}
+            assert transport.malformed() == 3
+
+    with alice, bob:
+        run(body)
+
+
+def test_malformed_mcp_reaches_the_session_as_an_exception(
+    dev_env: DevStack, channel_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice, bob = pair(channel_name)
+    surfaced: List[Exception] = []
+
+    async def message_handler(message: Any) -> None:
+        if isinstance(message, Exception):
+            surfaced.append(message)
+
+    async def client() -> None:
+        async with skytale_client(alice, channel_name) as (read_stream, write_stream):
+            async with ClientSession(read_stream, write_stream, message_handler=message_handler) as session:
+                await session.initialize()
+                # bob's own server transport never sees this (the relay does not echo own messages); alice's does.
+                garbage = Envelope(Protocol.MCP, "application/json", b'{"jsonrpc": "2.0", "id": 7}')
+                await asyncio.to_thread(bob.send_envelope, channel_name, garbage)
+                assert text_of(await session.call_tool("shout", {"text": "still fine"})) == "STILL FINE"
+                while not surfaced:
+                    await asyncio.sleep(0.05)
+
+    with alice, bob, caplog.at_level("WARNING", logger="skytale_sdk.integrations.mcp"):
+        run(lambda: with_server(calculator(), bob, channel_name, client))
+    assert isinstance(surfaced[0], ValueError)
+    assert "not a JSON-RPC 2.0 message" in str(surfaced[0])
+    assert any("malformed MCP message" in record.message for record in caplog.records)
+
+
+def test_close_ends_a_pending_read(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def body() -> None:
+        tasks_before = asyncio.all_tasks()
+        transport = SkytaleTransport(bob, channel_name)
+        pending = asyncio.ensure_future(transport.read())
+        await asyncio.sleep(0.3)
+        assert not pending.done()
+        await transport.close()
+        with pytest.raises(ChannelError, match="MCP transport is closed"):
+            await pending
+        with pytest.raises(ChannelError, match="MCP transport is closed"):
+            await transport.read()
+        with pytest.raises(ChannelError, match="MCP transport is closed"):
+            await transport.write(PING)
+        await transport.close()  # idempotent
+        assert asyncio.all_tasks() == tasks_before  # the transport's own task is gone
+
+    with alice, bob:
+        run(body)
+
+
+def test_a_closing_manager_ends_the_read(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def body() -> None:
+        async with SkytaleTransport(bob, channel_name) as transport:
+            pending = asyncio.ensure_future(transport.read())
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(bob.close)
+            with pytest.raises(ChannelError, match="channel ended"):
+                await pending
+
+    with alice:
+        run(body)
+
+
+def test_the_transport_does_not_drain_manager_receive(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def body() -> None:
+        async with SkytaleTransport(bob, channel_name) as transport:
+            await asyncio.to_thread(alice.send, channel_name, "for the application")
+            await SkytaleTransport(alice, channel_name).write(PING)
+            assert await transport.read() == PING
+
+    with alice, bob:
+        run(body)
+        received = receive_exactly(bob, channel_name, 2)
+        assert received[0] == "for the application"
+        assert Envelope.deserialize(received[1].encode()).protocol is Protocol.MCP
+
+
+def test_leaving_the_streams_closes_the_view_and_joins_the_tasks(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name, buffer_limit=3)
+
+    async def body() -> None:
+        tasks_before = asyncio.all_tasks()
+        async with skytale_client(bob, channel_name):
+            assert len(asyncio.all_tasks()) > len(tasks_before)
+        assert asyncio.all_tasks() == tasks_before
+
+    with alice, bob:
+        run(body)
+        # A view left open would fill up after 3 messages and, unread, hold back the listener that feeds receive().
+        for i in range(6):
+            alice.send(channel_name, f"m{i}")
+        assert receive_exactly(bob, channel_name, 3) == ["m0", "m1", "m2"]
+        with pytest.raises(QuotaExceededError):  # the inbox had filled: reported once, nothing dropped
+            bob.receive(channel_name, timeout=PATIENCE)
+        assert receive_exactly(bob, channel_name, 3) == ["m3", "m4", "m5"]
+
+
+def test_bad_input_is_refused_with_a_clear_error(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def body() -> None:
+        async with SkytaleTransport(alice, channel_name) as transport:
+            with pytest.raises(ValueError, match="not a JSON-RPC 2.0 message"):
+                await transport.write({"jsonrpc": "2.0", "params": {}})
+            with pytest.raises(TypeError, match="got str"):
+                await transport.write(json.dumps(PING))  # type: ignore[arg-type]
+
+    with alice, bob:
+        run(body)
+        with pytest.raises(ChannelError, match="unknown channel"):
+            SkytaleTransport(alice, "myorg/tests/never-created")
+
+
+def test_import_without_mcp_names_the_extra() -> None:
+    # A real interpreter where importing mcp fails, as it does without the [mcp] extra.
+    code = "import sys; sys.modules['mcp'] = None; import skytale_sdk.integrations.mcp_transport"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert "pip install skytale-sdk[mcp]" in result.stderr

@@ -27,10 +27,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter
+from collections import Counter, deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Dict, Mapping, Optional, Tuple, Union, get_args
+from typing import Any, AsyncIterator, Deque, Dict, Mapping, Optional, Tuple, Union, get_args
 
 try:
     import anyio
@@ -105,12 +105,14 @@ class SkytaleTransport:
         self._skipped: "Counter[str]" = Counter()
         self._malformed = 0
         self._closed = False
-        # Filled lazily (they need the running loop): the task that sorts the view's messages, the queue it fills
-        # (one slot, so an unread transport leaves the messages in its view, which applies backpressure), and the
-        # event that ends waiting reads on close().
+        # The task that sorts the view's messages (started by the first read, in the running loop) hands them to
+        # readers through a one-slot hand-over, so an unread transport leaves the rest in its view, which holds the
+        # channel's listener back: backpressure instead of an unbounded buffer. Taking from the slot is
+        # synchronous, so a cancelled read never loses a message.
         self._sorter: Optional["asyncio.Task[None]"] = None
-        self._queue: Optional["asyncio.Queue[_Item]"] = None
-        self._closing: Optional[asyncio.Event] = None
+        self._slot: Deque[_Item] = deque()
+        self._filled = asyncio.Event()  # also set by close(), to wake waiting reads
+        self._emptied = asyncio.Event()
 
     @property
     def channel(self) -> str:
@@ -147,8 +149,7 @@ class SkytaleTransport:
         if self._closed:
             return
         self._closed = True
-        if self._closing is not None:
-            self._closing.set()
+        self._filled.set()
         sorter, self._sorter = self._sorter, None
         if sorter is not None:
             sorter.cancel()
@@ -161,7 +162,7 @@ class SkytaleTransport:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    # Reading: one task sorts the view's messages into a one-slot queue; readers race it against close().
+    # Reading: one task sorts the view's messages into the slot; readers take them from it.
 
     async def _next_message(self) -> _Incoming:
         while True:
@@ -171,47 +172,43 @@ class SkytaleTransport:
             # A malformed MCP message: already counted and logged by the sorter.
 
     async def _next_item(self) -> Union[_Incoming, ValueError]:
-        """The next message or malformed-MCP error; raises ``ChannelError`` once closed or ended, or the
-        channel's failure."""
+        """The next message or malformed-MCP error; raises ``ChannelError`` once closed (also while waiting) or
+        ended, or the channel's failure."""
         self._ensure_open()
-        queue, closing = self._start_sorting()
-        getter = asyncio.ensure_future(queue.get())
-        closer = asyncio.ensure_future(closing.wait())
-        try:
-            await asyncio.wait((getter, closer), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closer.cancel()
-            if not getter.done():
-                getter.cancel()  # asyncio.Queue keeps the item for the next get() if the cancel races a put
-        if not getter.done() or getter.cancelled():
-            raise self._closed_error()
-        item = getter.result()
+        if self._sorter is None:
+            self._sorter = asyncio.get_running_loop().create_task(self._sort())
+        while not self._slot:
+            self._filled.clear()
+            await self._filled.wait()
+            self._ensure_open()
+        item = self._slot[0]
         if isinstance(item, _ChannelEnded):
-            queue.put_nowait(item)  # every later read ends too
-            raise item.error(self._channel)
+            raise item.error(self._channel)  # left in the slot: every later read ends too
+        self._slot.popleft()
+        self._emptied.set()
         return item
 
-    def _start_sorting(self) -> Tuple["asyncio.Queue[_Item]", asyncio.Event]:
-        if self._queue is None or self._closing is None:
-            self._queue = asyncio.Queue(maxsize=1)
-            self._closing = asyncio.Event()
-            self._sorter = asyncio.get_running_loop().create_task(self._sort(self._queue))
-        return self._queue, self._closing
+    async def _hand_over(self, item: _Item) -> None:
+        while self._slot:
+            self._emptied.clear()
+            await self._emptied.wait()
+        self._slot.append(item)
+        self._filled.set()
 
-    async def _sort(self, queue: "asyncio.Queue[_Item]") -> None:
+    async def _sort(self) -> None:
         while True:
             try:
                 async for payload in self._view:
                     item = self._classify(payload)
                     if item is not None:
-                        await queue.put(item)
-                await queue.put(_ChannelEnded())
+                        await self._hand_over(item)
+                await self._hand_over(_ChannelEnded())
                 return
             except QuotaExceededError as notice:
                 # The view's inbox filled while the reader lagged; the listener paused, nothing was lost.
                 logger.info("%s", notice)
             except SkytaleError as failure:
-                await queue.put(_ChannelEnded(failure))
+                await self._hand_over(_ChannelEnded(failure))
                 return
 
     def _classify(self, payload: bytes) -> Optional[Union[_Incoming, ValueError]]:
