@@ -2,7 +2,7 @@
 
 import os
 from types import TracebackType
-from typing import Iterator, List, Literal, Optional, Type, TypeVar, Union, overload
+from typing import Iterator, List, Literal, Optional, Sequence, Type, TypeVar, Union, overload
 
 class SkytaleError(RuntimeError):
     """Base class of every Skytale error."""
@@ -41,6 +41,16 @@ class MessageIterator(Iterator[_Item]):
 
     def __iter__(self) -> "MessageIterator[_Item]": ...
     def __next__(self) -> _Item: ...
+    def next_batch(self, max: int = 256) -> List[_Item]:
+        """Waits like ``next()`` for the next message, then returns it with up to ``max - 1`` more that are already
+        waiting (taken from the inbox in one store transaction), in order. ``[]`` once the iterator has ended;
+        raises what ``next()`` raises (an error comes on its own, after the messages before it)."""
+
+class SyncRequest:
+    """A ``Channel.sync()`` whose relay head query is already on its way (``Channel.start_sync()``)."""
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """As ``Channel.sync(timeout)``, for the head asked when the request was started. Once per request."""
 
 class Channel:
     """An encrypted channel; every method may be called from any thread."""
@@ -59,7 +69,12 @@ class Channel:
     def rotate_key(self) -> None:
         """Commits a fresh leaf key for this member (new epoch, forward secrecy)."""
     def send(self, payload: bytes) -> None:
-        """Returns once the relay has durably accepted the message."""
+        """Returns once the relay has durably accepted the message. Concurrent calls overlap their round trips."""
+    def send_many(self, payloads: Sequence[bytes]) -> None:
+        """Sends every payload in order (one state write, publishes pipelined on the stream); returns once the
+        relay durably stored all of them. A payload over ``max_payload`` raises ``ChannelError`` before anything
+        is sent; a later failure raises with a message saying how many of the batch were stored (the first ones,
+        in order)."""
     @overload
     def messages(
         self, with_meta: Literal[False] = False, timeout: Optional[float] = None
@@ -70,6 +85,9 @@ class Channel:
         """Waits until every message the relay held for this channel when called is in the inbox ``messages()``
         reads (this member's own messages are applied without entering it). ``False`` if ``timeout`` seconds
         passed first or the channel or client was closed meanwhile."""
+    def start_sync(self) -> SyncRequest:
+        """Sends ``sync()``'s head query now and returns at once; ``wait()`` on the result finishes it. The head
+        covers what the relay held when this was called."""
     @property
     def delivered_seq(self) -> int:
         """Seq of the newest message delivered to the inbox, already read or still waiting (0: none). After

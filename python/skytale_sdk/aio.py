@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Any, AsyncIterator, Callable, List, Optional, Type, Union
+from typing import Any, AsyncIterator, Callable, List, Optional, Sequence, Type, Union
 
 from .envelope import Envelope
 from .manager import (
@@ -78,6 +78,9 @@ class AsyncSkytaleChannelManager:
 
     async def send(self, channel_name: str, message: Union[str, bytes]) -> None:
         await asyncio.to_thread(self._sync.send, channel_name, message)
+
+    async def send_many(self, channel_name: str, messages: Sequence[Union[str, bytes]]) -> None:
+        await asyncio.to_thread(self._sync.send_many, channel_name, messages)
 
     async def send_envelope(self, channel_name: str, envelope: Envelope) -> None:
         await asyncio.to_thread(self._sync.send_envelope, channel_name, envelope)
@@ -170,13 +173,14 @@ async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> 
     """A consumer's ``receive()`` on the loop (see :meth:`_ChannelFeed.receive` for what it takes)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
+    # Asked now, so it covers everything stored before the call; answered while we wait (see start_sync).
+    request = feed.start_sync() if timeout > 0 else None
     async with _ArrivalSignal(feed) as arrival:
         if not await arrival.until(lambda: feed.has_news(consumer), deadline):
             return []
-        # Take everything the relay held by now, not just what arrived first (see _ChannelFeed.sync_target).
-        # The relay round trip runs in a worker thread; nothing is taken meanwhile, so a cancellation loses
-        # nothing.
-        target = await asyncio.to_thread(feed.sync_target, deadline - loop.time())
+        # Take everything the relay held at the call, not just what arrived first (see _ChannelFeed.sync_target).
+        # The wait runs in a worker thread; nothing is taken meanwhile, so a cancellation loses nothing.
+        target = await asyncio.to_thread(feed.sync_target, request, deadline - loop.time())
         if target is not None:
             await arrival.until(lambda: feed.caught_up(target), deadline)
     # No await between taking and returning: a cancellation cannot drop what was taken.

@@ -7,10 +7,11 @@ bounded in-memory inbox, and ``receive()`` drains that inbox.
 Guarantees (DESIGN §8):
 
 - ``receive()`` sleeps on a ``threading.Condition`` and is woken by the arrival itself: no polling.
-- ``receive()`` returns everything the relay had stored for the channel when its first message was there: it asks
-  the relay for the channel's head (``Channel.sync``), then waits until the listener has moved every message up to
-  it (``Channel.delivered_seq``) into the inbox. No fixed gather window: messages sent back to back before the
-  call are never split across two calls, and a call costs one relay round trip, not a guessed delay.
+- ``receive()`` returns everything the relay had stored for the channel when it was called, so messages sent (and
+  acknowledged) before the call are never split across two calls: at its start it sends the relay a head query
+  (``Channel.start_sync``), and once it has a message it waits until the client has applied everything up to
+  that head and the listener has moved every message up to it (``Channel.delivered_seq``) into the inbox. The
+  round trip overlaps the wait for the first message; no fixed gather window.
 - Inboxes are bounded (``buffer_limit``). When an inbox fills up, its listener stops reading, so the rest stays in
   the client's ``data_dir`` (the relay's log and HTTP/2 flow control hold everything behind it): nothing is dropped.
   The consumer is told: after it has received the full inbox, the next ``receive()`` raises
@@ -31,9 +32,9 @@ import threading
 import time
 from collections import deque
 from types import TracebackType
-from typing import Callable, Deque, Dict, List, Optional, Type, Union
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Type, Union
 
-from ._native import Channel, SkytaleClient
+from ._native import Channel, SkytaleClient, SyncRequest
 from .envelope import Envelope, Protocol
 from .errors import ChannelError, QuotaExceededError, SkytaleError
 
@@ -132,12 +133,21 @@ class _ChannelFeed:
 
     def _listen(self) -> None:
         try:
-            # The native iterator waits with the GIL released; it ends when the channel handle is closed.
-            for message in self.channel.messages(with_meta=True):
+            # The native iterator waits with the GIL released; it ends when the channel handle is closed. Messages
+            # already waiting come in one batch (one store transaction, one wake-up of the consumers), never more
+            # than every inbox has room for.
+            incoming = self.channel.messages(with_meta=True)
+            while True:
+                with self._cond:
+                    room = min(self._buffer_limit - len(inbox) for inbox in self._inboxes.values())
+                batch = incoming.next_batch(max(room, 1))
+                if not batch:
+                    return
                 with self._cond:
                     for inbox in self._inboxes.values():
-                        inbox.put(message.payload)
-                    self._moved_seq = message.seq
+                        for message in batch:
+                            inbox.put(message.payload)
+                    self._moved_seq = batch[-1].seq
                     self._cond.notify_all()
                     self._announce_arrival()
                     # Backpressure: read no further while a consumer's inbox is full.
@@ -218,18 +228,28 @@ class _ChannelFeed:
         with self._cond:
             return self._inbox(consumer).has_news() or self._ended
 
-    def sync_target(self, timeout: float) -> Optional[int]:
+    def start_sync(self) -> Optional[SyncRequest]:
+        """Sends the relay head query for a ``receive()`` at its start, so its answer covers every message the
+        relay had stored (acknowledged to its sender) when the call was made, and the round trip runs while the
+        call waits for its first message. ``None`` if it cannot be sent (the client is closing): ``receive()``
+        then returns what it has."""
+        try:
+            return self.channel.start_sync()
+        except SkytaleError:
+            return None
+
+    def sync_target(self, request: Optional[SyncRequest], timeout: float) -> Optional[int]:
         """Blocks (without the condition's lock, so the listener keeps moving messages) until the native inbox
-        holds everything the relay had stored for the channel, then returns the seq the listener must have moved
+        holds everything up to the head ``request`` asked for, then returns the seq the listener must have moved
         for the inboxes to hold it too. ``None`` if that could not be established within ``timeout`` (or the
         channel closed): the caller then returns what it has, as a receive that timed out would.
 
         A failure of the relay query is not raised here: it would lose the messages the caller already took,
         and a lasting failure reaches the consumer through the listener anyway."""
-        if timeout <= 0:
+        if request is None or timeout <= 0:
             return None
         try:
-            if not self.channel.sync(timeout):
+            if not request.wait(timeout):
                 return None
             return self.channel.delivered_seq
         except SkytaleError:
@@ -245,8 +265,9 @@ class _ChannelFeed:
 
     def receive(self, timeout: float, consumer: object = _DEFAULT_CONSUMER) -> List[bytes]:
         """Waits up to ``timeout`` seconds for the consumer's messages; once there are some, also takes every
-        message the relay had stored for the channel by then (see ``sync_target``)."""
+        message the relay had stored for the channel when this call was made (see ``start_sync``)."""
         deadline = time.monotonic() + timeout
+        request = self.start_sync() if timeout > 0 else None
         with self._cond:
             while True:
                 batch = self.take_nowait(consumer=consumer)
@@ -258,7 +279,7 @@ class _ChannelFeed:
                 self._cond.wait(remaining)
         if not batch:
             return batch
-        target = self.sync_target(deadline - time.monotonic())
+        target = self.sync_target(request, deadline - time.monotonic())
         with self._cond:
             if target is not None:
                 self._cond.wait_for(lambda: self.caught_up(target), timeout=max(deadline - time.monotonic(), 0.0))
@@ -422,6 +443,12 @@ class SkytaleChannelManager:
         """Sends ``message`` (str is encoded as UTF-8); returns once the relay has durably stored it."""
         payload = message.encode("utf-8") if isinstance(message, str) else message
         self._feed(channel_name).channel.send(payload)
+
+    def send_many(self, channel_name: str, messages: Sequence[Union[str, bytes]]) -> None:
+        """Sends ``messages`` in order (str as UTF-8) with one state write and the publishes pipelined; returns
+        once the relay durably stored all of them. See ``Channel.send_many`` for failures."""
+        payloads = [message.encode("utf-8") if isinstance(message, str) else message for message in messages]
+        self._feed(channel_name).channel.send_many(payloads)
 
     def receive(self, channel_name: str, timeout: float = 5.0) -> List[str]:
         """Every buffered message, oldest first, as text; waits up to ``timeout`` seconds while there is none and

@@ -43,6 +43,34 @@ pub enum Recv {
     Closed,
 }
 
+/// The outcome of [`Channel::recv_many`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// At least one message, in channel order.
+    Messages(Vec<Message>),
+    /// The timeout passed without a message.
+    Timeout,
+    /// The channel handle or the client was closed, or the channel was left.
+    Closed,
+}
+
+/// A `sync` whose head query is already on its way (see [`Channel::start_sync`]).
+pub struct SyncRequest {
+    channel: Channel,
+    head: tokio::task::JoinHandle<Result<u64, Error>>,
+}
+
+impl SyncRequest {
+    /// Waits until this member has applied everything up to the head the relay answered, as [`Channel::sync`].
+    pub fn wait(self, timeout: Option<Duration>) -> Result<bool, Error> {
+        let channel = self.channel.clone();
+        match channel.client.block_on(channel.catch_up(self.head, timeout.map(|t| Instant::now() + t))) {
+            Err(_) if channel.client.is_closing() => Ok(false),
+            result => result,
+        }
+    }
+}
+
 /// A channel this client is a member of. Cheap to clone; clones share the same "closed" flag, while every
 /// `open_channel` call returns an independent handle.
 #[derive(Clone)]
@@ -118,57 +146,86 @@ impl Channel {
         })
     }
 
-    /// Encrypts and sends `payload`; returns once the relay has durably stored it.
+    /// Encrypts and sends `payload`; returns once the relay has durably stored it. Concurrent calls from several
+    /// threads overlap their relay round trips.
     pub fn send(&self, payload: &[u8]) -> Result<(), Error> {
         self.client.block_on(self.state.send(payload))
+    }
+
+    /// Sends `payloads` in this order: encrypts all of them (one state write), publishes them back to back on the
+    /// stream and returns once the relay has durably stored every one. A payload over the relay's limit fails the
+    /// call before anything is sent. On a failure after publishing began, the error says how many of the
+    /// batch the relay had acknowledged (always the first ones, in order).
+    pub fn send_many(&self, payloads: &[Vec<u8>]) -> Result<(), Error> {
+        self.client.block_on(self.state.send_many(payloads))
     }
 
     /// The next message from another member, in channel order. `None` waits until one arrives or the channel is
     /// closed. A message that could not be processed, a removal, a refused subscription or a failure to store
     /// delivered messages is an `Err`.
     pub fn recv(&self, timeout: Option<Duration>) -> Result<Recv, Error> {
-        match self.client.block_on(self.next(timeout.map(|t| Instant::now() + t))) {
+        Ok(match self.recv_many(1, timeout)? {
+            Received::Messages(mut messages) => Recv::Message(messages.remove(0)),
+            Received::Timeout => Recv::Timeout,
+            Received::Closed => Recv::Closed,
+        })
+    }
+
+    /// Like [`recv`](Self::recv), but hands out up to `max` messages that are already waiting, taken from the
+    /// inbox in one store transaction (a failure is reported on its own, after the messages before it).
+    pub fn recv_many(&self, max: usize, timeout: Option<Duration>) -> Result<Received, Error> {
+        match self.client.block_on(self.next(max.max(1), timeout.map(|t| Instant::now() + t))) {
             // A close racing this call ends it like any other close.
-            Err(_) if self.client.is_closing() => Ok(Recv::Closed),
+            Err(_) if self.client.is_closing() => Ok(Received::Closed),
             result => result,
         }
     }
 
-    async fn next(&self, deadline: Option<Instant>) -> Result<Recv, Error> {
+    async fn next(&self, max: usize, deadline: Option<Instant>) -> Result<Received, Error> {
         let mut progress = self.state.progress.subscribe();
         let mut client_closed = self.state.ctx.closed.subscribe();
         let mut handle_closed = self.closed.subscribe();
         loop {
             if *client_closed.borrow_and_update() || *handle_closed.borrow_and_update() {
-                return Ok(Recv::Closed);
+                return Ok(Received::Closed);
             }
             // Mark the progress seen before reading the inbox, so a batch landing in between wakes us.
             let lifecycle = progress.borrow_and_update().lifecycle;
             if let Some(reason) = self.state.take_failure() {
                 return Err(Error::Runtime(reason));
             }
-            if let Some(item) = self.state.ctx.store.take_inbox(self.state.name.as_str())? {
-                return match item {
-                    InboxItem::Message { payload, sender, seq, epoch } => {
-                        self.state.note_taken(seq);
-                        Ok(Recv::Message(Message { payload, sender, seq, epoch }))
-                    }
-                    InboxItem::MlsFailure { seq, reason } => {
-                        self.state.note_taken(seq);
-                        Err(Error::Mls(reason))
-                    }
-                    InboxItem::ChannelFailure { reason } => Err(Error::Channel(reason)),
-                };
+            let items = self.state.ctx.store.take_inbox(self.state.name.as_str(), max)?;
+            if !items.is_empty() {
+                return self.hand_out(items);
             }
             match lifecycle {
                 Lifecycle::Active => {}
                 Lifecycle::Removed => return Err(self.state.removed_error()),
-                Lifecycle::Left => return Ok(Recv::Closed),
+                Lifecycle::Left => return Ok(Received::Closed),
             }
             if !wait_for_change(&mut progress, &mut client_closed, &mut handle_closed, deadline).await {
-                return Ok(Recv::Timeout);
+                return Ok(Received::Timeout);
             }
         }
+    }
+
+    /// Turns taken inbox items (messages only, or one failure) into what `recv_many` returns.
+    fn hand_out(&self, items: Vec<InboxItem>) -> Result<Received, Error> {
+        let mut messages = Vec::with_capacity(items.len());
+        for item in items {
+            match item {
+                InboxItem::Message { payload, sender, seq, epoch } => {
+                    self.state.note_taken(seq);
+                    messages.push(Message { payload, sender, seq, epoch });
+                }
+                InboxItem::MlsFailure { seq, reason } => {
+                    self.state.note_taken(seq);
+                    return Err(Error::Mls(reason));
+                }
+                InboxItem::ChannelFailure { reason } => return Err(Error::Channel(reason)),
+            }
+        }
+        Ok(Received::Messages(messages))
     }
 
     /// Waits until every message the relay had stored for this channel when `sync` was called is applied here,
@@ -177,24 +234,30 @@ impl Channel {
     /// meanwhile (`recv` reports those). One round trip to the relay plus the deliveries still in flight: it is
     /// how a consumer tells "nothing more was sent" from "more is on its way" without guessing a delay.
     pub fn sync(&self, timeout: Option<Duration>) -> Result<bool, Error> {
-        match self.client.block_on(self.catch_up(timeout.map(|t| Instant::now() + t))) {
-            Err(_) if self.client.is_closing() => Ok(false),
-            result => result,
-        }
+        self.start_sync().wait(timeout)
     }
 
-    async fn catch_up(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+    /// Sends `sync`'s head query now, without waiting; [`SyncRequest::wait`] finishes it. The head covers what
+    /// the relay had stored when the query left, so a caller that starts it first and waits for something else
+    /// meanwhile (the manager's `receive`) gets the guarantee of the moment it started, minus the round trip.
+    pub fn start_sync(&self) -> SyncRequest {
         // A member that has applied nothing yet follows the channel from its join epoch: messages before it
         // (down to the commit that added it) are never delivered to it, so they must not count.
         let start = self.state.progress.borrow().resume_point();
-        let head = self.state.ctx.relay.head(&self.state.name, start);
-        let head = match deadline {
+        let (relay, name) = (self.state.ctx.relay.clone(), self.state.name.clone());
+        let head = self.client.spawn(async move { relay.head(&name, start).await });
+        SyncRequest { channel: self.clone(), head }
+    }
+
+    async fn catch_up(&self, head: tokio::task::JoinHandle<Result<u64, Error>>, deadline: Option<Instant>) -> Result<bool, Error> {
+        let answered = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, head).await {
-                Ok(head) => head?,
+                Ok(answered) => answered,
                 Err(_) => return Ok(false),
             },
-            None => head.await?,
+            None => head.await,
         };
+        let head = answered.map_err(|e| Error::Runtime(format!("head query task failed: {e}")))??;
         let mut progress = self.state.progress.subscribe();
         let mut client_closed = self.state.ctx.closed.subscribe();
         let mut handle_closed = self.closed.subscribe();

@@ -123,6 +123,11 @@ impl ClientCore {
         self.handle.block_on(future)
     }
 
+    /// Starts `future` on the client's runtime without waiting for it.
+    pub fn spawn<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> tokio::task::JoinHandle<T> {
+        self.handle.spawn(future)
+    }
+
     /// Whether `close` has begun: calls are refused from then on.
     pub fn is_closing(&self) -> bool {
         self.calls.state.lock().unwrap_or_else(|p| p.into_inner()).closing

@@ -7,6 +7,7 @@
 mod admission;
 mod api;
 mod channel;
+mod checkpoint;
 mod client;
 mod context;
 mod credentials;
@@ -22,7 +23,7 @@ mod store;
 mod tls;
 mod transport;
 
-pub use channel::{Channel, Message, Recv};
+pub use channel::{Channel, Message, Received, Recv, SyncRequest};
 pub use client::{Client, ClientConfig};
 pub use error::Error;
 pub use tls::CA_FILE_ENV;

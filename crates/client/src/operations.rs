@@ -19,7 +19,7 @@ use crate::frames::PayloadKind;
 use crate::inbound::leaving_members;
 use crate::mls::{mls_err, MlsGroup};
 use crate::state::{ChannelState, Lifecycle};
-use crate::transport::{refusal_error, PublishOutcome};
+use crate::transport::{refusal_error, BatchOutcome, PublishOutcome};
 
 /// How many times an operation is rebuilt after losing an epoch race before giving up.
 const MAX_ATTEMPTS: usize = 8;
@@ -149,6 +149,81 @@ impl ChannelState {
         Err(Error::Channel(format!("gave up sending on channel {} after {MAX_ATTEMPTS} epoch changes", self.name)))
     }
 
+    /// Encrypts `payloads` in one go (one state write for the batch), publishes them back to back and returns
+    /// once the relay stored all of them, in order. Oversized payloads fail the call before anything is sent.
+    /// Messages refused for a stale epoch (a commit landed mid-batch) are re-encrypted at the new epoch and resent
+    /// with their msg-ids, like `send`; any other failure names how many of the batch the relay stored.
+    pub async fn send_many(&self, payloads: &[Vec<u8>]) -> Result<(), Error> {
+        let limit = self.ctx.relay.max_payload();
+        if let Some((index, payload)) = payloads.iter().enumerate().find(|(_, p)| p.len() > limit) {
+            return Err(Error::Channel(format!(
+                "payload {index} of the batch ({} bytes) exceeds the relay limit of {limit} bytes; nothing was sent",
+                payload.len()
+            )));
+        }
+        let msg_ids: Vec<String> = payloads.iter().map(|_| self.ctx.relay.new_msg_id()).collect();
+        let total = payloads.len();
+        // Everything before `stored` is durably at the relay, in order.
+        let mut stored = 0;
+        let mut attempts = 0;
+        while stored < total {
+            attempts += 1;
+            if attempts > MAX_ATTEMPTS {
+                let error = Error::Channel(format!("gave up sending on channel {} after {MAX_ATTEMPTS} epoch changes", self.name));
+                return Err(batch_error(error, stored, total));
+            }
+            let sealed = {
+                let mut core = self.core.lock().await;
+                self.ensure_active().map_err(|e| batch_error(e, stored, total))?;
+                if core.group.commit_required() {
+                    None
+                } else {
+                    let mut blobs = Vec::with_capacity(total - stored);
+                    for payload in &payloads[stored..] {
+                        let message = core.group.encrypt_application_message(payload, Vec::new()).map_err(mls_err("cannot encrypt"));
+                        blobs.push(message.and_then(|m| encode(&m)).map_err(|e| batch_error(e, stored, total))?);
+                    }
+                    // The ratchet moved: persist before sending so a restart never reuses a message key.
+                    core.save(&self.ctx).map_err(|e| batch_error(e, stored, total))?;
+                    Some((blobs, core.group.current_epoch()))
+                }
+            };
+            let Some((blobs, epoch)) = sealed else {
+                self.commit_pending_proposals().await.map_err(|e| batch_error(e, stored, total))?;
+                continue;
+            };
+            if let Some((offset, blob)) = blobs.iter().enumerate().find(|(_, b)| b.len() > limit) {
+                let error = Error::Channel(format!(
+                    "payload {} of the batch exceeds the relay limit of {limit} bytes once encrypted ({} bytes)",
+                    stored + offset,
+                    blob.len()
+                ));
+                return Err(batch_error(error, stored, total));
+            }
+            let batch = msg_ids[stored..].iter().cloned().zip(blobs).collect();
+            let BatchOutcome { outcomes, error } = self.ctx.relay.publish_batch(&self.name, PayloadKind::Application, batch).await;
+            let newly_stored = outcomes.iter().take_while(|o| matches!(o, Some(PublishOutcome::Stored(_)))).count();
+            let rest = &outcomes[newly_stored..];
+            stored += newly_stored;
+            if let Some(error) = error {
+                return Err(batch_error(error, stored, total));
+            }
+            match rest.first() {
+                None => {}
+                // A commit landed mid-batch: it refuses every later message of the old epoch, so re-encrypt them all.
+                Some(Some(PublishOutcome::Refused(r))) if r.is_stale_epoch() && rest.iter().all(is_stale_refusal) => {
+                    self.wait_for("the new epoch", |p| p.epoch > epoch).await.map_err(|e| batch_error(e, stored, total))?;
+                }
+                Some(Some(PublishOutcome::Refused(r))) => return Err(batch_error(refusal_error(r), stored, total)),
+                Some(_) => {
+                    let error = Error::Channel("the relay stored the batch's messages out of order".into());
+                    return Err(batch_error(error, stored, total));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Publishes a proposal removing this member, then forgets the channel locally. The remaining members commit
     /// the removal.
     pub async fn leave(self: &Arc<Self>) -> Result<(), Error> {
@@ -185,6 +260,24 @@ impl ChannelState {
         self.ctx.channels()?.remove(self.name.as_str());
         self.progress.send_modify(|p| p.lifecycle = Lifecycle::Left);
         Ok(())
+    }
+}
+
+fn is_stale_refusal(outcome: &Option<PublishOutcome>) -> bool {
+    matches!(outcome, Some(PublishOutcome::Refused(r)) if r.is_stale_epoch())
+}
+
+/// `error`, telling how much of a `send_many` batch the relay had stored (the first `stored`, in order).
+fn batch_error(error: Error, stored: usize, total: usize) -> Error {
+    let progress = |message: String| format!("{message} ({stored} of the batch's {total} messages were stored, the first ones in order)");
+    match error {
+        Error::Channel(m) => Error::Channel(progress(m)),
+        Error::Mls(m) => Error::Mls(progress(m)),
+        Error::Transport(m) => Error::Transport(progress(m)),
+        Error::Auth(m) => Error::Auth(progress(m)),
+        Error::Quota(m) => Error::Quota(progress(m)),
+        Error::Runtime(m) => Error::Runtime(progress(m)),
+        other @ Error::InvalidName(_) => other,
     }
 }
 

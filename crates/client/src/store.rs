@@ -16,6 +16,7 @@ use mls_rs_core::group::{EpochRecord, GroupState, GroupStateStorage};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use zeroize::Zeroizing;
 
+use crate::checkpoint::Checkpointer;
 use crate::error::Error;
 
 /// How many prior epochs of a group are kept (mls-rs uses them to decrypt late messages of an old epoch; the
@@ -129,6 +130,7 @@ struct StagedWrite {
 pub(crate) struct Store {
     conn: Mutex<Connection>,
     staged: Mutex<HashMap<Vec<u8>, StagedWrite>>,
+    checkpointer: Checkpointer,
 }
 
 fn sql(e: rusqlite::Error) -> Error {
@@ -151,9 +153,12 @@ impl Store {
         // last few transactions, consistently (state, registry and inbox move together). See docs/client.md.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
+        // Checkpoints (and their fsyncs) run on a background thread instead; see `checkpoint`.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         add_missing_columns(&conn)?;
-        Ok(Arc::new(Self { conn: Mutex::new(conn), staged: Mutex::new(HashMap::new()) }))
+        let checkpointer = Checkpointer::start(path)?;
+        Ok(Arc::new(Self { conn: Mutex::new(conn), staged: Mutex::new(HashMap::new()), checkpointer }))
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, Error> {
@@ -223,7 +228,10 @@ impl Store {
             insert_inbox(&tx, &record.name, item)?;
         }
         match tx.commit() {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.checkpointer.committed();
+                Ok(())
+            }
             Err(e) => {
                 // Keep the snapshot staged so the next persist of this group still writes it.
                 if let Some(write) = staged {
@@ -234,32 +242,38 @@ impl Store {
         }
     }
 
-    /// Removes the oldest undelivered inbox item of `channel` and returns it (each item is handed out once).
-    pub fn take_inbox(&self, channel: &str) -> Result<Option<InboxItem>, Error> {
+    /// Removes the oldest undelivered inbox items of `channel`, at most `max`, in ONE transaction and returns
+    /// them in order (each item is handed out once). Messages are taken together; a failure row is taken alone,
+    /// so the caller reports it at its position.
+    pub fn take_inbox(&self, channel: &str, max: usize) -> Result<Vec<InboxItem>, Error> {
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(sql)?;
-        let row = tx
-            .query_row(
-                "SELECT id, kind, seq, epoch, sender, body FROM inbox WHERE channel = ?1 ORDER BY id LIMIT 1",
-                [channel],
-                |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, Vec<u8>>(4)?, r.get::<_, Vec<u8>>(5)?))
-                },
-            )
-            .optional()
-            .map_err(sql)?;
-        let Some((id, kind, seq, epoch, sender, body)) = row else { return Ok(None) };
-        tx.execute("DELETE FROM inbox WHERE id = ?1", [id]).map_err(sql)?;
+        let mut taken = Vec::new();
+        let mut last_id = None;
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT id, kind, seq, epoch, sender, body FROM inbox WHERE channel = ?1 ORDER BY id LIMIT ?2")
+                .map_err(sql)?;
+            let mut rows = stmt.query(params![channel, to_i64(max as u64)?]).map_err(sql)?;
+            while let Some(row) = rows.next().map_err(sql)? {
+                let item = inbox_item(row.get(1).map_err(sql)?, row.get(2).map_err(sql)?, row.get(3).map_err(sql)?, row.get(4).map_err(sql)?, row.get(5).map_err(sql)?)?;
+                let is_message = matches!(item, InboxItem::Message { .. });
+                if !is_message && !taken.is_empty() {
+                    break;
+                }
+                last_id = Some(row.get::<_, i64>(0).map_err(sql)?);
+                taken.push(item);
+                if !is_message {
+                    break;
+                }
+            }
+        }
+        let Some(last_id) = last_id else { return Ok(taken) };
+        // The taken rows are exactly this channel's rows up to `last_id`: they were the oldest, in id order.
+        tx.execute("DELETE FROM inbox WHERE channel = ?1 AND id <= ?2", params![channel, last_id]).map_err(sql)?;
         tx.commit().map_err(sql)?;
-        let (seq, epoch) = (to_u64(seq)?, to_u64(epoch)?);
-        let text = || String::from_utf8_lossy(&body).into_owned();
-        let item = match kind.as_str() {
-            "message" => InboxItem::Message { payload: body.clone(), sender, seq, epoch },
-            "mls_failure" => InboxItem::MlsFailure { seq, reason: text() },
-            "channel_failure" => InboxItem::ChannelFailure { reason: text() },
-            other => return Err(Error::storage(format!("unknown inbox kind {other:?}"))),
-        };
-        Ok(Some(item))
+        self.checkpointer.committed();
+        Ok(taken)
     }
 
     /// Sequence number of the newest message (or undecryptable message) waiting in `channel`'s inbox, if any.
@@ -405,6 +419,17 @@ fn write_group(tx: &Transaction<'_>, group_id: &[u8], write: &StagedWrite) -> Re
     Ok(())
 }
 
+fn inbox_item(kind: String, seq: i64, epoch: i64, sender: Vec<u8>, body: Vec<u8>) -> Result<InboxItem, Error> {
+    let (seq, epoch) = (to_u64(seq)?, to_u64(epoch)?);
+    let text = || String::from_utf8_lossy(&body).into_owned();
+    Ok(match kind.as_str() {
+        "message" => InboxItem::Message { payload: body.clone(), sender, seq, epoch },
+        "mls_failure" => InboxItem::MlsFailure { seq, reason: text() },
+        "channel_failure" => InboxItem::ChannelFailure { reason: text() },
+        other => return Err(Error::storage(format!("unknown inbox kind {other:?}"))),
+    })
+}
+
 fn insert_inbox(tx: &Transaction<'_>, channel: &str, item: &InboxItem) -> Result<(), Error> {
     let (kind, seq, epoch, sender, body): (&str, u64, u64, &[u8], Vec<u8>) = match item {
         InboxItem::Message { payload, sender, seq, epoch } => ("message", *seq, *epoch, sender, payload.clone()),
@@ -536,11 +561,26 @@ mod tests {
         let failure = InboxItem::MlsFailure { seq: 6, reason: "bad mac".into() };
         store.persist(&record("a/b/c", 6), &[message(5), failure.clone()]).unwrap();
         store.persist(&record("a/b/c", 7), &[message(7)]).unwrap();
-        assert_eq!(store.take_inbox("a/b/c").unwrap(), Some(message(5)));
-        assert_eq!(store.take_inbox("a/b/c").unwrap(), Some(failure));
-        assert_eq!(store.take_inbox("a/b/c").unwrap(), Some(message(7)));
-        assert_eq!(store.take_inbox("a/b/c").unwrap(), None);
-        assert_eq!(store.take_inbox("x/y/z").unwrap(), None);
+        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![message(5)]);
+        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![failure]);
+        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![message(7)]);
+        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![]);
+        assert_eq!(store.take_inbox("x/y/z", 1).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn a_batch_take_stops_at_a_failure_which_is_taken_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let failure = InboxItem::MlsFailure { seq: 7, reason: "bad mac".into() };
+        store.persist(&record("a/b/c", 9), &[message(5), message(6), failure.clone(), message(8), message(9)]).unwrap();
+        store.persist(&record("x/y/z", 1), &[message(1)]).unwrap();
+        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![message(5), message(6)]);
+        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![failure]);
+        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![message(8)]);
+        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![message(9)]);
+        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![]);
+        assert_eq!(store.take_inbox("x/y/z", 10).unwrap(), vec![message(1)]);
     }
 
     #[test]
@@ -560,6 +600,6 @@ mod tests {
         store.delete_channel("a/b/c", b"g1").unwrap();
         assert!(store.channels().unwrap().is_empty());
         assert_eq!(groups.state(b"g1").unwrap(), None);
-        assert_eq!(store.take_inbox("a/b/c").unwrap(), None);
+        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![]);
     }
 }

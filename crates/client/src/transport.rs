@@ -52,6 +52,14 @@ pub(crate) enum ChannelEvent {
     SubscriptionRefused(RelayRefusal),
 }
 
+/// The verdicts of [`Relay::publish_batch`], in the batch's order.
+pub(crate) struct BatchOutcome {
+    /// `None`: never answered (see `error`).
+    pub outcomes: Vec<Option<PublishOutcome>>,
+    /// Why the batch stopped before every message was answered.
+    pub error: Option<Error>,
+}
+
 /// How the transport reaches a channel: its event queue, and where to resume it after a reconnect.
 pub(crate) struct Route {
     pub events: mpsc::Sender<ChannelEvent>,
@@ -437,6 +445,78 @@ impl Relay {
                     self.acks.lock().map_err(runtime_lock)?.remove(msg_id);
                     return Err(Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}")));
                 }
+            }
+        }
+    }
+
+    /// Publishes `messages` (msg-id, MLS blob) back to back without waiting for each verdict, then collects the
+    /// verdicts. After a lost link the unanswered ones are resent, in order and with their msg-ids (the relay
+    /// deduplicates), on the next link, until [`SEND_DEADLINE`]. The outcomes come back in the batch's order;
+    /// on a transport failure the ones never answered are `None`.
+    pub async fn publish_batch(&self, channel: &ChannelName, kind: PayloadKind, messages: Vec<(String, Vec<u8>)>) -> BatchOutcome {
+        let deadline = Instant::now() + SEND_DEADLINE;
+        let frames: Vec<(String, pb::Message)> =
+            messages.into_iter().map(|(msg_id, blob)| { let frame = frames::publish(&self.source, channel, kind, blob, &msg_id); (msg_id, frame) }).collect();
+        let mut outcomes: Vec<Option<PublishOutcome>> = frames.iter().map(|_| None).collect();
+        loop {
+            let unanswered: Vec<usize> = (0..frames.len()).filter(|&i| outcomes[i].is_none()).collect();
+            if unanswered.is_empty() {
+                return BatchOutcome { outcomes, error: None };
+            }
+            let link = match self.wait_for_link(deadline).await {
+                Ok(link) => link,
+                Err(e) => return BatchOutcome { outcomes, error: Some(e) },
+            };
+            let mut answers = Vec::with_capacity(unanswered.len());
+            match self.acks.lock() {
+                Ok(mut acks) => {
+                    for &i in &unanswered {
+                        let (reply, answer) = oneshot::channel();
+                        acks.insert(frames[i].0.clone(), Waiter { generation: link.generation, reply });
+                        answers.push((i, answer));
+                    }
+                }
+                Err(poisoned) => return BatchOutcome { outcomes, error: Some(runtime_lock(poisoned)) },
+            }
+            let mut sent = self.link_is(link.generation);
+            for &(i, _) in &answers {
+                if !sent {
+                    break;
+                }
+                sent = link.frames.send(frames[i].1.clone()).await.is_ok();
+            }
+            if !sent {
+                self.forget_acks(answers.iter().map(|&(i, _)| frames[i].0.as_str()));
+                if let Err(e) = self.await_link_change(link.generation, deadline).await {
+                    return BatchOutcome { outcomes, error: Some(e) };
+                }
+                continue;
+            }
+            let mut link_lost = false;
+            for (position, (i, mut answer)) in answers.into_iter().enumerate() {
+                if link_lost {
+                    // Answers are in publish order, so nothing after a lost one came; take any that did.
+                    outcomes[i] = answer.try_recv().ok();
+                    continue;
+                }
+                match timeout_at(deadline, &mut answer).await {
+                    Ok(Ok(outcome)) => outcomes[i] = Some(outcome),
+                    Ok(Err(_)) => link_lost = true,
+                    Err(_) => {
+                        let left = unanswered[position..].iter().map(|&j| frames[j].0.as_str());
+                        self.forget_acks(left);
+                        let error = Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}"));
+                        return BatchOutcome { outcomes, error: Some(error) };
+                    }
+                }
+            }
+        }
+    }
+
+    fn forget_acks<'a>(&self, msg_ids: impl Iterator<Item = &'a str>) {
+        if let Ok(mut acks) = self.acks.lock() {
+            for msg_id in msg_ids {
+                acks.remove(msg_id);
             }
         }
     }

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use crate::blocking::detached;
 use crate::messages::MessageIterator;
 use crate::seconds;
+use crate::sync::SyncRequest;
 
 /// An encrypted channel. Every method may be called from any thread, including while another thread iterates
 /// `messages()`.
@@ -63,6 +64,13 @@ impl Channel {
         detached(py, || self.inner.send(payload))
     }
 
+    /// Sends every payload, in order, with one state write and the publishes pipelined on the stream; returns
+    /// once the relay durably stored all of them. An oversized payload fails the call before anything is sent;
+    /// a later failure's message says how many of the batch were stored.
+    fn send_many(&self, py: Python<'_>, payloads: Vec<Vec<u8>>) -> PyResult<()> {
+        detached(py, || self.inner.send_many(&payloads))
+    }
+
     /// An iterator over incoming messages; `timeout` (seconds) bounds each wait and is the only way it raises
     /// `TimeoutError`.
     #[pyo3(signature = (with_meta=false, timeout=None))]
@@ -78,6 +86,12 @@ impl Channel {
     fn sync(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let timeout = timeout.map(|t| seconds::to_duration("timeout", t)).transpose()?;
         detached(py, || self.inner.sync(timeout))
+    }
+
+    /// Sends `sync()`'s head query now and returns at once; `SyncRequest.wait(timeout)` finishes it. The head
+    /// covers what the relay held when this was called.
+    fn start_sync(&self, py: Python<'_>) -> PyResult<SyncRequest> {
+        detached(py, || Ok(SyncRequest::from(self.inner.start_sync())))
     }
 
     /// Sequence number of the newest message delivered to this member's inbox, already read from `messages()`

@@ -10,6 +10,7 @@ mod client;
 mod errors;
 mod messages;
 mod seconds;
+mod sync;
 
 use pyo3::prelude::*;
 
@@ -19,6 +20,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<channel::Channel>()?;
     m.add_class::<messages::MessageIterator>()?;
     m.add_class::<messages::Message>()?;
+    m.add_class::<sync::SyncRequest>()?;
     errors::register(m)?;
     Ok(())
 }

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use skytale_client::Recv;
+use pyo3::types::PyList;
+use skytale_client::Received;
 
 use crate::blocking::detached;
 
@@ -46,16 +47,34 @@ impl MessageIterator {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self.wait_for_messages(py, 1)?.and_then(|mut items| items.pop()))
+    }
+
+    /// Waits like `next()` for the next message, then returns it with up to `max - 1` more that are already
+    /// waiting, taken in one store transaction: a list, in order. `[]` once the iterator has ended. Raises what
+    /// `next()` raises (an error comes on its own, after the messages before it).
+    #[pyo3(signature = (max=256))]
+    fn next_batch<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
+        let items = self.wait_for_messages(py, max)?.unwrap_or_default();
+        PyList::new(py, items)
+    }
+}
+
+impl MessageIterator {
+    /// Up to `max` messages once at least one is there (converted for Python), or `None` once ended.
+    fn wait_for_messages(&self, py: Python<'_>, max: usize) -> PyResult<Option<Vec<Py<PyAny>>>> {
         let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
         loop {
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK_INTERVAL),
                 None => SIGNAL_CHECK_INTERVAL,
             };
-            match detached(py, || self.channel.recv(Some(wait)))? {
-                Recv::Message(message) => return self.to_python(py, message).map(Some),
-                Recv::Closed => return Ok(None),
-                Recv::Timeout => {
+            match detached(py, || self.channel.recv_many(max, Some(wait)))? {
+                Received::Messages(messages) => {
+                    return messages.into_iter().map(|message| self.to_python(py, message)).collect::<PyResult<_>>().map(Some);
+                }
+                Received::Closed => return Ok(None),
+                Received::Timeout => {
                     py.check_signals()?;
                     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                         return Err(PyTimeoutError::new_err("no message arrived within the timeout"));
