@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Dict, List
 
 import anyio
 import mcp.types as types
 import pytest
 from conftest import DevStack
-from mcp import ClientSession
+from mcp import Client, ClientSession
 from mcp.server import Server, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from skytale_sdk import ChannelError, Envelope, Protocol, QuotaExceededError, SkytaleChannelManager
@@ -119,6 +121,17 @@ def test_client_session_calls_an_mcpserver_tool(dev_env: DevStack, channel_name:
                 assert sorted(tool.name for tool in tools.tools) == ["add", "shout"]
                 assert text_of(await session.call_tool("add", {"a": 2, "b": 40})) == "42"
                 assert text_of(await session.call_tool("shout", {"text": "encrypted"})) == "ENCRYPTED"
+
+    with alice, bob:
+        run(lambda: with_server(calculator(), bob, channel_name, client))
+
+
+def test_mcp_client_takes_skytale_client_as_its_transport(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def client() -> None:
+        async with Client(skytale_client(alice, channel_name)) as mcp_client:
+            assert text_of(await mcp_client.call_tool("add", {"a": 1, "b": 2})) == "3"
 
     with alice, bob:
         run(lambda: with_server(calculator(), bob, channel_name, client))
@@ -240,6 +253,20 @@ def test_close_ends_a_pending_read(dev_env: DevStack, channel_name: str) -> None
         run(body)
 
 
+def test_a_cancelled_read_loses_nothing(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def body() -> None:
+        async with SkytaleTransport(bob, channel_name) as transport:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(transport.read(), 0.2)
+            await SkytaleTransport(alice, channel_name).write(PING)
+            assert await transport.read() == PING
+
+    with alice, bob:
+        run(body)
+
+
 def test_a_closing_manager_ends_the_read(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name)
 
@@ -314,3 +341,12 @@ def test_import_without_mcp_names_the_extra() -> None:
     assert result.returncode != 0
     assert "ImportError" in result.stderr
     assert "pip install skytale-sdk[mcp]" in result.stderr
+
+
+def test_the_readme_example_runs(dev_env: DevStack, tmp_path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "mcp_tool_call.py"
+    result = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=PATIENCE, env={**os.environ, "TMPDIR": str(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["tools: ['add']", "add(2, 40) = 42"]
