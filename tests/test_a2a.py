@@ -27,7 +27,7 @@ from skytale_sdk.integrations.a2a import (
 )
 
 from a2a.client import ClientCallContext, ClientConfig
-from a2a.client.errors import A2AClientTimeoutError
+from a2a.client.errors import A2AClientError, A2AClientTimeoutError
 from a2a.helpers.proto_helpers import new_task_from_user_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
@@ -452,7 +452,7 @@ def test_server_skips_non_requests_and_answers_bad_requests_with_errors(pair: Pa
     asyncio.run(scenario())
 
 
-def test_client_call_without_a_server_times_out(pair: Pair) -> None:
+def test_client_call_without_a_server_times_out_and_a_closed_transport_says_so(pair: Pair) -> None:
     _, client_side, context_id = pair
 
     async def scenario() -> None:
@@ -460,6 +460,8 @@ def test_client_call_without_a_server_times_out(pair: Pair) -> None:
         async with transport:
             with pytest.raises(A2AClientTimeoutError, match="no reply"):
                 await transport.get_task(GetTaskRequest(id="t"), context=ClientCallContext(timeout=0.5))
+        with pytest.raises(A2AClientError, match="transport on .* is closed"):
+            await transport.get_task(GetTaskRequest(id="t"))
 
     asyncio.run(scenario())
 

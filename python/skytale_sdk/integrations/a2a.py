@@ -36,6 +36,7 @@ from a2a.types import AgentExtension, AgentInterface, Message, Part, Role
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
+from ..envelope import Envelope
 from ..errors import ChannelError
 from ..manager import ChannelView, SkytaleChannelManager
 from .a2a_rpc import SkytaleA2AServer, SkytaleClientTransport, create_client
@@ -51,6 +52,7 @@ __all__ = [
     "SkytaleClientTransport",
     "create_client",
     "to_part",
+    "to_parts",
 ]
 
 #: A part as ``send_message`` takes it: an ``a2a.types.Part``, the seed's dict (``{"type": "text", "text": ...}``)
@@ -171,6 +173,7 @@ class SkytaleA2AAdapter:
         also sets ``"agent_id"``. Raises ``ValueError`` naming the bad part or argument before anything is sent;
         returns once the relay has stored the message.
         """
+        channel = self.channel_name(context_id)
         message = Message(
             message_id=str(uuid.uuid4()),
             context_id=context_id,
@@ -180,7 +183,7 @@ class SkytaleA2AAdapter:
         if task_id is not None:
             message.task_id = task_id
         message.metadata.update({**_metadata(metadata), "agent_id": self._agent_id})
-        self._manager.send_envelope(self.channel_name(context_id), encode_message(message, self._agent_id))
+        self._manager.send_envelope(channel, encode_message(message, self._agent_id))
         return message
 
     def receive(self, context_id: str, timeout: float = 5.0) -> List[ReceivedMessage]:
@@ -209,7 +212,7 @@ class SkytaleA2AAdapter:
         ``{"text": ...}`` or ``{"data": ...}``, ``metadata``) plus ``"agent_id"``, the sender's."""
         return [received.to_dict() for received in self.receive(context_id, timeout)]
 
-    def _read(self, channel: str, envelope: Any) -> Optional[ReceivedMessage]:
+    def _read(self, channel: str, envelope: Envelope) -> Optional[ReceivedMessage]:
         try:
             is_a2a, object_type = classify(envelope)
             if not is_a2a:

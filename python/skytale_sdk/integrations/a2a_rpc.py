@@ -64,8 +64,9 @@ from a2a.utils.proto_utils import to_stream_response
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message as ProtoMessage
 
-from ..envelope import Envelope, Protocol
 from ..aio import AsyncChannelView
+from ..envelope import Envelope, Protocol
+from ..errors import SkytaleError
 
 if TYPE_CHECKING:
     from .a2a import SkytaleA2AAdapter
@@ -141,6 +142,8 @@ class SkytaleClientTransport(ClientTransport):
         self._calls: Dict[str, "asyncio.Queue[Optional[Envelope]]"] = {}
         self._reader: Optional["asyncio.Task[None]"] = None
         self._ended = False
+        #: Why the channel stopped delivering replies, if it failed (e.g. this member was removed).
+        self._failure: Optional[BaseException] = None
 
     @property
     def skipped(self) -> int:
@@ -237,7 +240,7 @@ class SkytaleClientTransport(ClientTransport):
         """Sends ``request`` and yields its replies until the ending one (``Empty``), raising the error reply as
         the A2A error it names."""
         if self._ended:
-            raise A2AClientError(f"the Skytale transport on {self._channel} is closed")
+            raise self._closed_error(method)
         timeout = context.timeout if context is not None and context.timeout is not None else self._reply_timeout
         request_id = uuid.uuid4().hex
         replies: "asyncio.Queue[Optional[Envelope]]" = asyncio.Queue()
@@ -245,7 +248,11 @@ class SkytaleClientTransport(ClientTransport):
         self._start_reader()
         metadata = {"agent_id": self._adapter.agent_id, "request_id": request_id, "method": method}
         try:
-            await asyncio.to_thread(self._adapter.manager.send_envelope, self._channel, encode_object(request, metadata))
+            try:
+                envelope = encode_object(request, metadata)
+                await asyncio.to_thread(self._adapter.manager.send_envelope, self._channel, envelope)
+            except (SkytaleError, ValueError) as error:
+                raise A2AClientError(f"{method}: could not send the request on {self._channel}: {error}") from error
             while True:
                 try:
                     reply = await asyncio.wait_for(replies.get(), timeout)
@@ -254,7 +261,7 @@ class SkytaleClientTransport(ClientTransport):
                         f"{method}: no reply on {self._channel} within {timeout} s (is an A2A server reading it?)"
                     ) from None
                 if reply is None:
-                    raise A2AClientError(f"{method}: the channel {self._channel} closed before the call ended")
+                    raise self._closed_error(method)
                 _, reply_type = classify(reply)
                 if reply_type == ERROR_TYPE:
                     raise _decode_error(reply)
@@ -273,8 +280,16 @@ class SkytaleClientTransport(ClientTransport):
         try:
             async for payload in self._view:
                 self._route(payload)
+        except Exception as error:  # noqa: BLE001 - handed to every waiting and later call
+            self._failure = error
         finally:
             self._end_calls()
+
+    def _closed_error(self, method: str) -> A2AClientError:
+        reason = f": {self._failure}" if self._failure is not None else ""
+        error = A2AClientError(f"{method}: the Skytale transport on {self._channel} is closed{reason}")
+        error.__cause__ = self._failure
+        return error
 
     def _route(self, payload: bytes) -> None:
         try:
@@ -308,6 +323,8 @@ def create_client(
     context_id: str,
     agent_card: Optional[AgentCard] = None,
     config: Optional[ClientConfig] = None,
+    *,
+    reply_timeout: float = DEFAULT_REPLY_TIMEOUT,
 ) -> Client:
     """An ``a2a-sdk`` ``Client`` for the agent serving ``context_id`` (a :class:`SkytaleA2AServer`), built by the
     SDK's own ``ClientFactory`` with :class:`SkytaleClientTransport` registered for the ``"SKYTALE"`` binding.
@@ -315,8 +332,8 @@ def create_client(
     ``agent_card``: the server agent's card, which must list a Skytale interface
     (``adapter.agent_interface(context_id)``); by default a minimal card with just that interface and streaming.
     ``config``: a ``ClientConfig`` (``streaming=False`` makes ``send_message`` a single ``SendMessage`` call); the
-    Skytale binding is added to its ``supported_protocol_bindings``. Close the client (``await client.close()``)
-    to close its transport.
+    Skytale binding is added to its ``supported_protocol_bindings``. ``reply_timeout``: see
+    :class:`SkytaleClientTransport`. Close the client (``await client.close()``) to close its transport.
     """
     config = config or ClientConfig()
     if PROTOCOL_BINDING not in config.supported_protocol_bindings:
@@ -332,7 +349,9 @@ def create_client(
     factory = ClientFactory(config)
     factory.register(
         PROTOCOL_BINDING,
-        lambda card, url, _config: SkytaleClientTransport(adapter, adapter.context_of_url(url)),
+        lambda _card, url, _config: SkytaleClientTransport(
+            adapter, adapter.context_of_url(url), reply_timeout=reply_timeout
+        ),
     )
     return factory.create(agent_card)
 
@@ -346,6 +365,7 @@ class SkytaleA2AServer:
     Each request is handled in its own asyncio task, so a long-running task does not hold up ``GetTask`` or
     ``CancelTask``; the replies of one request go out in order. Run it with ``await server.serve()`` (until
     cancelled or the channel closes) or as ``async with server:`` (serves in the background until the block ends).
+    Run one server per context: every server reading a channel answers every request on it.
     Reads through its own channel view, opened here. Traffic that is not a request is skipped and counted in
     :attr:`skipped`; a request that cannot be read is counted in :attr:`malformed` and, if it names a request id,
     answered with an error so its caller does not wait in vain.
@@ -469,7 +489,7 @@ class SkytaleA2AServer:
         try:
             await asyncio.to_thread(self._adapter.manager.send_envelope, self._channel, envelope)
         except Exception:  # noqa: BLE001 - nothing left to tell the caller through; the log says why
-            logger.exception("%s: could not send the error reply to %s request %s", self._channel, method, request_id)
+            logger.exception("%s: could not send the error reply to %s %s", self._channel, method, request_id)
 
 
 def _response(method: str, result: Any) -> ProtoMessage:
