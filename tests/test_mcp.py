@@ -183,6 +183,34 @@ def test_concurrent_tool_calls_are_each_answered(dev_env: DevStack, channel_name
         run(lambda: with_server(calculator(), bob, channel_name, client))
 
 
+def test_a_waiting_call_does_not_hold_up_the_others(dev_env: DevStack, channel_name: str) -> None:
+    # "wait" returns only after "release" ran: served one at a time, the session would deadlock.
+    alice, bob = pair(channel_name)
+    server = MCPServer("gate")
+    released = asyncio.Event()
+
+    @server.tool()
+    async def wait() -> str:
+        await released.wait()
+        return "waited"
+
+    @server.tool()
+    def release() -> str:
+        released.set()
+        return "released"
+
+    async def client() -> None:
+        async with skytale_client(alice, channel_name) as (read_stream, write_stream):
+            async with ClientSession(read_stream, write_stream) as session:
+                await session.initialize()
+                waiting = asyncio.ensure_future(session.call_tool("wait", {}))
+                assert text_of(await session.call_tool("release", {})) == "released"
+                assert text_of(await waiting) == "waited"
+
+    with alice, bob:
+        run(lambda: with_server(server, bob, channel_name, client))
+
+
 def test_other_protocols_are_skipped_and_counted_malformed_mcp_too(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name)
 
@@ -350,3 +378,14 @@ def test_the_readme_example_runs(dev_env: DevStack, tmp_path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["tools: ['add']", "add(2, 40) = 42"]
+
+
+def test_the_readme_snippet_runs(dev_env: DevStack, tmp_path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("### MCP\n") :]
+    snippet = section[section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))]
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=PATIENCE, env={**os.environ, "TMPDIR": str(tmp_path)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "42\n"
