@@ -221,10 +221,12 @@ def test_other_protocols_are_skipped_and_counted_malformed_mcp_too(dev_env: DevS
             await asyncio.to_thread(alice.send_envelope, channel_name, a2a)
             for payload in (b"{not json", b'[{"jsonrpc": "2.0", "method": "ping", "id": 2}]', b'{"jsonrpc": "1.0"}'):
                 await asyncio.to_thread(alice.send_envelope, channel_name, Envelope(Protocol.MCP, "application/json", payload))
+            ping_as_text = Envelope(Protocol.MCP, "text/plain", json.dumps(PING).encode())
+            await asyncio.to_thread(alice.send_envelope, channel_name, ping_as_text)
             await asyncio.to_thread(alice.send_envelope, channel_name, Envelope(Protocol.MCP, "application/json", json.dumps(PING).encode()))
             assert await transport.read() == PING
             assert transport.skipped() == {"raw": 1, "a2a": 1}
-            assert transport.malformed() == 3
+            assert transport.malformed() == 4
 
     with alice, bob:
         run(body)
@@ -360,6 +362,8 @@ def test_bad_input_is_refused_with_a_clear_error(dev_env: DevStack, channel_name
         run(body)
         with pytest.raises(ChannelError, match="unknown channel"):
             SkytaleTransport(alice, "myorg/tests/never-created")
+        with pytest.raises(TypeError, match="manager must be a SkytaleChannelManager, got str"):
+            SkytaleTransport("alice", channel_name)  # type: ignore[arg-type]
 
 
 def test_import_without_mcp_names_the_extra() -> None:

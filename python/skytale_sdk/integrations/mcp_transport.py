@@ -44,7 +44,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
         f"skytale_sdk.integrations.mcp_transport needs the mcp package ({error}): pip install skytale-sdk[mcp]"
     ) from error
 
-from ..aio import AsyncChannelView
+from ..aio import AsyncChannelView, AsyncSkytaleChannelManager
 from ..envelope import Envelope, Protocol
 from ..errors import ChannelError, QuotaExceededError, SkytaleError
 from ..manager import SkytaleChannelManager
@@ -59,9 +59,9 @@ CONTENT_TYPE = "application/json"
 #: What ``write`` takes: a JSON-RPC message as a dict, or as one of the ``mcp`` package's JSON-RPC models.
 Outgoing = Union[Mapping[str, Any], JSONRPCMessage]
 
-#: The stream pair the ``mcp`` package's sessions take (``mcp.client._transport.TransportStreams``).
 _JSONRPC_MODELS = get_args(JSONRPCMessage)
 
+#: The stream pair the ``mcp`` package's sessions take (``mcp.client._transport.TransportStreams``).
 Streams = Tuple[MemoryObjectReceiveStream[Union[SessionMessage, Exception]], MemoryObjectSendStream[SessionMessage]]
 
 
@@ -75,7 +75,7 @@ class _Incoming:
 
 @dataclass(frozen=True)
 class _ChannelEnded:
-    """Queue marker: nothing more will arrive, because the channel's manager closed it or it failed."""
+    """Slot marker: nothing more will arrive, because the channel's manager closed it or it failed."""
 
     failure: Optional[SkytaleError] = None
 
@@ -89,15 +89,19 @@ _Item = Union[_Incoming, ValueError, _ChannelEnded]
 
 
 class SkytaleTransport:
-    """JSON-RPC messages over one channel that ``manager`` (a :class:`SkytaleChannelManager`) has already
-    created or joined.
+    """JSON-RPC messages over one channel that ``manager`` (a :class:`SkytaleChannelManager`, or an
+    :class:`~skytale_sdk.aio.AsyncSkytaleChannelManager`) has already created or joined.
 
     The transport sees every message that arrives after it was constructed: construct the receiving side's
     transport before the other side writes. Use it within one asyncio event loop; close it when done (or use
     ``async with``), since an unread view holds the channel's listener back once its inbox is full.
     """
 
-    def __init__(self, manager: SkytaleChannelManager, channel: str) -> None:
+    def __init__(self, manager: Union[SkytaleChannelManager, AsyncSkytaleChannelManager], channel: str) -> None:
+        if isinstance(manager, AsyncSkytaleChannelManager):
+            manager = manager._sync  # noqa: SLF001 - the same package; its sync manager does the work
+        if not isinstance(manager, SkytaleChannelManager):
+            raise TypeError(f"manager must be a SkytaleChannelManager, got {type(manager).__name__}")
         self._manager = manager
         self._channel = channel
         # Raises ChannelError for a channel the manager does not know.
@@ -263,6 +267,8 @@ def _encode(message: JSONRPCMessage) -> bytes:
 
 def _decode(envelope: Envelope) -> _Incoming:
     """Parses an MCP envelope's payload; ``ValueError`` saying why if it is not exactly one JSON-RPC message."""
+    if envelope.content_type != CONTENT_TYPE:
+        raise ValueError(f"content type {envelope.content_type!r}, MCP messages are {CONTENT_TYPE!r}")
     try:
         raw = json.loads(envelope.payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
