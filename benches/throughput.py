@@ -70,7 +70,7 @@ def channel_throughput(stack: DevStack, runs: List[Any]) -> Dict[str, Any]:
             progress(f"send() x {count}, {label}")
             figures["send"][label] = rate_summary(count, size, timed_transfer(send_each, receiver, payloads))
             if send_many is None:
-                figures["send_many"][label] = {"skipped": "Channel.send_many does not exist in this build"}
+                figures["send_many"][label] = {"unavailable": "Channel.send_many does not exist in this build"}
             else:
                 progress(f"send_many() x {count}, {label}")
                 figures["send_many"][label] = rate_summary(count, size, timed_transfer(send_many, receiver, payloads))
