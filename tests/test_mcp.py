@@ -312,6 +312,20 @@ def test_a_closing_manager_ends_the_read(dev_env: DevStack, channel_name: str) -
         run(body)
 
 
+def test_serve_returns_when_the_channel_ends(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def body() -> None:
+        serving = asyncio.ensure_future(serve(calculator(), bob, channel_name))
+        await asyncio.sleep(0.3)
+        assert not serving.done()
+        await asyncio.to_thread(bob.close)
+        await serving  # returns: the read stream ended, so Server.run did
+
+    with alice:
+        run(body)
+
+
 def test_the_transport_does_not_drain_manager_receive(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name)
 

@@ -171,13 +171,15 @@ class SkytaleTransport:
     async def _next_message(self) -> _Incoming:
         while True:
             item = await self._next_item()
+            if isinstance(item, _ChannelEnded):
+                raise item.error(self._channel)
             if isinstance(item, _Incoming):
                 return item
             # A malformed MCP message: already counted and logged by the sorter.
 
-    async def _next_item(self) -> Union[_Incoming, ValueError]:
-        """The next message or malformed-MCP error; raises ``ChannelError`` once closed (also while waiting) or
-        ended, or the channel's failure."""
+    async def _next_item(self) -> _Item:
+        """The next message, malformed-MCP error, or the end marker (left in the slot, so every later call gets it
+        too); raises ``ChannelError`` once the transport is closed, also while waiting."""
         self._ensure_open()
         if self._sorter is None:
             self._sorter = asyncio.get_running_loop().create_task(self._sort())
@@ -186,10 +188,9 @@ class SkytaleTransport:
             await self._filled.wait()
             self._ensure_open()
         item = self._slot[0]
-        if isinstance(item, _ChannelEnded):
-            raise item.error(self._channel)  # left in the slot: every later read ends too
-        self._slot.popleft()
-        self._emptied.set()
+        if not isinstance(item, _ChannelEnded):
+            self._slot.popleft()
+            self._emptied.set()
         return item
 
     async def _hand_over(self, item: _Item) -> None:
@@ -328,17 +329,19 @@ async def serve(
 async def _session_streams(transport: SkytaleTransport) -> AsyncIterator[Streams]:
     """Two tasks between the transport and the session's memory streams: channel -> session (``SessionMessage``,
     or the ``ValueError`` of a malformed MCP message; end of stream when the channel ends) and session -> channel.
-    A failed send propagates out of the ``async with``, so a lost response never goes unnoticed."""
+    A failed send, or a failed channel, propagates out of the ``async with``: a lost message never goes
+    unnoticed."""
     to_session, read_stream = anyio.create_memory_object_stream[Union[SessionMessage, Exception]](0)
     write_stream, from_session = anyio.create_memory_object_stream[SessionMessage](0)
 
     async def channel_to_session() -> None:
         async with to_session:
             while True:
-                try:
-                    item = await transport._next_item()  # noqa: SLF001 - same module
-                except ChannelError:
-                    return  # closed or ended: the session sees the end of its read stream
+                item = await transport._next_item()  # noqa: SLF001 - same module
+                if isinstance(item, _ChannelEnded):
+                    if item.failure is not None:
+                        raise item.failure  # out of the async with: a failed channel is not a clean end
+                    return  # the manager closed the channel: the session sees the end of its read stream
                 await to_session.send(item if isinstance(item, Exception) else SessionMessage(item.message))
 
     async def session_to_channel() -> None:
