@@ -342,13 +342,28 @@ def test_the_transport_does_not_drain_manager_receive(dev_env: DevStack, channel
         assert Envelope.deserialize(received[1].encode()).protocol is Protocol.MCP
 
 
-def test_leaving_the_streams_closes_the_view_and_joins_the_tasks(dev_env: DevStack, channel_name: str) -> None:
+async def leave_the_streams(manager: SkytaleChannelManager, channel: str) -> None:
+    async with skytale_client(manager, channel):
+        pass
+
+
+async def cancel_serve(manager: SkytaleChannelManager, channel: str) -> None:
+    serving = asyncio.ensure_future(serve(calculator(), manager, channel))
+    await asyncio.sleep(0.3)
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+
+
+@pytest.mark.parametrize("leave", [leave_the_streams, cancel_serve])
+def test_leaving_closes_the_view_and_joins_the_tasks(
+    dev_env: DevStack, channel_name: str, leave: Callable[[SkytaleChannelManager, str], Awaitable[None]]
+) -> None:
     alice, bob = pair(channel_name, buffer_limit=3)
 
     async def body() -> None:
         tasks_before = asyncio.all_tasks()
-        async with skytale_client(bob, channel_name):
-            assert len(asyncio.all_tasks()) > len(tasks_before)
+        await leave(bob, channel_name)
         assert asyncio.all_tasks() == tasks_before
 
     with alice, bob:

@@ -46,7 +46,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
 
 from ..aio import AsyncChannelView, AsyncSkytaleChannelManager
 from ..envelope import Envelope, Protocol
-from ..errors import ChannelError, QuotaExceededError, SkytaleError
+from ..errors import ChannelError, QuotaExceededError
 from ..manager import SkytaleChannelManager
 
 __all__ = ["SkytaleTransport", "skytale_client", "skytale_server", "serve", "CONTENT_TYPE"]
@@ -60,6 +60,9 @@ CONTENT_TYPE = "application/json"
 Outgoing = Union[Mapping[str, Any], JSONRPCMessage]
 
 _JSONRPC_MODELS = get_args(JSONRPCMessage)
+
+#: A transport runs over either manager; the sync one does the work.
+AnyManager = Union[SkytaleChannelManager, AsyncSkytaleChannelManager]
 
 #: The stream pair the ``mcp`` package's sessions take (``mcp.client._transport.TransportStreams``).
 Streams = Tuple[MemoryObjectReceiveStream[Union[SessionMessage, Exception]], MemoryObjectSendStream[SessionMessage]]
@@ -77,9 +80,9 @@ class _Incoming:
 class _ChannelEnded:
     """Slot marker: nothing more will arrive, because the channel's manager closed it or it failed."""
 
-    failure: Optional[SkytaleError] = None
+    failure: Optional[Exception] = None
 
-    def error(self, channel: str) -> SkytaleError:
+    def error(self, channel: str) -> Exception:
         if self.failure is not None:
             return self.failure
         return ChannelError(f"channel error: {channel}: the channel ended (its manager closed it)")
@@ -97,7 +100,7 @@ class SkytaleTransport:
     ``async with``), since an unread view holds the channel's listener back once its inbox is full.
     """
 
-    def __init__(self, manager: Union[SkytaleChannelManager, AsyncSkytaleChannelManager], channel: str) -> None:
+    def __init__(self, manager: AnyManager, channel: str) -> None:
         if isinstance(manager, AsyncSkytaleChannelManager):
             manager = manager._sync  # noqa: SLF001 - the same package; its sync manager does the work
         if not isinstance(manager, SkytaleChannelManager):
@@ -120,6 +123,7 @@ class SkytaleTransport:
 
     @property
     def channel(self) -> str:
+        """The channel's name."""
         return self._channel
 
     async def write(self, message: Outgoing) -> None:
@@ -153,12 +157,14 @@ class SkytaleTransport:
         if self._closed:
             return
         self._closed = True
+        # Everything that must happen is synchronous, so a close() that is itself cancelled (a cancelled serve())
+        # still leaves no open view behind; only the wait for the task to finish can be cut short.
         self._filled.set()
+        self._view.close()
         sorter, self._sorter = self._sorter, None
         if sorter is not None:
             sorter.cancel()
             await asyncio.gather(sorter, return_exceptions=True)
-        self._view.close()
 
     async def __aenter__(self) -> "SkytaleTransport":
         return self
@@ -212,7 +218,7 @@ class SkytaleTransport:
             except QuotaExceededError as notice:
                 # The view's inbox filled while the reader lagged; the listener paused, nothing was lost.
                 logger.info("%s", notice)
-            except SkytaleError as failure:
+            except Exception as failure:  # noqa: BLE001 - handed to the readers, who raise it; never swallowed
                 await self._hand_over(_ChannelEnded(failure))
                 return
 
@@ -288,7 +294,7 @@ def _decode(envelope: Envelope) -> _Incoming:
 
 
 @asynccontextmanager
-async def skytale_client(manager: SkytaleChannelManager, channel: str) -> AsyncIterator[Streams]:
+async def skytale_client(manager: AnyManager, channel: str) -> AsyncIterator[Streams]:
     """``async with skytale_client(manager, channel) as (read, write): async with ClientSession(read, write)``.
 
     Like ``mcp.client.stdio.stdio_client``, over the channel. On exit the transport's tasks are cancelled and
@@ -298,7 +304,7 @@ async def skytale_client(manager: SkytaleChannelManager, channel: str) -> AsyncI
 
 
 @asynccontextmanager
-async def skytale_server(manager: SkytaleChannelManager, channel: str) -> AsyncIterator[Streams]:
+async def skytale_server(manager: AnyManager, channel: str) -> AsyncIterator[Streams]:
     """``async with skytale_server(manager, channel) as (read, write): await server.run(read, write,
     server.create_initialization_options())``, for a low-level ``mcp.server.lowlevel.Server``; see
     :func:`serve` for an ``MCPServer`` (FastMCP). Like ``mcp.server.stdio.stdio_server``, over the channel."""
@@ -308,7 +314,7 @@ async def skytale_server(manager: SkytaleChannelManager, channel: str) -> AsyncI
 
 async def serve(
     server: Union[Server[Any], MCPServer],
-    manager: SkytaleChannelManager,
+    manager: AnyManager,
     channel: str,
     *,
     raise_exceptions: bool = False,
