@@ -451,7 +451,9 @@ def _bridged_from(envelope: Envelope) -> List[str]:
 def _translate(envelope: Envelope, source_protocol: Protocol, target_protocol: Protocol, hop: _Hop) -> Envelope:
     accepted = (Protocol.SLIM, Protocol.RAW) if source_protocol is Protocol.SLIM else (source_protocol,)
     if envelope.protocol not in accepted:
-        raise Untranslatable(WRONG_PROTOCOL, f"a {envelope.protocol.value} message on a {source_protocol.value} route")
+        raise Untranslatable(
+            WRONG_PROTOCOL, f"the route reads {source_protocol.value} messages, this one is {envelope.protocol.value}"
+        )
     translation = _TRANSLATIONS.get((source_protocol, target_protocol), _pass_through)
     content_type, payload, added = translation(envelope, hop)
     metadata = _translated_metadata(envelope, source_protocol, target_protocol, hop, added)
@@ -593,7 +595,7 @@ class Route:
         with self._lock:
             self._untranslatable[reason] += 1
         logger.warning(
-            "bridge %s -> %s (%s -> %s): untranslatable %s message (%s, %d bytes): %s",
+            "bridge %s -> %s (%s -> %s): untranslatable %s message (%s, %d bytes): %s: %s",
             self.source,
             self.target,
             self.source_protocol.value,
@@ -601,6 +603,7 @@ class Route:
             envelope.protocol.value,
             envelope.content_type,
             len(envelope.payload),
+            reason,
             detail,
         )
 
