@@ -132,8 +132,8 @@ ROWS: List[Row] = [
     Row("Joins (Python manager, skytale dev)", "join_with_token, sequential: p50 / p99",
         (Ref("joins", "sequential.p50_ms"), Ref("joins", "sequential.p99_ms")), "ms",
         (Target("p50 < 50 ms", "<", 50.0),), Ratio("tonic echo RTT p50", ECHO_RTT_MS)),
-    Row("Joins (Python manager, skytale dev)", "joiners at once (one invite): until all joined",
-        (Ref("joins", "concurrent.joiners"), Ref("joins", "concurrent.all_joined_ms")), "joiners / ms"),
+    Row("Joins (Python manager, skytale dev)", "joiners at once, one invite: joiners / ms until all joined",
+        (Ref("joins", "concurrent.joiners"), Ref("joins", "concurrent.all_joined_ms")), ""),
     *_group_rows(),
     Row("Relay", "routed messages (publisher -> log -> subscriber)", (Ref("relay-capacity", "routed_msgs_per_s"),),
         "msgs/s", (Target(">= 200 000 msg/s", ">=", 200_000.0),), Ratio("tonic echo pipelined", ECHO_RATE)),
@@ -212,6 +212,12 @@ def _ratio(value: Optional[float], reference: Cell, what: str) -> str:
     return f"{value / reference.value:.3g}x {what}".strip()
 
 
+def _vs_peer(value: Optional[float], peer: Cell) -> str:
+    """`ours / peer` with the peer's own figure beside it, so a tiny or huge ratio reads at once."""
+    ratio = _ratio(value, peer, "")
+    return f"{ratio} (peer {number(peer.value)})" if value is not None and peer.value else ratio
+
+
 def _target_status(results: Results, cells: Sequence[Cell], target: Target) -> str:
     value = cells[target.index].value if target.index < len(cells) else None
     if value is None:
@@ -257,7 +263,7 @@ def render_rows(results: Results) -> List[Line]:
             group=row.group, figure=row.label, values=[cell.value for cell in cells], value=shown, unit=row.unit,
             target="; ".join(_target_status(results, cells, target) for target in row.targets),
             vs_limit=_ratio(first, lookup(results, row.vs_limit.reference), row.vs_limit.what) if row.vs_limit else "",
-            vs_peer=_ratio(first, lookup(results, row.vs_peer), "") if row.vs_peer else "",
+            vs_peer=_vs_peer(first, lookup(results, row.vs_peer)) if row.vs_peer else "",
             missing=missing))
     return lines
 
