@@ -433,8 +433,8 @@ def _translated_metadata(
         metadata = {key: value for key, value in source.items() if key not in _MANAGED_KEYS}
     if target_protocol is Protocol.SLIM:
         metadata[DESTINATION_KEY] = hop.target
-    if target_protocol is Protocol.A2A:
-        metadata.setdefault(AGENT_ID_KEY, hop.agent_id)
+    if target_protocol is Protocol.A2A and not isinstance(metadata.get(AGENT_ID_KEY), str):
+        metadata[AGENT_ID_KEY] = hop.agent_id
     metadata.update(added)
     metadata[BRIDGED_FROM_KEY] = _bridged_from(envelope) + [hop.source]
     return metadata
