@@ -10,7 +10,7 @@ import random
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, List
 
 import anyio
 import mcp.types as types
@@ -24,6 +24,11 @@ from skytale_sdk.integrations.mcp_transport import SkytaleTransport, serve, skyt
 from test_manager import PATIENCE, pair, receive_exactly
 
 PING = {"jsonrpc": "2.0", "method": "ping", "id": 1}
+REPO = Path(__file__).resolve().parent.parent
+
+
+def mcp_envelope(payload: bytes) -> Envelope:
+    return Envelope(Protocol.MCP, "application/json", payload)
 
 
 def run(coroutine_function: Callable[[], Awaitable[None]]) -> None:
@@ -84,8 +89,10 @@ def test_raw_read_write_between_two_managers(dev_env: DevStack, channel_name: st
             assert isinstance(response, types.JSONRPCResponse)
             assert (response.id, response.result) == (1, {})
             # An mcp model is accepted too, and an error with a null id keeps its "id": null.
-            await server.write(types.JSONRPCError(jsonrpc="2.0", id=None, error=types.ErrorData(code=-32700, message="parse error")))
-            assert await client.read() == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+            parse_error = types.ErrorData(code=-32700, message="parse error")
+            await server.write(types.JSONRPCError(jsonrpc="2.0", id=None, error=parse_error))
+            expected = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+            assert await client.read() == expected
             assert client.skipped() == server.skipped() == {}
             assert client.malformed() == server.malformed() == 0
 
@@ -139,14 +146,16 @@ def test_mcp_client_takes_skytale_client_as_its_transport(dev_env: DevStack, cha
 
 def test_client_session_calls_a_lowlevel_server_tool(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name)
-    echo = types.Tool(name="echo", description="Echoes its text", input_schema={"type": "object", "properties": {"text": {"type": "string"}}})
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}}
+    echo = types.Tool(name="echo", description="Echoes its text", input_schema=schema)
 
     async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=[echo])
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments = params.arguments or {}
-        return types.CallToolResult(content=[types.TextContent(type="text", text=f"{params.name}: {arguments['text']}")])
+        text = f"{params.name}: {arguments['text']}"
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
     server = Server("echo-server", on_list_tools=list_tools, on_call_tool=call_tool)
 
@@ -219,11 +228,12 @@ def test_other_protocols_are_skipped_and_counted_malformed_mcp_too(dev_env: DevS
             await asyncio.to_thread(alice.send, channel_name, "plain text, no envelope")
             a2a = Envelope(Protocol.A2A, "application/json", b'{"messageId": "m1"}', {"agent_id": "alice"})
             await asyncio.to_thread(alice.send_envelope, channel_name, a2a)
-            for payload in (b"{not json", b'[{"jsonrpc": "2.0", "method": "ping", "id": 2}]', b'{"jsonrpc": "1.0"}'):
-                await asyncio.to_thread(alice.send_envelope, channel_name, Envelope(Protocol.MCP, "application/json", payload))
+            malformed = [b"{not json", b'[{"jsonrpc": "2.0", "method": "ping", "id": 2}]', b'{"jsonrpc": "1.0"}']
+            for payload in malformed:
+                await asyncio.to_thread(alice.send_envelope, channel_name, mcp_envelope(payload))
             ping_as_text = Envelope(Protocol.MCP, "text/plain", json.dumps(PING).encode())
             await asyncio.to_thread(alice.send_envelope, channel_name, ping_as_text)
-            await asyncio.to_thread(alice.send_envelope, channel_name, Envelope(Protocol.MCP, "application/json", json.dumps(PING).encode()))
+            await asyncio.to_thread(alice.send_envelope, channel_name, mcp_envelope(json.dumps(PING).encode()))
             assert await transport.read() == PING
             assert transport.skipped() == {"raw": 1, "a2a": 1}
             assert transport.malformed() == 4
@@ -404,21 +414,22 @@ def test_import_without_mcp_names_the_extra() -> None:
     assert "pip install skytale-sdk[mcp]" in result.stderr
 
 
-def test_the_readme_example_runs(dev_env: DevStack, tmp_path) -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "mcp_tool_call.py"
-    result = subprocess.run(
-        [sys.executable, str(example)], capture_output=True, text=True, timeout=PATIENCE, env={**os.environ, "TMPDIR": str(tmp_path)}
-    )
+def run_python(arguments: List[str], tmp_path: Path) -> "subprocess.CompletedProcess[str]":
+    """Runs this interpreter in the test's environment (``skytale dev``'s variables), temp files in ``tmp_path``."""
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    command = [sys.executable, *arguments]
+    return subprocess.run(command, capture_output=True, text=True, timeout=PATIENCE, env=environment)
+
+
+def test_the_example_runs(dev_env: DevStack, tmp_path: Path) -> None:
+    result = run_python([str(REPO / "examples" / "mcp_tool_call.py")], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["tools: ['add']", "add(2, 40) = 42"]
 
 
-def test_the_readme_snippet_runs(dev_env: DevStack, tmp_path) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("### MCP\n") :]
-    snippet = section[section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))]
-    result = subprocess.run(
-        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=PATIENCE, env={**os.environ, "TMPDIR": str(tmp_path)}
-    )
+def test_the_readme_snippet_runs(dev_env: DevStack, tmp_path: Path) -> None:
+    section = (REPO / "README.md").read_text().split("### MCP\n", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```\n", 1)[0]
+    result = run_python(["-c", snippet], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "42\n"
