@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import threading
@@ -82,20 +83,30 @@ def run_section(section: Section, quick: bool) -> Dict[str, Any]:
     tail: Deque[str] = deque(maxlen=20)
     start = time.perf_counter()
     try:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Its own process group, so a timeout or Ctrl-C also stops the relays and stacks the section started.
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
     except OSError as error:
         return {**record, "ok": False, "elapsed_s": 0.0, "error": f"cannot start {command[0]}: {error}"}
-    relay = threading.Thread(target=_relay_stderr, args=(section.name, process, tail), daemon=True)
-    relay.start()
+    # One reader per pipe (communicate() would also read stderr and take lines from the relay thread).
+    out: List[str] = []
+    readers = [threading.Thread(target=_relay_stderr, args=(section.name, process, tail), daemon=True),
+               threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True)]  # type: ignore
+    for reader in readers:
+        reader.start()
     try:
-        stdout, _ = process.communicate(timeout=section.timeout_s)
+        process.wait(timeout=section.timeout_s)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        relay.join(timeout=5)
+        _stop_group(process)
         return {**record, "ok": False, "elapsed_s": time.perf_counter() - start,
                 "error": f"timed out after {section.timeout_s:.0f} s", "stderr_tail": list(tail)}
-    relay.join(timeout=5)
+    except BaseException:
+        _stop_group(process)
+        raise
+    finally:
+        for reader in readers:
+            reader.join(timeout=5)
+    stdout = "".join(out)
     record["elapsed_s"] = time.perf_counter() - start
     if process.returncode != 0:
         last = next((line for line in reversed(tail) if line.strip()), "no output on stderr")
@@ -108,6 +119,20 @@ def run_section(section: Section, quick: bool) -> Dict[str, Any]:
     if not isinstance(figures, dict):
         return {**record, "ok": False, "error": "printed JSON that is not an object"}
     return {**record, "ok": True, "figures": figures}
+
+
+def _stop_group(process: "subprocess.Popen[str]") -> None:
+    """SIGTERM to the section's process group (its stacks shut down cleanly), SIGKILL after a grace period."""
+    for sig, grace_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _relay_stderr(name: str, process: "subprocess.Popen[str]", tail: Deque[str]) -> None:
