@@ -39,6 +39,11 @@ def run(command: List[str], timeout: float, **kwargs: Any) -> subprocess.Complet
         raise PeerUnavailable(f"{' '.join(command[:3])} ... did not finish in {timeout:.0f} s") from error
 
 
+def _last_line(text: str) -> str:
+    """The line that says what went wrong (the driver shows a section's last stderr line as its reason)."""
+    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "no output")
+
+
 def installed_version() -> str:
     if not PEER_PYTHON.exists():
         return ""
@@ -54,12 +59,12 @@ def ensure_peer() -> str:
         progress(f"creating {PEER_VENV}")
         made = run([sys.executable, "-m", "venv", str(PEER_VENV)], 120)
         if made.returncode != 0:
-            raise PeerUnavailable(f"python -m venv failed: {made.stderr.strip()[-500:]}")
+            raise PeerUnavailable(f"python -m venv failed: {_last_line(made.stderr)}")
     progress(f"pip install {PEER_REQUIREMENT} (PyPI)")
     installed = run([str(PEER_PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", PEER_REQUIREMENT],
                     INSTALL_TIMEOUT_S)
     if installed.returncode != 0:
-        raise PeerUnavailable(f"pip install {PEER_REQUIREMENT} failed: {installed.stderr.strip()[-500:]}")
+        raise PeerUnavailable(f"pip install {PEER_REQUIREMENT} failed: {_last_line(installed.stderr)}")
     return installed_version()
 
 
