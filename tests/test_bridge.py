@@ -126,6 +126,7 @@ def test_a2a_to_slim_field_by_field(dev_env: DevStack, names: Sequence[str]) -> 
         assert third.content_type == "application/a2a+json; type=Message"
         assert json_format.Parse(third.payload, a2a_types.Message()) == mixed
         assert "a2a" not in third.metadata
+        bridge.stop()  # joins the route: its counters are final (the send returns after delivery)
         assert route.stats().forwarded == 3
 
 
@@ -209,6 +210,7 @@ def test_slim_to_mcp_and_an_untranslatable_message_is_counted_logged_and_passed(
         response, ping = (parse_mcp(e) for e in receive_exactly(carol, target, 2))
         assert isinstance(response, JSONRPCResponse) and (response.id, response.result) == ("abc", {"ok": True})
         assert isinstance(ping, JSONRPCRequest) and (ping.id, ping.method, ping.params) == (1, "ping", None)
+        bridge.stop()  # joins the route: its counters are final (the send returns after delivery)
         stats = route.stats()
         assert (stats.forwarded, stats.untranslatable, stats.send_failures) == (2, {"no_mapping": 1}, 0)
         [warning] = [r for r in caplog.records if r.name == "skytale_sdk.bridge"]
@@ -303,6 +305,7 @@ def test_wrong_protocol_and_malformed_messages_are_counted_and_logged(
 
         [envelope] = receive_exactly(carol, target, 1)
         assert envelope.payload == b"fine"
+        bridge.stop()  # joins the route: its counters are final (the send returns after delivery)
         stats = route.stats()
         assert (stats.forwarded, stats.untranslatable) == (1, {"wrong_protocol": 2, "malformed": 2})
         warnings = [r.getMessage() for r in caplog.records if r.name == "skytale_sdk.bridge"]
@@ -324,6 +327,7 @@ def test_a_send_that_keeps_failing_is_retried_counted_and_logged(
             slim.publish(source, "small", content_type="text/plain; charset=utf-8")
             [envelope] = receive_exactly(carol, target, 1)
         assert json_format.MessageToDict(parse_a2a(envelope))["parts"] == [{"text": "small"}]
+        bridge.stop()  # joins the route: its counters are final (the send returns after delivery)
         stats = route.stats()
         assert (stats.forwarded, stats.send_failures, stats.untranslatable) == (1, 1, {})
         [error] = [r for r in caplog.records if r.name == "skytale_sdk.bridge"]

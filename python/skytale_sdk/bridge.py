@@ -302,8 +302,12 @@ def _first_problem(error: ValueError) -> str:
 
 
 def _jsonrpc_bytes(message: Any) -> bytes:
-    """The MCP wire form: as the ``mcp`` package writes a JSONRPCMessage."""
-    return _jsonrpc_adapter().dump_json(message, by_alias=True, exclude_none=True)
+    """The MCP wire form: as the ``mcp`` package writes a JSONRPCMessage (``exclude_none``), except that an error
+    response to an unknown request keeps ``"id": null``, which JSON-RPC requires and ``exclude_none`` drops."""
+    data = _jsonrpc_adapter().dump_python(message, mode="json", by_alias=True, exclude_none=True)
+    if hasattr(message, "error") and message.id is None:
+        data["id"] = None
+    return _json_bytes(data)
 
 
 # Translations: each takes the source envelope and returns (content_type, payload, metadata to add)
