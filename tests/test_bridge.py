@@ -442,3 +442,17 @@ def test_a_missing_extra_is_an_import_error_naming_it(
             bridge.bridge(first, second, Protocol.SLIM, Protocol.MCP)
         # Pass-through needs neither.
         bridge.bridge(first, second, Protocol.A2A, Protocol.A2A)
+
+
+def test_a_route_whose_source_ends_says_why(
+    dev_env: DevStack, names: Sequence[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second, _ = names
+    alice, bob, carol = stage(first, second)
+    with alice, carol, ProtocolBridge(bob) as bridge, caplog.at_level(logging.ERROR, "skytale_sdk.bridge"):
+        route = bridge.bridge(first, second, Protocol.A2A, Protocol.SLIM)
+        bob.close()  # ends every channel listener of the bridge's manager
+        wait_until(lambda: not route.running)
+        assert route.stats().error == "the source channel was closed"
+        assert bridge_threads() == []
+        assert any("stopped: the source channel was closed" in r.getMessage() for r in caplog.records)
