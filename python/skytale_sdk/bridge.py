@@ -145,6 +145,18 @@ def _integral_numbers(value: Any) -> Any:
 # A2A messages, handled in their JSON form (json_format.MessageToDict) and validated by a2a-sdk
 
 
+def _read_a2a_envelope(envelope: Envelope) -> Optional[Dict[str, Any]]:
+    """The A2A Message an A2A envelope holds, in JSON form; ``None`` for an A2A object (``application/a2a+json;
+    type=<T>``, checked by the caller)."""
+    media = _media_type(envelope.content_type)[0]
+    if media == A2A_OBJECT_MEDIA_TYPE:
+        return None
+    if media != JSON_CONTENT_TYPE:
+        expected = f"{JSON_CONTENT_TYPE} nor {A2A_OBJECT_MEDIA_TYPE}"
+        raise Untranslatable(MALFORMED, f"A2A content type {envelope.content_type!r} is neither {expected}")
+    return _read_a2a_message(envelope.payload)
+
+
 def _read_a2a_message(payload: bytes) -> Dict[str, Any]:
     a2a_types, json_format = _a2a()
     try:
@@ -159,9 +171,10 @@ def _a2a_message_payload(message: Dict[str, Any]) -> bytes:
     a2a_types, json_format = _a2a()
     try:
         parsed = json_format.ParseDict(message, a2a_types.Message())
-    except (json_format.Error, TypeError) as error:
+        return json_format.MessageToJson(parsed, indent=None).encode("utf-8")
+    except (json_format.Error, TypeError, ValueError, OverflowError) as error:
+        # E.g. a data number that is not a finite double: a protobuf Value cannot hold it.
         raise ValueError(f"not an A2A Message: {error}") from None
-    return json_format.MessageToJson(parsed, indent=None).encode("utf-8")
 
 
 def _validate_a2a_object(content_type: str, payload: bytes) -> None:
@@ -250,7 +263,11 @@ def _slim_content(kind: str, payload: bytes) -> Any:
     if kind == "raw":
         return base64.b64encode(payload).decode("ascii")
     text = payload.decode("utf-8")
-    return json.loads(text) if kind == "data" else text
+    return json.loads(text, parse_constant=_reject_constant) if kind == "data" else text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _slim_as_part(content_type: str, payload: bytes) -> Dict[str, Any]:
@@ -332,10 +349,10 @@ def _pass_through(envelope: Envelope, hop: _Hop) -> Translated:
 
 
 def _a2a_to_slim(envelope: Envelope, hop: _Hop) -> Translated:
-    if _is_a2a_object(envelope.content_type):
+    message = _read_a2a_envelope(envelope)
+    if message is None:
         _validate_a2a_object(envelope.content_type, envelope.payload)
         return envelope.content_type, envelope.payload, {}
-    message = _read_a2a_message(envelope.payload)
     parts = message.get("parts", [])
     kind = _part_kind(parts[0]) if len(parts) == 1 else None
     if kind is None:
@@ -362,7 +379,12 @@ def _slim_to_a2a(envelope: Envelope, hop: _Hop) -> Translated:
     restored = _restore((envelope.metadata or {}).get(A2A_KEY), fill)
     if restored is not None:
         return JSON_CONTENT_TYPE, restored, {}
-    return JSON_CONTENT_TYPE, _new_a2a_message(_slim_as_part(envelope.content_type, envelope.payload), hop), {}
+    part = _slim_as_part(envelope.content_type, envelope.payload)
+    try:
+        return JSON_CONTENT_TYPE, _new_a2a_message(part, hop), {}
+    except ValueError:  # JSON an A2A data part cannot hold (e.g. a number beyond a double): keep the bytes instead
+        part = {"raw": _slim_content("raw", envelope.payload), "mediaType": envelope.content_type}
+        return JSON_CONTENT_TYPE, _new_a2a_message(part, hop), {}
 
 
 def _mcp_to_slim(envelope: Envelope, hop: _Hop) -> Translated:
@@ -376,9 +398,9 @@ def _slim_to_mcp(envelope: Envelope, hop: _Hop) -> Translated:
 
 
 def _a2a_to_mcp(envelope: Envelope, hop: _Hop) -> Translated:
-    if _is_a2a_object(envelope.content_type):
-        raise Untranslatable(NO_MAPPING, f"A2A {envelope.content_type!r} objects have no MCP form")
-    message = _read_a2a_message(envelope.payload)
+    message = _read_a2a_envelope(envelope)
+    if message is None:
+        raise Untranslatable(NO_MAPPING, f"A2A objects ({envelope.content_type}) have no MCP form")
     parts = message.get("parts", [])
     kinds = [_part_kind(part) for part in parts]
     if kinds == ["data"]:
