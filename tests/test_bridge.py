@@ -6,6 +6,7 @@ the bridge forwarded (members do not receive their own messages, hence three age
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import sys
@@ -19,9 +20,11 @@ from a2a import types as a2a_types
 from channels import wait_until
 from conftest import DevStack
 from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp.types import JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, jsonrpc_message_adapter
 from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
-from skytale_sdk.bridge import ProtocolBridge
+from skytale_sdk.bridge import ProtocolBridge, _Hop, _translate
 from skytale_sdk.integrations.slim import SLIMAdapter
 from test_manager import PATIENCE
 
@@ -456,3 +459,71 @@ def test_a_route_whose_source_ends_says_why(
         assert route.stats().error == "the source channel was closed"
         assert bridge_threads() == []
         assert any("stopped: the source channel was closed" in r.getMessage() for r in caplog.records)
+
+
+# Round trips of the translations themselves, over generated A2A messages (no channel needed: the end-to-end tests
+# above cover the routes; these cover the field-by-field claim for every shape of message).
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.text(max_size=12)
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
+    max_leaves=8,
+)
+_OBJECTS = st.dictionaries(st.text(max_size=6), _JSON, max_size=3)
+
+
+@st.composite
+def _parts(draw: st.DrawFn, kinds: Sequence[str] = ("text", "raw", "data", "url")) -> Dict[str, Any]:
+    kind = draw(st.sampled_from(kinds))
+    content = {
+        "text": lambda: draw(st.text(max_size=20)),
+        "raw": lambda: base64.b64encode(draw(st.binary(max_size=20))).decode(),
+        "data": lambda: draw(_JSON),
+        "url": lambda: draw(st.text(min_size=1, max_size=20)),
+    }[kind]()
+    part: Dict[str, Any] = {kind: content}
+    for key, values in (("mediaType", st.sampled_from(["text/markdown", "image/png", "application/json"])),
+                        ("filename", st.text(min_size=1, max_size=8)),
+                        ("metadata", _OBJECTS)):
+        if draw(st.booleans()):
+            part[key] = draw(values)
+    return part
+
+
+@st.composite
+def _messages(draw: st.DrawFn, parts: Any) -> a2a_types.Message:
+    fields: Dict[str, Any] = {"messageId": draw(st.text(min_size=1, max_size=8)), "parts": draw(parts)}
+    for key, values in (("contextId", st.text(min_size=1, max_size=8)),
+                        ("taskId", st.text(min_size=1, max_size=8)),
+                        ("role", st.sampled_from(["ROLE_USER", "ROLE_AGENT"])),
+                        ("metadata", _OBJECTS),
+                        ("extensions", st.lists(st.text(min_size=1, max_size=8), max_size=2)),
+                        ("referenceTaskIds", st.lists(st.text(min_size=1, max_size=8), max_size=2))):
+        if draw(st.booleans()):
+            fields[key] = draw(values)
+    return a2a_message(**fields)
+
+
+def _round_trip(message: a2a_types.Message, middle: Protocol) -> a2a_types.Message:
+    there, back = _Hop("x/a2a/in", "x/mid/m", "bridge"), _Hop("x/mid/m", "x/a2a/out", "bridge")
+    translated = _translate(a2a_envelope(message), Protocol.A2A, middle, there)
+    return parse_a2a(_translate(translated, middle, Protocol.A2A, back))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_messages(st.lists(_parts(), max_size=3)))
+def test_any_a2a_message_survives_slim_and_back(message: a2a_types.Message) -> None:
+    assert _round_trip(message, Protocol.SLIM) == message
+
+
+@settings(max_examples=200, deadline=None)
+@given(_messages(st.lists(_parts(kinds=("text",)), min_size=1, max_size=3)))
+def test_any_a2a_text_message_survives_mcp_and_back(message: a2a_types.Message) -> None:
+    assert _round_trip(message, Protocol.MCP) == message
