@@ -313,7 +313,8 @@ def test_wrong_protocol_and_malformed_messages_are_counted_and_logged(
         assert (stats.forwarded, stats.untranslatable) == (1, {"wrong_protocol": 2, "malformed": 2})
         warnings = [r.getMessage() for r in caplog.records if r.name == "skytale_sdk.bridge"]
         assert len(warnings) == 4
-        assert sum(": wrong_protocol: " in w for w in warnings) == 2 and sum(": malformed: " in w for w in warnings) == 2
+        assert sum(": wrong_protocol: " in w for w in warnings) == 2
+        assert sum(": malformed: " in w for w in warnings) == 2
 
 
 def test_a_send_that_keeps_failing_is_retried_counted_and_logged(
