@@ -1,6 +1,8 @@
 """Section `latency`: one-way latency p50/p99/p99.9 on an idle channel (one message in flight), through the
 relay of a real `skytale dev` on loopback, for 100-byte and 64 KiB payloads, by three receiving APIs:
 the native `Channel.messages()` iterator, the manager's `receive()`, and `skytale_sdk.aio`'s `receive()`.
+The native loop also records how long each `send()` took (until the relay acknowledged the message as stored):
+`native_messages.<size>.send_acked`.
 
 Usage: .venv/bin/python benches/latency.py [--quick]   (prints one JSON object; see docs/benchmarks.md)
 """
@@ -30,8 +32,12 @@ def native_messages(stack: DevStack, sizes: List[Tuple[str, int, int, int]]) -> 
         sender = alice.create_channel("myorg/latency/native")
         receiver = bob.join_channel("myorg/latency/native", sender.add_member(bob.generate_key_package()))
         incoming = receiver.messages(timeout=RECEIVE_TIMEOUT_S)
-        return {label: latency_summary(one_way_iterator(sender.send, incoming, size, samples, warmup))
-                for label, size, samples, warmup in sizes}
+        figures: Dict[str, Any] = {}
+        for label, size, samples, warmup in sizes:
+            send_times: List[float] = []
+            figures[label] = latency_summary(one_way_iterator(sender.send, incoming, size, samples, warmup, send_times))
+            figures[label]["send_acked"] = latency_summary(send_times)
+        return figures
     finally:
         alice.close()
         bob.close()

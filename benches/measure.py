@@ -9,7 +9,7 @@ flight at a time (an idle channel); the receiver runs in the same process, so no
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Sequence
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence
 
 Send = Callable[[bytes], Any]
 Receive = Callable[[], Sequence[Any]]
@@ -29,19 +29,25 @@ def _as_bytes(item: Any) -> bytes:
     return item.encode("utf-8", "surrogateescape") if isinstance(item, str) else bytes(item)
 
 
-def one_way_iterator(send: Send, incoming: Iterator[Any], size: int, samples: int, warmup: int) -> List[float]:
-    """Milliseconds from `send(payload)` until `next(incoming)` yields it (a blocking message iterator)."""
+def one_way_iterator(send: Send, incoming: Iterator[Any], size: int, samples: int, warmup: int,
+                     send_times: Optional[List[float]] = None) -> List[float]:
+    """Milliseconds from `send(payload)` until `next(incoming)` yields it (a blocking message iterator). With
+    `send_times`, also appends how long each `send()` itself took (for ours: until the relay acknowledged it as
+    stored), the share of the one-way time the receiving side cannot start before."""
     timings = []
     for index in range(warmup + samples):
         payload = _payload(size, index)
         start = time.perf_counter()
         send(payload)
+        sent = time.perf_counter()
         got = next(incoming)
         elapsed = (time.perf_counter() - start) * 1000
         if _as_bytes(got) != payload:
             raise MeasurementError(f"message {index}: the iterator yielded another payload ({len(_as_bytes(got))} B)")
         if index >= warmup:
             timings.append(elapsed)
+            if send_times is not None:
+                send_times.append((sent - start) * 1000)
     return timings
 
 

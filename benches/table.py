@@ -74,6 +74,10 @@ def _latency_rows(group: str, section: str, api: str, label: str, peer: Optional
                         tuple(Ref(section, f"{api}.{size}.{q}") for q in ("p50_ms", "p99_ms", "p999_ms")), "ms",
                         targets, Ratio("tonic echo RTT p50", ECHO_RTT_MS),
                         Ref("peer", f"{peer}.{size}.p50_ms") if peer else None))
+        if api == "native_messages":
+            rows.append(Row(group, f"  of which send() until acknowledged, {size_label}: p50 / p99",
+                            tuple(Ref(section, f"{api}.{size}.send_acked.{q}") for q in ("p50_ms", "p99_ms")), "ms",
+                            vs_limit=Ratio("tonic echo RTT p50", ECHO_RTT_MS)))
     return rows
 
 
