@@ -137,3 +137,47 @@ print("started", flush=True)
     finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout == "started\n"
+
+
+def run_and_exit(script: str) -> None:
+    """Runs ``script`` in a fresh interpreter, which exits with things left open; it must exit 0, not abort."""
+    for _ in range(3):  # the abort this guards against was timing dependent
+        finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr
+        assert finished.stdout == "done\n"
+
+
+def test_interpreter_exits_cleanly_while_daemon_threads_send_and_receive(relay, tmp_path: Path):
+    # Native calls return in daemon threads while the interpreter finalizes: they must not take the GIL back.
+    run_and_exit(f"""
+import threading, time
+from skytale_sdk import SkytaleClient
+alice = SkytaleClient({relay.endpoint!r}, {str(tmp_path / "alice")!r}, b"alice")
+bob = SkytaleClient({relay.endpoint!r}, {str(tmp_path / "bob")!r}, b"bob")
+channel = alice.create_channel({CHANNEL!r} + str(time.monotonic_ns()))
+bob_channel = bob.join_channel(channel.name, channel.add_member(bob.generate_key_package()))
+def send_forever():
+    while True:
+        channel.send(b"x" * 100)
+threading.Thread(target=send_forever, daemon=True).start()
+threading.Thread(target=lambda: list(bob_channel.messages()), daemon=True).start()
+time.sleep(0.3)
+print("done", flush=True)
+""")
+
+
+def test_interpreter_exits_cleanly_with_managers_left_open(relay, tmp_path: Path):
+    run_and_exit(f"""
+import time
+from skytale_sdk import SkytaleChannelManager
+name = {CHANNEL!r} + str(time.monotonic_ns())
+alice = SkytaleChannelManager("alice", endpoint={relay.endpoint!r}, data_dir={str(tmp_path / "alice")!r})
+bob = SkytaleChannelManager("bob", endpoint={relay.endpoint!r}, data_dir={str(tmp_path / "bob")!r})
+alice.create(name)
+bob.join(name, alice.add_member(name, bob.key_package()))
+alice.send(name, "hi")
+assert bob.receive(name, timeout=30) == ["hi"]
+view = bob.view(name)
+alice.send(name, "unread")
+print("done", flush=True)
+""")

@@ -26,10 +26,12 @@ not delivered again by a later manager on the same ``data_dir``.
 
 from __future__ import annotations
 
+import atexit
 import os
 import tempfile
 import threading
 import time
+import weakref
 from collections import deque
 from types import TracebackType
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Type, Union
@@ -354,6 +356,17 @@ def _as_envelope(payload: bytes) -> Envelope:
         return Envelope(Protocol.RAW, RAW_CONTENT_TYPE, payload)
 
 
+#: Managers not closed yet. At interpreter exit they are closed (listener threads stopped and joined) before the
+#: interpreter finalizes, so exiting without ``close()`` is clean.
+_open_managers: "weakref.WeakSet[SkytaleChannelManager]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_managers() -> None:
+    for manager in list(_open_managers):
+        manager.close()
+
+
 class SkytaleChannelManager:
     """Encrypted channels by name for agent frameworks, with a background listener per channel.
 
@@ -393,6 +406,7 @@ class SkytaleChannelManager:
         self._lock = threading.Lock()
         self._feeds: Dict[str, _ChannelFeed] = {}
         self._closed = False
+        _open_managers.add(self)
         try:
             for name in self._client.channels():
                 self._listen(self._client.open_channel(name))
@@ -484,6 +498,7 @@ class SkytaleChannelManager:
 
     def close(self) -> None:
         """Stops and joins every listener thread, then closes the client. Idempotent."""
+        _open_managers.discard(self)
         with self._lock:
             if self._closed:
                 return
