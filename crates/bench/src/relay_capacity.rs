@@ -20,6 +20,7 @@
 //!   the queueing the in-flight window causes).
 //! - `duration_s`, `publishers`, `subscribers_per_channel`, `in_flight_per_publisher`, `blob_bytes`: the run.
 //! - `relay_cpu_percent`, `generator_cpu_percent`: CPU time / wall time over the window (100 = one core).
+//! - `relay_cpu_us_per_routed_msg`: relay CPU time per delivery; steadier than the rates on a shared machine.
 //! - `relay_rss_bytes`: the relay's resident memory at the end of the window.
 //! - `undelivered_messages`: acknowledged messages some subscriber had not received by the end (expected 0).
 
@@ -165,6 +166,7 @@ async fn measure(args: &Args, relay: &RelayProcess) -> anyhow::Result<serde_json
         "in_flight_per_publisher": args.in_flight,
         "blob_bytes": args.blob_bytes,
         "relay_cpu_percent": (relay_cpu.as_secs_f64() / elapsed * 100.0).round(),
+        "relay_cpu_us_per_routed_msg": round2(relay_cpu.as_secs_f64() * 1e6 / (delivered1 - delivered0).max(1) as f64),
         "generator_cpu_percent": (own_cpu.as_secs_f64() / elapsed * 100.0).round(),
         "relay_rss_bytes": relay_rss,
         "undelivered_messages": undelivered,

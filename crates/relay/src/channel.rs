@@ -38,12 +38,14 @@ impl ChannelHub {
     }
 
     /// Installs the feed of a channel loaded from the store at startup.
-    pub fn restore(&self, channel: ChannelName, start: FeedStart) {
+    pub fn restore(&self, channel: ChannelName, start: FeedStart) -> Arc<ChannelFeed> {
         let mut feeds = self
             .feeds
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        feeds.insert(channel, Arc::new(ChannelFeed::new(start)));
+        let feed = Arc::new(ChannelFeed::new(start));
+        feeds.insert(channel, Arc::clone(&feed));
+        feed
     }
 }
 
@@ -129,14 +131,19 @@ impl ChannelFeed {
         self.state().epoch
     }
 
-    /// Called by the log writer once `message` is committed; `epoch_after` is the channel's epoch after it.
-    pub fn append(&self, message: Arc<StoredMessage>, epoch_after: u64) {
-        let seq = message.seq;
+    /// Called by the log writer once `messages` (consecutive, in order) are committed; `epoch_after` is the
+    /// channel's epoch after the last of them. Wakes the channel's cursors once for all of them.
+    pub fn append(&self, messages: Vec<Arc<StoredMessage>>, epoch_after: u64) {
+        let Some(head) = messages.last().map(|m| m.seq) else {
+            return;
+        };
         {
             let mut state = self.state();
             state.epoch = Some(epoch_after);
-            state.recent_bytes += message.size();
-            state.recent.push_back(message);
+            for message in messages {
+                state.recent_bytes += message.size();
+                state.recent.push_back(message);
+            }
             while state.recent.len() > RECENT_MAX_MESSAGES || state.recent_bytes > RECENT_MAX_BYTES
             {
                 match state.recent.pop_front() {
@@ -145,7 +152,7 @@ impl ChannelFeed {
                 }
             }
         }
-        self.head.send_replace(seq);
+        self.head.send_replace(head);
     }
 
     /// Called by the log writer once retention removed every message up to `through_seq`.

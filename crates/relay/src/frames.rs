@@ -1,12 +1,14 @@
 //! The frames the relay sends, built in one place so every reply follows `docs/protocol.md` exactly.
 
 use std::collections::HashMap;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 use skytale_proto::meta;
 use skytale_proto::pb::{self, message::MessageType};
 use skytale_proto::ChannelName;
-
-use crate::store::StoredMessage;
 
 /// A refused request: a stable `skytale-error-code` and a readable explanation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,12 +150,83 @@ fn ack_publish(channel: Option<&ChannelName>, error: bool) -> pb::Publish {
     }
 }
 
-/// A stored message as delivered to subscribers: the original `Publish` plus seq, epoch and msg id.
-pub fn delivery(stored: &StoredMessage) -> pb::Message {
-    let metadata = HashMap::from([
-        (meta::SEQ.to_owned(), stored.seq.to_string()),
-        (meta::EPOCH.to_owned(), stored.epoch.to_string()),
-        (meta::MSG_ID.to_owned(), stored.msg_id.clone()),
-    ]);
-    message(MessageType::Publish(stored.publish.clone()), metadata)
+/// The delivery of a stored message, encoded once for every subscriber: a `Message` holding the original
+/// `Publish` (`publish`, its encoding as stored) with metadata seq, epoch and msg id. Returns the encoding and
+/// where `publish` sits inside it. Built by hand from the two parts, which is byte for byte what encoding the
+/// equivalent `pb::Message` gives, without decoding and re-encoding the stored frame.
+pub fn encode_delivery(publish: &[u8], seq: u64, epoch: u64, msg_id: &str) -> (Bytes, Range<usize>) {
+    let (seq, epoch) = (seq.to_string(), epoch.to_string());
+    let metadata = [
+        (meta::SEQ, seq.as_str()),
+        (meta::EPOCH, epoch.as_str()),
+        (meta::MSG_ID, msg_id),
+    ];
+    let entries_len: usize = metadata
+        .iter()
+        .map(|(key, value)| {
+            let entry = map_entry_len(key, value);
+            1 + encoded_len_varint(entry as u64) + entry
+        })
+        .sum();
+    let mut out = BytesMut::with_capacity(1 + encoded_len_varint(publish.len() as u64) + publish.len() + entries_len);
+    encode_key(MESSAGE_PUBLISH_FIELD, WireType::LengthDelimited, &mut out);
+    encode_varint(publish.len() as u64, &mut out);
+    let start = out.len();
+    out.put_slice(publish);
+    let range = start..out.len();
+    for (key, value) in metadata {
+        encode_key(MESSAGE_METADATA_FIELD, WireType::LengthDelimited, &mut out);
+        encode_varint(map_entry_len(key, value) as u64, &mut out);
+        for (field, text) in [(1, key), (2, value)] {
+            encode_key(field, WireType::LengthDelimited, &mut out);
+            encode_varint(text.len() as u64, &mut out);
+            out.put_slice(text.as_bytes());
+        }
+    }
+    (out.freeze(), range)
+}
+
+/// Field numbers of `Message.publish` and `Message.metadata` in `data_plane.proto`.
+const MESSAGE_PUBLISH_FIELD: u32 = 3;
+const MESSAGE_METADATA_FIELD: u32 = 4;
+
+/// Encoded length of one `map<string, string>` entry (key = field 1, value = field 2).
+fn map_entry_len(key: &str, value: &str) -> usize {
+    [key, value]
+        .iter()
+        .map(|text| 1 + encoded_len_varint(text.len() as u64) + text.len())
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message as _;
+
+    use super::*;
+
+    #[test]
+    fn an_encoded_delivery_is_the_publish_with_its_metadata() {
+        let channel = ChannelName::parse("acme/team/news").unwrap();
+        let publish = pb::Publish {
+            msg: Some(pb::Content {
+                content_type: Some(pb::content::ContentType::AppPayload(pb::ApplicationPayload {
+                    payload_type: meta::payload_type::APPLICATION.to_owned(),
+                    blob: vec![7; 300],
+                })),
+            }),
+            ..ack_publish(Some(&channel), false)
+        };
+        let stored = publish.encode_to_vec();
+        let (bytes, range) = encode_delivery(&stored, 42, 3, "id-1");
+        assert_eq!(&bytes[range], stored.as_slice());
+        let expected = message(
+            MessageType::Publish(publish),
+            HashMap::from([
+                (meta::SEQ.to_owned(), "42".to_owned()),
+                (meta::EPOCH.to_owned(), "3".to_owned()),
+                (meta::MSG_ID.to_owned(), "id-1".to_owned()),
+            ]),
+        );
+        assert_eq!(pb::Message::decode(bytes).unwrap(), expected);
+    }
 }

@@ -18,6 +18,7 @@
 
 mod auth;
 mod channel;
+mod codec;
 mod config;
 mod error;
 mod frames;
@@ -34,7 +35,6 @@ mod subscription;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use skytale_proto::pb::data_plane_service_server::DataPlaneServiceServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -119,9 +119,11 @@ impl Relay {
             max_payload: config.max_payload,
             auth: config.auth.clone(),
         });
-        let service =
-            DataPlaneServiceServer::new(service::DataPlane::new(shared, stop_signal.clone()))
-                .max_decoding_message_size(config.max_payload.saturating_add(FRAME_OVERHEAD));
+        let service = service::DataPlaneServer::new(
+            shared,
+            stop_signal.clone(),
+            config.max_payload.saturating_add(FRAME_OVERHEAD),
+        );
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let mut server_stop = stop_signal.clone();
         let server = tokio::spawn(

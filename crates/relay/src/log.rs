@@ -12,11 +12,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use rusqlite::Connection;
-use skytale_proto::{pb, ChannelName};
+use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::channel::{ChannelHub, FeedStart};
+use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
 use crate::config::SyncMode;
 use crate::error::RelayError;
 use crate::mls_framing::{ContentType, MlsHeader};
@@ -33,7 +34,8 @@ pub struct AppendRequest {
     pub channel: ChannelName,
     pub msg_id: String,
     pub header: MlsHeader,
-    pub publish: pb::Publish,
+    /// The `Publish` frame, encoded: what the log stores.
+    pub frame: Bytes,
 }
 
 /// Why an append was not stored.
@@ -78,7 +80,7 @@ impl LogWriter {
         for row in store::load_channels(&conn)? {
             let name = ChannelName::parse(&row.name)
                 .map_err(|_| StoreError::CorruptName(row.name.clone()))?;
-            hub.restore(
+            let feed = hub.restore(
                 name.clone(),
                 FeedStart {
                     head: row.next_seq - 1,
@@ -94,6 +96,7 @@ impl LogWriter {
                     group_id: row.group_id,
                     epoch: row.epoch,
                     next_seq: row.next_seq,
+                    feed,
                 },
             );
         }
@@ -162,12 +165,14 @@ impl LogWriter {
 }
 
 /// What the sequencer knows about a channel.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct ChannelHead {
     id: i64,
     group_id: Vec<u8>,
     epoch: u64,
     next_seq: u64,
+    /// Where committed messages go for subscribers.
+    feed: Arc<ChannelFeed>,
 }
 
 struct Sequencer {
@@ -179,7 +184,7 @@ struct Sequencer {
 /// The outcome of admitting one request inside a batch, before the commit.
 enum Admission {
     Stored {
-        channel: ChannelName,
+        feed: Arc<ChannelFeed>,
         message: Arc<StoredMessage>,
         epoch_after: u64,
     },
@@ -239,20 +244,35 @@ impl Sequencer {
             }
         };
         self.heads.extend(staged);
-        for (admission, reply) in admissions.into_iter().zip(replies) {
-            let result = match admission {
+        // Subscribers learn of the batch first (once per channel, not per message), so that by the time a
+        // publisher sees its ack every head query and subscription already sees the message.
+        let mut published: Vec<(Arc<ChannelFeed>, Vec<Arc<StoredMessage>>, u64)> = Vec::new();
+        let mut results = Vec::with_capacity(admissions.len());
+        for admission in admissions {
+            results.push(match admission {
                 Admission::Stored {
-                    channel,
+                    feed,
                     message,
                     epoch_after,
                 } => {
                     let seq = message.seq;
-                    self.hub.feed(&channel).append(message, epoch_after);
+                    match published.iter_mut().find(|(f, _, _)| Arc::ptr_eq(f, &feed)) {
+                        Some((_, messages, epoch)) => {
+                            messages.push(message);
+                            *epoch = epoch_after;
+                        }
+                        None => published.push((feed, vec![message], epoch_after)),
+                    }
                     Ok(seq)
                 }
                 Admission::Duplicate(seq) => Ok(seq),
                 Admission::Refused(error) => Err(error),
-            };
+            });
+        }
+        for (feed, messages, epoch_after) in published {
+            feed.append(messages, epoch_after);
+        }
+        for (result, reply) in results.into_iter().zip(replies) {
             // The publisher may have disconnected meanwhile; the message is stored either way.
             let _ = reply.send(result);
         }
@@ -269,7 +289,7 @@ impl Sequencer {
         let now_ms = unix_millis();
         let mut admissions = Vec::with_capacity(requests.len());
         for request in requests {
-            admissions.push(admit(&tx, &self.heads, staged, request, now_ms)?);
+            admissions.push(admit(&tx, &self.hub, &self.heads, staged, request, now_ms)?);
         }
         for head in staged.values() {
             store::update_channel_head(&tx, head.id, head.epoch, head.next_seq)?;
@@ -304,6 +324,7 @@ impl Sequencer {
 /// message; the message epoch must be the channel's current epoch; an accepted commit opens the next epoch.
 fn admit(
     conn: &Connection,
+    hub: &ChannelHub,
     committed: &HashMap<ChannelName, ChannelHead>,
     staged: &mut HashMap<ChannelName, ChannelHead>,
     request: AppendRequest,
@@ -313,7 +334,7 @@ fn admit(
         channel,
         msg_id,
         header,
-        publish,
+        frame,
     } = request;
     let head = match staged.entry(channel.clone()) {
         Entry::Occupied(entry) => entry.into_mut(),
@@ -324,36 +345,37 @@ fn admit(
                 group_id: header.group_id.clone(),
                 epoch: header.epoch,
                 next_seq: 1,
+                feed: hub.feed(&channel),
             },
         }),
     };
 
-    if let Some(seq) = store::seq_of_msg_id(conn, head.id, &msg_id)? {
-        return Ok(Admission::Duplicate(seq));
-    }
-    if header.group_id != head.group_id {
-        return Ok(Admission::Refused(AppendError::ForeignGroup(channel)));
-    }
-    if header.epoch != head.epoch {
-        return Ok(Admission::Refused(AppendError::StaleEpoch {
-            message_epoch: header.epoch,
-            channel_epoch: head.epoch,
+    if header.group_id != head.group_id || header.epoch != head.epoch {
+        // A retry of a stored message is acknowledged even if the channel has moved on since.
+        if let Some(seq) = store::seq_of_msg_id(conn, head.id, &msg_id)? {
+            return Ok(Admission::Duplicate(seq));
+        }
+        return Ok(Admission::Refused(if header.group_id != head.group_id {
+            AppendError::ForeignGroup(channel)
+        } else {
+            AppendError::StaleEpoch {
+                message_epoch: header.epoch,
+                channel_epoch: head.epoch,
+            }
         }));
     }
 
-    let message = StoredMessage {
-        seq: head.next_seq,
-        epoch: header.epoch,
-        msg_id,
-        publish,
-    };
-    store::insert_message(conn, head.id, &message, now_ms)?;
+    let message = StoredMessage::new(head.next_seq, header.epoch, &msg_id, &frame);
+    if !store::insert_message(conn, head.id, &msg_id, &message, now_ms)? {
+        let seq = store::seq_of_msg_id(conn, head.id, &msg_id)?.ok_or(StoreError::LostMessage)?;
+        return Ok(Admission::Duplicate(seq));
+    }
     head.next_seq += 1;
     if header.content_type == ContentType::Commit {
         head.epoch += 1;
     }
     Ok(Admission::Stored {
-        channel,
+        feed: Arc::clone(&head.feed),
         message: Arc::new(message),
         epoch_after: head.epoch,
     })

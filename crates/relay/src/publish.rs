@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use prost::Message as _;
 use skytale_proto::meta::{self, error_code};
 use skytale_proto::pb::{self, content::ContentType as PayloadKind};
 use skytale_proto::ChannelName;
@@ -94,7 +95,8 @@ pub fn validate(
         channel,
         msg_id: id,
         header,
-        publish,
+        // Encoded here, on the stream's task, so the single log writer only copies bytes.
+        frame: publish.encode_to_vec().into(),
     })
 }
 

@@ -16,6 +16,7 @@ use tonic::{Status, Streaming};
 
 use crate::auth::{RelayAuth, StreamIdentity};
 use crate::channel::{ChannelFeed, ChannelHub};
+use crate::codec::OutFrame;
 use crate::frames::{self, Refusal};
 use crate::log::{AppendError, AppendResult, LogWriter};
 use crate::publish;
@@ -174,7 +175,7 @@ impl Session {
 
     async fn send(&self, frame: pb::Message) -> Result<(), StreamClosed> {
         self.outbound
-            .send(Ok(frame))
+            .send(Ok(frame.into()))
             .await
             .map_err(|_| StreamClosed)
     }
@@ -475,7 +476,7 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
                 }
             }),
         };
-        if outbound.send(frame).await.is_err() {
+        if outbound.send(frame.map(OutFrame::from)).await.is_err() {
             return;
         }
     }

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use prost::Message as _;
+use std::ops::Range;
+
+use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension};
-use skytale_proto::pb;
 
 use crate::config::SyncMode;
+use crate::frames;
 
 /// File name of the log database inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
@@ -49,29 +51,48 @@ CREATE INDEX IF NOT EXISTS messages_by_age ON messages(stored_at_ms);
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("stored frame of channel {channel} seq {seq} does not decode: {source}")]
-    CorruptFrame {
-        channel: String,
-        seq: u64,
-        source: prost::DecodeError,
-    },
     #[error("stored channel name {0:?} is invalid")]
     CorruptName(String),
+    #[error("a message id conflicted with a stored one that cannot be found")]
+    LostMessage,
 }
 
-/// One accepted message as the log keeps it: the original `Publish` frame plus what the relay assigned.
+/// One accepted message as the log keeps it: the original `Publish` frame plus what the relay assigned, held as
+/// the delivery every subscriber gets (encoded once, shared).
 #[derive(Clone, Debug)]
 pub struct StoredMessage {
     pub seq: u64,
     pub epoch: u64,
-    pub msg_id: String,
-    pub publish: pb::Publish,
+    delivery: Bytes,
+    /// Where the original `Publish` encoding lies in `delivery`.
+    frame: Range<usize>,
 }
 
 impl StoredMessage {
+    /// The message `frame` (an encoded `Publish`) stored at `seq`.
+    pub fn new(seq: u64, epoch: u64, msg_id: &str, frame: &[u8]) -> Self {
+        let (delivery, frame) = frames::encode_delivery(frame, seq, epoch, msg_id);
+        Self {
+            seq,
+            epoch,
+            delivery,
+            frame,
+        }
+    }
+
+    /// The original `Publish` frame, as stored.
+    pub fn frame(&self) -> &[u8] {
+        &self.delivery[self.frame.clone()]
+    }
+
+    /// The encoded delivery frame (a cheap reference-counted handle).
+    pub fn delivery(&self) -> Bytes {
+        self.delivery.clone()
+    }
+
     /// Bytes this message occupies in the log (its encoded frame); used for cache and retention budgets.
     pub fn size(&self) -> usize {
-        self.publish.encoded_len()
+        self.frame.len()
     }
 }
 
@@ -179,24 +200,29 @@ pub fn seq_of_msg_id(
     Ok(seq.map(unsql))
 }
 
+/// Stores `message` unless `msg_id` is already stored for this channel; returns whether it was stored.
+/// (The conflict check is the unique index's own lookup, so a new message costs no extra query.)
 pub fn insert_message(
     conn: &Connection,
     channel_id: i64,
+    msg_id: &str,
     message: &StoredMessage,
     stored_at_ms: i64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO messages (channel_id, seq, msg_id, epoch, stored_at_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        channel_id,
-        sql(message.seq),
-        message.msg_id,
-        sql(message.epoch),
-        stored_at_ms,
-        message.publish.encode_to_vec()
-    ])?;
-    Ok(())
+) -> Result<bool, StoreError> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO messages (channel_id, seq, msg_id, epoch, stored_at_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (channel_id, msg_id) DO NOTHING",
+        )?
+        .execute(params![
+            channel_id,
+            sql(message.seq),
+            msg_id,
+            sql(message.epoch),
+            stored_at_ms,
+            message.frame()
+        ])?;
+    Ok(inserted == 1)
 }
 
 /// Removes, per channel, every message stored before `cutoff_ms` and, when `max_bytes` is set, the oldest
@@ -325,15 +351,10 @@ impl ReadPool {
             let mut out = Vec::new();
             let mut bytes = 0usize;
             while let Some(row) = rows.next()? {
-                let seq = unsql(row.get(0)?);
-                let frame: Vec<u8> = row.get(3)?;
+                let frame = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
                 bytes += frame.len();
-                let publish = pb::Publish::decode(frame.as_slice()).map_err(|source| StoreError::CorruptFrame {
-                    channel: channel.to_owned(),
-                    seq,
-                    source,
-                })?;
-                out.push(StoredMessage { seq, epoch: unsql(row.get(1)?), msg_id: row.get(2)?, publish });
+                let msg_id = row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+                out.push(StoredMessage::new(unsql(row.get(0)?), unsql(row.get(1)?), msg_id, frame));
                 if bytes >= limit.max_bytes {
                     break;
                 }

@@ -9,17 +9,18 @@
 use std::sync::Arc;
 
 use skytale_proto::meta::error_code;
-use skytale_proto::{pb, ChannelName};
+use skytale_proto::ChannelName;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::Status;
 
 use crate::channel::{ChannelFeed, RetentionExpired};
+use crate::codec::OutFrame;
 use crate::frames::{self, Refusal};
 use crate::store::{ReadLimit, ReadPool, StoredMessage};
 
 /// The stream's outbound queue, shared by its cursors and its reply pipeline.
-pub type Outbound = mpsc::Sender<Result<pb::Message, Status>>;
+pub type Outbound = mpsc::Sender<Result<OutFrame, Status>>;
 
 /// One catch-up read: enough to keep the stream busy, small enough to bound memory per cursor.
 const READ_LIMIT: ReadLimit = ReadLimit {
@@ -126,7 +127,8 @@ impl Cursor {
                 .send(Ok(frames::subscription_refused(
                     self.subscription_id,
                     &refusal,
-                )))
+                )
+                .into()))
                 .await;
         }
     }
@@ -149,7 +151,7 @@ impl Cursor {
                 let below_start = self.min_epoch.is_some_and(|epoch| message.epoch < epoch);
                 if !below_start {
                     self.outbound
-                        .send(Ok(frames::delivery(&message)))
+                        .send(Ok(OutFrame::Encoded(message.delivery())))
                         .await
                         .ok()?;
                 }
