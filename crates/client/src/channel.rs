@@ -63,8 +63,8 @@ pub struct SyncRequest {
 impl SyncRequest {
     /// Waits until this member has applied everything up to the head the relay answered, as [`Channel::sync`].
     pub fn wait(self, timeout: Option<Duration>) -> Result<bool, Error> {
-        let channel = self.channel.clone();
-        match channel.client.block_on(channel.catch_up(self.head, timeout.map(|t| Instant::now() + t))) {
+        let SyncRequest { channel, head } = self;
+        match channel.client.block_on(channel.catch_up(head, timeout.map(|t| Instant::now() + t))) {
             Err(_) if channel.client.is_closing() => Ok(false),
             result => result,
         }
