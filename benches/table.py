@@ -213,7 +213,7 @@ def _ratio(value: Optional[float], reference: Cell, what: str) -> str:
         return f"n/a ({reference.missing})"
     if reference.value == 0:
         return "n/a (reference is 0)"
-    return f"{value / reference.value:.3g}x {what}".strip()
+    return f"{number(value / reference.value)}x {what}".strip()
 
 
 def _vs_peer(value: Optional[float], peer: Cell) -> str:
