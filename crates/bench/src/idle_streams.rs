@@ -39,6 +39,12 @@ pub struct Args {
     /// Streams sharing one HTTP/2 connection (1: one connection per stream, as real clients have).
     #[arg(long, default_value_t = 1)]
     streams_per_connection: usize,
+    /// Measure a relay already running at this URL (e.g. under a heap profiler) instead of starting one.
+    #[arg(long, requires = "relay_pid")]
+    relay_url: Option<String>,
+    /// Process id of the relay given with `--relay-url`, for its RSS.
+    #[arg(long, requires = "relay_url")]
+    relay_pid: Option<u32>,
 }
 
 /// Streams being opened at once.
@@ -56,18 +62,26 @@ pub fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     if (open_files_limit as usize) < needed {
         bail!("{needed} connections need more open files than the hard limit {open_files_limit} allows");
     }
-    let relay = RelayProcess::start(&args.skytale)?;
-    eprintln!("idle-streams: relay pid {} at {}", relay.pid(), relay.url());
+    let started = match (&args.relay_url, args.relay_pid) {
+        (Some(url), Some(pid)) => (None, url.clone(), pid),
+        _ => {
+            let relay = RelayProcess::start(&args.skytale)?;
+            let (url, pid) = (relay.url().to_owned(), relay.pid());
+            (Some(relay), url, pid)
+        }
+    };
+    let (_relay, url, pid) = started;
+    eprintln!("idle-streams: relay pid {pid} at {url}");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut figures = runtime.block_on(measure(&args, &relay))?;
+    let mut figures = runtime.block_on(measure(&args, &url, pid))?;
     figures["open_files_limit"] = json!(open_files_limit);
     // The streams are dropped with the runtime: shut it down without waiting for 10 000 connection tasks.
     runtime.shutdown_background();
     Ok(figures)
 }
 
-async fn measure(args: &Args, relay: &RelayProcess) -> anyhow::Result<serde_json::Value> {
-    let pid = relay.pid().to_string();
+async fn measure(args: &Args, url: &str, pid: u32) -> anyhow::Result<serde_json::Value> {
+    let pid = pid.to_string();
     let baseline = settled_rss(&pid).await?;
     let client_baseline = relay_process::rss_bytes("self")?;
     eprintln!("idle-streams: baseline RSS {baseline} bytes");
@@ -86,7 +100,7 @@ async fn measure(args: &Args, relay: &RelayProcess) -> anyhow::Result<serde_json
             .map(<[usize]>::to_vec)
             .collect();
         let opened: Vec<Vec<SlimStream>> = stream::iter(groups)
-            .map(|group| open_group(relay.url(), group))
+            .map(|group| open_group(url, group))
             .buffer_unordered(OPENING_CONCURRENCY)
             .try_collect()
             .await?;

@@ -12,6 +12,7 @@ use skytale_proto::meta::{self, error_code};
 use skytale_proto::pb::{self, message::MessageType};
 use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
 use crate::auth::{RelayAuth, StreamIdentity};
@@ -63,8 +64,16 @@ struct Session {
     shared: Arc<Shared>,
     identity: StreamIdentity,
     outbound: Outbound,
-    replies: mpsc::Sender<PendingReply>,
+    /// Started by the first publish or head query: a stream that only subscribes (most of them, idle most of
+    /// the time) never pays for the queue and task.
+    replies: Option<ReplyPipeline>,
     subscriptions: HashMap<ChannelName, SubscriptionTask>,
+}
+
+/// The ordered reply queue and the task that emits it.
+struct ReplyPipeline {
+    queue: mpsc::Sender<PendingReply>,
+    task: JoinHandle<()>,
 }
 
 /// How the read loop ended.
@@ -83,13 +92,11 @@ pub async fn serve(
     outbound: Outbound,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (replies, pending) = mpsc::channel(MAX_PENDING_REPLIES);
-    let mut reply_task = tokio::spawn(send_replies(pending, outbound.clone()));
     let mut session = Session {
         shared,
         identity,
         outbound,
-        replies,
+        replies: None,
         subscriptions: HashMap::new(),
     };
 
@@ -97,14 +104,16 @@ pub async fn serve(
         tokio::select! {
             frame = inbound.next() => match frame {
                 Some(Ok(frame)) => {
-                    if session.dispatch(frame).await.is_err() {
+                    // Boxed: handling a frame needs far more state than waiting for one, and an idle stream
+                    // should only hold the latter.
+                    if Box::pin(session.dispatch(frame)).await.is_err() {
                         break Ending::ClientGone;
                     }
                 }
                 Some(Err(status)) => {
                     tracing::warn!(%status, "stream failed");
                     // Tell the client why (e.g. an oversize frame) after the replies it is owed.
-                    let _ = session.replies.send(PendingReply::Fail(status)).await;
+                    let _ = session.reply(PendingReply::Fail(status)).await;
                     break Ending::InboundClosed;
                 }
                 None => break Ending::InboundClosed,
@@ -112,16 +121,19 @@ pub async fn serve(
             _ = crate::stopped(&mut shutdown) => break Ending::Shutdown,
         }
     };
-    // Dropping the session stops its cursors and closes the reply pipeline.
-    drop(session);
+    // Dropping the session stops its cursors and closes the reply queue.
+    let Some(ReplyPipeline { queue, mut task }) = session.replies.take() else {
+        return;
+    };
+    drop((session, queue));
     match ending {
         Ending::InboundClosed => {
             tokio::select! {
-                _ = &mut reply_task => {}
-                _ = crate::stopped(&mut shutdown) => reply_task.abort(),
+                _ = &mut task => {}
+                _ = crate::stopped(&mut shutdown) => task.abort(),
             }
         }
-        Ending::ClientGone | Ending::Shutdown => reply_task.abort(),
+        Ending::ClientGone | Ending::Shutdown => task.abort(),
     }
 }
 
@@ -180,13 +192,19 @@ impl Session {
             .map_err(|_| StreamClosed)
     }
 
-    async fn reply(&self, reply: PendingReply) -> Result<(), StreamClosed> {
-        self.replies.send(reply).await.map_err(|_| StreamClosed)
+    async fn reply(&mut self, reply: PendingReply) -> Result<(), StreamClosed> {
+        let outbound = &self.outbound;
+        let pipeline = self.replies.get_or_insert_with(|| {
+            let (queue, pending) = mpsc::channel(MAX_PENDING_REPLIES);
+            let task = tokio::spawn(send_replies(pending, outbound.clone()));
+            ReplyPipeline { queue, task }
+        });
+        pipeline.queue.send(reply).await.map_err(|_| StreamClosed)
     }
 
     /// Answers a publish or head query with an error frame, in reply order.
     async fn refuse(
-        &self,
+        &mut self,
         channel: Option<&ChannelName>,
         msg_id: Option<&str>,
         refusal: &Refusal,
