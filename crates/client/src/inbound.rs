@@ -15,13 +15,13 @@ use std::time::Duration;
 
 use mls_rs::error::MlsError;
 use mls_rs::group::proposal::Proposal;
-use mls_rs::group::{CommitEffect, ReceivedMessage};
+use mls_rs::group::{CommitEffect, CommitMessageDescription, ReceivedMessage};
 use mls_rs::MlsMessage;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
 use crate::frames::Delivery;
-use crate::mls::{identity_at, mls_err, MlsGroup};
+use crate::mls::{apply_own_commit, identity_at, mls_err, MlsGroup};
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::{ChannelStatus, InboxItem};
 use crate::transport::ChannelEvent;
@@ -88,7 +88,12 @@ async fn apply(state: &Arc<ChannelState>, events: impl Iterator<Item = ChannelEv
                     continue;
                 }
                 core.record.applied_seq = delivery.seq;
-                match process(&mut core.group, &delivery) {
+                let core = &mut *core;
+                let effect = match apply_own_commit(&mut core.group, &mut core.own_commit, &delivery.blob) {
+                    Some(applied) => commit_effect(applied, delivery.seq),
+                    None => process(&mut core.group, &delivery),
+                };
+                match effect {
                     Effect::Deliver(item) => inbox.push(item),
                     Effect::Internal => {}
                     Effect::Removed => core.record.status = ChannelStatus::Removed,
@@ -152,6 +157,15 @@ fn process(group: &mut MlsGroup, delivery: &Delivery) -> Effect {
         // through the pending commit above).
         Err(MlsError::CantProcessMessageFromSelf) => Effect::Internal,
         Err(e) => failure(format!("cannot process message seq {seq}: {e}")),
+    }
+}
+
+/// What applying this member's own commit (at `seq`) did: never a removal of itself, but the same failure
+/// reporting as any other message.
+fn commit_effect(applied: Result<CommitMessageDescription, MlsError>, seq: u64) -> Effect {
+    match applied {
+        Ok(_) => Effect::Internal,
+        Err(e) => Effect::Deliver(InboxItem::MlsFailure { seq, reason: format!("cannot apply own commit seq {seq}: {e}") }),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mls_rs::client_builder::{
     BaseConfig, WithCryptoProvider, WithGroupStateStorage, WithIdentityProvider, WithKeyPackageRepo,
 };
-use mls_rs::group::Member;
+use mls_rs::group::{CommitMessageDescription, Member};
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
 use mls_rs::CipherSuite;
@@ -60,6 +60,23 @@ pub(crate) fn member_identity(member: &Member) -> Vec<u8> {
 /// The identity of the member at leaf `index` of `group`.
 pub(crate) fn identity_at(group: &MlsGroup, index: u32) -> Vec<u8> {
     group.member_at_index(index).map(|m| member_identity(&m)).unwrap_or_default()
+}
+
+/// Applies the echo of this member's own commit without `process_incoming_message`, when `blob` is exactly the
+/// commit this member built (`own_commit`) and mls-rs still holds it as the pending commit. mls-rs would first
+/// decode the whole pending commit (two copies of the ratchet tree) only to compare its hash, then decode it
+/// again to apply it: at 1 000 members that first decode was a third of the echo's cost. `None`: not our
+/// pending commit, process it normally.
+pub(crate) fn apply_own_commit(
+    group: &mut MlsGroup,
+    own_commit: &mut Option<Vec<u8>>,
+    blob: &[u8],
+) -> Option<Result<CommitMessageDescription, mls_rs::error::MlsError>> {
+    if own_commit.as_deref() != Some(blob) || !group.has_pending_commit() {
+        return None;
+    }
+    *own_commit = None;
+    Some(group.apply_pending_commit())
 }
 
 /// Wraps an mls-rs error with what the client was doing.

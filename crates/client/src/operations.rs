@@ -39,6 +39,7 @@ impl ChannelState {
                 self.ensure_active()?;
                 let output = build(&mut core.group)?;
                 let blob = output.commit_message.to_bytes().map_err(mls_err("cannot encode commit"))?;
+                core.own_commit = Some(blob.clone());
                 core.save(&self.ctx)?;
                 let epoch = core.group.current_epoch();
                 (output, blob, epoch)
@@ -54,7 +55,9 @@ impl ChannelState {
                 }
                 PublishOutcome::Refused(r) => {
                     // Definitively refused: the pending commit will never be echoed.
-                    self.core.lock().await.group.clear_pending_commit();
+                    let mut core = self.core.lock().await;
+                    core.group.clear_pending_commit();
+                    core.own_commit = None;
                     return Err(refusal_error(&r));
                 }
             }

@@ -56,6 +56,10 @@ pub(crate) struct ChannelCore {
     pub record: ChannelRecord,
     /// Inbox rows whose store transaction failed; written by the next successful one (see `inbound`).
     pub unsaved: Vec<InboxItem>,
+    /// The bytes of the commit this member published and mls-rs holds as pending, so its echo is applied
+    /// directly (see [`apply_own_commit`](crate::mls::apply_own_commit)). Memory only: after a restart the echo
+    /// takes the ordinary path.
+    pub own_commit: Option<Vec<u8>>,
 }
 
 impl ChannelCore {
@@ -93,7 +97,7 @@ impl ChannelState {
             ChannelStatus::Active => Lifecycle::Active,
             ChannelStatus::Removed => Lifecycle::Removed,
         };
-        let core = ChannelCore { group, record, unsaved: Vec::new() };
+        let core = ChannelCore { group, record, unsaved: Vec::new(), own_commit: None };
         let progress = watch::Sender::new(core.progress(lifecycle));
         Arc::new(Self { name, ctx, core: Mutex::new(core), ops: Mutex::new(()), progress, failures: Default::default(), taken_seq: AtomicU64::new(0) })
     }
