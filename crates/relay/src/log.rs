@@ -6,7 +6,6 @@
 //! one transaction and only after the commit answers each request and wakes the channels' subscribers. Batching
 //! turns many concurrent publishes into one fsync; the single thread makes sequence and epoch decisions race-free.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -336,9 +335,9 @@ fn admit(
         header,
         frame,
     } = request;
-    let head = match staged.entry(channel.clone()) {
-        Entry::Occupied(entry) => entry.into_mut(),
-        Entry::Vacant(entry) => entry.insert(match committed.get(&channel) {
+    // Checked before inserting, so the name is cloned once per channel and batch, not once per message.
+    if !staged.contains_key(&channel) {
+        let head = match committed.get(&channel) {
             Some(head) => head.clone(),
             None => ChannelHead {
                 id: store::insert_channel(conn, channel.as_str(), &header.group_id, header.epoch)?,
@@ -347,8 +346,12 @@ fn admit(
                 next_seq: 1,
                 feed: hub.feed(&channel),
             },
-        }),
-    };
+        };
+        staged.insert(channel.clone(), head);
+    }
+    let head = staged
+        .get_mut(&channel)
+        .expect("the channel's head was staged just above");
 
     if header.group_id != head.group_id || header.epoch != head.epoch {
         // A retry of a stored message is acknowledged even if the channel has moved on since.
