@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "10,100")]
     fanouts: Vec<usize>,
     /// Deliveries per fan-out run (messages = this / receivers, at least 10).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 30_000)]
     fanout_deliveries: usize,
     /// Messages per `send_many` / most per `recv_many` in the batched runs.
     #[arg(long, default_value_t = 100)]
