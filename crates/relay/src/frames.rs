@@ -5,6 +5,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::Message as _;
 
 use skytale_proto::meta;
 use skytale_proto::pb::{self, message::MessageType};
@@ -91,16 +92,15 @@ pub fn subscription_refused(subscription_id: u64, refusal: &Refusal) -> pb::Mess
     message(MessageType::SubscriptionAck(ack), metadata)
 }
 
-/// `MSG_ACK` telling the publisher its message is durable at `seq`.
-pub fn publish_acked(channel: &ChannelName, msg_id: &str, seq: u64) -> pb::Message {
-    let metadata = HashMap::from([
-        (meta::MSG_ID.to_owned(), msg_id.to_owned()),
-        (meta::SEQ.to_owned(), seq.to_string()),
-    ]);
-    message(
-        MessageType::Publish(ack_publish(Some(channel), false)),
-        metadata,
-    )
+/// The `Publish` part of every ack on `channel`, encoded; [`publish_acked`] completes it per message.
+pub fn ack_head(channel: &ChannelName) -> Vec<u8> {
+    ack_publish(Some(channel), false).encode_to_vec()
+}
+
+/// `MSG_ACK` telling the publisher its message is durable at `seq`; `ack_head` is the channel's [`ack_head`].
+pub fn publish_acked(ack_head: &[u8], msg_id: &str, seq: u64) -> Bytes {
+    let seq = seq.to_string();
+    encode_publish_message(ack_head, &[(meta::MSG_ID, msg_id), (meta::SEQ, &seq)]).0
 }
 
 /// `MSG_ACK` answering a head query: the channel's highest stored sequence number (0 if none).
@@ -152,15 +152,16 @@ fn ack_publish(channel: Option<&ChannelName>, error: bool) -> pb::Publish {
 
 /// The delivery of a stored message, encoded once for every subscriber: a `Message` holding the original
 /// `Publish` (`publish`, its encoding as stored) with metadata seq, epoch and msg id. Returns the encoding and
-/// where `publish` sits inside it. Built by hand from the two parts, which is byte for byte what encoding the
-/// equivalent `pb::Message` gives, without decoding and re-encoding the stored frame.
+/// where `publish` sits inside it.
 pub fn encode_delivery(publish: &[u8], seq: u64, epoch: u64, msg_id: &str) -> (Bytes, Range<usize>) {
     let (seq, epoch) = (seq.to_string(), epoch.to_string());
-    let metadata = [
-        (meta::SEQ, seq.as_str()),
-        (meta::EPOCH, epoch.as_str()),
-        (meta::MSG_ID, msg_id),
-    ];
+    encode_publish_message(publish, &[(meta::SEQ, &seq), (meta::EPOCH, &epoch), (meta::MSG_ID, msg_id)])
+}
+
+/// Encodes a `Message` carrying an already encoded `Publish` and `metadata`: byte for byte what encoding the
+/// equivalent `pb::Message` gives, without decoding and re-encoding the `Publish`. Returns the encoding and where
+/// `publish` sits inside it.
+fn encode_publish_message(publish: &[u8], metadata: &[(&str, &str)]) -> (Bytes, Range<usize>) {
     let entries_len: usize = metadata
         .iter()
         .map(|(key, value)| {
@@ -200,8 +201,6 @@ fn map_entry_len(key: &str, value: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use prost::Message as _;
-
     use super::*;
 
     #[test]
@@ -225,6 +224,20 @@ mod tests {
                 (meta::SEQ.to_owned(), "42".to_owned()),
                 (meta::EPOCH.to_owned(), "3".to_owned()),
                 (meta::MSG_ID.to_owned(), "id-1".to_owned()),
+            ]),
+        );
+        assert_eq!(pb::Message::decode(bytes).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_encoded_ack_is_the_ack_message() {
+        let channel = ChannelName::parse("acme/team/news").unwrap();
+        let bytes = publish_acked(&ack_head(&channel), "id-9", 7);
+        let expected = message(
+            MessageType::Publish(ack_publish(Some(&channel), false)),
+            HashMap::from([
+                (meta::MSG_ID.to_owned(), "id-9".to_owned()),
+                (meta::SEQ.to_owned(), "7".to_owned()),
             ]),
         );
         assert_eq!(pb::Message::decode(bytes).unwrap(), expected);

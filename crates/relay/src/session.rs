@@ -458,9 +458,11 @@ fn start_point(metadata: &HashMap<String, String>) -> Result<StartPoint, Refusal
 
 /// Emits each owed reply in order, waiting for each append's outcome.
 async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbound) {
+    // The encoded ack head of the channel acked last: a publisher usually sends to one channel at a time.
+    let mut last_ack_head: Option<(ChannelName, Vec<u8>)> = None;
     while let Some(reply) = pending.recv().await {
         let frame = match reply {
-            PendingReply::Frame(frame) => Ok(*frame),
+            PendingReply::Frame(frame) => Ok(OutFrame::Message(frame)),
             PendingReply::Fail(status) => Err(status),
             PendingReply::Head {
                 channel,
@@ -468,33 +470,39 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
                 feed,
                 reader,
                 from_epoch,
-            } => Ok(
+            } => Ok(OutFrame::from(
                 match queried_head(&channel, &feed, reader, from_epoch).await {
                     Ok(head) => frames::head_reply(&channel, &query_id, head),
                     Err(refusal) => {
                         frames::publish_refused(Some(&channel), Some(&query_id), &refusal)
                     }
                 },
-            ),
+            )),
             PendingReply::Append {
                 channel,
                 msg_id,
                 outcome,
             } => Ok(match outcome.await {
-                Ok(Ok(seq)) => frames::publish_acked(&channel, &msg_id, seq),
+                Ok(Ok(seq)) => {
+                    let head = match &last_ack_head {
+                        Some((acked, head)) if *acked == channel => head,
+                        _ => &last_ack_head.insert((channel.clone(), frames::ack_head(&channel))).1,
+                    };
+                    OutFrame::Encoded(frames::publish_acked(head, &msg_id, seq))
+                }
                 Ok(Err(error)) => {
-                    frames::publish_refused(Some(&channel), Some(&msg_id), &append_refusal(&error))
+                    frames::publish_refused(Some(&channel), Some(&msg_id), &append_refusal(&error)).into()
                 }
                 Err(_) => {
                     let refusal = Refusal::new(
                         error_code::STORAGE,
                         "the log writer stopped before storing the message",
                     );
-                    frames::publish_refused(Some(&channel), Some(&msg_id), &refusal)
+                    frames::publish_refused(Some(&channel), Some(&msg_id), &refusal).into()
                 }
             }),
         };
-        if outbound.send(frame.map(OutFrame::from)).await.is_err() {
+        if outbound.send(frame).await.is_err() {
             return;
         }
     }
