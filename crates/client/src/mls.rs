@@ -14,20 +14,20 @@ use mls_rs::group::{CommitMessageDescription, Member};
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
 use mls_rs::CipherSuite;
-use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use mls_rs_provider_sqlite::connection_strategy::FileConnectionStrategy;
 use mls_rs_provider_sqlite::storage::SqLiteKeyPackageStorage;
 use mls_rs_provider_sqlite::SqLiteDataStorageEngine;
 
 use crate::error::Error;
 use crate::identity::SigningKey;
+use crate::signing::CachedKeyProvider;
 use crate::store::{GroupStore, Store};
 
 /// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.
 pub(crate) const CIPHER_SUITE: CipherSuite = CipherSuite::CURVE25519_AES128;
 
 pub(crate) type MlsConfig = WithCryptoProvider<
-    RustCryptoProvider,
+    CachedKeyProvider,
     WithIdentityProvider<
         BasicIdentityProvider,
         WithGroupStateStorage<GroupStore, WithKeyPackageRepo<SqLiteKeyPackageStorage, BaseConfig>>,
@@ -47,7 +47,7 @@ pub(crate) fn build_client(key: &SigningKey, key_db: &Path, store: Arc<Store>) -
         .key_package_repo(key_packages)
         .group_state_storage(GroupStore(store))
         .identity_provider(BasicIdentityProvider)
-        .crypto_provider(RustCryptoProvider::new())
+        .crypto_provider(CachedKeyProvider::new(&key.secret))
         .signing_identity(signing_identity, key.secret.clone(), CIPHER_SUITE)
         .build())
 }
