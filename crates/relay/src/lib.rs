@@ -18,6 +18,7 @@
 
 mod auth;
 mod channel;
+mod checkpoint;
 mod codec;
 mod config;
 mod error;

@@ -17,6 +17,7 @@ use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
+use crate::checkpoint::Checkpointer;
 use crate::config::SyncMode;
 use crate::error::RelayError;
 use crate::mls_framing::{ContentType, MlsHeader};
@@ -100,7 +101,8 @@ impl LogWriter {
             );
         }
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let sequencer = Sequencer { conn, heads, hub };
+        let checkpointer = Checkpointer::start(path)?;
+        let sequencer = Sequencer { conn, checkpointer, heads, hub };
         let thread = std::thread::Builder::new()
             .name("skytale-log-writer".into())
             .spawn(move || sequencer.run(queue))
@@ -176,6 +178,7 @@ struct ChannelHead {
 
 struct Sequencer {
     conn: Connection,
+    checkpointer: Checkpointer,
     heads: HashMap<ChannelName, ChannelHead>,
     hub: Arc<ChannelHub>,
 }
@@ -294,6 +297,7 @@ impl Sequencer {
             store::update_channel_head(&tx, head.id, head.epoch, head.next_seq)?;
         }
         tx.commit()?;
+        self.checkpointer.committed();
         Ok(admissions)
     }
 
@@ -305,6 +309,7 @@ impl Sequencer {
         let tx = self.conn.transaction()?;
         let expiries = store::expire(&tx, cutoff_ms, max_bytes)?;
         tx.commit()?;
+        self.checkpointer.committed();
         for expiry in &expiries {
             match ChannelName::parse(&expiry.channel) {
                 Ok(name) => self
