@@ -26,9 +26,9 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from ._closing import Closing
 from .envelope import Envelope, Protocol
 from .errors import ChannelError, QuotaExceededError, SkytaleError
 from .manager import RAW_CONTENT_TYPE, ChannelView, SkytaleChannelManager
@@ -664,7 +664,7 @@ class Route:
         logger.error("bridge %s -> %s stopped: %s", self.source, self.target, reason)
 
 
-class ProtocolBridge:
+class ProtocolBridge(Closing):
     """Bridges channels of one ``manager`` across protocols; see the module docstring.
 
     ``agent_id`` is the A2A ``agent_id`` of messages the bridge creates for A2A (when the source names none).
@@ -754,13 +754,6 @@ class ProtocolBridge:
         for route in routes:
             route.join()
 
-    def __enter__(self) -> "ProtocolBridge":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
+    def close(self) -> None:
+        """The same as :meth:`stop`, so a ``with`` block stops the bridge when it ends."""
         self.stop()

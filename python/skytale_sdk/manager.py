@@ -33,9 +33,9 @@ import threading
 import time
 import weakref
 from collections import deque
-from types import TracebackType
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Type, Union
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Union
 
+from ._closing import Closing
 from ._native import Channel, SkytaleClient, SyncRequest
 from .envelope import Envelope, Protocol
 from .errors import ChannelError, QuotaExceededError, SkytaleError
@@ -290,7 +290,7 @@ class _ChannelFeed:
         return batch
 
 
-class ChannelView:
+class ChannelView(Closing):
     """One consumer's own view of a channel: every message that arrives after the view was opened, oldest first,
     independent of the manager's ``receive()`` and of every other view (adapters, the bridge and transports each
     read through one, so none drains another's messages).
@@ -322,17 +322,6 @@ class ChannelView:
     def close(self) -> None:
         """Drops the view's inbox; further calls raise ``ChannelError``. Idempotent."""
         self._feed.remove_consumer(self._key)
-
-    def __enter__(self) -> "ChannelView":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
 
 def _identity_bytes(identity: Union[bytes, str]) -> bytes:
@@ -367,7 +356,7 @@ def _close_open_managers() -> None:
         manager.close()
 
 
-class SkytaleChannelManager:
+class SkytaleChannelManager(Closing):
     """Encrypted channels by name for agent frameworks, with a background listener per channel.
 
     ``identity`` (bytes, or str encoded as UTF-8) names the agent. The other parameters default to the
@@ -509,17 +498,6 @@ class SkytaleChannelManager:
         for feed in feeds:
             feed.join()
         self._client.close()
-
-    def __enter__(self) -> "SkytaleChannelManager":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     # Internals
 

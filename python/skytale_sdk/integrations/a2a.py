@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from types import TracebackType
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Type, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 # a2a_wire comes first: it raises the ImportError that names the extra when a2a-sdk is missing.
+from .._closing import Closing
 from .a2a_wire import (  # isort: skip
     A2A_PROTOCOL_VERSION,
     DEFAULT_ORG,
@@ -74,7 +74,7 @@ class ReceivedMessage(NamedTuple):
         return {**json_format.MessageToDict(self.message), "agent_id": self.agent_id}
 
 
-class SkytaleA2AAdapter:
+class SkytaleA2AAdapter(Closing):
     """A2A messages on Skytale channels, one channel per A2A context.
 
     ``org`` is the first component of the context channels (``{org}/a2a/{context_id}``). It defaults to the
@@ -271,17 +271,6 @@ class SkytaleA2AAdapter:
         views, self._views = self._views, {}
         for view in views.values():
             view.close()
-
-    def __enter__(self) -> "SkytaleA2AAdapter":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
 
 # Parts

@@ -17,9 +17,9 @@ import logging
 import threading
 import time
 from collections import Counter
-from types import TracebackType
-from typing import Dict, List, Optional, Type, Union
+from typing import Dict, List, Union
 
+from .._closing import Closing
 from ..envelope import Envelope, Protocol
 from ..errors import ChannelError
 from ..manager import ChannelView, SkytaleChannelManager
@@ -37,7 +37,7 @@ _ACCEPTED = (Protocol.SLIM, Protocol.RAW)
 logger = logging.getLogger(__name__)
 
 
-class SLIMAdapter:
+class SLIMAdapter(Closing):
     """SLIM-style ``publish``/``subscribe``/``receive`` on the channels ``manager`` has created or joined.
 
     Thread-safe. Use it as a context manager, or call :meth:`close`, which closes the adapter's views (the
@@ -105,17 +105,6 @@ class SLIMAdapter:
             views, self._views = list(self._views.values()), {}
         for view in views:
             view.close()
-
-    def __enter__(self) -> "SLIMAdapter":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def _accepts(self, envelope: Envelope, channel: str) -> bool:
         if envelope.protocol in _ACCEPTED:
