@@ -73,6 +73,9 @@ SECTIONS = [
             [*RELAY_BIN, "--warmup-s", "0.5", "--duration-s", "2"], 180),
     Section("idle-streams", "relay RSS per idle stream", rust("idle-streams"), RELAY_BIN,
             [*RELAY_BIN, "--counts", "1000"], 240),
+    Section("idle-streams-shared", "relay RSS per idle stream, 100 streams per connection", rust("idle-streams"),
+            [*RELAY_BIN, "--streams-per-connection", "100"],
+            [*RELAY_BIN, "--streams-per-connection", "100", "--counts", "1000"], 240),
 ]
 
 
