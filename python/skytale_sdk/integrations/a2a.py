@@ -26,6 +26,7 @@ from .a2a_wire import (  # isort: skip
     PROTOCOL_BINDING,
     WIRE_VERSION,
     ReaderTally,
+    TalliedReader,
     classify,
     decode_object,
     encode_message,
@@ -74,7 +75,7 @@ class ReceivedMessage(NamedTuple):
         return {**json_format.MessageToDict(self.message), "agent_id": self.agent_id}
 
 
-class SkytaleA2AAdapter(Closing):
+class SkytaleA2AAdapter(TalliedReader, Closing):
     """A2A messages on Skytale channels, one channel per A2A context.
 
     ``org`` is the first component of the context channels (``{org}/a2a/{context_id}``). It defaults to the
@@ -111,17 +112,6 @@ class SkytaleA2AAdapter(Closing):
     @property
     def org(self) -> str:
         return self._org
-
-    @property
-    def skipped(self) -> int:
-        """Messages this adapter's receives passed over because they were not A2A messages (another protocol,
-        or A2A task traffic such as requests and stream events)."""
-        return self._tally.skipped
-
-    @property
-    def malformed(self) -> int:
-        """A2A messages this adapter's receives could not read (logged as warnings)."""
-        return self._tally.malformed
 
     def channel_name(self, context_id: str) -> str:
         """The channel of an A2A context: ``{org}/a2a/{context_id}``."""

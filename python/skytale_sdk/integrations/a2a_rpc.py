@@ -28,6 +28,7 @@ from .a2a_wire import (  # isort: skip - raises the ImportError that names the e
     OBJECT_CONTENT_TYPE,
     PROTOCOL_BINDING,
     ReaderTally,
+    TalliedReader,
     classify,
     decode_object,
     encode_object,
@@ -121,7 +122,7 @@ METHODS: Dict[str, _Method] = {
 # Client
 
 
-class SkytaleClientTransport(ClientTransport):
+class SkytaleClientTransport(TalliedReader, ClientTransport):
     """An ``a2a-sdk`` client transport whose requests and replies travel over a context's Skytale channel.
 
     Replies are matched to calls by request id, so concurrent calls (and other clients on the same channel)
@@ -144,14 +145,6 @@ class SkytaleClientTransport(ClientTransport):
         self._ended = False
         #: Why the channel stopped delivering replies, if it failed (e.g. this member was removed).
         self._failure: Optional[BaseException] = None
-
-    @property
-    def skipped(self) -> int:
-        return self._tally.skipped
-
-    @property
-    def malformed(self) -> int:
-        return self._tally.malformed
 
     async def send_message(
         self, request: SendMessageRequest, *, context: Optional[ClientCallContext] = None
@@ -359,7 +352,7 @@ def create_client(
 # Server
 
 
-class SkytaleA2AServer:
+class SkytaleA2AServer(TalliedReader):
     """Answers A2A requests arriving on a context's channel through an ``a2a-sdk`` ``RequestHandler``.
 
     Each request is handled in its own asyncio task, so a long-running task does not hold up ``GetTask`` or
@@ -381,14 +374,6 @@ class SkytaleA2AServer:
         self._view = AsyncChannelView(adapter.manager.view(self._channel))
         self._tally = ReaderTally()
         self._background: Optional["asyncio.Task[None]"] = None
-
-    @property
-    def skipped(self) -> int:
-        return self._tally.skipped
-
-    @property
-    def malformed(self) -> int:
-        return self._tally.malformed
 
     async def serve(self) -> None:
         """Answers requests until cancelled or the channel closes; cancels the requests still in progress."""

@@ -94,6 +94,24 @@ class ReaderTally:
         logger.warning("%s: dropped a malformed A2A message: %s", channel, reason)
 
 
+class TalliedReader:
+    """The ``skipped`` and ``malformed`` counts of an A2A reader that keeps its :class:`ReaderTally` in
+    ``_tally``."""
+
+    _tally: ReaderTally
+
+    @property
+    def skipped(self) -> int:
+        """Messages passed over because they were meant for someone else (another protocol, A2A traffic of
+        another kind, replies to other requests); logged at debug level."""
+        return self._tally.skipped
+
+    @property
+    def malformed(self) -> int:
+        """Messages that claimed to be A2A but could not be read; logged as warnings."""
+        return self._tally.malformed
+
+
 def encode_message(message: Message, agent_id: str) -> Envelope:
     """The envelope of an A2A ``Message`` sent by ``agent_id``. Raises ``ValueError`` if the message cannot be
     written as JSON (e.g. a data part holding NaN)."""
