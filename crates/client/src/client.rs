@@ -146,6 +146,7 @@ impl ClientCore {
                 runtime.shutdown_timeout(CLOSE_GRACE);
             }
         }
+        self.ctx.store.stop_checkpoints();
     }
 }
 

@@ -161,6 +161,11 @@ impl Store {
         Ok(Arc::new(Self { conn: Mutex::new(conn), staged: Mutex::new(HashMap::new()), checkpointer }))
     }
 
+    /// Stops the background checkpoint thread (the client is closing).
+    pub fn stop_checkpoints(&self) {
+        self.checkpointer.stop();
+    }
+
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, Error> {
         self.conn.lock().map_err(|_| Error::storage("store lock poisoned"))
     }
