@@ -194,7 +194,7 @@ impl Channel {
             if let Some(reason) = self.state.take_failure() {
                 return Err(Error::Runtime(reason));
             }
-            let items = self.state.ctx.store.take_inbox(self.state.name.as_str(), max)?;
+            let items = self.state.ctx.store.take_inbox(self.state.name.as_str(), max, |seq| self.state.note_taken(seq))?;
             if !items.is_empty() {
                 return self.hand_out(items);
             }
@@ -214,14 +214,8 @@ impl Channel {
         let mut messages = Vec::with_capacity(items.len());
         for item in items {
             match item {
-                InboxItem::Message { payload, sender, seq, epoch } => {
-                    self.state.note_taken(seq);
-                    messages.push(Message { payload, sender, seq, epoch });
-                }
-                InboxItem::MlsFailure { seq, reason } => {
-                    self.state.note_taken(seq);
-                    return Err(Error::Mls(reason));
-                }
+                InboxItem::Message { payload, sender, seq, epoch } => messages.push(Message { payload, sender, seq, epoch }),
+                InboxItem::MlsFailure { reason, .. } => return Err(Error::Mls(reason)),
                 InboxItem::ChannelFailure { reason } => return Err(Error::Channel(reason)),
             }
         }

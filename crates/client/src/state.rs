@@ -121,7 +121,8 @@ impl ChannelState {
     }
 
     /// Sequence number of the newest message in the inbox, handed out or still waiting (0: none). The store is
-    /// read first: an item taken meanwhile is then counted by `taken_seq`, so none is missed.
+    /// read first: an item taken meanwhile is then counted by `taken_seq`, which `take_inbox` moves before it
+    /// releases the store, so none is missed.
     pub fn delivered_seq(&self) -> Result<u64, Error> {
         let waiting = self.ctx.store.newest_inbox_seq(self.name.as_str())?.unwrap_or(0);
         Ok(waiting.max(self.taken_seq.load(Ordering::Acquire)))

@@ -121,6 +121,16 @@ pub(crate) enum InboxItem {
     ChannelFailure { reason: String },
 }
 
+impl InboxItem {
+    /// The channel seq the item stands at, if it stands at one.
+    fn seq(&self) -> Option<u64> {
+        match self {
+            InboxItem::Message { seq, .. } | InboxItem::MlsFailure { seq, .. } => Some(*seq),
+            InboxItem::ChannelFailure { .. } => None,
+        }
+    }
+}
+
 struct StagedWrite {
     state: Zeroizing<Vec<u8>>,
     epochs: Vec<EpochRecord>,
@@ -251,7 +261,11 @@ impl Store {
     /// Removes the oldest undelivered inbox items of `channel`, at most `max`, in ONE transaction and returns
     /// them in order (each item is handed out once). Messages are taken together; a failure row is taken alone,
     /// so the caller reports it at its position.
-    pub fn take_inbox(&self, channel: &str, max: usize) -> Result<Vec<InboxItem>, Error> {
+    ///
+    /// `mark_taken` gets the seq of the newest item taken while the store is still locked, so a reader of
+    /// [`newest_inbox_seq`](Self::newest_inbox_seq) and that mark (`delivered_seq`) never sees the rows gone
+    /// without the mark moved: it would undercount, and `receive()` would return before the last message.
+    pub fn take_inbox(&self, channel: &str, max: usize, mark_taken: impl FnOnce(u64)) -> Result<Vec<InboxItem>, Error> {
         let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(sql)?;
         let mut taken = Vec::new();
@@ -278,6 +292,10 @@ impl Store {
         // The taken rows are exactly this channel's rows up to `last_id`: they were the oldest, in id order.
         tx.execute("DELETE FROM inbox WHERE channel = ?1 AND id <= ?2", params![channel, last_id]).map_err(sql)?;
         tx.commit().map_err(sql)?;
+        if let Some(seq) = taken.iter().filter_map(InboxItem::seq).max() {
+            mark_taken(seq);
+        }
+        drop(conn);
         self.checkpointer.committed();
         Ok(taken)
     }
@@ -577,11 +595,11 @@ mod tests {
         let failure = InboxItem::MlsFailure { seq: 6, reason: "bad mac".into() };
         store.persist(&record("a/b/c", 6), &[message(5), failure.clone()]).unwrap();
         store.persist(&record("a/b/c", 7), &[message(7)]).unwrap();
-        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![message(5)]);
-        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![failure]);
-        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![message(7)]);
-        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![]);
-        assert_eq!(store.take_inbox("x/y/z", 1).unwrap(), vec![]);
+        assert_eq!(store.take_inbox("a/b/c", 1, |_| {}).unwrap(), vec![message(5)]);
+        assert_eq!(store.take_inbox("a/b/c", 1, |_| {}).unwrap(), vec![failure]);
+        assert_eq!(store.take_inbox("a/b/c", 1, |_| {}).unwrap(), vec![message(7)]);
+        assert_eq!(store.take_inbox("a/b/c", 1, |_| {}).unwrap(), vec![]);
+        assert_eq!(store.take_inbox("x/y/z", 1, |_| {}).unwrap(), vec![]);
     }
 
     #[test]
@@ -591,12 +609,12 @@ mod tests {
         let failure = InboxItem::MlsFailure { seq: 7, reason: "bad mac".into() };
         store.persist(&record("a/b/c", 9), &[message(5), message(6), failure.clone(), message(8), message(9)]).unwrap();
         store.persist(&ChannelRecord { group_id: b"g2".to_vec(), ..record("x/y/z", 1) }, &[message(1)]).unwrap();
-        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![message(5), message(6)]);
-        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![failure]);
-        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![message(8)]);
-        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![message(9)]);
-        assert_eq!(store.take_inbox("a/b/c", 10).unwrap(), vec![]);
-        assert_eq!(store.take_inbox("x/y/z", 10).unwrap(), vec![message(1)]);
+        assert_eq!(store.take_inbox("a/b/c", 10, |_| {}).unwrap(), vec![message(5), message(6)]);
+        assert_eq!(store.take_inbox("a/b/c", 10, |_| {}).unwrap(), vec![failure]);
+        assert_eq!(store.take_inbox("a/b/c", 1, |_| {}).unwrap(), vec![message(8)]);
+        assert_eq!(store.take_inbox("a/b/c", 10, |_| {}).unwrap(), vec![message(9)]);
+        assert_eq!(store.take_inbox("a/b/c", 10, |_| {}).unwrap(), vec![]);
+        assert_eq!(store.take_inbox("x/y/z", 10, |_| {}).unwrap(), vec![message(1)]);
     }
 
     #[test]
@@ -616,6 +634,6 @@ mod tests {
         store.delete_channel("a/b/c", b"g1").unwrap();
         assert!(store.channels().unwrap().is_empty());
         assert_eq!(groups.state(b"g1").unwrap(), None);
-        assert_eq!(store.take_inbox("a/b/c", 1).unwrap(), vec![]);
+        assert_eq!(store.take_inbox("a/b/c", 1, |_| {}).unwrap(), vec![]);
     }
 }
