@@ -1,8 +1,7 @@
 //! Running client calls from Python: off the GIL, and with panics contained.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 
 use pyo3::prelude::*;
@@ -10,46 +9,103 @@ use skytale_client::Error;
 
 use crate::errors;
 
-/// Set by [`interpreter_exiting`] from an `atexit` hook; see [`detached`] for why.
-static EXITING: AtomicBool = AtomicBool::new(false);
-/// The thread that ran the `atexit` hooks (the one finalizing the interpreter): it keeps working normally.
-static EXIT_THREAD: OnceLock<ThreadId> = OnceLock::new();
-
-/// Registered with `atexit` when the module is imported, so it runs after every `atexit` hook registered later
-/// (e.g. the manager's, which closes and joins its listener threads) and before the interpreter finalizes.
-#[pyfunction(name = "_interpreter_exiting")]
-pub fn interpreter_exiting() {
-    let _ = EXIT_THREAD.set(thread::current().id());
-    EXITING.store(true, Ordering::SeqCst);
-}
-
 /// Runs `call` with the GIL released and converts its outcome for Python.
 ///
 /// Client calls block on network round trips and disk writes; holding the GIL meanwhile would freeze every other
 /// Python thread (including the one that would read the reply). A panic inside the client is caught here and
 /// raised as `SkytaleError("runtime error: ...")`, so it never unwinds into the interpreter.
 ///
-/// A daemon thread still inside a call when the interpreter exits must never take the GIL back: CPython (before
-/// 3.14) ends such a thread with `pthread_exit`, whose forced unwind through Rust frames aborts the process
-/// ("FATAL: exception not rethrown"). Once the `atexit` hooks have run, such a thread parks for good instead
-/// (as CPython 3.14 itself does), and the process exits normally around it.
+/// The GIL is only taken back through [`exit_gate`], which parks the thread for good once the interpreter exits.
 pub fn detached<T, F>(py: Python<'_>, call: F) -> PyResult<T>
 where
     T: Send,
     F: FnOnce() -> Result<T, Error> + Send,
 {
-    let outcome = py.detach(|| {
+    let (outcome, reacquiring) = py.detach(|| {
         let outcome = catch_unwind(AssertUnwindSafe(call));
-        if EXITING.load(Ordering::SeqCst) && EXIT_THREAD.get() != Some(&thread::current().id()) {
-            loop {
-                thread::park();
-            }
-        }
-        outcome
+        (outcome, exit_gate().pass_or_park())
     });
+    drop(reacquiring); // the GIL is held again
     match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(errors::from_client(py, &error)),
         Err(panic) => Err(errors::from_panic(py, panic.as_ref())),
+    }
+}
+
+/// Registered with `atexit` when the module is imported, so it runs after every `atexit` hook registered later
+/// (e.g. the manager's, which closes and joins its listener threads) and before the interpreter finalizes.
+#[pyfunction(name = "_interpreter_exiting")]
+pub fn interpreter_exiting(py: Python<'_>) {
+    py.detach(|| exit_gate().close());
+}
+
+/// Keeps daemon threads from taking the GIL back while the interpreter finalizes.
+///
+/// CPython (before 3.14) ends a thread that asks for the GIL during finalization with `pthread_exit`, whose
+/// forced unwind through Rust frames aborts the process ("FATAL: exception not rethrown"). So a thread returning
+/// from a client call passes this gate first: once it is closed, the thread parks for good instead (as CPython
+/// 3.14 itself does) and the process exits normally around it.
+///
+/// Checking a flag is not enough: a thread that saw the gate open may still be waiting for the GIL when
+/// finalization starts. So every thread between the gate and the GIL is counted, and closing the gate waits,
+/// with the GIL released, until each of them has the GIL back.
+struct ExitGate {
+    state: Mutex<GateState>,
+    all_through: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    /// Set once the `atexit` hooks are done, by the thread finalizing the interpreter (which keeps going).
+    closed_by: Option<ThreadId>,
+    /// Threads past the gate that have not taken the GIL back yet.
+    reacquiring: usize,
+}
+
+/// Proof that this thread passed the gate; dropped once it holds the GIL again.
+#[must_use]
+struct Reacquiring;
+
+fn exit_gate() -> &'static ExitGate {
+    static GATE: OnceLock<ExitGate> = OnceLock::new();
+    GATE.get_or_init(|| ExitGate { state: Mutex::default(), all_through: Condvar::new() })
+}
+
+impl ExitGate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn pass_or_park(&self) -> Reacquiring {
+        let mut state = self.lock();
+        match state.closed_by {
+            Some(finalizer) if finalizer != thread::current().id() => {
+                drop(state);
+                loop {
+                    thread::park();
+                }
+            }
+            _ => {
+                state.reacquiring += 1;
+                Reacquiring
+            }
+        }
+    }
+
+    fn close(&self) {
+        let mut state = self.lock();
+        state.closed_by.get_or_insert(thread::current().id());
+        while state.reacquiring > 0 {
+            state = self.all_through.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Reacquiring {
+    fn drop(&mut self) {
+        let gate = exit_gate();
+        gate.lock().reacquiring -= 1;
+        gate.all_through.notify_all();
     }
 }
