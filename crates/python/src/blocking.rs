@@ -1,7 +1,7 @@
 //! Running client calls from Python: off the GIL, and with panics contained.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, ThreadId};
 
 use pyo3::prelude::*;
@@ -15,7 +15,7 @@ use crate::errors;
 /// Python thread (including the one that would read the reply). A panic inside the client is caught here and
 /// raised as `SkytaleError("runtime error: ...")`, so it never unwinds into the interpreter.
 ///
-/// The GIL is only taken back through [`exit_gate`], which parks the thread for good once the interpreter exits.
+/// The GIL is only taken back through [`ExitGate`], which parks the thread for good once the interpreter exits.
 pub fn detached<T, F>(py: Python<'_>, call: F) -> PyResult<T>
 where
     T: Send,
@@ -23,7 +23,7 @@ where
 {
     let (outcome, reacquiring) = py.detach(|| {
         let outcome = catch_unwind(AssertUnwindSafe(call));
-        (outcome, exit_gate().pass_or_park())
+        (outcome, EXIT_GATE.pass_or_park())
     });
     drop(reacquiring); // the GIL is held again
     match outcome {
@@ -37,7 +37,7 @@ where
 /// (e.g. the manager's, which closes and joins its listener threads) and before the interpreter finalizes.
 #[pyfunction(name = "_interpreter_exiting")]
 pub fn interpreter_exiting(py: Python<'_>) {
-    py.detach(|| exit_gate().close());
+    py.detach(|| EXIT_GATE.close());
 }
 
 /// Keeps daemon threads from taking the GIL back while the interpreter finalizes.
@@ -55,7 +55,6 @@ struct ExitGate {
     all_through: Condvar,
 }
 
-#[derive(Default)]
 struct GateState {
     /// Set once the `atexit` hooks are done, by the thread finalizing the interpreter (which keeps going).
     closed_by: Option<ThreadId>,
@@ -67,10 +66,13 @@ struct GateState {
 #[must_use]
 struct Reacquiring;
 
-fn exit_gate() -> &'static ExitGate {
-    static GATE: OnceLock<ExitGate> = OnceLock::new();
-    GATE.get_or_init(|| ExitGate { state: Mutex::default(), all_through: Condvar::new() })
-}
+static EXIT_GATE: ExitGate = ExitGate {
+    state: Mutex::new(GateState {
+        closed_by: None,
+        reacquiring: 0,
+    }),
+    all_through: Condvar::new(),
+};
 
 impl ExitGate {
     fn lock(&self) -> MutexGuard<'_, GateState> {
@@ -97,15 +99,17 @@ impl ExitGate {
         let mut state = self.lock();
         state.closed_by.get_or_insert(thread::current().id());
         while state.reacquiring > 0 {
-            state = self.all_through.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state = self
+                .all_through
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
 
 impl Drop for Reacquiring {
     fn drop(&mut self) {
-        let gate = exit_gate();
-        gate.lock().reacquiring -= 1;
-        gate.all_through.notify_all();
+        EXIT_GATE.lock().reacquiring -= 1;
+        EXIT_GATE.all_through.notify_all();
     }
 }
