@@ -250,6 +250,20 @@ def test_the_adapter_never_drains_manager_receive(pair: Pair) -> None:
     assert b.manager.pending(channel) == 0
 
 
+def test_the_declared_agent_id_is_reported_beside_the_authenticated_sender(pair: Pair) -> None:
+    a, b, context_id = pair
+    # A member can declare any agent_id; ``sender`` is who MLS says sent the message.
+    impostor = SkytaleA2AAdapter(b.manager, "agent-a", org=ORG)
+    impostor.attach_context(context_id)
+    with impostor:
+        impostor.send_message(context_id, [{"type": "text", "text": "trust me"}])
+        a.send_message(context_id, [{"type": "text", "text": "genuine"}])
+        (forged,) = receive_exactly(a, context_id, 1)
+        assert (forged.agent_id, forged.sender) == ("agent-a", b"bob")
+        (genuine,) = receive_exactly(b, context_id, 1)
+        assert (genuine.agent_id, genuine.sender) == ("agent-a", b"alice")
+
+
 def test_receive_needs_an_open_context_and_attach_opens_one(dev_env: DevStack, context_id: str) -> None:
     with SkytaleChannelManager("alice") as alice, SkytaleChannelManager("bob") as bob:
         a = SkytaleA2AAdapter(alice, "agent-a", org=ORG)

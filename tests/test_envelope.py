@@ -113,3 +113,12 @@ def test_metadata_that_json_cannot_carry_is_refused_at_serialize() -> None:
         Envelope(Protocol.RAW, "text/plain", b"", {"blob": b"bytes"}).serialize()
     with pytest.raises(ValueError):
         Envelope(Protocol.RAW, "text/plain", b"", {"x": float("nan")}).serialize()
+
+
+def test_sender_is_not_part_of_the_wire_form_nor_of_equality() -> None:
+    sent = Envelope(Protocol.MCP, "application/json", b"{}", {"k": 1})
+    received = Envelope.deserialize(sent.serialize(), sender=b"alice")
+    assert received.sender == b"alice" and sent.sender is None
+    assert received == sent and received.serialize() == sent.serialize()
+    with pytest.raises(TypeError, match="sender must be bytes"):
+        Envelope(Protocol.RAW, "text/plain", b"x", sender="alice")  # type: ignore[arg-type]

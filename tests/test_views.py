@@ -8,7 +8,7 @@ from typing import List
 
 import pytest
 from conftest import DevStack
-from skytale_sdk import ChannelError, SkytaleChannelManager
+from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
 from skytale_sdk.aio import AsyncChannelView
 from test_manager import PATIENCE, pair, receive_exactly
 
@@ -88,3 +88,47 @@ def test_async_views_each_get_every_message(dev_env: DevStack, channel_name: str
         asyncio.run(consume())
         # Neither view drained the manager's own inbox.
         assert receive_exactly(bob, channel_name, 10) == [f"m{i}" for i in range(10)]
+
+
+def test_received_messages_and_envelopes_carry_the_authenticated_sender(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob, SkytaleChannelManager("carol") as carol:
+        carol.join(channel_name, alice.add_member(channel_name, carol.key_package()))
+        with bob.view(channel_name) as view, bob.view(channel_name) as envelopes:
+            # Carol writes Alice's name into the metadata: the sender is still Carol.
+            forged = Envelope(Protocol.SLIM, "text/plain", b"from carol", {"from": "alice"})
+            alice.send(channel_name, "from alice")  # acknowledged, so it is first on the channel
+            carol.send_envelope(channel_name, forged)
+            messages = []
+            deadline = time.monotonic() + PATIENCE
+            while len(messages) < 2 and time.monotonic() < deadline:
+                messages += view.receive_messages(timeout=PATIENCE)
+            assert [(m.sender, m.payload) for m in messages] == [(b"alice", b"from alice"), (b"carol", forged.serialize())]
+            assert messages[0].seq < messages[1].seq
+
+            received = []
+            while len(received) < 2 and time.monotonic() < deadline:
+                received += envelopes.receive_envelopes(timeout=PATIENCE)
+            assert [e.sender for e in received] == [b"alice", b"carol"]
+            assert received[0].protocol is Protocol.RAW and received[0].payload == b"from alice"
+            assert received[1] == forged and received[1].metadata == {"from": "alice"}
+
+        by_manager = []
+        while len(by_manager) < 2 and time.monotonic() < deadline:
+            by_manager += bob.receive_envelopes(channel_name, timeout=PATIENCE)
+        assert [e.sender for e in by_manager] == [b"alice", b"carol"]
+
+
+def test_async_views_receive_messages_with_their_sender(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+
+    async def consume() -> None:
+        async with AsyncChannelView(bob.view(channel_name)) as view:
+            await asyncio.to_thread(alice.send, channel_name, "hello")
+            messages = []
+            while not messages:
+                messages = await view.receive_messages(timeout=PATIENCE)
+            assert [(m.sender, m.payload) for m in messages] == [(b"alice", b"hello")]
+
+    with alice, bob:
+        asyncio.run(consume())

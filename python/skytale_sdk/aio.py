@@ -15,6 +15,7 @@ import asyncio
 from types import TracebackType
 from typing import Any, AsyncIterator, Callable, List, Optional, Sequence, Type, Union
 
+from ._native import Message
 from .envelope import Envelope
 from .manager import (
     _DEFAULT_CONSUMER,
@@ -89,14 +90,14 @@ class AsyncSkytaleChannelManager:
 
     async def receive(self, channel_name: str, timeout: float = 5.0) -> List[str]:
         """As :meth:`SkytaleChannelManager.receive`, awaiting instead of blocking."""
-        return [_as_text(payload) for payload in await self._receive(channel_name, timeout)]
+        return [_as_text(message.payload) for message in await self._receive(channel_name, timeout)]
 
     async def receive_latest(self, channel_name: str, timeout: float = 5.0) -> Optional[str]:
         messages = await self.receive(channel_name, timeout)
         return messages[-1] if messages else None
 
     async def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> List[Envelope]:
-        return [_as_envelope(payload) for payload in await self._receive(channel_name, timeout)]
+        return [_as_envelope(message) for message in await self._receive(channel_name, timeout)]
 
     def pending(self, channel_name: str) -> int:
         return self._sync.pending(channel_name)
@@ -113,7 +114,7 @@ class AsyncSkytaleChannelManager:
         """A new consumer view of the channel, awaitable (see :class:`AsyncChannelView`)."""
         return AsyncChannelView(self._sync.view(channel_name))
 
-    async def _receive(self, channel_name: str, timeout: float) -> List[bytes]:
+    async def _receive(self, channel_name: str, timeout: float) -> List[Message]:
         return await _receive_for(self._sync._feed(channel_name), _DEFAULT_CONSUMER, timeout)
 
     # Lifecycle
@@ -147,10 +148,13 @@ class AsyncChannelView:
         return self._view.channel_name
 
     async def receive(self, timeout: float = 5.0) -> List[bytes]:
+        return [message.payload for message in await self.receive_messages(timeout)]
+
+    async def receive_messages(self, timeout: float = 5.0) -> List[Message]:
         return await _receive_for(self._view._feed, self._view._key, timeout)
 
     async def receive_envelopes(self, timeout: float = 5.0) -> List[Envelope]:
-        return [_as_envelope(payload) for payload in await self.receive(timeout)]
+        return [_as_envelope(message) for message in await self.receive_messages(timeout)]
 
     def pending(self) -> int:
         return self._view.pending()
@@ -169,7 +173,7 @@ class AsyncChannelView:
         self.close()
 
 
-async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> List[bytes]:
+async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> List[Message]:
     """A consumer's ``receive()`` on the loop (see :meth:`_ChannelFeed.receive` for what it takes)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -197,7 +201,7 @@ async def _iterate(feed: _ChannelFeed, consumer: object) -> AsyncIterator[bytes]
             continue
         if not message:
             return
-        yield message[0]
+        yield message[0].payload
 
 
 class _ArrivalSignal:

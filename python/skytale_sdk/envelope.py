@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, Mapping, Optional
 
@@ -41,12 +41,17 @@ class Envelope:
     Construction normalises and checks the fields (``protocol`` may be given as its string value, ``payload`` as
     any bytes-like object) so that every envelope that exists can be serialized, and raises ``TypeError`` or
     ``ValueError`` otherwise.
+
+    ``sender`` is set on received envelopes only: the identity of the member that sent it, as MLS authenticated it
+    (metadata such as an A2A ``agent_id`` is whatever the sender chose to write). It is not part of the wire form
+    nor of equality.
     """
 
     protocol: Protocol
     content_type: str
     payload: bytes
     metadata: Optional[Dict[str, Any]] = None
+    sender: Optional[bytes] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # Frozen dataclass: normalised values are stored with object.__setattr__.
@@ -62,6 +67,8 @@ class Envelope:
             if not all(isinstance(key, str) for key in self.metadata):
                 raise TypeError("metadata keys must be str")
             object.__setattr__(self, "metadata", dict(self.metadata))
+        if self.sender is not None and not isinstance(self.sender, bytes):
+            raise TypeError(f"sender must be bytes or None, got {type(self.sender).__name__}")
 
     def serialize(self) -> bytes:
         """The wire form: ``[header_len:4 LE][json header][payload]``.
@@ -75,8 +82,8 @@ class Envelope:
         return _LENGTH.pack(len(encoded)) + encoded + self.payload
 
     @classmethod
-    def deserialize(cls, data: bytes) -> "Envelope":
-        """Parses the wire form. Raises ``ValueError`` (and nothing else) for anything that is not an envelope:
+    def deserialize(cls, data: bytes, *, sender: Optional[bytes] = None) -> "Envelope":
+        """Parses the wire form (``sender``: who sent it, when known). Raises ``ValueError`` (and nothing else) for anything that is not an envelope:
         too short, a header length past the end, a header that is not UTF-8 JSON or not an object, an unknown
         protocol, or fields of the wrong type."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -94,6 +101,7 @@ class Envelope:
             content_type=_content_type(header),
             payload=data[_LENGTH.size + header_len :],
             metadata=_metadata(header),
+            sender=sender,
         )
 
 

@@ -36,7 +36,7 @@ from collections import deque
 from typing import Callable, Deque, Dict, List, Optional, Sequence, Union
 
 from ._closing import Closing
-from ._native import Channel, SkytaleClient, SyncRequest
+from ._native import Channel, Message, SkytaleClient, SyncRequest
 from .envelope import Envelope, Protocol
 from .errors import ChannelError, QuotaExceededError, SkytaleError
 
@@ -66,18 +66,18 @@ class _Inbox:
     def __init__(self, channel_name: str, limit: int) -> None:
         self._channel_name = channel_name
         self._limit = limit
-        self._items: Deque[bytes] = deque()
+        self._items: Deque[Message] = deque()
         self._overflow: Optional[QuotaExceededError] = None
 
-    def put(self, payload: bytes) -> None:
-        self._items.append(payload)
+    def put(self, message: Message) -> None:
+        self._items.append(message)
         if len(self._items) >= self._limit and self._overflow is None:
             self._overflow = QuotaExceededError(
                 f"quota exceeded: channel {self._channel_name}: {self._limit} messages were waiting unread "
                 f"(buffer_limit={self._limit}); its listener paused until now, nothing was dropped"
             )
 
-    def drain(self, limit: Optional[int] = None) -> List[bytes]:
+    def drain(self, limit: Optional[int] = None) -> List[Message]:
         """Removes and returns the oldest ``limit`` messages (all of them if ``None``)."""
         count = len(self._items) if limit is None else min(limit, len(self._items))
         return [self._items.popleft() for _ in range(count)]
@@ -148,7 +148,7 @@ class _ChannelFeed:
                 with self._cond:
                     for inbox in self._inboxes.values():
                         for message in batch:
-                            inbox.put(message.payload)
+                            inbox.put(message)
                     self._moved_seq = batch[-1].seq
                     self._cond.notify_all()
                     self._announce_arrival()
@@ -208,7 +208,7 @@ class _ChannelFeed:
         with self._cond:
             return len(self._inbox(consumer))
 
-    def take_nowait(self, limit: Optional[int] = None, consumer: object = _DEFAULT_CONSUMER) -> Optional[List[bytes]]:
+    def take_nowait(self, limit: Optional[int] = None, consumer: object = _DEFAULT_CONSUMER) -> Optional[List[Message]]:
         """The consumer's unread messages (at most ``limit``) if there are any; otherwise raises what is pending
         (the overflow notice, then the channel's failure); ``[]`` once the listener has ended; ``None`` if the
         caller should wait."""
@@ -265,7 +265,7 @@ class _ChannelFeed:
                 self._moved_seq >= target or self._ended or self._stopping or self._any_inbox_holds_listener()
             )
 
-    def receive(self, timeout: float, consumer: object = _DEFAULT_CONSUMER) -> List[bytes]:
+    def receive(self, timeout: float, consumer: object = _DEFAULT_CONSUMER) -> List[Message]:
         """Waits up to ``timeout`` seconds for the consumer's messages; once there are some, also takes every
         message the relay had stored for the channel when this call was made (see ``start_sync``)."""
         deadline = time.monotonic() + timeout
@@ -309,11 +309,16 @@ class ChannelView(Closing):
 
     def receive(self, timeout: float = 5.0) -> List[bytes]:
         """As :meth:`SkytaleChannelManager.receive`, for this view, as bytes."""
+        return [message.payload for message in self.receive_messages(timeout)]
+
+    def receive_messages(self, timeout: float = 5.0) -> List[Message]:
+        """As :meth:`receive`, each as a :class:`~skytale_sdk.Message`: the payload with its ``sender`` (the
+        identity MLS authenticated, unlike anything the payload itself claims), ``seq`` and ``epoch``."""
         return self._feed.receive(timeout, consumer=self._key)
 
     def receive_envelopes(self, timeout: float = 5.0) -> List[Envelope]:
         """As :meth:`SkytaleChannelManager.receive_envelopes`, for this view."""
-        return [_as_envelope(payload) for payload in self.receive(timeout)]
+        return [_as_envelope(message) for message in self.receive_messages(timeout)]
 
     def pending(self) -> int:
         """How many messages wait unread in this view."""
@@ -338,11 +343,12 @@ def _as_text(payload: bytes) -> str:
     return payload.decode("utf-8", "surrogateescape")
 
 
-def _as_envelope(payload: bytes) -> Envelope:
+def _as_envelope(message: Message) -> Envelope:
+    """The envelope ``message`` carries (``Protocol.RAW`` if it is not one), with its authenticated sender."""
     try:
-        return Envelope.deserialize(payload)
+        return Envelope.deserialize(message.payload, sender=message.sender)
     except ValueError:
-        return Envelope(Protocol.RAW, RAW_CONTENT_TYPE, payload)
+        return Envelope(Protocol.RAW, RAW_CONTENT_TYPE, message.payload, sender=message.sender)
 
 
 #: Managers not closed yet. At interpreter exit they are closed (listener threads stopped and joined) before the
@@ -458,7 +464,7 @@ class SkytaleChannelManager(Closing):
         returns ``[]`` if none came. Bytes that are not UTF-8 are kept as lone surrogates (``surrogateescape``).
         Raises ``QuotaExceededError`` once after the inbox had filled up, and the channel's error once it
         failed."""
-        return [_as_text(payload) for payload in self._feed(channel_name).receive(timeout)]
+        return [_as_text(message.payload) for message in self._feed(channel_name).receive(timeout)]
 
     def receive_latest(self, channel_name: str, timeout: float = 5.0) -> Optional[str]:
         """Only the most recent message (the older buffered ones are discarded), or ``None``."""
@@ -480,8 +486,8 @@ class SkytaleChannelManager(Closing):
 
     def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> List[Envelope]:
         """Like ``receive()``, parsed as envelopes; a message that is not one is wrapped as ``Protocol.RAW``
-        (content type ``application/octet-stream``)."""
-        return [_as_envelope(payload) for payload in self._feed(channel_name).receive(timeout)]
+        (content type ``application/octet-stream``). Each has its ``sender``, as MLS authenticated it."""
+        return [_as_envelope(message) for message in self._feed(channel_name).receive(timeout)]
 
     # Lifecycle
 

@@ -64,10 +64,12 @@ _ROLES = {"user": Role.ROLE_USER, "agent": Role.ROLE_AGENT}
 
 
 class ReceivedMessage(NamedTuple):
-    """An A2A message read from a context, with the ``agent_id`` its sender declared."""
+    """An A2A message read from a context, with the ``agent_id`` its sender declared and ``sender``, the member
+    identity MLS authenticated. Any member can write any ``agent_id``; check ``sender`` before trusting it."""
 
     agent_id: str
     message: Message
+    sender: Optional[bytes] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The message's A2A JSON form (``MessageToDict``: camelCase keys, e.g. ``messageId``, ``parts``) plus
@@ -178,7 +180,8 @@ class SkytaleA2AAdapter(TalliedReader, Closing):
 
     def receive(self, context_id: str, timeout: float = 5.0) -> List[ReceivedMessage]:
         """The A2A messages that arrived on the context since the last call, oldest first, as
-        ``a2a.types.Message`` objects with their sender's ``agent_id``. Waits up to ``timeout`` seconds while there
+        ``a2a.types.Message`` objects with the ``agent_id`` their sender declared and the ``sender`` MLS
+        authenticated (see :class:`ReceivedMessage`). Waits up to ``timeout`` seconds while there
         is none (other traffic on the channel does not end the wait) and returns ``[]`` if none came."""
         view = self._views.get(context_id)
         if view is None:
@@ -211,7 +214,7 @@ class SkytaleA2AAdapter(TalliedReader, Closing):
             if object_type is not None:
                 self._tally.skip(channel, f"A2A {object_type}, not a Message")
                 return None
-            return ReceivedMessage(sender_of(envelope), decode_object(envelope.payload, Message))
+            return ReceivedMessage(sender_of(envelope), decode_object(envelope.payload, Message), envelope.sender)
         except ValueError as error:
             self._tally.reject(channel, str(error))
             return None
