@@ -100,6 +100,68 @@ def test_raw_read_write_between_two_managers(dev_env: DevStack, channel_name: st
         run(body)
 
 
+def with_carol(channel: str) -> "tuple[SkytaleChannelManager, SkytaleChannelManager, SkytaleChannelManager]":
+    """``pair(channel)`` plus Carol, a third member who is not part of the MCP session."""
+    alice, bob = pair(channel)
+    carol = SkytaleChannelManager("carol")
+    carol.join(channel, alice.add_member(channel, carol.key_package()))
+    return alice, bob, carol
+
+
+def test_a_bound_transport_skips_other_members_mcp(
+    dev_env: DevStack, channel_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice, bob, carol = with_carol(channel_name)
+
+    async def body() -> None:
+        async with (
+            SkytaleTransport(bob, channel_name, peer=b"alice") as bound,
+            SkytaleTransport(bob, channel_name, bind_first_peer=True) as first_come,
+            SkytaleTransport(alice, channel_name) as from_alice,
+            SkytaleTransport(carol, channel_name) as from_carol,
+        ):
+            assert (bound.peer, first_come.peer) == (b"alice", None)
+            await from_carol.write(PING)  # acknowledged first, so first on the channel
+            await from_alice.write({**PING, "id": 2})
+            assert await bound.read() == {**PING, "id": 2}
+            assert bound.foreign() == 1
+            # The first MCP message came from Carol: that transport is hers now, and Alice's is the foreign one.
+            assert await first_come.read() == PING
+            assert first_come.peer == b"carol"
+            await from_alice.write({**PING, "id": 3})
+            await from_carol.write({**PING, "id": 4})
+            assert await first_come.read() == {**PING, "id": 4}
+            assert first_come.foreign() == 2
+
+    with alice, bob, carol, caplog.at_level("WARNING", logger="skytale_sdk.integrations.mcp"):
+        run(body)
+    assert "from 'carol': this session's peer is 'alice'" in caplog.text
+    with pytest.raises(TypeError, match="peer must be the peer's identity as bytes"):
+        SkytaleTransport(alice, channel_name, peer="bob")  # type: ignore[arg-type]
+
+
+def test_a_second_client_cannot_disturb_a_served_session(
+    dev_env: DevStack, channel_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice, bob, carol = with_carol(channel_name)
+
+    async def clients() -> None:
+        async with skytale_client(alice, channel_name, server=b"bob") as (read_stream, write_stream):
+            async with ClientSession(read_stream, write_stream) as session:
+                await session.initialize()
+                assert text_of(await session.call_tool("add", {"a": 1, "b": 2})) == "3"
+                # Carol's session is not served (the server serves Alice), and Alice's never sees Carol's requests.
+                async with skytale_client(carol, channel_name) as (carol_read, carol_write):
+                    async with ClientSession(carol_read, carol_write) as intruder:
+                        with pytest.raises(TimeoutError):
+                            await asyncio.wait_for(intruder.initialize(), 2.0)
+                assert text_of(await session.call_tool("add", {"a": 40, "b": 2})) == "42"
+
+    with alice, bob, carol, caplog.at_level("WARNING", logger="skytale_sdk.integrations.mcp"):
+        run(lambda: with_server(calculator(), bob, channel_name, clients))
+    assert "from 'carol': this session's peer is 'alice'" in caplog.text
+
+
 def test_wire_format_is_one_mcp_envelope_per_message(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name)
 

@@ -103,7 +103,8 @@ def test_received_messages_and_envelopes_carry_the_authenticated_sender(dev_env:
             deadline = time.monotonic() + PATIENCE
             while len(messages) < 2 and time.monotonic() < deadline:
                 messages += view.receive_messages(timeout=PATIENCE)
-            assert [(m.sender, m.payload) for m in messages] == [(b"alice", b"from alice"), (b"carol", forged.serialize())]
+            expected = [(b"alice", b"from alice"), (b"carol", forged.serialize())]
+            assert [(m.sender, m.payload) for m in messages] == expected
             assert messages[0].seq < messages[1].seq
 
             received = []

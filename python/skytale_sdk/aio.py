@@ -107,8 +107,8 @@ class AsyncSkytaleChannelManager:
         closed. Messages are taken one at a time, so leaving the loop early leaves the rest in the inbox. Errors
         are raised as from ``receive()`` (a full inbox's ``QuotaExceededError`` ends the iteration; iterating
         again continues after it)."""
-        async for payload in _iterate(self._sync._feed(channel_name), _DEFAULT_CONSUMER):
-            yield _as_text(payload)
+        async for message in _iterate(self._sync._feed(channel_name), _DEFAULT_CONSUMER):
+            yield _as_text(message.payload)
 
     def view(self, channel_name: str) -> "AsyncChannelView":
         """A new consumer view of the channel, awaitable (see :class:`AsyncChannelView`)."""
@@ -159,8 +159,13 @@ class AsyncChannelView:
     def pending(self) -> int:
         return self._view.pending()
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        """Each message as it arrives; ends when the channel or its manager is closed."""
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        """Each message's payload as it arrives; ends when the channel or its manager is closed."""
+        async for message in self.messages():
+            yield message.payload
+
+    def messages(self) -> AsyncIterator[Message]:
+        """As iterating the view, each as a :class:`~skytale_sdk.Message` (with its authenticated ``sender``)."""
         return _iterate(self._view._feed, self._view._key)
 
     def close(self) -> None:
@@ -191,7 +196,7 @@ async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> 
     return feed.take_nowait(consumer=consumer) or []
 
 
-async def _iterate(feed: _ChannelFeed, consumer: object) -> AsyncIterator[bytes]:
+async def _iterate(feed: _ChannelFeed, consumer: object) -> AsyncIterator[Message]:
     """A consumer's messages one at a time as they arrive, until the channel ends."""
     while True:
         async with _ArrivalSignal(feed) as arrival:
@@ -201,7 +206,7 @@ async def _iterate(feed: _ChannelFeed, consumer: object) -> AsyncIterator[bytes]
             continue
         if not message:
             return
-        yield message[0].payload
+        yield message[0]
 
 
 class _ArrivalSignal:

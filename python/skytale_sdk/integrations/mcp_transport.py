@@ -11,7 +11,11 @@ Each JSON-RPC message is one ``Envelope(Protocol.MCP, "application/json", <JSON>
 A channel carries ONE MCP session (one client, one server). JSON-RPC ids are only unique within a session and a
 channel is a group broadcast, so two clients on one channel would each take the other's responses as their own;
 serve several clients with one channel each. Other members may read the channel (they see the session, e.g. for
-audit) but must not write MCP to it.
+audit) but must not write MCP to it. So that a member who does cannot corrupt the session, a transport can be
+bound to its peer (MLS authenticates every message's sender): the server side binds itself to the member whose
+MCP message comes first (the client's ``initialize``) unless told which client to serve, and a client can be told
+its server. MCP messages from anyone else are skipped, logged (warning) and counted in
+:meth:`SkytaleTransport.foreign`.
 
 Reads go through the transport's own channel view, never ``manager.receive()``, and the relay does not deliver a
 member's own messages back, so a transport never reads its own writes. Messages of other protocols are skipped,
@@ -44,6 +48,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
         f"skytale_sdk.integrations.mcp_transport needs the mcp package ({error}): pip install skytale-sdk[mcp]"
     ) from error
 
+from .._native import Message
 from ..aio import AsyncChannelView, AsyncSkytaleChannelManager
 from ..envelope import Envelope, Protocol
 from ..errors import ChannelError, QuotaExceededError
@@ -98,9 +103,17 @@ class SkytaleTransport:
     The transport sees every message that arrives after it was constructed: construct the receiving side's
     transport before the other side writes. Use it within one asyncio event loop; close it when done (or use
     ``async with``), since an unread view holds the channel's listener back once its inbox is full.
+
+    ``peer`` binds the transport to one member: MCP messages whose MLS-authenticated sender is not that identity
+    are skipped (see :meth:`foreign`). ``bind_first_peer=True`` binds it to the sender of the first MCP message
+    instead (what a server does). With neither, MCP messages from every member are read.
     """
 
-    def __init__(self, manager: AnyManager, channel: str) -> None:
+    def __init__(
+        self, manager: AnyManager, channel: str, *, peer: Optional[bytes] = None, bind_first_peer: bool = False
+    ) -> None:
+        if peer is not None and not isinstance(peer, bytes):
+            raise TypeError(f"peer must be the peer's identity as bytes, got {type(peer).__name__}")
         if isinstance(manager, AsyncSkytaleChannelManager):
             manager = manager._sync  # noqa: SLF001 - the same package; its sync manager does the work
         if not isinstance(manager, SkytaleChannelManager):
@@ -109,8 +122,11 @@ class SkytaleTransport:
         self._channel = channel
         # Raises ChannelError for a channel the manager does not know.
         self._view = AsyncChannelView(manager.view(channel))
+        self._peer = peer
+        self._bind_first_peer = bind_first_peer
         self._skipped: "Counter[str]" = Counter()
         self._malformed = 0
+        self._foreign = 0
         self._closed = False
         # The task that sorts the view's messages (started by the first read, in the running loop) hands them to
         # readers through a one-slot hand-over, so an unread transport leaves the rest in its view, which holds the
@@ -125,6 +141,11 @@ class SkytaleTransport:
     def channel(self) -> str:
         """The channel's name."""
         return self._channel
+
+    @property
+    def peer(self) -> Optional[bytes]:
+        """The identity of the member whose MCP messages this transport reads, once bound (``None``: anyone's)."""
+        return self._peer
 
     async def write(self, message: Outgoing) -> None:
         """Sends one JSON-RPC message (request, notification, response or error); returns once the relay has
@@ -150,6 +171,10 @@ class SkytaleTransport:
     def malformed(self) -> int:
         """How many MCP envelopes were skipped because their payload is not one valid JSON-RPC message."""
         return self._malformed
+
+    def foreign(self) -> int:
+        """How many MCP messages were skipped because they came from a member other than the bound :attr:`peer`."""
+        return self._foreign
 
     async def close(self) -> None:
         """Ends waiting reads (they raise ``ChannelError``), stops the transport's task and closes its view.
@@ -209,8 +234,8 @@ class SkytaleTransport:
     async def _sort(self) -> None:
         while True:
             try:
-                async for payload in self._view:
-                    item = self._classify(payload)
+                async for message in self._view.messages():
+                    item = self._classify(message)
                     if item is not None:
                         await self._hand_over(item)
                 await self._hand_over(_ChannelEnded())
@@ -222,17 +247,28 @@ class SkytaleTransport:
                 await self._hand_over(_ChannelEnded(failure))
                 return
 
-    def _classify(self, payload: bytes) -> Optional[Union[_Incoming, ValueError]]:
-        """The MCP message in ``payload``; the error if it claims MCP but is malformed (counted, logged);
-        ``None`` for another protocol's message (counted, logged)."""
+    def _classify(self, message: Message) -> Optional[Union[_Incoming, ValueError]]:
+        """The MCP message in ``message``; the error if it claims MCP but is malformed (counted, logged);
+        ``None`` for another protocol's message or another member's MCP message (counted, logged)."""
         try:
-            envelope = Envelope.deserialize(payload)
+            envelope = Envelope.deserialize(message.payload)
         except ValueError:
             envelope = None  # plain bytes sent with send(): RAW, like the manager's receive_envelopes() says
         if envelope is None or envelope.protocol is not Protocol.MCP:
             protocol = Protocol.RAW.value if envelope is None else envelope.protocol.value
             self._skipped[protocol] += 1
             logger.debug("skipped a %s message on %s: not MCP", protocol, self._channel)
+            return None
+        if self._peer is None and self._bind_first_peer:
+            self._peer = message.sender
+        if self._peer is not None and message.sender != self._peer:
+            self._foreign += 1
+            logger.warning(
+                "skipped an MCP message on %s from %s: this session's peer is %s (one MCP session per channel)",
+                self._channel,
+                _identity(message.sender),
+                _identity(self._peer),
+            )
             return None
         try:
             return _decode(envelope)
@@ -247,6 +283,10 @@ class SkytaleTransport:
 
     def _closed_error(self) -> ChannelError:
         return ChannelError(f"channel error: {self._channel}: the MCP transport is closed")
+
+
+def _identity(identity: bytes) -> str:
+    return repr(identity.decode("utf-8", "backslashreplace"))
 
 
 def _as_message(message: Outgoing) -> JSONRPCMessage:
@@ -294,21 +334,29 @@ def _decode(envelope: Envelope) -> _Incoming:
 
 
 @asynccontextmanager
-async def skytale_client(manager: AnyManager, channel: str) -> AsyncIterator[Streams]:
+async def skytale_client(
+    manager: AnyManager, channel: str, *, server: Optional[bytes] = None
+) -> AsyncIterator[Streams]:
     """``async with skytale_client(manager, channel) as (read, write): async with ClientSession(read, write)``.
 
-    Like ``mcp.client.stdio.stdio_client``, over the channel. On exit the transport's tasks are cancelled and
-    joined and its view closed. Can also be handed to ``mcp.Client`` as its transport."""
-    async with _session_streams(SkytaleTransport(manager, channel)) as streams:
+    Like ``mcp.client.stdio.stdio_client``, over the channel. ``server``, the server's identity, makes the client
+    read MCP from that member only. On exit the transport's tasks are cancelled and joined and its view closed. Can
+    also be handed to ``mcp.Client`` as its transport."""
+    async with _session_streams(SkytaleTransport(manager, channel, peer=server)) as streams:
         yield streams
 
 
 @asynccontextmanager
-async def skytale_server(manager: AnyManager, channel: str) -> AsyncIterator[Streams]:
+async def skytale_server(
+    manager: AnyManager, channel: str, *, client: Optional[bytes] = None
+) -> AsyncIterator[Streams]:
     """``async with skytale_server(manager, channel) as (read, write): await server.run(read, write,
     server.create_initialization_options())``, for a low-level ``mcp.server.lowlevel.Server``; see
-    :func:`serve` for an ``MCPServer`` (FastMCP). Like ``mcp.server.stdio.stdio_server``, over the channel."""
-    async with _session_streams(SkytaleTransport(manager, channel)) as streams:
+    :func:`serve` for an ``MCPServer`` (FastMCP). Like ``mcp.server.stdio.stdio_server``, over the channel.
+
+    Serves one client: ``client`` (its identity) if given, otherwise the member whose MCP message comes first."""
+    transport = SkytaleTransport(manager, channel, peer=client, bind_first_peer=True)
+    async with _session_streams(transport) as streams:
         yield streams
 
 
@@ -317,15 +365,17 @@ async def serve(
     manager: AnyManager,
     channel: str,
     *,
+    client: Optional[bytes] = None,
     raise_exceptions: bool = False,
 ) -> None:
-    """Serves one MCP session on ``channel`` until cancelled or the channel ends.
+    """Serves one MCP session on ``channel`` until cancelled or the channel ends: with ``client`` (its identity)
+    if given, otherwise with the member whose MCP message comes first (see :func:`skytale_server`).
 
     Takes a low-level ``Server`` or an ``MCPServer`` (the former FastMCP). mcp 2.3 has no public way to run an
     ``MCPServer`` on given streams: like the package's own ``InMemoryTransport``, this runs its underlying
     low-level server (``_lowlevel_server``) with ``create_initialization_options()``."""
     lowlevel: Server[Any] = server._lowlevel_server if isinstance(server, MCPServer) else server  # noqa: SLF001
-    async with skytale_server(manager, channel) as (read_stream, write_stream):
+    async with skytale_server(manager, channel, client=client) as (read_stream, write_stream):
         await lowlevel.run(
             read_stream, write_stream, lowlevel.create_initialization_options(), raise_exceptions=raise_exceptions
         )
