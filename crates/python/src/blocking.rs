@@ -67,10 +67,7 @@ struct GateState {
 struct Reacquiring;
 
 static EXIT_GATE: ExitGate = ExitGate {
-    state: Mutex::new(GateState {
-        closed_by: None,
-        reacquiring: 0,
-    }),
+    state: Mutex::new(GateState { closed_by: None, reacquiring: 0 }),
     all_through: Condvar::new(),
 };
 
@@ -99,10 +96,7 @@ impl ExitGate {
         let mut state = self.lock();
         state.closed_by.get_or_insert(thread::current().id());
         while state.reacquiring > 0 {
-            state = self
-                .all_through
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = self.all_through.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
     }
 }

@@ -75,9 +75,7 @@ impl Channel {
     /// `TimeoutError`.
     #[pyo3(signature = (with_meta=false, timeout=None))]
     fn messages(&self, with_meta: bool, timeout: Option<f64>) -> PyResult<MessageIterator> {
-        let timeout = timeout
-            .map(|t| seconds::to_duration("timeout", t))
-            .transpose()?;
+        let timeout = timeout.map(|t| seconds::to_duration("timeout", t)).transpose()?;
         Ok(MessageIterator::new(self.inner.clone(), with_meta, timeout))
     }
 
@@ -86,9 +84,7 @@ impl Channel {
     /// `timeout` (seconds) passed first or the channel or client was closed meanwhile.
     #[pyo3(signature = (timeout=None))]
     fn sync(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let timeout = timeout
-            .map(|t| seconds::to_duration("timeout", t))
-            .transpose()?;
+        let timeout = timeout.map(|t| seconds::to_duration("timeout", t)).transpose()?;
         detached(py, || self.inner.sync(timeout))
     }
 

@@ -29,13 +29,7 @@ impl SkytaleClient {
         api_key: Option<String>,
         api_url: Option<String>,
     ) -> PyResult<Self> {
-        let config = ClientConfig {
-            endpoint,
-            data_dir,
-            identity: identity.to_vec(),
-            api_key,
-            api_url,
-        };
+        let config = ClientConfig { endpoint, data_dir, identity: identity.to_vec(), api_key, api_url };
         let inner = detached(py, || Client::connect(config))?;
         Ok(Self { inner })
     }
@@ -60,21 +54,12 @@ impl SkytaleClient {
     /// within `ttl` seconds. This client then admits the joiners that redeem it, in the background.
     #[pyo3(signature = (channel, max_uses=1, ttl=3600))]
     fn invite(&self, py: Python<'_>, channel: &str, max_uses: u32, ttl: u64) -> PyResult<String> {
-        detached(py, || {
-            self.inner
-                .invite(channel, max_uses, Duration::from_secs(ttl))
-        })
+        detached(py, || self.inner.invite(channel, max_uses, Duration::from_secs(ttl)))
     }
 
     /// Joins `channel` with an invite token; waits up to `timeout` seconds for the owner to admit this client.
     #[pyo3(signature = (channel, token, timeout=60.0))]
-    fn join_with_token(
-        &self,
-        py: Python<'_>,
-        channel: &str,
-        token: &str,
-        timeout: f64,
-    ) -> PyResult<Channel> {
+    fn join_with_token(&self, py: Python<'_>, channel: &str, token: &str, timeout: f64) -> PyResult<Channel> {
         let timeout = seconds::to_duration("timeout", timeout)?;
         detached(py, || self.inner.join_with_token(channel, token, timeout)).map(Channel::from)
     }

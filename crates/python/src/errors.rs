@@ -58,18 +58,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let classes = [
         ("SkytaleError", py.get_type::<SkytaleError>(), RUNTIME_CODE),
         ("MlsError", py.get_type::<MlsError>(), "mls"),
-        (
-            "TransportError",
-            py.get_type::<TransportError>(),
-            "transport",
-        ),
+        ("TransportError", py.get_type::<TransportError>(), "transport"),
         ("ChannelError", py.get_type::<ChannelError>(), "channel"),
         ("AuthError", py.get_type::<AuthError>(), "auth"),
-        (
-            "QuotaExceededError",
-            py.get_type::<QuotaExceededError>(),
-            "quota",
-        ),
+        ("QuotaExceededError", py.get_type::<QuotaExceededError>(), "quota"),
     ];
     for (name, class, code) in classes {
         class.setattr("code", code)?;
@@ -100,9 +92,7 @@ pub fn from_panic(py: Python<'_>, payload: &(dyn Any + Send)) -> PyErr {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned());
-    let exception = SkytaleError::new_err(format!(
-        "runtime error: internal failure in skytale-client: {detail}"
-    ));
+    let exception = SkytaleError::new_err(format!("runtime error: internal failure in skytale-client: {detail}"));
     with_code(py, exception, RUNTIME_CODE)
 }
 

@@ -24,8 +24,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(blocking::interpreter_exiting, m)?)?;
     let exiting = m.getattr("_interpreter_exiting")?;
-    m.py()
-        .import("atexit")?
-        .call_method1("register", (exiting,))?;
+    m.py().import("atexit")?.call_method1("register", (exiting,))?;
     Ok(())
 }

@@ -27,16 +27,8 @@ pub struct MessageIterator {
 }
 
 impl MessageIterator {
-    pub fn new(
-        channel: skytale_client::Channel,
-        with_meta: bool,
-        timeout: Option<Duration>,
-    ) -> Self {
-        Self {
-            channel,
-            with_meta,
-            timeout,
-        }
+    pub fn new(channel: skytale_client::Channel, with_meta: bool, timeout: Option<Duration>) -> Self {
+        Self { channel, with_meta, timeout }
     }
 
     fn to_python(&self, py: Python<'_>, message: skytale_client::Message) -> PyResult<Py<PyAny>> {
@@ -55,9 +47,7 @@ impl MessageIterator {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        Ok(self
-            .wait_for_messages(py, 1)?
-            .and_then(|mut items| items.pop()))
+        Ok(self.wait_for_messages(py, 1)?.and_then(|mut items| items.pop()))
     }
 
     /// Waits like `next()` for the next message, then returns it with up to `max - 1` more that are already
@@ -76,26 +66,18 @@ impl MessageIterator {
         let deadline = self.timeout.map(|timeout| Instant::now() + timeout);
         loop {
             let wait = match deadline {
-                Some(deadline) => deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(SIGNAL_CHECK_INTERVAL),
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK_INTERVAL),
                 None => SIGNAL_CHECK_INTERVAL,
             };
             match detached(py, || self.channel.recv_many(max, Some(wait)))? {
                 Received::Messages(messages) => {
-                    return messages
-                        .into_iter()
-                        .map(|message| self.to_python(py, message))
-                        .collect::<PyResult<_>>()
-                        .map(Some);
+                    return messages.into_iter().map(|message| self.to_python(py, message)).collect::<PyResult<_>>().map(Some);
                 }
                 Received::Closed => return Ok(None),
                 Received::Timeout => {
                     py.check_signals()?;
                     if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                        return Err(PyTimeoutError::new_err(
-                            "no message arrived within the timeout",
-                        ));
+                        return Err(PyTimeoutError::new_err("no message arrived within the timeout"));
                     }
                 }
             }

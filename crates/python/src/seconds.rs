@@ -9,8 +9,6 @@ use pyo3::prelude::*;
 /// names the parameter (`Duration::from_secs_f64` would panic on them).
 pub fn to_duration(parameter: &str, seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{parameter} must be a finite number of seconds >= 0, got {seconds}"
-        ))
+        PyValueError::new_err(format!("{parameter} must be a finite number of seconds >= 0, got {seconds}"))
     })
 }

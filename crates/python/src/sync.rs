@@ -16,9 +16,7 @@ pub struct SyncRequest {
 
 impl From<skytale_client::SyncRequest> for SyncRequest {
     fn from(request: skytale_client::SyncRequest) -> Self {
-        Self {
-            pending: Mutex::new(Some(request)),
-        }
+        Self { pending: Mutex::new(Some(request)) }
     }
 }
 
@@ -27,16 +25,9 @@ impl SyncRequest {
     /// As `Channel.sync(timeout)`, for the head asked when the request was started.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let timeout = timeout
-            .map(|t| seconds::to_duration("timeout", t))
-            .transpose()?;
-        let request = self
-            .pending
-            .lock()
-            .ok()
-            .and_then(|mut pending| pending.take());
-        let request = request
-            .ok_or_else(|| PyRuntimeError::new_err("this SyncRequest was already waited for"))?;
+        let timeout = timeout.map(|t| seconds::to_duration("timeout", t)).transpose()?;
+        let request = self.pending.lock().ok().and_then(|mut pending| pending.take());
+        let request = request.ok_or_else(|| PyRuntimeError::new_err("this SyncRequest was already waited for"))?;
         detached(py, || request.wait(timeout))
     }
 }
