@@ -83,9 +83,9 @@ class Envelope:
 
     @classmethod
     def deserialize(cls, data: bytes, *, sender: Optional[bytes] = None) -> "Envelope":
-        """Parses the wire form (``sender``: who sent it, when known). Raises ``ValueError`` (and nothing else) for anything that is not an envelope:
-        too short, a header length past the end, a header that is not UTF-8 JSON or not an object, an unknown
-        protocol, or fields of the wrong type."""
+        """Parses the wire form; ``sender`` is who sent it, when known. Raises ``ValueError`` (and nothing else) for
+        anything that is not an envelope: too short, a header length past the end, a header that is not UTF-8 JSON
+        or not an object, an unknown protocol, or fields of the wrong type."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise ValueError(f"envelope must be bytes, got {type(data).__name__}")
         data = bytes(data)
