@@ -52,7 +52,7 @@ from .._native import Message
 from ..aio import AsyncChannelView, AsyncSkytaleChannelManager
 from ..envelope import Envelope, Protocol
 from ..errors import ChannelError, QuotaExceededError
-from ..manager import SkytaleChannelManager
+from ..manager import SkytaleChannelManager, _as_envelope
 
 __all__ = ["SkytaleTransport", "skytale_client", "skytale_server", "serve", "CONTENT_TYPE"]
 
@@ -250,12 +250,9 @@ class SkytaleTransport:
     def _classify(self, message: Message) -> Optional[Union[_Incoming, ValueError]]:
         """The MCP message in ``message``; the error if it claims MCP but is malformed (counted, logged);
         ``None`` for another protocol's message or another member's MCP message (counted, logged)."""
-        try:
-            envelope = Envelope.deserialize(message.payload)
-        except ValueError:
-            envelope = None  # plain bytes sent with send(): RAW, like the manager's receive_envelopes() says
-        if envelope is None or envelope.protocol is not Protocol.MCP:
-            protocol = Protocol.RAW.value if envelope is None else envelope.protocol.value
+        envelope = _as_envelope(message)  # plain bytes sent with send() come as Protocol.RAW
+        if envelope.protocol is not Protocol.MCP:
+            protocol = envelope.protocol.value
             self._skipped[protocol] += 1
             logger.debug("skipped a %s message on %s: not MCP", protocol, self._channel)
             return None
