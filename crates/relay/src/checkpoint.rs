@@ -42,7 +42,7 @@ impl Checkpointer {
     /// pending covers this one.
     pub fn committed(&mut self) {
         self.commits += 1;
-        if self.commits % COMMITS_PER_CHECKPOINT != 0 {
+        if !self.commits.is_multiple_of(COMMITS_PER_CHECKPOINT) {
             return;
         }
         if let Some(wake) = &self.wake {
