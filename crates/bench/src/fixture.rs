@@ -27,7 +27,8 @@ impl Site {
             return Ok(Site { endpoint, local: None, _relay_dir: None, client_dirs, run_id });
         }
         let relay_dir = tempfile::tempdir()?;
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("relay").enable_all().build()?;
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("relay").enable_all().build()?;
         let config = RelayConfig::new("127.0.0.1:0".parse()?, relay_dir.path());
         let relay = runtime.block_on(Relay::start(config))?;
         let endpoint = format!("http://{}", relay.local_addr());

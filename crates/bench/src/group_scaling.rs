@@ -101,7 +101,8 @@ fn key_packages(label: &str, count: usize) -> anyhow::Result<Vec<Offline>> {
         .map(|i| {
             let identity = format!("{label}-{i}").into_bytes();
             let client = bare_client(&identity)?;
-            let key_package = client.generate_key_package_message(ExtensionList::default(), ExtensionList::default(), None)?;
+            let key_package =
+                client.generate_key_package_message(ExtensionList::default(), ExtensionList::default(), None)?;
             Ok(Offline { identity, key_package: key_package.to_bytes()? })
         })
         .collect()
@@ -128,7 +129,13 @@ struct ClientFigures {
     rotate_ms: Vec<f64>,
 }
 
-fn through_client(site: &Site, owner: &skytale_client::Client, size: usize, members: &[Offline], extras: &[Offline]) -> anyhow::Result<ClientFigures> {
+fn through_client(
+    site: &Site,
+    owner: &skytale_client::Client,
+    size: usize,
+    members: &[Offline],
+    extras: &[Offline],
+) -> anyhow::Result<ClientFigures> {
     let channel = owner.create_channel(&site.channel_name(&format!("group-{size}")))?;
     let start = Instant::now();
     if !members.is_empty() {

@@ -94,11 +94,8 @@ async fn measure(args: &Args, url: &str, pid: u32) -> anyhow::Result<serde_json:
             continue;
         }
         // Streams n..n+streams_per_connection share one connection.
-        let groups: Vec<Vec<usize>> = (first..count)
-            .collect::<Vec<_>>()
-            .chunks(args.streams_per_connection)
-            .map(<[usize]>::to_vec)
-            .collect();
+        let groups: Vec<Vec<usize>> =
+            (first..count).collect::<Vec<_>>().chunks(args.streams_per_connection).map(<[usize]>::to_vec).collect();
         let opened: Vec<Vec<SlimStream>> = stream::iter(groups)
             .map(|group| open_group(url, group))
             .buffer_unordered(OPENING_CONCURRENCY)

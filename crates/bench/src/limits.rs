@@ -55,9 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     eprintln!("limits: ed25519 sign/verify");
     let (secret, public) = suite.signature_key_generate()?;
     let message = vec![0x5a; args.payload_bytes];
-    let sign_per_s = ops_per_second(budget, || {
-        suite.sign(&secret, &message).map(drop)
-    })?;
+    let sign_per_s = ops_per_second(budget, || suite.sign(&secret, &message).map(drop))?;
     let signature = suite.sign(&secret, &message)?;
     let verify_per_s = ops_per_second(budget, || suite.verify(&public, &signature, &message))?;
 
@@ -112,7 +110,10 @@ struct Echo;
 impl DataPlaneService for Echo {
     type OpenChannelStream = ReceiverStream<Result<pb::Message, Status>>;
 
-    async fn open_channel(&self, request: Request<Streaming<pb::Message>>) -> Result<Response<Self::OpenChannelStream>, Status> {
+    async fn open_channel(
+        &self,
+        request: Request<Streaming<pb::Message>>,
+    ) -> Result<Response<Self::OpenChannelStream>, Status> {
         // The relay's outbound queue size, so back-pressure behaves the same.
         let (outbound, responses) = mpsc::channel(64);
         let mut frames = request.into_inner();
@@ -154,10 +155,15 @@ async fn tonic_echo(payload_bytes: usize, round_trips: usize, pipelined: usize) 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = tokio::spawn(tonic::transport::Server::builder().add_service(DataPlaneServiceServer::new(Echo)).serve_with_incoming(incoming));
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(DataPlaneServiceServer::new(Echo))
+            .serve_with_incoming(incoming),
+    );
 
     // Connected like the client connects to the relay.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.tcp_nodelay(true).connect().await?;
     let mut client = DataPlaneServiceClient::new(channel);
     let (to_server, outgoing) = mpsc::channel(1024);
     let mut replies = client.open_channel(ReceiverStream::new(outgoing)).await?.into_inner();
@@ -194,5 +200,9 @@ async fn tonic_echo(payload_bytes: usize, round_trips: usize, pipelined: usize) 
     drop(to_server);
     server.abort();
 
-    Ok(EchoFigures { rtt_p50_us: percentile(&mut rtts_us, 50.0), rtt_p99_us: percentile(&mut rtts_us, 99.0), msgs_per_s })
+    Ok(EchoFigures {
+        rtt_p50_us: percentile(&mut rtts_us, 50.0),
+        rtt_p99_us: percentile(&mut rtts_us, 99.0),
+        msgs_per_s,
+    })
 }

@@ -86,10 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     }
     let relay = RelayProcess::start(&args.skytale)?;
     eprintln!("relay-capacity: relay pid {} at {}", relay.pid(), relay.url());
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(measure(&args, &relay))
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(measure(&args, &relay))
 }
 
 async fn measure(args: &Args, relay: &RelayProcess) -> anyhow::Result<serde_json::Value> {
@@ -110,13 +107,7 @@ async fn measure(args: &Args, relay: &RelayProcess) -> anyhow::Result<serde_json
         let blobs = (0..BLOB_POOL as u64)
             .map(|i| slim_stream::private_message(&group_id, 0, args.blob_bytes, i))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        publishers.push(tokio::spawn(publish(
-            stream,
-            channel,
-            blobs,
-            args.in_flight,
-            Arc::clone(&counters),
-        )));
+        publishers.push(tokio::spawn(publish(stream, channel, blobs, args.in_flight, Arc::clone(&counters))));
     }
 
     eprintln!("relay-capacity: {} publishers running, warming up", args.publishers);
@@ -235,11 +226,7 @@ async fn publish(
             }
         }
     }
-    Ok(Published {
-        acked,
-        latencies_ms,
-        stream: SlimStream { outgoing, incoming },
-    })
+    Ok(Published { acked, latencies_ms, stream: SlimStream { outgoing, incoming } })
 }
 
 /// Counts the deliveries a subscriber stream receives until it is aborted.

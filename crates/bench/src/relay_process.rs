@@ -28,7 +28,9 @@ impl RelayProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {} (build it with `cargo build --release -p skytale-cli`)", skytale.display()))?;
+            .with_context(|| {
+                format!("starting {} (build it with `cargo build --release -p skytale-cli`)", skytale.display())
+            })?;
         let stdout = child.stdout.take().context("relay stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).context("reading the relay's announcement")?;
@@ -36,11 +38,7 @@ impl RelayProcess {
             let _ = child.kill();
             bail!("the relay did not announce its address (got {line:?})");
         };
-        Ok(Self {
-            url: url.to_owned(),
-            child,
-            _data_dir: data_dir,
-        })
+        Ok(Self { url: url.to_owned(), child, _data_dir: data_dir })
     }
 
     pub fn url(&self) -> &str {
@@ -74,12 +72,7 @@ pub fn rss_bytes(pid: &str) -> anyhow::Result<u64> {
 pub fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc stat")?;
     // Fields after the command name, which is in parentheses and may contain spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("malformed /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
+    let fields: Vec<&str> = stat.rsplit_once(')').context("malformed /proc stat")?.1.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, i.e. 12 and 13 after the name.
     let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
     // SAFETY: sysconf has no preconditions.
@@ -89,10 +82,7 @@ pub fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
 
 /// Raises this process's open-file limit to its hard limit (children inherit it); returns the new limit.
 pub fn raise_open_files_limit() -> anyhow::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `limit` is a valid rlimit for the duration of both calls.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {

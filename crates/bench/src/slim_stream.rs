@@ -48,13 +48,8 @@ impl SlimStream {
 
     /// Subscribes to `channel` for live messages and waits for the relay's acknowledgement.
     pub async fn subscribe(&mut self, channel: &ChannelName, subscription_id: u64) -> anyhow::Result<()> {
-        let subscribe = pb::Subscribe {
-            header: Some(header(channel)),
-            subscription_id,
-        };
-        self.outgoing
-            .send(frame(message::MessageType::Subscribe(subscribe), HashMap::new()))
-            .await?;
+        let subscribe = pb::Subscribe { header: Some(header(channel)), subscription_id };
+        self.outgoing.send(frame(message::MessageType::Subscribe(subscribe), HashMap::new())).await?;
         match self.incoming.message().await?.and_then(|m| m.message_type) {
             Some(message::MessageType::SubscriptionAck(ack)) if ack.success => Ok(()),
             other => bail!("subscribing to {channel}: expected a successful SubscriptionAck, got {other:?}"),
@@ -63,10 +58,7 @@ impl SlimStream {
 }
 
 fn frame(kind: message::MessageType, metadata: HashMap<String, String>) -> pb::Message {
-    pb::Message {
-        message_type: Some(kind),
-        metadata,
-    }
+    pb::Message { message_type: Some(kind), metadata }
 }
 
 fn link_negotiation() -> pb::Message {
@@ -77,19 +69,13 @@ fn link_negotiation() -> pb::Message {
         connection_type: pb::LinkConnectionType::Edge as i32,
         ..Default::default()
     };
-    let link = pb::Link {
-        link_type: Some(link::LinkType::LinkNegotiation(payload)),
-    };
+    let link = pb::Link { link_type: Some(link::LinkType::LinkNegotiation(payload)) };
     frame(message::MessageType::Link(link), HashMap::new())
 }
 
 fn header(channel: &ChannelName) -> pb::SlimHeader {
     let source = ChannelName::parse("skytale/agent/bench").expect("valid name");
-    pb::SlimHeader {
-        source: Some(source.to_slim()),
-        destination: Some(channel.to_slim()),
-        ..Default::default()
-    }
+    pb::SlimHeader { source: Some(source.to_slim()), destination: Some(channel.to_slim()), ..Default::default() }
 }
 
 /// A publish of `blob` to `channel` with idempotency id `msg_id`, as the client crate builds it.
@@ -108,10 +94,7 @@ pub fn publish(channel: &ChannelName, blob: Vec<u8>, msg_id: String) -> pb::Mess
             })),
         }),
     };
-    frame(
-        message::MessageType::Publish(publish),
-        HashMap::from([(meta::MSG_ID.to_owned(), msg_id)]),
-    )
+    frame(message::MessageType::Publish(publish), HashMap::from([(meta::MSG_ID.to_owned(), msg_id)]))
 }
 
 /// An MLS PrivateMessage application message of `len` bytes (one less where the size prefixes make `len`

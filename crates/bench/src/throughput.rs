@@ -132,7 +132,8 @@ impl Figures {
 impl Run {
     fn new(site: &Site, label: &str, receivers: usize) -> anyhow::Result<Run> {
         let sender = site.client(&format!("{label}-sender"))?;
-        let clients = (0..receivers).map(|i| site.client(&format!("{label}-r{i}"))).collect::<anyhow::Result<Vec<_>>>()?;
+        let clients =
+            (0..receivers).map(|i| site.client(&format!("{label}-r{i}"))).collect::<anyhow::Result<Vec<_>>>()?;
         let (channel, joined) = site.group(label, &sender, &clients)?;
         Ok(Run { sender, channel, receivers: clients.into_iter().zip(joined).collect() })
     }

@@ -33,14 +33,8 @@ mod tests {
 
     #[test]
     fn urls_use_loopback_for_unspecified_addresses() {
-        assert_eq!(
-            url_for("127.0.0.1:5000".parse().unwrap()),
-            "http://127.0.0.1:5000"
-        );
-        assert_eq!(
-            url_for("0.0.0.0:7000".parse().unwrap()),
-            "http://127.0.0.1:7000"
-        );
+        assert_eq!(url_for("127.0.0.1:5000".parse().unwrap()), "http://127.0.0.1:5000");
+        assert_eq!(url_for("0.0.0.0:7000".parse().unwrap()), "http://127.0.0.1:7000");
         assert_eq!(url_for("[::1]:80".parse().unwrap()), "http://[::1]:80");
     }
 }

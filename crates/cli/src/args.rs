@@ -10,11 +10,7 @@ use crate::duration::parse_duration;
 use crate::org::parse_org;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "skytale",
-    version,
-    about = "Skytale: encrypted channels for AI agents"
-)]
+#[command(name = "skytale", version, about = "Skytale: encrypted channels for AI agents")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

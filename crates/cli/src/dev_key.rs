@@ -17,10 +17,7 @@ const DEV_ACCOUNT: &str = "dev";
 #[derive(Debug, thiserror::Error)]
 pub enum DevKeyError {
     #[error("dev API key file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("dev API key file {path} is accessible by other users (mode {mode:o}); expected 0600")]
     InsecurePermissions { path: PathBuf, mode: u32 },
     #[error("dev API key file {path} does not hold an API key ({API_KEY_PREFIX}...); delete it to get a new key")]
@@ -35,11 +32,7 @@ pub fn path_for(dir: &Path, org: &str) -> PathBuf {
 }
 
 /// The dev key of `org`: the stored one, or a new account and key in `storage`, stored at [`path_for`].
-pub async fn load_or_create(
-    dir: &Path,
-    org: &str,
-    storage: &Storage,
-) -> Result<String, DevKeyError> {
+pub async fn load_or_create(dir: &Path, org: &str, storage: &Storage) -> Result<String, DevKeyError> {
     let path = path_for(dir, org);
     match read(&path) {
         Err(DevKeyError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {}
@@ -52,27 +45,19 @@ pub async fn load_or_create(
 }
 
 fn read(path: &Path) -> Result<String, DevKeyError> {
-    let io_error = |source| DevKeyError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io_error = |source| DevKeyError::Io { path: path.to_owned(), source };
     let text = std::fs::read_to_string(path).map_err(io_error)?;
     check_private(path)?;
     let key = text.trim();
     if !key.starts_with(API_KEY_PREFIX) {
-        return Err(DevKeyError::NotAKey {
-            path: path.to_owned(),
-        });
+        return Err(DevKeyError::NotAKey { path: path.to_owned() });
     }
     Ok(key.to_owned())
 }
 
 /// Writes the key to a new file with mode 0600, in a directory only the owner can enter.
 fn write(path: &Path, secret: &str) -> Result<(), DevKeyError> {
-    let io_error = |source| DevKeyError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io_error = |source| DevKeyError::Io { path: path.to_owned(), source };
     if let Some(parent) = path.parent() {
         let mut builder = DirBuilder::new();
         builder.recursive(true);
@@ -85,24 +70,16 @@ fn write(path: &Path, secret: &str) -> Result<(), DevKeyError> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(io_error)?;
-    file.write_all(format!("{secret}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(io_error)
+    file.write_all(format!("{secret}\n").as_bytes()).and_then(|()| file.sync_all()).map_err(io_error)
 }
 
 #[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), DevKeyError> {
     use std::os::unix::fs::PermissionsExt;
-    let metadata = std::fs::metadata(path).map_err(|source| DevKeyError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let metadata = std::fs::metadata(path).map_err(|source| DevKeyError::Io { path: path.to_owned(), source })?;
     let mode = metadata.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(DevKeyError::InsecurePermissions {
-            path: path.to_owned(),
-            mode,
-        });
+        return Err(DevKeyError::InsecurePermissions { path: path.to_owned(), mode });
     }
     Ok(())
 }

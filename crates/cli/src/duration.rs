@@ -4,13 +4,9 @@ use std::time::Duration;
 
 /// Parses `7d`, `12h`, `30m` or `45s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 7d, 12h, 30m or 45s"))?;
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 7d, 12h, 30m or 45s"))?;
     let seconds_per_unit = match unit {
         "s" => 1,
         "m" => 60,
@@ -18,10 +14,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => 24 * 60 * 60,
         _ => return Err(format!("{text:?} needs a unit: s, m, h or d")),
     };
-    value
-        .checked_mul(seconds_per_unit)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long"))
+    value.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
 }
 
 #[cfg(test)]
@@ -39,17 +32,7 @@ mod tests {
 
     #[test]
     fn refuses_missing_or_unknown_units_and_overflow() {
-        for bad in [
-            "",
-            "7",
-            "d",
-            "7w",
-            "-1d",
-            "1.5h",
-            "7 d",
-            "99999999999999999999d",
-            "999999999999999999d",
-        ] {
+        for bad in ["", "7", "d", "7w", "-1d", "1.5h", "7 d", "99999999999999999999d", "999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -7,9 +7,7 @@ use skytale_proto::ChannelName;
 pub fn parse_org(text: &str) -> Result<String, String> {
     ChannelName::parse(&format!("{text}/ns/service"))
         .map(|_| text.to_owned())
-        .map_err(|_| {
-            format!("{text:?} is not an org name: use 1-64 characters from A-Z a-z 0-9 . _ -")
-        })
+        .map_err(|_| format!("{text:?} is not an org name: use 1-64 characters from A-Z a-z 0-9 . _ -"))
 }
 
 #[cfg(test)]

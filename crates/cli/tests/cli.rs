@@ -39,11 +39,7 @@ fn skytale_printing(args: &[&str], lines: usize) -> Running {
             line.trim_end().to_owned()
         })
         .collect();
-    Running {
-        child,
-        stdout,
-        exports,
-    }
+    Running { child, stdout, exports }
 }
 
 /// Starts a command that announces one service (`skytale relay`, `skytale api`).
@@ -60,10 +56,7 @@ fn exported<'a>(line: &'a str, name: &str) -> &'a str {
 }
 
 fn address_of(url: &str) -> SocketAddr {
-    url.strip_prefix("http://")
-        .unwrap_or_else(|| panic!("not an http URL: {url}"))
-        .parse()
-        .expect("a socket address")
+    url.strip_prefix("http://").unwrap_or_else(|| panic!("not an http URL: {url}")).parse().expect("a socket address")
 }
 
 impl Running {
@@ -73,20 +66,13 @@ impl Running {
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
+        let status = Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status().expect("run kill");
         assert!(status.success());
     }
 
     /// Waits for the process to exit; returns its status and what it printed after the export lines.
     fn wait_blocking(self) -> (ExitStatus, String) {
-        let Running {
-            mut child,
-            mut stdout,
-            ..
-        } = self;
+        let Running { mut child, mut stdout, .. } = self;
         let mut rest = String::new();
         stdout.read_to_string(&mut rest).expect("read stdout");
         (child.wait().expect("wait for skytale"), rest)
@@ -95,26 +81,17 @@ impl Running {
     /// [`Running::wait_blocking`] on a blocking thread, so the test's runtime keeps serving its client
     /// connections, which the relay's graceful shutdown waits for.
     async fn wait(self) -> (ExitStatus, String) {
-        tokio::task::spawn_blocking(move || self.wait_blocking())
-            .await
-            .expect("waiting thread")
+        tokio::task::spawn_blocking(move || self.wait_blocking()).await.expect("waiting thread")
     }
 }
 
 /// `skytale relay` on a free port without authentication.
 fn relay_args(dir: &Path) -> Vec<String> {
-    [
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--auth",
-        "none",
-        "--data-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([dir.display().to_string()])
-    .collect()
+    ["relay", "--listen", "127.0.0.1:0", "--auth", "none", "--data-dir"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.display().to_string()])
+        .collect()
 }
 
 fn run(args: &[String]) -> Running {
@@ -137,12 +114,7 @@ fn client(relay: &str, api_url: &str, api_key: &str, dir: &Path, identity: &str)
 async fn relay_announces_its_address_serves_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = relay_args(dir.path());
-    args.extend([
-        "--max-payload".into(),
-        "2048".into(),
-        "--sync".into(),
-        "full".into(),
-    ]);
+    args.extend(["--max-payload".into(), "2048".into(), "--sync".into(), "full".into()]);
     let running = run(&args);
 
     let mut stream = Stream::open(running.relay()).await;
@@ -160,19 +132,12 @@ async fn acknowledged_messages_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let ch = channel("acme/team/crash");
     let mut group = new_group(false);
-    let blobs = vec![
-        group.application(b"one"),
-        group.commit(),
-        group.application(b"two"),
-    ];
+    let blobs = vec![group.application(b"one"), group.commit(), group.application(b"two")];
 
     let running = run(&relay_args(dir.path()));
     let mut publisher = Stream::open(running.relay()).await;
     for (i, b) in blobs.iter().enumerate() {
-        assert_eq!(
-            publisher.publish_ok(&ch, &format!("m{i}"), b.clone()).await,
-            i as u64 + 1
-        );
+        assert_eq!(publisher.publish_ok(&ch, &format!("m{i}"), b.clone()).await, i as u64 + 1);
     }
     running.signal("KILL");
     let (status, _) = running.wait().await;
@@ -192,10 +157,8 @@ async fn acknowledged_messages_survive_sigkill() {
 
 #[test]
 fn bad_arguments_are_refused_with_a_message() {
-    let output = Command::new(env!("CARGO_BIN_EXE_skytale"))
-        .args(["relay", "--retention", "7w"])
-        .output()
-        .expect("run skytale");
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_skytale")).args(["relay", "--retention", "7w"]).output().expect("run skytale");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("needs a unit"), "{stderr}");
@@ -210,10 +173,7 @@ fn relay_without_a_key_source_refuses_to_start_and_says_what_to_pass() {
         .output()
         .expect("run skytale");
     assert!(!output.status.success());
-    assert!(
-        output.stdout.is_empty(),
-        "announced a relay that should not run"
-    );
+    assert!(output.stdout.is_empty(), "announced a relay that should not run");
     let stderr = String::from_utf8_lossy(&output.stderr);
     for flag in ["--jwks-url", "--jwt-key-file", "--auth none"] {
         assert!(stderr.contains(flag), "{stderr}");
@@ -224,15 +184,7 @@ fn relay_without_a_key_source_refuses_to_start_and_says_what_to_pass() {
 fn dev_prints_three_exports_serves_a_client_and_keeps_its_key_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let dir_arg = dir.path().display().to_string();
-    let args = [
-        "dev",
-        "--dir",
-        &dir_arg,
-        "--relay-port",
-        "0",
-        "--api-port",
-        "0",
-    ];
+    let args = ["dev", "--dir", &dir_arg, "--relay-port", "0", "--api-port", "0"];
     let first = skytale_printing(&args, 3);
     let relay = exported(&first.exports[0], "SKYTALE_RELAY").to_owned();
     let api_url = exported(&first.exports[1], "SKYTALE_API_URL").to_owned();
@@ -240,11 +192,7 @@ fn dev_prints_three_exports_serves_a_client_and_keeps_its_key_across_restarts() 
     assert!(address_of(&relay).ip().is_loopback(), "{relay}");
     assert!(address_of(&api_url).ip().is_loopback(), "{api_url}");
     assert!(api_key.starts_with("sk_live_"), "{api_key}");
-    assert!(dir
-        .path()
-        .join("relay")
-        .join(skytale_relay::DB_FILE)
-        .exists());
+    assert!(dir.path().join("relay").join(skytale_relay::DB_FILE).exists());
     let key_file = dir.path().join("api-keys").join("myorg.key");
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -320,34 +268,19 @@ fn keys_created_on_the_command_line_work_against_skytale_api_until_revoked() {
     let relay_dir = tempfile::tempdir().unwrap();
     let jwks_url = format!("{api_url}/.well-known/jwks.json");
     let relay_dir_arg = relay_dir.path().display().to_string();
-    let relay = skytale(&[
-        "relay",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &relay_dir_arg,
-        "--jwks-url",
-        &jwks_url,
-    ]);
+    let relay = skytale(&["relay", "--listen", "127.0.0.1:0", "--data-dir", &relay_dir_arg, "--jwks-url", &jwks_url]);
     let relay_url = format!("http://{}", relay.relay());
 
     let alice_dir = tempfile::tempdir().unwrap();
     let alice = client(&relay_url, &api_url, api_key, alice_dir.path(), "alice");
-    alice
-        .create_channel("acme/team/cli")
-        .unwrap()
-        .send(b"hi")
-        .unwrap();
+    alice.create_channel("acme/team/cli").unwrap().send(b"hi").unwrap();
     alice.close();
 
     let revoked = keys(&["revoke", key_id]);
     assert!(revoked.status.success(), "{revoked:?}");
     let again = keys(&["revoke", key_id]);
     assert!(!again.status.success());
-    assert!(
-        String::from_utf8_lossy(&again.stderr).contains("no live API key"),
-        "{again:?}"
-    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live API key"), "{again:?}");
 
     let config = ClientConfig {
         endpoint: relay_url,
@@ -356,13 +289,8 @@ fn keys_created_on_the_command_line_work_against_skytale_api_until_revoked() {
         api_key: Some(api_key.to_owned()),
         api_url: Some(api_url),
     };
-    let err = Client::connect(config)
-        .err()
-        .expect("a revoked key is refused");
-    assert!(
-        err.to_string().starts_with("auth error:") && err.to_string().contains("revoked"),
-        "{err}"
-    );
+    let err = Client::connect(config).err().expect("a revoked key is refused");
+    assert!(err.to_string().starts_with("auth error:") && err.to_string().contains("revoked"), "{err}");
 
     relay.signal("TERM");
     assert!(relay.wait_blocking().0.success());

@@ -126,7 +126,13 @@ async fn deliver_saved_welcomes(state: &ChannelState, api: &ApiClient) -> Result
 
 /// Posts a saved Welcome and forgets it once the API has it. "Not found / not pending" means an earlier post
 /// got through (its answer was lost), so the Welcome is delivered either way.
-async fn post_welcome(state: &ChannelState, api: &ApiClient, saved: i64, join_ids: &[String], welcome: &[u8]) -> Result<(), Error> {
+async fn post_welcome(
+    state: &ChannelState,
+    api: &ApiClient,
+    saved: i64,
+    join_ids: &[String],
+    welcome: &[u8],
+) -> Result<(), Error> {
     match api.welcome_joins(state.name.as_str(), join_ids, welcome).await {
         Ok(()) => {}
         Err(ApiFailure::Refused { code, .. }) if code == "join_not_pending" || code == "join_not_found" => {
@@ -144,7 +150,10 @@ fn check(join: &PendingJoin) -> Result<MlsMessage, String> {
     let message = parse_key_package(&bytes).map_err(|e| e.to_string())?;
     let key_package = message.as_key_package().ok_or("not a key package")?;
     if key_package.cipher_suite() != CIPHER_SUITE {
-        return Err(format!("key package uses ciphersuite {:?}, the channel uses {CIPHER_SUITE:?}", key_package.cipher_suite()));
+        return Err(format!(
+            "key package uses ciphersuite {:?}, the channel uses {CIPHER_SUITE:?}",
+            key_package.cipher_suite()
+        ));
     }
     let credential = key_package.signing_identity().credential.as_basic().map(|c| c.identifier.as_slice());
     if credential != Some(claimed.as_slice()) {

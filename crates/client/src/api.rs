@@ -139,11 +139,10 @@ pub(crate) struct ApiClient {
 
 impl ApiClient {
     pub fn new(base_url: &str, api_key: &str, roots: &TrustRoots) -> Result<Self, Error> {
-        let builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).https_only(crate::tls::is_https(base_url));
-        let http = roots
-            .http(builder)?
-            .build()
-            .map_err(|e| Error::Runtime(format!("cannot build the API client: {e}")))?;
+        let builder =
+            reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).https_only(crate::tls::is_https(base_url));
+        let http =
+            roots.http(builder)?.build().map_err(|e| Error::Runtime(format!("cannot build the API client: {e}")))?;
         Ok(Self { http, base: base_url.trim_end_matches('/').to_owned(), api_key: api_key.to_owned() })
     }
 
@@ -166,7 +165,13 @@ impl ApiClient {
     }
 
     /// `POST /v1/channels/join`: redeems `token` with a key package; returns the join id to wait on.
-    pub async fn request_join(&self, token: &str, channel: &str, identity: &[u8], key_package: &[u8]) -> Result<String, ApiFailure> {
+    pub async fn request_join(
+        &self,
+        token: &str,
+        channel: &str,
+        identity: &[u8],
+        key_package: &[u8],
+    ) -> Result<String, ApiFailure> {
         let body = serde_json::json!({
             "token": token,
             "channel": channel,
@@ -180,7 +185,8 @@ impl ApiClient {
     /// `GET /v1/channels/join/{id}`: waits up to `wait` for the request to be welcomed or rejected.
     pub async fn join_status(&self, join_id: &str, wait: Duration) -> Result<JoinStatus, ApiFailure> {
         let what = "the join status request";
-        let request = self.http.get(self.url(&format!("/v1/channels/join/{join_id}"))).query(&[("wait", wait.as_secs())]);
+        let request =
+            self.http.get(self.url(&format!("/v1/channels/join/{join_id}"))).query(&[("wait", wait.as_secs())]);
         let body: JoinStatusBody = self.send(what, request, wait).await?;
         match (body.status.as_str(), body.welcome) {
             ("pending", _) => Ok(JoinStatus::Pending),
@@ -195,7 +201,10 @@ impl ApiClient {
 
     /// `GET /v1/channels/joins`: waits up to `wait` until `channel` has pending join requests.
     pub async fn pending_joins(&self, channel: &str, wait: Duration) -> Result<Vec<PendingJoin>, ApiFailure> {
-        let request = self.http.get(self.url("/v1/channels/joins")).query(&[("channel", channel.to_owned()), ("wait", wait.as_secs().to_string())]);
+        let request = self
+            .http
+            .get(self.url("/v1/channels/joins"))
+            .query(&[("channel", channel.to_owned()), ("wait", wait.as_secs().to_string())]);
         Ok(self.send::<PendingJoins>("the pending joins request", request, wait).await?.joins)
     }
 
@@ -217,14 +226,15 @@ impl ApiClient {
         format!("{}{path}", self.base)
     }
 
-    async fn send<T: DeserializeOwned>(&self, what: &'static str, request: reqwest::RequestBuilder, wait: Duration) -> Result<T, ApiFailure> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+        wait: Duration,
+    ) -> Result<T, ApiFailure> {
         let unreachable = |source| ApiFailure::Unreachable { url: self.base.clone(), source };
-        let response = request
-            .bearer_auth(&self.api_key)
-            .timeout(wait + REQUEST_SLACK)
-            .send()
-            .await
-            .map_err(unreachable)?;
+        let response =
+            request.bearer_auth(&self.api_key).timeout(wait + REQUEST_SLACK).send().await.map_err(unreachable)?;
         let status = response.status();
         let body = response.bytes().await.map_err(unreachable)?;
         if status.is_success() {

@@ -114,12 +114,20 @@ impl Channel {
             self.state
                 .commit(|group| {
                     let member = group.member_with_identity(identity).map_err(|_| {
-                        Error::Channel(format!("no member with identity {} in channel {}", hex::encode(identity), self.state.name))
+                        Error::Channel(format!(
+                            "no member with identity {} in channel {}",
+                            hex::encode(identity),
+                            self.state.name
+                        ))
                     })?;
                     if member.index == group.current_member_index() {
                         return Err(Error::Channel("a member cannot remove itself; use leave()".into()));
                     }
-                    group.commit_builder().remove_member(member.index).and_then(|b| b.build()).map_err(mls_err("cannot remove member"))
+                    group
+                        .commit_builder()
+                        .remove_member(member.index)
+                        .and_then(|b| b.build())
+                        .map_err(mls_err("cannot remove member"))
                 })
                 .await
                 .map(drop)
@@ -194,7 +202,8 @@ impl Channel {
             if let Some(reason) = self.state.take_failure() {
                 return Err(Error::Runtime(reason));
             }
-            let items = self.state.ctx.store.take_inbox(self.state.name.as_str(), max, |seq| self.state.note_taken(seq))?;
+            let items =
+                self.state.ctx.store.take_inbox(self.state.name.as_str(), max, |seq| self.state.note_taken(seq))?;
             if !items.is_empty() {
                 return self.hand_out(items);
             }
@@ -214,7 +223,9 @@ impl Channel {
         let mut messages = Vec::with_capacity(items.len());
         for item in items {
             match item {
-                InboxItem::Message { payload, sender, seq, epoch } => messages.push(Message { payload, sender, seq, epoch }),
+                InboxItem::Message { payload, sender, seq, epoch } => {
+                    messages.push(Message { payload, sender, seq, epoch })
+                }
                 InboxItem::MlsFailure { reason, .. } => return Err(Error::Mls(reason)),
                 InboxItem::ChannelFailure { reason } => return Err(Error::Channel(reason)),
             }
@@ -243,7 +254,11 @@ impl Channel {
         SyncRequest { channel: self.clone(), head }
     }
 
-    async fn catch_up(&self, head: tokio::task::JoinHandle<Result<u64, Error>>, deadline: Option<Instant>) -> Result<bool, Error> {
+    async fn catch_up(
+        &self,
+        head: tokio::task::JoinHandle<Result<u64, Error>>,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
         let answered = match deadline {
             Some(deadline) => match tokio::time::timeout_at(deadline, head).await {
                 Ok(answered) => answered,

@@ -117,14 +117,19 @@ impl ClientCore {
     /// Runs `future` to completion on the client's runtime from a plain (non-async) thread.
     pub fn block_on<T>(&self, future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
         if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::Runtime("blocking client call made from inside an async runtime; call it from a plain thread".into()));
+            return Err(Error::Runtime(
+                "blocking client call made from inside an async runtime; call it from a plain thread".into(),
+            ));
         }
         let _call = self.calls.enter().ok_or_else(|| Error::Runtime("client is closed".into()))?;
         self.handle.block_on(future)
     }
 
     /// Starts `future` on the client's runtime without waiting for it.
-    pub fn spawn<T: Send + 'static>(&self, future: impl Future<Output = T> + Send + 'static) -> tokio::task::JoinHandle<T> {
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
         self.handle.spawn(future)
     }
 
@@ -176,7 +181,9 @@ fn source_name(identity: &[u8]) -> Result<skytale_proto::pb::Name, Error> {
 fn api_client(config: &ClientConfig, roots: &TrustRoots) -> Result<Option<Arc<ApiClient>>, Error> {
     match (&config.api_url, &config.api_key) {
         (Some(url), Some(key)) => Ok(Some(Arc::new(ApiClient::new(url, key, roots)?))),
-        (None, Some(_)) => Err(Error::Auth("api_key is set but api_url is not: set api_url to the Skytale API server".into())),
+        (None, Some(_)) => {
+            Err(Error::Auth("api_key is set but api_url is not: set api_url to the Skytale API server".into()))
+        }
         (_, None) => Ok(None),
     }
 }
@@ -227,7 +234,13 @@ impl Client {
             }
         };
         let ctx = Arc::new(Context::new(config.identity.clone(), store.clone(), mls, relay, api));
-        let core = Arc::new(ClientCore { runtime: Mutex::new(Some(runtime)), handle, calls: Calls::default(), ctx: ctx.clone(), config });
+        let core = Arc::new(ClientCore {
+            runtime: Mutex::new(Some(runtime)),
+            handle,
+            calls: Calls::default(),
+            ctx: ctx.clone(),
+            config,
+        });
         core.block_on(async {
             for record in store.channels()? {
                 let name = ChannelName::parse(&record.name)?;
@@ -282,7 +295,8 @@ impl Client {
     pub fn invite(&self, channel: &str, max_uses: u32, ttl: Duration) -> Result<String, Error> {
         let name = ChannelName::parse(channel)?;
         let api = self.api("invite")?;
-        let state = self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
+        let state =
+            self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
         state.ensure_active()?;
         self.core.block_on(async {
             let token = api.create_invite(name.as_str(), max_uses, ttl).await?;
@@ -302,13 +316,24 @@ impl Client {
             return Err(Error::Channel(format!("channel already exists: {name}")));
         }
         let key_package = self.generate_key_package()?;
-        let welcome = self.core.block_on(joining::wait_for_welcome(&api, &name, token, &self.core.ctx.identity, &key_package, timeout))?;
+        let welcome = self.core.block_on(joining::wait_for_welcome(
+            &api,
+            &name,
+            token,
+            &self.core.ctx.identity,
+            &key_package,
+            timeout,
+        ))?;
         self.core.block_on(self.core.ctx.relay.refresh_token())?;
         self.join_channel(name.as_str(), &welcome)
     }
 
     fn api(&self, operation: &str) -> Result<Arc<ApiClient>, Error> {
-        self.core.ctx.api.clone().ok_or_else(|| Error::Auth(format!("{operation} needs the API: set api_url and api_key")))
+        self.core
+            .ctx
+            .api
+            .clone()
+            .ok_or_else(|| Error::Auth(format!("{operation} needs the API: set api_url and api_key")))
     }
 
     /// Generates a one-use key package (MLSMessage bytes) for an existing member's `add_member`.
@@ -326,7 +351,8 @@ impl Client {
     pub fn join_channel(&self, name: &str, welcome: &[u8]) -> Result<Channel, Error> {
         let name = ChannelName::parse(name)?;
         let welcome = mls_rs::MlsMessage::from_bytes(welcome).map_err(mls_err("malformed Welcome"))?;
-        let (group, _) = self.core.ctx.mls.join_group(None, &welcome, None).map_err(mls_err("cannot join with this Welcome"))?;
+        let (group, _) =
+            self.core.ctx.mls.join_group(None, &welcome, None).map_err(mls_err("cannot join with this Welcome"))?;
         let state = self.core.block_on(self.install(name, group, false))?;
         Ok(Channel::new(self.core.clone(), state))
     }
@@ -404,7 +430,8 @@ impl Client {
     /// A handle to a channel in the registry.
     pub fn open_channel(&self, name: &str) -> Result<Channel, Error> {
         let name = ChannelName::parse(name)?;
-        let state = self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
+        let state =
+            self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
         Ok(Channel::new(self.core.clone(), state))
     }
 

@@ -27,7 +27,13 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub fn new(identity: Vec<u8>, store: Arc<Store>, mls: MlsClient, relay: Arc<Relay>, api: Option<Arc<ApiClient>>) -> Self {
+    pub fn new(
+        identity: Vec<u8>,
+        store: Arc<Store>,
+        mls: MlsClient,
+        relay: Arc<Relay>,
+        api: Option<Arc<ApiClient>>,
+    ) -> Self {
         Self {
             identity,
             store,

@@ -75,10 +75,7 @@ mod tests {
     #[test]
     fn display_prefixes_match_the_sdk_contract() {
         let name = skytale_proto::ChannelName::parse("bad").unwrap_err();
-        assert_eq!(
-            Error::from(name).to_string(),
-            "invalid channel name: bad (expected org/namespace/service)"
-        );
+        assert_eq!(Error::from(name).to_string(), "invalid channel name: bad (expected org/namespace/service)");
         let cases = [
             (Error::Channel("x".into()), "channel error: x", "channel"),
             (Error::Mls("x".into()), "MLS engine error: x", "mls"),

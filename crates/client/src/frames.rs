@@ -62,13 +62,29 @@ pub(crate) struct Delivery {
 pub(crate) enum Incoming {
     /// The answer to a link negotiation (stream open) or a token refresh, with the relay's payload limit; a
     /// refused token refresh carries the refusal.
-    LinkReply { link_id: String, max_payload: Option<usize>, refusal: Option<RelayRefusal> },
+    LinkReply {
+        link_id: String,
+        max_payload: Option<usize>,
+        refusal: Option<RelayRefusal>,
+    },
     /// On success: the channel's current epoch at the relay (`None`: no message stored yet).
-    SubscriptionAck { id: u64, result: Result<Option<u64>, RelayRefusal> },
-    PublishAck { msg_id: String, seq: u64 },
+    SubscriptionAck {
+        id: u64,
+        result: Result<Option<u64>, RelayRefusal>,
+    },
+    PublishAck {
+        msg_id: String,
+        seq: u64,
+    },
     /// The answer to a head query: the channel's highest stored sequence number (0: none).
-    HeadReply { query_id: String, head: u64 },
-    PublishRefused { msg_id: String, refusal: RelayRefusal },
+    HeadReply {
+        query_id: String,
+        head: u64,
+    },
+    PublishRefused {
+        msg_id: String,
+        refusal: RelayRefusal,
+    },
     Delivery(Delivery),
     /// Valid SLIM, but nothing this client acts on (logged and dropped).
     Ignored(&'static str),
@@ -126,7 +142,13 @@ pub(crate) fn unsubscribe(source: &pb::Name, channel: &ChannelName, id: u64) -> 
     }
 }
 
-pub(crate) fn publish(source: &pb::Name, channel: &ChannelName, kind: PayloadKind, blob: Vec<u8>, msg_id: &str) -> pb::Message {
+pub(crate) fn publish(
+    source: &pb::Name,
+    channel: &ChannelName,
+    kind: PayloadKind,
+    blob: Vec<u8>,
+    msg_id: &str,
+) -> pb::Message {
     let publish = pb::Publish {
         header: Some(header(source, channel)),
         session: Some(pb::SessionHeader {
@@ -150,7 +172,12 @@ pub(crate) fn publish(source: &pb::Name, channel: &ChannelName, kind: PayloadKin
 /// A head query (docs/protocol.md "Head query"): a content-less `Publish` with `SESSION_MESSAGE_TYPE_PING`, whose
 /// `skytale-msg-id` the relay echoes on its answer. With `from_epoch`, the relay only counts messages a
 /// subscription from that epoch delivers.
-pub(crate) fn head_query(source: &pb::Name, channel: &ChannelName, query_id: &str, from_epoch: Option<u64>) -> pb::Message {
+pub(crate) fn head_query(
+    source: &pb::Name,
+    channel: &ChannelName,
+    query_id: &str,
+    from_epoch: Option<u64>,
+) -> pb::Message {
     let publish = pb::Publish {
         header: Some(header(source, channel)),
         session: Some(pb::SessionHeader {
@@ -181,7 +208,9 @@ fn number(metadata: &HashMap<String, String>, key: &str) -> Option<u64> {
 pub(crate) fn classify(frame: pb::Message) -> Incoming {
     let metadata = frame.metadata;
     match frame.message_type {
-        Some(message::MessageType::Link(pb::Link { link_type: Some(link::LinkType::LinkNegotiation(n)) })) if n.is_reply => {
+        Some(message::MessageType::Link(pb::Link { link_type: Some(link::LinkType::LinkNegotiation(n)) }))
+            if n.is_reply =>
+        {
             Incoming::LinkReply {
                 max_payload: number(&metadata, meta::MAX_PAYLOAD).and_then(|v| usize::try_from(v).ok()),
                 refusal: metadata.contains_key(meta::ERROR_CODE).then(|| refusal(&metadata, "token refused")),
@@ -190,7 +219,11 @@ pub(crate) fn classify(frame: pb::Message) -> Incoming {
         }
         Some(message::MessageType::SubscriptionAck(ack)) => Incoming::SubscriptionAck {
             id: ack.subscription_id,
-            result: if ack.success { Ok(number(&metadata, meta::CHANNEL_EPOCH)) } else { Err(refusal(&metadata, &ack.error)) },
+            result: if ack.success {
+                Ok(number(&metadata, meta::CHANNEL_EPOCH))
+            } else {
+                Err(refusal(&metadata, &ack.error))
+            },
         },
         Some(message::MessageType::Publish(p)) => classify_publish(p, metadata),
         _ => Incoming::Ignored("frame type not used by this client"),
@@ -285,16 +318,22 @@ mod tests {
         let frame = token_refresh("l1", "jwt");
         assert_eq!(frame.metadata.get(meta::AUTHORIZATION).map(String::as_str), Some("Bearer jwt"));
         let mut reply = frame.clone();
-        if let Some(message::MessageType::Link(pb::Link { link_type: Some(link::LinkType::LinkNegotiation(n)) })) = &mut reply.message_type {
+        if let Some(message::MessageType::Link(pb::Link { link_type: Some(link::LinkType::LinkNegotiation(n)) })) =
+            &mut reply.message_type
+        {
             n.is_reply = true;
         }
         reply.metadata = HashMap::from([(meta::MAX_PAYLOAD.into(), "10".into())]);
         let mut refused = reply.clone();
-        assert!(matches!(classify(reply), Incoming::LinkReply { ref link_id, max_payload: Some(10), refusal: None } if link_id == "l1"));
+        assert!(
+            matches!(classify(reply), Incoming::LinkReply { ref link_id, max_payload: Some(10), refusal: None } if link_id == "l1")
+        );
         refused.metadata.insert(meta::ERROR_CODE.into(), error_code::UNAUTHORIZED.into());
         refused.metadata.insert(meta::ERROR.into(), "another account".into());
         match classify(refused) {
-            Incoming::LinkReply { refusal: Some(r), .. } => assert_eq!((r.code.as_str(), r.message.as_str()), ("unauthorized", "another account")),
+            Incoming::LinkReply { refusal: Some(r), .. } => {
+                assert_eq!((r.code.as_str(), r.message.as_str()), ("unauthorized", "another account"))
+            }
             other => panic!("{other:?}"),
         }
     }

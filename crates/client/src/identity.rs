@@ -32,9 +32,7 @@ pub(crate) fn load_or_create(data_dir: &Path, identity: &[u8]) -> Result<Signing
     let path = data_dir.join(KEY_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => {
-            let key = parse(&text).map_err(|why| {
-                Error::Runtime(format!("{} is corrupt: {why}", path.display()))
-            })?;
+            let key = parse(&text).map_err(|why| Error::Runtime(format!("{} is corrupt: {why}", path.display())))?;
             if key.identity != identity {
                 return Err(Error::Runtime(format!(
                     "data_dir {} belongs to identity {}, not {}",
@@ -58,9 +56,8 @@ fn generate(identity: &[u8]) -> Result<SigningKey, Error> {
     let provider = RustCryptoProvider::new()
         .cipher_suite_provider(CIPHER_SUITE)
         .ok_or_else(|| Error::Mls(format!("cipher suite {CIPHER_SUITE:?} is not available")))?;
-    let (secret, public) = provider
-        .signature_key_generate()
-        .map_err(|e| Error::Mls(format!("cannot generate a signing key: {e}")))?;
+    let (secret, public) =
+        provider.signature_key_generate().map_err(|e| Error::Mls(format!("cannot generate a signing key: {e}")))?;
     Ok(SigningKey { identity: identity.to_vec(), public, secret })
 }
 

@@ -80,7 +80,10 @@ async fn apply(state: &Arc<ChannelState>, events: impl Iterator<Item = ChannelEv
         }
         match event {
             ChannelEvent::SubscriptionRefused(refusal) => inbox.push(InboxItem::ChannelFailure {
-                reason: format!("relay refused to deliver channel {} ({}): {}", state.name, refusal.code, refusal.message),
+                reason: format!(
+                    "relay refused to deliver channel {} ({}): {}",
+                    state.name, refusal.code, refusal.message
+                ),
             }),
             ChannelEvent::Delivery(delivery) => {
                 // After a reconnect the relay resends from the persisted position; skip what is already applied.
@@ -165,7 +168,9 @@ fn process(group: &mut MlsGroup, delivery: &Delivery) -> Effect {
 fn commit_effect(applied: Result<CommitMessageDescription, MlsError>, seq: u64) -> Effect {
     match applied {
         Ok(_) => Effect::Internal,
-        Err(e) => Effect::Deliver(InboxItem::MlsFailure { seq, reason: format!("cannot apply own commit seq {seq}: {e}") }),
+        Err(e) => {
+            Effect::Deliver(InboxItem::MlsFailure { seq, reason: format!("cannot apply own commit seq {seq}: {e}") })
+        }
     }
 }
 
@@ -177,7 +182,8 @@ pub(crate) fn is_designated_committer(group: &MlsGroup) -> bool {
     }
     let leaving = leaving_members(group);
     let me = group.current_member_index();
-    !leaving.contains(&me) && group.roster().members_iter().map(|m| m.index).filter(|i| !leaving.contains(i)).min() == Some(me)
+    !leaving.contains(&me)
+        && group.roster().members_iter().map(|m| m.index).filter(|i| !leaving.contains(i)).min() == Some(me)
 }
 
 /// Leaf indexes that pending remove proposals take out of the group.

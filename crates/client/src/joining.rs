@@ -36,7 +36,8 @@ pub(crate) async fn wait_for_welcome(
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         // Whole seconds, rounded up so a short remainder still waits instead of answering at once.
-        let wait = Duration::from_secs(remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0)).min(LONG_POLL_WAIT);
+        let wait =
+            Duration::from_secs(remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0)).min(LONG_POLL_WAIT);
         match timeout_at(deadline, api.join_status(&join_id, wait)).await {
             Err(_) => return Err(timed_out()),
             Ok(Ok(JoinStatus::Pending)) => {}

@@ -26,13 +26,19 @@ const MAX_ATTEMPTS: usize = 8;
 
 impl ChannelState {
     /// Runs a commit built by `build` through the relay, retrying on stale epoch.
-    pub async fn commit(&self, build: impl FnMut(&mut MlsGroup) -> Result<CommitOutput, Error>) -> Result<CommitOutput, Error> {
+    pub async fn commit(
+        &self,
+        build: impl FnMut(&mut MlsGroup) -> Result<CommitOutput, Error>,
+    ) -> Result<CommitOutput, Error> {
         let _serialised = self.ops.lock().await;
         self.commit_serialised(build).await
     }
 
     /// [`commit`](Self::commit) for callers that already hold `ops`.
-    async fn commit_serialised(&self, mut build: impl FnMut(&mut MlsGroup) -> Result<CommitOutput, Error>) -> Result<CommitOutput, Error> {
+    async fn commit_serialised(
+        &self,
+        mut build: impl FnMut(&mut MlsGroup) -> Result<CommitOutput, Error>,
+    ) -> Result<CommitOutput, Error> {
         for _ in 0..MAX_ATTEMPTS {
             let (output, blob, built_epoch) = {
                 let mut core = self.core.lock().await;
@@ -112,7 +118,10 @@ impl ChannelState {
     pub async fn send(&self, payload: &[u8]) -> Result<(), Error> {
         let limit = self.ctx.relay.max_payload();
         if payload.len() > limit {
-            return Err(Error::Channel(format!("payload of {} bytes exceeds the relay limit of {limit} bytes", payload.len())));
+            return Err(Error::Channel(format!(
+                "payload of {} bytes exceeds the relay limit of {limit} bytes",
+                payload.len()
+            )));
         }
         let msg_id = self.ctx.relay.new_msg_id();
         for _ in 0..MAX_ATTEMPTS {
@@ -122,7 +131,10 @@ impl ChannelState {
                 if core.group.commit_required() {
                     None
                 } else {
-                    let message = core.group.encrypt_application_message(payload, Vec::new()).map_err(mls_err("cannot encrypt"))?;
+                    let message = core
+                        .group
+                        .encrypt_application_message(payload, Vec::new())
+                        .map_err(mls_err("cannot encrypt"))?;
                     // The ratchet moved: persist before sending so a restart never reuses a message key.
                     core.save(&self.ctx)?;
                     Some((message, core.group.current_epoch()))
@@ -172,7 +184,10 @@ impl ChannelState {
         while stored < total {
             attempts += 1;
             if attempts > MAX_ATTEMPTS {
-                let error = Error::Channel(format!("gave up sending on channel {} after {MAX_ATTEMPTS} epoch changes", self.name));
+                let error = Error::Channel(format!(
+                    "gave up sending on channel {} after {MAX_ATTEMPTS} epoch changes",
+                    self.name
+                ));
                 return Err(batch_error(error, stored, total));
             }
             let sealed = {
@@ -183,7 +198,10 @@ impl ChannelState {
                 } else {
                     let mut blobs = Vec::with_capacity(total - stored);
                     for payload in &payloads[stored..] {
-                        let message = core.group.encrypt_application_message(payload, Vec::new()).map_err(mls_err("cannot encrypt"));
+                        let message = core
+                            .group
+                            .encrypt_application_message(payload, Vec::new())
+                            .map_err(mls_err("cannot encrypt"));
                         blobs.push(message.and_then(|m| encode(&m)).map_err(|e| batch_error(e, stored, total))?);
                     }
                     // The ratchet moved: persist before sending so a restart never reuses a message key.
@@ -204,7 +222,8 @@ impl ChannelState {
                 return Err(batch_error(error, stored, total));
             }
             let batch = msg_ids[stored..].iter().cloned().zip(blobs).collect();
-            let BatchOutcome { outcomes, error } = self.ctx.relay.publish_batch(&self.name, PayloadKind::Application, batch).await;
+            let BatchOutcome { outcomes, error } =
+                self.ctx.relay.publish_batch(&self.name, PayloadKind::Application, batch).await;
             let newly_stored = outcomes.iter().take_while(|o| matches!(o, Some(PublishOutcome::Stored(_)))).count();
             let rest = &outcomes[newly_stored..];
             stored += newly_stored;
@@ -215,7 +234,9 @@ impl ChannelState {
                 None => {}
                 // A commit landed mid-batch: it refuses every later message of the old epoch, so re-encrypt them all.
                 Some(Some(PublishOutcome::Refused(r))) if r.is_stale_epoch() && rest.iter().all(is_stale_refusal) => {
-                    self.wait_for("the new epoch", |p| p.epoch > epoch).await.map_err(|e| batch_error(e, stored, total))?;
+                    self.wait_for("the new epoch", |p| p.epoch > epoch)
+                        .await
+                        .map_err(|e| batch_error(e, stored, total))?;
                 }
                 Some(Some(PublishOutcome::Refused(r))) => return Err(batch_error(refusal_error(r), stored, total)),
                 Some(_) => {
@@ -239,7 +260,8 @@ impl ChannelState {
                     None
                 } else {
                     let me = core.group.current_member_index();
-                    let proposal = core.group.propose_remove(me, Vec::new()).map_err(mls_err("cannot propose own removal"))?;
+                    let proposal =
+                        core.group.propose_remove(me, Vec::new()).map_err(mls_err("cannot propose own removal"))?;
                     Some((proposal, core.group.current_epoch()))
                 }
             };
@@ -272,7 +294,9 @@ fn is_stale_refusal(outcome: &Option<PublishOutcome>) -> bool {
 
 /// `error`, telling how much of a `send_many` batch the relay had stored (the first `stored`, in order).
 fn batch_error(error: Error, stored: usize, total: usize) -> Error {
-    let progress = |message: String| format!("{message} ({stored} of the batch's {total} messages were stored, the first ones in order)");
+    let progress = |message: String| {
+        format!("{message} ({stored} of the batch's {total} messages were stored, the first ones in order)")
+    };
     match error {
         Error::Channel(m) => Error::Channel(progress(m)),
         Error::Mls(m) => Error::Mls(progress(m)),

@@ -103,13 +103,7 @@ impl CipherSuiteProvider for CachedKeySuite {
         self.inner.mac(key, data)
     }
 
-    fn aead_seal(
-        &self,
-        key: &[u8],
-        data: &[u8],
-        aad: Option<&[u8]>,
-        nonce: &[u8],
-    ) -> Result<Vec<u8>, Self::Error> {
+    fn aead_seal(&self, key: &[u8], data: &[u8], aad: Option<&[u8]>, nonce: &[u8]) -> Result<Vec<u8>, Self::Error> {
         self.inner.aead_seal(key, data, aad, nonce)
     }
 

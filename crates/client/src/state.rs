@@ -99,7 +99,15 @@ impl ChannelState {
         };
         let core = ChannelCore { group, record, unsaved: Vec::new(), own_commit: None };
         let progress = watch::Sender::new(core.progress(lifecycle));
-        Arc::new(Self { name, ctx, core: Mutex::new(core), ops: Mutex::new(()), progress, failures: Default::default(), taken_seq: AtomicU64::new(0) })
+        Arc::new(Self {
+            name,
+            ctx,
+            core: Mutex::new(core),
+            ops: Mutex::new(()),
+            progress,
+            failures: Default::default(),
+            taken_seq: AtomicU64::new(0),
+        })
     }
 
     /// Queues a failure for `recv` and wakes it.
@@ -180,7 +188,10 @@ impl ChannelState {
             }
             self.ensure_active()?;
             if timeout_at(deadline, progress.changed()).await.is_err() {
-                return Err(Error::Transport(format!("channel {} did not reach {what} within {SEND_DEADLINE:?}", self.name)));
+                return Err(Error::Transport(format!(
+                    "channel {} did not reach {what} within {SEND_DEADLINE:?}",
+                    self.name
+                )));
             }
         }
     }

@@ -114,11 +114,21 @@ pub(crate) struct PendingWelcome {
 /// Something `recv` hands to the application, in channel order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum InboxItem {
-    Message { payload: Vec<u8>, sender: Vec<u8>, seq: u64, epoch: u64 },
+    Message {
+        payload: Vec<u8>,
+        sender: Vec<u8>,
+        seq: u64,
+        epoch: u64,
+    },
     /// A message at `seq` that could not be processed: reported, never skipped silently.
-    MlsFailure { seq: u64, reason: String },
+    MlsFailure {
+        seq: u64,
+        reason: String,
+    },
     /// The relay refused to deliver this channel (e.g. retention expired).
-    ChannelFailure { reason: String },
+    ChannelFailure {
+        reason: String,
+    },
 }
 
 impl InboxItem {
@@ -272,11 +282,19 @@ impl Store {
         let mut last_id = None;
         {
             let mut stmt = tx
-                .prepare_cached("SELECT id, kind, seq, epoch, sender, body FROM inbox WHERE channel = ?1 ORDER BY id LIMIT ?2")
+                .prepare_cached(
+                    "SELECT id, kind, seq, epoch, sender, body FROM inbox WHERE channel = ?1 ORDER BY id LIMIT ?2",
+                )
                 .map_err(sql)?;
             let mut rows = stmt.query(params![channel, to_i64(max as u64)?]).map_err(sql)?;
             while let Some(row) = rows.next().map_err(sql)? {
-                let item = inbox_item(row.get(1).map_err(sql)?, row.get(2).map_err(sql)?, row.get(3).map_err(sql)?, row.get(4).map_err(sql)?, row.get(5).map_err(sql)?)?;
+                let item = inbox_item(
+                    row.get(1).map_err(sql)?,
+                    row.get(2).map_err(sql)?,
+                    row.get(3).map_err(sql)?,
+                    row.get(4).map_err(sql)?,
+                    row.get(5).map_err(sql)?,
+                )?;
                 let is_message = matches!(item, InboxItem::Message { .. });
                 if !is_message && !taken.is_empty() {
                     break;
@@ -304,7 +322,9 @@ impl Store {
     pub fn newest_inbox_seq(&self, channel: &str) -> Result<Option<u64>, Error> {
         let conn = self.conn()?;
         let newest: Option<i64> = conn
-            .query_row("SELECT MAX(seq) FROM inbox WHERE channel = ?1 AND kind != 'channel_failure'", [channel], |r| r.get(0))
+            .query_row("SELECT MAX(seq) FROM inbox WHERE channel = ?1 AND kind != 'channel_failure'", [channel], |r| {
+                r.get(0)
+            })
             .map_err(sql)?;
         newest.map(to_u64).transpose()
     }
@@ -326,15 +346,20 @@ impl Store {
     pub fn save_pending_welcome(&self, channel: &str, join_ids: &[String], welcome: &[u8]) -> Result<i64, Error> {
         let ids = serde_json::to_string(join_ids).map_err(Error::storage)?;
         let conn = self.conn()?;
-        conn.execute("INSERT INTO pending_welcome (channel, join_ids, welcome) VALUES (?1, ?2, ?3)", params![channel, ids, welcome])
-            .map_err(sql)?;
+        conn.execute(
+            "INSERT INTO pending_welcome (channel, join_ids, welcome) VALUES (?1, ?2, ?3)",
+            params![channel, ids, welcome],
+        )
+        .map_err(sql)?;
         Ok(conn.last_insert_rowid())
     }
 
     /// Welcomes of `channel` not yet accepted by the API, oldest first.
     pub fn pending_welcomes(&self, channel: &str) -> Result<Vec<PendingWelcome>, Error> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT id, join_ids, welcome FROM pending_welcome WHERE channel = ?1 ORDER BY id").map_err(sql)?;
+        let mut stmt = conn
+            .prepare("SELECT id, join_ids, welcome FROM pending_welcome WHERE channel = ?1 ORDER BY id")
+            .map_err(sql)?;
         let rows = stmt
             .query_map([channel], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?)))
             .map_err(sql)?;
@@ -394,7 +419,9 @@ impl Store {
 
     fn stage(&self, state: GroupState, inserts: Vec<EpochRecord>, updates: Vec<EpochRecord>) -> Result<(), Error> {
         let mut staged = self.staged()?;
-        let write = staged.entry(state.id.clone()).or_insert_with(|| StagedWrite { state: Zeroizing::new(Vec::new()), epochs: Vec::new() });
+        let write = staged
+            .entry(state.id.clone())
+            .or_insert_with(|| StagedWrite { state: Zeroizing::new(Vec::new()), epochs: Vec::new() });
         write.state = state.data;
         // Later records for the same epoch replace earlier ones (an update after an insert).
         for record in inserts.into_iter().chain(updates) {
@@ -408,7 +435,8 @@ impl Store {
 /// Brings a `state.db` written by an older client up to the current schema.
 fn add_missing_columns(conn: &Connection) -> Result<(), Error> {
     for (table, column, definition) in ADDED_COLUMNS {
-        let mut stmt = conn.prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1")).map_err(sql)?;
+        let mut stmt =
+            conn.prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1")).map_err(sql)?;
         if !stmt.exists([column]).map_err(sql)? {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}")).map_err(sql)?;
         }
@@ -499,7 +527,12 @@ impl GroupStateStorage for GroupStore {
         self.0.stored_epoch(group_id, epoch_id)
     }
 
-    fn write(&mut self, state: GroupState, epoch_inserts: Vec<EpochRecord>, epoch_updates: Vec<EpochRecord>) -> Result<(), Error> {
+    fn write(
+        &mut self,
+        state: GroupState,
+        epoch_inserts: Vec<EpochRecord>,
+        epoch_updates: Vec<EpochRecord>,
+    ) -> Result<(), Error> {
         self.0.stage(state, epoch_inserts, epoch_updates)
     }
 
@@ -534,7 +567,11 @@ mod tests {
         let store = Store::open(&path).unwrap();
         let mut groups = GroupStore(store.clone());
         groups
-            .write(GroupState { id: b"g1".to_vec(), data: Zeroizing::new(b"snap-1".to_vec()) }, vec![EpochRecord::new(1, Zeroizing::new(b"e1".to_vec()))], vec![])
+            .write(
+                GroupState { id: b"g1".to_vec(), data: Zeroizing::new(b"snap-1".to_vec()) },
+                vec![EpochRecord::new(1, Zeroizing::new(b"e1".to_vec()))],
+                vec![],
+            )
             .unwrap();
         assert_eq!(groups.state(b"g1").unwrap().unwrap().as_slice(), b"snap-1");
         assert_eq!(groups.max_epoch_id(b"g1").unwrap(), Some(1));
@@ -624,7 +661,11 @@ mod tests {
         let mut groups = GroupStore(store.clone());
         for epoch in 1..=6 {
             groups
-                .write(GroupState { id: b"g1".to_vec(), data: Zeroizing::new(vec![epoch as u8]) }, vec![EpochRecord::new(epoch, Zeroizing::new(vec![epoch as u8]))], vec![])
+                .write(
+                    GroupState { id: b"g1".to_vec(), data: Zeroizing::new(vec![epoch as u8]) },
+                    vec![EpochRecord::new(epoch, Zeroizing::new(vec![epoch as u8]))],
+                    vec![],
+                )
                 .unwrap();
             store.persist(&record("a/b/c", epoch), &[]).unwrap();
         }

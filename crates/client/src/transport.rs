@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
 use skytale_proto::pb;
+use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
 use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{timeout, timeout_at, Instant};
@@ -188,12 +188,16 @@ impl Relay {
     async fn open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
         match timeout(CONNECT_TIMEOUT, self.try_open_link()).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Transport(format!("relay {} did not answer within {CONNECT_TIMEOUT:?}", self.endpoint))),
+            Err(_) => {
+                Err(Error::Transport(format!("relay {} did not answer within {CONNECT_TIMEOUT:?}", self.endpoint)))
+            }
         }
     }
 
     async fn try_open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
-        let unreachable = |e: tonic::transport::Error| Error::Transport(format!("cannot reach relay {}: {}", self.endpoint, with_causes(&e)));
+        let unreachable = |e: tonic::transport::Error| {
+            Error::Transport(format!("cannot reach relay {}: {}", self.endpoint, with_causes(&e)))
+        };
         let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?
             .connect_timeout(CONNECT_TIMEOUT)
@@ -201,7 +205,9 @@ impl Relay {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(10));
         if tls::is_https(&self.endpoint) {
-            endpoint = endpoint.tls_config(self.roots.grpc()).map_err(|e| Error::Transport(format!("invalid TLS settings for {}: {e}", self.endpoint)))?;
+            endpoint = endpoint
+                .tls_config(self.roots.grpc())
+                .map_err(|e| Error::Transport(format!("invalid TLS settings for {}: {e}", self.endpoint)))?;
         }
         // Fetched per link: a reconnect presents a fresh token with every grant recorded so far.
         let bearer = match &self.credentials {
@@ -209,7 +215,9 @@ impl Relay {
             None => None,
         };
         let channel = endpoint.connect().await.map_err(unreachable)?;
-        let mut client = DataPlaneServiceClient::new(channel).max_decoding_message_size(MAX_FRAME).max_encoding_message_size(MAX_FRAME);
+        let mut client = DataPlaneServiceClient::new(channel)
+            .max_decoding_message_size(MAX_FRAME)
+            .max_encoding_message_size(MAX_FRAME);
         let (frames, outgoing) = mpsc::channel(OUTGOING_QUEUE);
         let link_id = format!("{:x}", rand::random::<u64>());
         frames
@@ -425,13 +433,22 @@ impl Relay {
 
     /// Publishes one MLS message and waits for the relay's verdict, resending across outages until
     /// [`SEND_DEADLINE`].
-    pub async fn publish(&self, channel: &ChannelName, kind: PayloadKind, blob: Vec<u8>, msg_id: &str) -> Result<PublishOutcome, Error> {
+    pub async fn publish(
+        &self,
+        channel: &ChannelName,
+        kind: PayloadKind,
+        blob: Vec<u8>,
+        msg_id: &str,
+    ) -> Result<PublishOutcome, Error> {
         let deadline = Instant::now() + SEND_DEADLINE;
         let frame = frames::publish(&self.source, channel, kind, blob, msg_id);
         loop {
             let link = self.wait_for_link(deadline).await?;
             let (reply, answer) = oneshot::channel();
-            self.acks.lock().map_err(runtime_lock)?.insert(msg_id.to_owned(), Waiter { generation: link.generation, reply });
+            self.acks
+                .lock()
+                .map_err(runtime_lock)?
+                .insert(msg_id.to_owned(), Waiter { generation: link.generation, reply });
             // If the link was replaced while registering, the supervisor may already have swept the waiters.
             if !self.link_is(link.generation) || link.frames.send(frame.clone()).await.is_err() {
                 self.acks.lock().map_err(runtime_lock)?.remove(msg_id);
@@ -453,10 +470,20 @@ impl Relay {
     /// verdicts. After a lost link the unanswered ones are resent, in order and with their msg-ids (the relay
     /// deduplicates), on the next link, until [`SEND_DEADLINE`]. The outcomes come back in the batch's order;
     /// on a transport failure the ones never answered are `None`.
-    pub async fn publish_batch(&self, channel: &ChannelName, kind: PayloadKind, messages: Vec<(String, Vec<u8>)>) -> BatchOutcome {
+    pub async fn publish_batch(
+        &self,
+        channel: &ChannelName,
+        kind: PayloadKind,
+        messages: Vec<(String, Vec<u8>)>,
+    ) -> BatchOutcome {
         let deadline = Instant::now() + SEND_DEADLINE;
-        let frames: Vec<(String, pb::Message)> =
-            messages.into_iter().map(|(msg_id, blob)| { let frame = frames::publish(&self.source, channel, kind, blob, &msg_id); (msg_id, frame) }).collect();
+        let frames: Vec<(String, pb::Message)> = messages
+            .into_iter()
+            .map(|(msg_id, blob)| {
+                let frame = frames::publish(&self.source, channel, kind, blob, &msg_id);
+                (msg_id, frame)
+            })
+            .collect();
         let mut outcomes: Vec<Option<PublishOutcome>> = frames.iter().map(|_| None).collect();
         loop {
             let unanswered: Vec<usize> = (0..frames.len()).filter(|&i| outcomes[i].is_none()).collect();
@@ -535,8 +562,13 @@ impl Relay {
             let link = self.wait_for_link(deadline).await?;
             let query_id = self.new_msg_id();
             let (reply, answer) = oneshot::channel();
-            self.heads.lock().map_err(runtime_lock)?.insert(query_id.clone(), Waiter { generation: link.generation, reply });
-            if !self.link_is(link.generation) || link.frames.send(frames::head_query(&self.source, channel, &query_id, from_epoch)).await.is_err() {
+            self.heads
+                .lock()
+                .map_err(runtime_lock)?
+                .insert(query_id.clone(), Waiter { generation: link.generation, reply });
+            if !self.link_is(link.generation)
+                || link.frames.send(frames::head_query(&self.source, channel, &query_id, from_epoch)).await.is_err()
+            {
                 self.heads.lock().map_err(runtime_lock)?.remove(&query_id);
                 self.await_link_change(link.generation, deadline).await?;
                 continue;
@@ -547,7 +579,9 @@ impl Relay {
                 Ok(Err(_link_lost)) => continue,
                 Err(_) => {
                     self.heads.lock().map_err(runtime_lock)?.remove(&query_id);
-                    return Err(Error::Transport(format!("relay did not answer the head query within {SEND_DEADLINE:?}")));
+                    return Err(Error::Transport(format!(
+                        "relay did not answer the head query within {SEND_DEADLINE:?}"
+                    )));
                 }
             }
         }
@@ -566,7 +600,13 @@ impl Relay {
     /// Routes `channel` to `route` and subscribes it from `start`; after a reconnect the supervisor resubscribes
     /// it from `route.resume_from`. With `wait_for_ack`, waits for the relay's acknowledgement and returns the
     /// channel's current epoch at the relay; without, a refusal arrives on the route as an event.
-    pub async fn subscribe(&self, channel: &ChannelName, start: StartPoint, route: Route, wait_for_ack: bool) -> Result<Option<u64>, Error> {
+    pub async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        start: StartPoint,
+        route: Route,
+        wait_for_ack: bool,
+    ) -> Result<Option<u64>, Error> {
         self.routes.write().map_err(runtime_lock)?.insert(channel.clone(), route);
         let deadline = Instant::now() + SEND_DEADLINE;
         loop {
@@ -595,7 +635,11 @@ impl Relay {
                     return Err(refusal_error(&refusal));
                 }
                 Ok(Err(_link_lost)) => continue,
-                Err(_) => return Err(Error::Transport(format!("relay did not acknowledge the subscription within {SEND_DEADLINE:?}"))),
+                Err(_) => {
+                    return Err(Error::Transport(format!(
+                        "relay did not acknowledge the subscription within {SEND_DEADLINE:?}"
+                    )))
+                }
             }
         }
     }
@@ -611,19 +655,30 @@ impl Relay {
             let link = self.wait_for_link(deadline).await?;
             let link_id = format!("refresh-{:x}", rand::random::<u64>());
             let (reply, answer) = oneshot::channel();
-            self.refreshes.lock().map_err(runtime_lock)?.insert(link_id.clone(), Waiter { generation: link.generation, reply });
-            if !self.link_is(link.generation) || link.frames.send(frames::token_refresh(&link_id, &jwt)).await.is_err() {
+            self.refreshes
+                .lock()
+                .map_err(runtime_lock)?
+                .insert(link_id.clone(), Waiter { generation: link.generation, reply });
+            if !self.link_is(link.generation) || link.frames.send(frames::token_refresh(&link_id, &jwt)).await.is_err()
+            {
                 self.refreshes.lock().map_err(runtime_lock)?.remove(&link_id);
                 self.await_link_change(link.generation, deadline).await?;
                 continue;
             }
             match timeout_at(deadline, answer).await {
                 Ok(Ok(Ok(()))) => return Ok(()),
-                Ok(Ok(Err(refusal))) => return Err(Error::Auth(format!("relay refused the refreshed token ({}): {}", refusal.code, refusal.message))),
+                Ok(Ok(Err(refusal))) => {
+                    return Err(Error::Auth(format!(
+                        "relay refused the refreshed token ({}): {}",
+                        refusal.code, refusal.message
+                    )))
+                }
                 Ok(Err(_link_lost)) => continue,
                 Err(_) => {
                     self.refreshes.lock().map_err(runtime_lock)?.remove(&link_id);
-                    return Err(Error::Transport(format!("relay did not answer the token refresh within {SEND_DEADLINE:?}")));
+                    return Err(Error::Transport(format!(
+                        "relay did not answer the token refresh within {SEND_DEADLINE:?}"
+                    )));
                 }
             }
         }
@@ -687,7 +742,9 @@ impl Relay {
 }
 
 fn bearer_value(jwt: &str) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Error> {
-    format!("Bearer {jwt}").parse().map_err(|_| Error::Auth("the API issued a token that is not a valid header value".into()))
+    format!("Bearer {jwt}")
+        .parse()
+        .map_err(|_| Error::Auth("the API issued a token that is not a valid header value".into()))
 }
 
 /// Maps a relay refusal that the client does not handle itself to the public error.

@@ -30,7 +30,8 @@ fn api_key_is_exchanged_for_a_token_and_a_bad_key_is_an_auth_error() {
 fn api_key_without_api_url_is_refused_naming_it() {
     let relay = TestRelay::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = skytale_client::ClientConfig { api_key: Some("sk_live_x".into()), ..config(&relay, dir.path(), "alice") };
+    let config =
+        skytale_client::ClientConfig { api_key: Some("sk_live_x".into()), ..config(&relay, dir.path(), "alice") };
     let err = Client::connect(config).err().unwrap();
     assert!(matches!(err, Error::Auth(_)), "{err}");
     assert!(err.to_string().contains("api_url"), "{err}");

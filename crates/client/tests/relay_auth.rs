@@ -26,11 +26,7 @@ struct AuthStack {
 
 impl AuthStack {
     fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let api_config = ApiConfig::in_data_dir(&dir.path().join("api"), "127.0.0.1:0".parse().unwrap());
         let key_file = api_config.key_file.clone();

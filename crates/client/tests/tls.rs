@@ -11,7 +11,13 @@ use common::tls::{PrivateCa, TlsProxy};
 use common::*;
 use skytale_client::{Client, ClientConfig, Error, CA_FILE_ENV};
 
-fn tls_config(relay: &TlsProxy, api: &TlsProxy, dir: &std::path::Path, identity: &str, api_key: String) -> ClientConfig {
+fn tls_config(
+    relay: &TlsProxy,
+    api: &TlsProxy,
+    dir: &std::path::Path,
+    identity: &str,
+    api_key: String,
+) -> ClientConfig {
     ClientConfig {
         endpoint: relay.url(),
         data_dir: dir.to_path_buf(),
@@ -33,10 +39,15 @@ fn relay_and_api_over_tls_with_a_private_ca() {
 
     // Without the private CA neither certificate is trusted.
     std::env::remove_var(CA_FILE_ENV);
-    let anonymous = ClientConfig { api_key: None, api_url: None, ..tls_config(&relay_tls, &api_tls, alice_dir.path(), "alice", String::new()) };
+    let anonymous = ClientConfig {
+        api_key: None,
+        api_url: None,
+        ..tls_config(&relay_tls, &api_tls, alice_dir.path(), "alice", String::new())
+    };
     let err = Client::connect(anonymous).err().unwrap();
     assert!(matches!(err, Error::Transport(_)) && err.to_string().contains("UnknownIssuer"), "{err}");
-    let err = Client::connect(tls_config(&relay_tls, &api_tls, alice_dir.path(), "alice", alice_key.clone())).err().unwrap();
+    let err =
+        Client::connect(tls_config(&relay_tls, &api_tls, alice_dir.path(), "alice", alice_key.clone())).err().unwrap();
     assert!(matches!(err, Error::Transport(_)) && err.to_string().contains("UnknownIssuer"), "{err}");
 
     std::env::set_var(CA_FILE_ENV, &ca.ca_file);

@@ -66,10 +66,8 @@ struct GateState {
 #[must_use]
 struct Reacquiring;
 
-static EXIT_GATE: ExitGate = ExitGate {
-    state: Mutex::new(GateState { closed_by: None, reacquiring: 0 }),
-    all_through: Condvar::new(),
-};
+static EXIT_GATE: ExitGate =
+    ExitGate { state: Mutex::new(GateState { closed_by: None, reacquiring: 0 }), all_through: Condvar::new() };
 
 impl ExitGate {
     fn lock(&self) -> MutexGuard<'_, GateState> {

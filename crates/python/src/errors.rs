@@ -35,18 +35,8 @@ create_exception!(
     SkytaleError,
     "Invalid channel name (`invalid channel name: ...`) or a channel-state problem (unknown channel, removed, ...)."
 );
-create_exception!(
-    skytale_sdk._native,
-    AuthError,
-    SkytaleError,
-    "The API key or token was refused: `auth error: ...`."
-);
-create_exception!(
-    skytale_sdk._native,
-    QuotaExceededError,
-    SkytaleError,
-    "The account's quota is exhausted."
-);
+create_exception!(skytale_sdk._native, AuthError, SkytaleError, "The API key or token was refused: `auth error: ...`.");
+create_exception!(skytale_sdk._native, QuotaExceededError, SkytaleError, "The account's quota is exhausted.");
 
 /// `.code` of a `SkytaleError` that did not come from the client (a contained panic).
 const RUNTIME_CODE: &str = "runtime";

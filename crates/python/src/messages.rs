@@ -71,7 +71,11 @@ impl MessageIterator {
             };
             match detached(py, || self.channel.recv_many(max, Some(wait)))? {
                 Received::Messages(messages) => {
-                    return messages.into_iter().map(|message| self.to_python(py, message)).collect::<PyResult<_>>().map(Some);
+                    return messages
+                        .into_iter()
+                        .map(|message| self.to_python(py, message))
+                        .collect::<PyResult<_>>()
+                        .map(Some);
                 }
                 Received::Closed => return Ok(None),
                 Received::Timeout => {

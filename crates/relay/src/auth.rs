@@ -51,19 +51,18 @@ pub enum StreamIdentity {
 
 /// Decides the identity of a new stream from its gRPC request metadata. With JWT auth a missing or bad token
 /// fails the call with `UNAUTHENTICATED`, naming the problem.
-pub fn identify(
-    auth: &RelayAuth,
-    request_metadata: &MetadataMap,
-) -> Result<StreamIdentity, Status> {
+pub fn identify(auth: &RelayAuth, request_metadata: &MetadataMap) -> Result<StreamIdentity, Status> {
     let verifier = match auth {
         RelayAuth::None => return Ok(StreamIdentity::Anonymous),
         RelayAuth::Jwt(verifier) => verifier,
     };
     let header = match request_metadata.get(AUTHORIZATION_HEADER) {
         None => None,
-        Some(value) => Some(value.to_str().map_err(|_| {
-            Status::unauthenticated("malformed token: the authorization header is not ASCII")
-        })?),
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| Status::unauthenticated("malformed token: the authorization header is not ASCII"))?,
+        ),
     };
     verifier
         .verify_bearer(header)
@@ -91,9 +90,7 @@ fn unauthorized(message: String) -> Refusal {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl StreamIdentity {
@@ -105,9 +102,7 @@ impl StreamIdentity {
             StreamIdentity::Account(claims) => claims,
         };
         if claims.exp.saturating_add(CLOCK_LEEWAY_SECS) < now_secs() {
-            return Err(unauthorized(format!(
-                "token expired: refresh it to use {channel}"
-            )));
+            return Err(unauthorized(format!("token expired: refresh it to use {channel}")));
         }
         if !claims.may_use_channel(channel) {
             return Err(unauthorized(format!(
@@ -128,13 +123,9 @@ impl StreamIdentity {
         };
         let StreamIdentity::Account(current) = &*self else {
             // A JWT relay only admits streams with a verified account.
-            return Err(unauthorized(
-                "this stream has no account to refresh".to_owned(),
-            ));
+            return Err(unauthorized("this stream has no account to refresh".to_owned()));
         };
-        let claims = verifier
-            .verify_bearer(Some(bearer))
-            .map_err(|error| unauthorized(describe(&error)))?;
+        let claims = verifier.verify_bearer(Some(bearer)).map_err(|error| unauthorized(describe(&error)))?;
         if claims.sub != current.sub {
             return Err(unauthorized(format!(
                 "the new token is for account {}, this stream belongs to {}",

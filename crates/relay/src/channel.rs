@@ -26,23 +26,13 @@ pub struct ChannelHub {
 impl ChannelHub {
     /// The feed of `channel`, creating an empty one if the channel has never been seen.
     pub fn feed(&self, channel: &ChannelName) -> Arc<ChannelFeed> {
-        let mut feeds = self
-            .feeds
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(
-            feeds
-                .entry(channel.clone())
-                .or_insert_with(|| Arc::new(ChannelFeed::new(FeedStart::EMPTY))),
-        )
+        let mut feeds = self.feeds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(feeds.entry(channel.clone()).or_insert_with(|| Arc::new(ChannelFeed::new(FeedStart::EMPTY))))
     }
 
     /// Installs the feed of a channel loaded from the store at startup.
     pub fn restore(&self, channel: ChannelName, start: FeedStart) -> Arc<ChannelFeed> {
-        let mut feeds = self
-            .feeds
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut feeds = self.feeds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let feed = Arc::new(ChannelFeed::new(start));
         feeds.insert(channel, Arc::clone(&feed));
         feed
@@ -63,12 +53,7 @@ pub struct FeedStart {
 }
 
 impl FeedStart {
-    const EMPTY: FeedStart = FeedStart {
-        head: 0,
-        epoch: None,
-        low_seq: 1,
-        expired_epoch: None,
-    };
+    const EMPTY: FeedStart = FeedStart { head: 0, epoch: None, low_seq: 1, expired_epoch: None };
 }
 
 /// A subscription asked for messages the log no longer retains.
@@ -104,16 +89,11 @@ impl ChannelFeed {
             recent: VecDeque::new(),
             recent_bytes: 0,
         };
-        Self {
-            head,
-            state: Mutex::new(state),
-        }
+        Self { head, state: Mutex::new(state) }
     }
 
     fn state(&self) -> MutexGuard<'_, FeedState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Highest sequence number committed to the log.
@@ -144,8 +124,7 @@ impl ChannelFeed {
                 state.recent_bytes += message.size();
                 state.recent.push_back(message);
             }
-            while state.recent.len() > RECENT_MAX_MESSAGES || state.recent_bytes > RECENT_MAX_BYTES
-            {
+            while state.recent.len() > RECENT_MAX_MESSAGES || state.recent_bytes > RECENT_MAX_BYTES {
                 match state.recent.pop_front() {
                     Some(old) => state.recent_bytes -= old.size(),
                     None => break,
@@ -173,34 +152,22 @@ impl ChannelFeed {
     }
 
     /// Fails if a subscription from `from_seq` would miss messages removed by retention.
-    pub fn check_retained_from_seq(
-        &self,
-        channel: &ChannelName,
-        from_seq: u64,
-    ) -> Result<(), RetentionExpired> {
+    pub fn check_retained_from_seq(&self, channel: &ChannelName, from_seq: u64) -> Result<(), RetentionExpired> {
         let low_seq = self.state().low_seq;
         if from_seq.max(1) < low_seq {
-            return Err(RetentionExpired {
-                channel: channel.to_string(),
-                low_seq,
-            });
+            return Err(RetentionExpired { channel: channel.to_string(), low_seq });
         }
         Ok(())
     }
 
     /// Fails if retention removed a message of epoch `from_epoch` or later (epochs never decrease along the log,
     /// so it is enough to compare with the newest removed message).
-    pub fn check_retained_from_epoch(
-        &self,
-        channel: &ChannelName,
-        from_epoch: u64,
-    ) -> Result<(), RetentionExpired> {
+    pub fn check_retained_from_epoch(&self, channel: &ChannelName, from_epoch: u64) -> Result<(), RetentionExpired> {
         let state = self.state();
         match state.expired_epoch {
-            Some(expired) if expired >= from_epoch => Err(RetentionExpired {
-                channel: channel.to_string(),
-                low_seq: state.low_seq,
-            }),
+            Some(expired) if expired >= from_epoch => {
+                Err(RetentionExpired { channel: channel.to_string(), low_seq: state.low_seq })
+            }
             _ => Ok(()),
         }
     }

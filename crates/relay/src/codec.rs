@@ -60,9 +60,9 @@ impl Encoder for FrameEncoder {
 
     fn encode(&mut self, item: OutFrame, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         match item {
-            OutFrame::Message(message) => message
-                .encode(dst)
-                .map_err(|e| Status::internal(format!("encoding a frame: {e}"))),
+            OutFrame::Message(message) => {
+                message.encode(dst).map_err(|e| Status::internal(format!("encoding a frame: {e}")))
+            }
             OutFrame::Encoded(bytes) => {
                 dst.put_slice(&bytes);
                 Ok(())

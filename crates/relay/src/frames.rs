@@ -20,18 +20,12 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
 fn message(kind: MessageType, metadata: HashMap<String, String>) -> pb::Message {
-    pb::Message {
-        message_type: Some(kind),
-        metadata,
-    }
+    pb::Message { message_type: Some(kind), metadata }
 }
 
 /// Reply to a client's link negotiation, announcing the payload limit.
@@ -43,28 +37,15 @@ pub fn link_reply(request: &pb::LinkNegotiationPayload, max_payload: usize) -> p
         connection_type: request.connection_type,
         ..Default::default()
     };
-    let link = pb::Link {
-        link_type: Some(pb::link::LinkType::LinkNegotiation(reply)),
-    };
-    message(
-        MessageType::Link(link),
-        HashMap::from([(meta::MAX_PAYLOAD.to_owned(), max_payload.to_string())]),
-    )
+    let link = pb::Link { link_type: Some(pb::link::LinkType::LinkNegotiation(reply)) };
+    message(MessageType::Link(link), HashMap::from([(meta::MAX_PAYLOAD.to_owned(), max_payload.to_string())]))
 }
 
 /// Reply to a refused token refresh: the usual link reply plus the refusal; the stream keeps its old token.
-pub fn link_refused(
-    request: &pb::LinkNegotiationPayload,
-    max_payload: usize,
-    refusal: &Refusal,
-) -> pb::Message {
+pub fn link_refused(request: &pb::LinkNegotiationPayload, max_payload: usize, refusal: &Refusal) -> pb::Message {
     let mut reply = link_reply(request, max_payload);
-    reply
-        .metadata
-        .insert(meta::ERROR_CODE.to_owned(), refusal.code.to_owned());
-    reply
-        .metadata
-        .insert(meta::ERROR.to_owned(), refusal.message.clone());
+    reply.metadata.insert(meta::ERROR_CODE.to_owned(), refusal.code.to_owned());
+    reply.metadata.insert(meta::ERROR.to_owned(), refusal.message.clone());
     reply
 }
 
@@ -73,21 +54,13 @@ pub fn subscription_accepted(subscription_id: u64, channel_epoch: Option<u64>) -
     let metadata = channel_epoch
         .map(|epoch| HashMap::from([(meta::CHANNEL_EPOCH.to_owned(), epoch.to_string())]))
         .unwrap_or_default();
-    let ack = pb::SubscriptionAck {
-        subscription_id,
-        success: true,
-        error: String::new(),
-    };
+    let ack = pb::SubscriptionAck { subscription_id, success: true, error: String::new() };
     message(MessageType::SubscriptionAck(ack), metadata)
 }
 
 /// Failed `SubscriptionAck`: also ends a running subscription that can no longer be continued without a gap.
 pub fn subscription_refused(subscription_id: u64, refusal: &Refusal) -> pb::Message {
-    let ack = pb::SubscriptionAck {
-        subscription_id,
-        success: false,
-        error: refusal.message.clone(),
-    };
+    let ack = pb::SubscriptionAck { subscription_id, success: false, error: refusal.message.clone() };
     let metadata = HashMap::from([(meta::ERROR_CODE.to_owned(), refusal.code.to_owned())]);
     message(MessageType::SubscriptionAck(ack), metadata)
 }
@@ -105,23 +78,14 @@ pub fn publish_acked(ack_head: &[u8], msg_id: &str, seq: u64) -> Bytes {
 
 /// `MSG_ACK` answering a head query: the channel's highest stored sequence number (0 if none).
 pub fn head_reply(channel: &ChannelName, query_id: &str, head: u64) -> pb::Message {
-    let metadata = HashMap::from([
-        (meta::MSG_ID.to_owned(), query_id.to_owned()),
-        (meta::HEAD_SEQ.to_owned(), head.to_string()),
-    ]);
-    message(
-        MessageType::Publish(ack_publish(Some(channel), false)),
-        metadata,
-    )
+    let metadata =
+        HashMap::from([(meta::MSG_ID.to_owned(), query_id.to_owned()), (meta::HEAD_SEQ.to_owned(), head.to_string())]);
+    message(MessageType::Publish(ack_publish(Some(channel), false)), metadata)
 }
 
 /// Error frame for a refused publish (or any frame the relay cannot act on). `channel` and `msg_id` are echoed
 /// when the frame had valid ones, so the client can match the error to its request.
-pub fn publish_refused(
-    channel: Option<&ChannelName>,
-    msg_id: Option<&str>,
-    refusal: &Refusal,
-) -> pb::Message {
+pub fn publish_refused(channel: Option<&ChannelName>, msg_id: Option<&str>, refusal: &Refusal) -> pb::Message {
     let mut metadata = HashMap::from([
         (meta::ERROR_CODE.to_owned(), refusal.code.to_owned()),
         (meta::ERROR.to_owned(), refusal.message.clone()),
@@ -193,10 +157,7 @@ const MESSAGE_METADATA_FIELD: u32 = 4;
 
 /// Encoded length of one `map<string, string>` entry (key = field 1, value = field 2).
 fn map_entry_len(key: &str, value: &str) -> usize {
-    [key, value]
-        .iter()
-        .map(|text| 1 + encoded_len_varint(text.len() as u64) + text.len())
-        .sum()
+    [key, value].iter().map(|text| 1 + encoded_len_varint(text.len() as u64) + text.len()).sum()
 }
 
 #[cfg(test)]
@@ -235,10 +196,7 @@ mod tests {
         let bytes = publish_acked(&ack_head(&channel), "id-9", 7);
         let expected = message(
             MessageType::Publish(ack_publish(Some(&channel), false)),
-            HashMap::from([
-                (meta::MSG_ID.to_owned(), "id-9".to_owned()),
-                (meta::SEQ.to_owned(), "7".to_owned()),
-            ]),
+            HashMap::from([(meta::MSG_ID.to_owned(), "id-9".to_owned()), (meta::SEQ.to_owned(), "7".to_owned())]),
         );
         assert_eq!(pb::Message::decode(bytes).unwrap(), expected);
     }

@@ -28,27 +28,15 @@ pub enum JwksError {
 
 /// Fetches `url` (the API's `/.well-known/jwks.json`) and builds a verifier from it.
 pub async fn fetch_verifier(url: &str) -> Result<TokenVerifier, JwksError> {
-    let fetch_error = |error: reqwest::Error| JwksError::Fetch {
-        url: url.to_owned(),
-        reason: cause_chain(&error),
-    };
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .build()
-        .map_err(fetch_error)?;
+    let fetch_error = |error: reqwest::Error| JwksError::Fetch { url: url.to_owned(), reason: cause_chain(&error) };
+    let client = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build().map_err(fetch_error)?;
     let response = client.get(url).send().await.map_err(fetch_error)?;
     let status = response.status();
     if !status.is_success() {
-        return Err(JwksError::Status {
-            url: url.to_owned(),
-            status: status.as_u16(),
-        });
+        return Err(JwksError::Status { url: url.to_owned(), status: status.as_u16() });
     }
     let body = response.text().await.map_err(fetch_error)?;
-    TokenVerifier::from_jwks_json(&body).map_err(|source| JwksError::Keys {
-        url: url.to_owned(),
-        source,
-    })
+    TokenVerifier::from_jwks_json(&body).map_err(|source| JwksError::Keys { url: url.to_owned(), source })
 }
 
 /// `error: its cause: its cause's cause...`

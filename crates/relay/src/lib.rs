@@ -80,17 +80,12 @@ impl Relay {
     /// Opens (or creates) the log under `config.data_dir`, applies retention once, and starts serving on
     /// `config.listen`. Returns once the relay accepts connections.
     pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| RelayError::DataDir {
-            path: config.data_dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| RelayError::DataDir { path: config.data_dir.clone(), source })?;
         let db_path = config.data_dir.join(DB_FILE);
         let hub = Arc::new(ChannelHub::default());
         let writer = Arc::new(LogWriter::start(&db_path, config.sync, Arc::clone(&hub))?);
-        let policy = RetentionPolicy {
-            max_age: config.retention,
-            max_bytes: config.retention_bytes,
-        };
+        let policy = RetentionPolicy { max_age: config.retention, max_bytes: config.retention_bytes };
         // Subscriptions must never see messages that are past retention, so expire before serving.
         if let Err(error) = retention::sweep(&writer, policy).await {
             writer.stop().await;
@@ -101,16 +96,10 @@ impl Relay {
             Ok(listener) => listener,
             Err(source) => {
                 writer.stop().await;
-                return Err(RelayError::Listen {
-                    addr: config.listen,
-                    source,
-                });
+                return Err(RelayError::Listen { addr: config.listen, source });
             }
         };
-        let local_addr = listener.local_addr().map_err(|source| RelayError::Listen {
-            addr: config.listen,
-            source,
-        })?;
+        let local_addr = listener.local_addr().map_err(|source| RelayError::Listen { addr: config.listen, source })?;
 
         let (stop, stop_signal) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -130,20 +119,11 @@ impl Relay {
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(
-                    incoming,
-                    async move { stopped(&mut server_stop).await },
-                ),
+                .serve_with_incoming_shutdown(incoming, async move { stopped(&mut server_stop).await }),
         );
         let retention = tokio::spawn(retention::run(Arc::clone(&writer), policy, stop_signal));
         tracing::info!(%local_addr, data_dir = %config.data_dir.display(), auth = ?config.auth, "relay listening");
-        Ok(RelayHandle {
-            local_addr,
-            stop,
-            server,
-            retention,
-            writer,
-        })
+        Ok(RelayHandle { local_addr, stop, server, retention, writer })
     }
 }
 

@@ -42,10 +42,7 @@ pub struct AppendRequest {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
     #[error("message epoch {message_epoch} is not the channel's current epoch {channel_epoch}")]
-    StaleEpoch {
-        message_epoch: u64,
-        channel_epoch: u64,
-    },
+    StaleEpoch { message_epoch: u64, channel_epoch: u64 },
     #[error("message belongs to another MLS group than the one channel {0} is bound to")]
     ForeignGroup(ChannelName),
     #[error("the relay could not store the message: {0}")]
@@ -58,11 +55,7 @@ pub type AppendResult = Result<u64, AppendError>;
 enum Command {
     // Boxed: a request is much larger than the other commands.
     Append(Box<AppendRequest>, oneshot::Sender<AppendResult>),
-    Expire {
-        cutoff_ms: i64,
-        max_bytes: Option<u64>,
-        reply: oneshot::Sender<Result<Vec<Expiry>, StoreError>>,
-    },
+    Expire { cutoff_ms: i64, max_bytes: Option<u64>, reply: oneshot::Sender<Result<Vec<Expiry>, StoreError>> },
     Stop,
 }
 
@@ -78,8 +71,7 @@ impl LogWriter {
         let conn = store::open_writer(path, sync)?;
         let mut heads = HashMap::new();
         for row in store::load_channels(&conn)? {
-            let name = ChannelName::parse(&row.name)
-                .map_err(|_| StoreError::CorruptName(row.name.clone()))?;
+            let name = ChannelName::parse(&row.name).map_err(|_| StoreError::CorruptName(row.name.clone()))?;
             let feed = hub.restore(
                 name.clone(),
                 FeedStart {
@@ -91,13 +83,7 @@ impl LogWriter {
             );
             heads.insert(
                 name,
-                ChannelHead {
-                    id: row.id,
-                    group_id: row.group_id,
-                    epoch: row.epoch,
-                    next_seq: row.next_seq,
-                    feed,
-                },
+                ChannelHead { id: row.id, group_id: row.group_id, epoch: row.epoch, next_seq: row.next_seq, feed },
             );
         }
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
@@ -107,39 +93,22 @@ impl LogWriter {
             .name("skytale-log-writer".into())
             .spawn(move || sequencer.run(queue))
             .map_err(RelayError::WriterThread)?;
-        Ok(Self {
-            commands,
-            thread: Mutex::new(Some(thread)),
-        })
+        Ok(Self { commands, thread: Mutex::new(Some(thread)) })
     }
 
     /// Queues `request`; the returned receiver yields the outcome once it is durable (or refused).
     /// Waits while the writer's queue is full.
-    pub async fn submit(
-        &self,
-        request: AppendRequest,
-    ) -> Result<oneshot::Receiver<AppendResult>, RelayError> {
+    pub async fn submit(&self, request: AppendRequest) -> Result<oneshot::Receiver<AppendResult>, RelayError> {
         let (reply, outcome) = oneshot::channel();
-        self.commands
-            .send(Command::Append(Box::new(request), reply))
-            .await
-            .map_err(|_| RelayError::WriterStopped)?;
+        self.commands.send(Command::Append(Box::new(request), reply)).await.map_err(|_| RelayError::WriterStopped)?;
         Ok(outcome)
     }
 
     /// Removes messages stored before `cutoff` (unix milliseconds) and beyond `max_bytes` per channel.
-    pub async fn expire(
-        &self,
-        cutoff_ms: i64,
-        max_bytes: Option<u64>,
-    ) -> Result<Vec<Expiry>, RelayError> {
+    pub async fn expire(&self, cutoff_ms: i64, max_bytes: Option<u64>) -> Result<Vec<Expiry>, RelayError> {
         let (reply, outcome) = oneshot::channel();
         self.commands
-            .send(Command::Expire {
-                cutoff_ms,
-                max_bytes,
-                reply,
-            })
+            .send(Command::Expire { cutoff_ms, max_bytes, reply })
             .await
             .map_err(|_| RelayError::WriterStopped)?;
         Ok(outcome.await.map_err(|_| RelayError::WriterStopped)??)
@@ -149,16 +118,9 @@ impl LogWriter {
     pub async fn stop(&self) {
         // A send error means the thread is already gone.
         let _ = self.commands.send(Command::Stop).await;
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(thread) = thread {
-            if tokio::task::spawn_blocking(move || thread.join())
-                .await
-                .is_err()
-            {
+            if tokio::task::spawn_blocking(move || thread.join()).await.is_err() {
                 tracing::error!("log writer thread panicked");
             }
         }
@@ -185,11 +147,7 @@ struct Sequencer {
 
 /// The outcome of admitting one request inside a batch, before the commit.
 enum Admission {
-    Stored {
-        feed: Arc<ChannelFeed>,
-        message: Arc<StoredMessage>,
-        epoch_after: u64,
-    },
+    Stored { feed: Arc<ChannelFeed>, message: Arc<StoredMessage>, epoch_after: u64 },
     Duplicate(u64),
     Refused(AppendError),
 }
@@ -200,11 +158,7 @@ impl Sequencer {
         while let Some(command) = next.take() {
             match command {
                 Command::Stop => break,
-                Command::Expire {
-                    cutoff_ms,
-                    max_bytes,
-                    reply,
-                } => {
+                Command::Expire { cutoff_ms, max_bytes, reply } => {
                     // The requester may have given up; nothing to do then.
                     let _ = reply.send(self.expire(cutoff_ms, max_bytes));
                 }
@@ -252,11 +206,7 @@ impl Sequencer {
         let mut results = Vec::with_capacity(admissions.len());
         for admission in admissions {
             results.push(match admission {
-                Admission::Stored {
-                    feed,
-                    message,
-                    epoch_after,
-                } => {
+                Admission::Stored { feed, message, epoch_after } => {
                     let seq = message.seq;
                     match published.iter_mut().find(|(f, _, _)| Arc::ptr_eq(f, &feed)) {
                         Some((_, messages, epoch)) => {
@@ -301,21 +251,14 @@ impl Sequencer {
         Ok(admissions)
     }
 
-    fn expire(
-        &mut self,
-        cutoff_ms: i64,
-        max_bytes: Option<u64>,
-    ) -> Result<Vec<Expiry>, StoreError> {
+    fn expire(&mut self, cutoff_ms: i64, max_bytes: Option<u64>) -> Result<Vec<Expiry>, StoreError> {
         let tx = self.conn.transaction()?;
         let expiries = store::expire(&tx, cutoff_ms, max_bytes)?;
         tx.commit()?;
         self.checkpointer.committed();
         for expiry in &expiries {
             match ChannelName::parse(&expiry.channel) {
-                Ok(name) => self
-                    .hub
-                    .feed(&name)
-                    .expire_through(expiry.through_seq, expiry.through_epoch),
+                Ok(name) => self.hub.feed(&name).expire_through(expiry.through_seq, expiry.through_epoch),
                 Err(_) => return Err(StoreError::CorruptName(expiry.channel.clone())),
             }
         }
@@ -334,12 +277,7 @@ fn admit(
     request: AppendRequest,
     now_ms: i64,
 ) -> Result<Admission, StoreError> {
-    let AppendRequest {
-        channel,
-        msg_id,
-        header,
-        frame,
-    } = request;
+    let AppendRequest { channel, msg_id, header, frame } = request;
     // Checked before inserting, so the name is cloned once per channel and batch, not once per message.
     if !staged.contains_key(&channel) {
         let head = match committed.get(&channel) {
@@ -354,9 +292,7 @@ fn admit(
         };
         staged.insert(channel.clone(), head);
     }
-    let head = staged
-        .get_mut(&channel)
-        .expect("the channel's head was staged just above");
+    let head = staged.get_mut(&channel).expect("the channel's head was staged just above");
 
     if header.group_id != head.group_id || header.epoch != head.epoch {
         // A retry of a stored message is acknowledged even if the channel has moved on since.
@@ -366,10 +302,7 @@ fn admit(
         return Ok(Admission::Refused(if header.group_id != head.group_id {
             AppendError::ForeignGroup(channel)
         } else {
-            AppendError::StaleEpoch {
-                message_epoch: header.epoch,
-                channel_epoch: head.epoch,
-            }
+            AppendError::StaleEpoch { message_epoch: header.epoch, channel_epoch: head.epoch }
         }));
     }
 
@@ -382,17 +315,10 @@ fn admit(
     if header.content_type == ContentType::Commit {
         head.epoch += 1;
     }
-    Ok(Admission::Stored {
-        feed: Arc::clone(&head.feed),
-        message: Arc::new(message),
-        epoch_after: head.epoch,
-    })
+    Ok(Admission::Stored { feed: Arc::clone(&head.feed), message: Arc::new(message), epoch_after: head.epoch })
 }
 
 /// Wall-clock time in milliseconds since the Unix epoch, as stored in `messages.stored_at_ms`.
 pub fn unix_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }

@@ -89,12 +89,7 @@ pub fn parse_header(blob: &[u8]) -> Result<MlsHeader, FramingError> {
             content_type
         }
     };
-    Ok(MlsHeader {
-        wire_format,
-        group_id,
-        epoch,
-        content_type,
-    })
+    Ok(MlsHeader { wire_format, group_id, epoch, content_type })
 }
 
 fn content_type(value: u8) -> Result<ContentType, FramingError> {
@@ -229,9 +224,7 @@ mod tests {
 
     /// Shortest prefix that still parses: for a PrivateMessage that is the whole message.
     fn header_len(msg: &[u8]) -> usize {
-        (0..=msg.len())
-            .find(|&n| parse_header(&msg[..n]).is_ok())
-            .unwrap()
+        (0..=msg.len()).find(|&n| parse_header(&msg[..n]).is_ok()).unwrap()
     }
 
     #[test]
@@ -239,10 +232,7 @@ mod tests {
         let mut group = new_group(false);
         let mut msg = group.application(b"x");
         msg[3] = 5; // key_package
-        assert_eq!(
-            parse_header(&msg),
-            Err(FramingError::UnsupportedWireFormat(5))
-        );
+        assert_eq!(parse_header(&msg), Err(FramingError::UnsupportedWireFormat(5)));
         msg[1] = 2;
         assert_eq!(parse_header(&msg), Err(FramingError::UnsupportedVersion(2)));
         assert!(parse_header(b"").is_err());
@@ -261,15 +251,9 @@ mod tests {
     #[test]
     fn refuses_bad_length_prefixes() {
         // version 1, PrivateMessage, then a group_id length with prefix bits 11.
-        assert_eq!(
-            parse_header(&[0, 1, 0, 2, 0xC0, 0, 0, 0]),
-            Err(FramingError::InvalidLength("group_id"))
-        );
+        assert_eq!(parse_header(&[0, 1, 0, 2, 0xC0, 0, 0, 0]), Err(FramingError::InvalidLength("group_id")));
         // A two-byte prefix encoding 5, which fits in one byte: not minimal.
-        assert_eq!(
-            parse_header(&[0, 1, 0, 2, 0x40, 5, 1, 2, 3, 4, 5]),
-            Err(FramingError::InvalidLength("group_id"))
-        );
+        assert_eq!(parse_header(&[0, 1, 0, 2, 0x40, 5, 1, 2, 3, 4, 5]), Err(FramingError::InvalidLength("group_id")));
     }
 
     #[test]

@@ -37,10 +37,7 @@ pub struct HeadQuery {
 
 /// Whether `publish` is a head query (`SESSION_MESSAGE_TYPE_PING`) rather than a message to store.
 pub fn is_head_query(publish: &pb::Publish) -> bool {
-    publish
-        .session
-        .as_ref()
-        .is_some_and(|s| s.session_message_type == pb::SessionMessageType::Ping as i32)
+    publish.session.as_ref().is_some_and(|s| s.session_message_type == pb::SessionMessageType::Ping as i32)
 }
 
 /// Validates a head query: a destination channel and a `skytale-msg-id` like a publish's, no content needed.
@@ -66,18 +63,10 @@ pub fn validate(
     };
     let blob = match publish.msg.as_ref().and_then(|m| m.content_type.as_ref()) {
         Some(PayloadKind::AppPayload(payload)) => &payload.blob,
-        _ => {
-            return Err(refuse(
-                error_code::BAD_REQUEST,
-                "publish without app_payload".into(),
-            ))
-        }
+        _ => return Err(refuse(error_code::BAD_REQUEST, "publish without app_payload".into())),
     };
     if blob.len() > max_payload {
-        let message = format!(
-            "payload of {} bytes exceeds the relay's limit of {max_payload} bytes",
-            blob.len()
-        );
+        let message = format!("payload of {} bytes exceeds the relay's limit of {max_payload} bytes", blob.len());
         return Err(refuse(error_code::PAYLOAD_TOO_LARGE, message));
     }
     let header = match mls_framing::parse_header(blob) {
@@ -115,28 +104,13 @@ fn channel_and_id(
     let destination = publish.header.as_ref().and_then(|h| h.destination.as_ref());
     let channel = match destination.map(ChannelName::from_slim) {
         Some(Ok(channel)) => channel,
-        Some(Err(e)) => {
-            return Err(refuse(
-                None,
-                error_code::BAD_REQUEST,
-                format!("bad destination: {e}"),
-            ))
-        }
-        None => {
-            return Err(refuse(
-                None,
-                error_code::BAD_REQUEST,
-                "publish without a destination channel".into(),
-            ))
-        }
+        Some(Err(e)) => return Err(refuse(None, error_code::BAD_REQUEST, format!("bad destination: {e}"))),
+        None => return Err(refuse(None, error_code::BAD_REQUEST, "publish without a destination channel".into())),
     };
     let id = match msg_id.as_deref() {
         Some(id) if !id.is_empty() && id.len() <= MAX_MSG_ID_LEN => id.to_owned(),
         _ => {
-            let message = format!(
-                "publish needs a {} of 1 to {MAX_MSG_ID_LEN} bytes",
-                meta::MSG_ID
-            );
+            let message = format!("publish needs a {} of 1 to {MAX_MSG_ID_LEN} bytes", meta::MSG_ID);
             return Err(refuse(Some(&channel), error_code::BAD_REQUEST, message));
         }
     };

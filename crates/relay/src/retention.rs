@@ -32,11 +32,7 @@ pub async fn sweep(writer: &LogWriter, policy: RetentionPolicy) -> Result<(), Re
 }
 
 /// Sweeps periodically until `shutdown` turns true.
-pub async fn run(
-    writer: Arc<LogWriter>,
-    policy: RetentionPolicy,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn run(writer: Arc<LogWriter>, policy: RetentionPolicy, mut shutdown: watch::Receiver<bool>) {
     let period = (policy.max_age / 10).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {

@@ -35,10 +35,7 @@ pub struct DataPlaneServer {
 impl DataPlaneServer {
     /// Serves streams with `shared` until `shutdown`; refuses incoming frames larger than `max_frame` bytes.
     pub fn new(shared: Arc<Shared>, shutdown: watch::Receiver<bool>, max_frame: usize) -> Self {
-        Self {
-            plane: Arc::new(DataPlane { shared, shutdown }),
-            max_decoding_message_size: max_frame,
-        }
+        Self { plane: Arc::new(DataPlane { shared, shutdown }), max_decoding_message_size: max_frame }
     }
 }
 

@@ -92,13 +92,7 @@ pub async fn serve(
     outbound: Outbound,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut session = Session {
-        shared,
-        identity,
-        outbound,
-        replies: None,
-        subscriptions: HashMap::new(),
-    };
+    let mut session = Session { shared, identity, outbound, replies: None, subscriptions: HashMap::new() };
 
     let ending = loop {
         tokio::select! {
@@ -139,19 +133,19 @@ pub async fn serve(
 
 impl Session {
     async fn dispatch(&mut self, frame: pb::Message) -> Result<(), StreamClosed> {
-        let pb::Message {
-            message_type,
-            metadata,
-        } = frame;
+        let pb::Message { message_type, metadata } = frame;
         match message_type {
-            Some(MessageType::Link(pb::Link {
-                link_type: Some(pb::link::LinkType::LinkNegotiation(request)),
-            })) => self.link_negotiation(request, &metadata).await,
+            Some(MessageType::Link(pb::Link { link_type: Some(pb::link::LinkType::LinkNegotiation(request)) })) => {
+                self.link_negotiation(request, &metadata).await
+            }
             Some(MessageType::Subscribe(subscribe)) => self.subscribe(subscribe, &metadata).await,
             Some(MessageType::Unsubscribe(unsubscribe)) => self.unsubscribe(unsubscribe).await,
             Some(MessageType::Publish(publish)) => self.publish(publish, &metadata).await,
             Some(MessageType::Link(_)) | Some(MessageType::SubscriptionAck(_)) | None => {
-                let refusal = Refusal::new(error_code::BAD_REQUEST, "unexpected frame: the relay accepts link negotiation, subscribe, unsubscribe and publish");
+                let refusal = Refusal::new(
+                    error_code::BAD_REQUEST,
+                    "unexpected frame: the relay accepts link negotiation, subscribe, unsubscribe and publish",
+                );
                 self.refuse(None, None, &refusal).await
             }
         }
@@ -173,11 +167,7 @@ impl Session {
                     frames::link_reply(&request, max_payload)
                 }
                 Err(refusal) => {
-                    tracing::info!(
-                        identity = self.identity.describe(),
-                        "token refresh refused: {}",
-                        refusal.message
-                    );
+                    tracing::info!(identity = self.identity.describe(), "token refresh refused: {}", refusal.message);
                     frames::link_refused(&request, max_payload, &refusal)
                 }
             },
@@ -186,10 +176,7 @@ impl Session {
     }
 
     async fn send(&self, frame: pb::Message) -> Result<(), StreamClosed> {
-        self.outbound
-            .send(Ok(frame.into()))
-            .await
-            .map_err(|_| StreamClosed)
+        self.outbound.send(Ok(frame.into())).await.map_err(|_| StreamClosed)
     }
 
     async fn reply(&mut self, reply: PendingReply) -> Result<(), StreamClosed> {
@@ -222,10 +209,7 @@ impl Session {
         metadata: &HashMap<String, String>,
     ) -> Result<(), StreamClosed> {
         let id = subscribe.subscription_id;
-        let destination = subscribe
-            .header
-            .as_ref()
-            .and_then(|h| h.destination.as_ref());
+        let destination = subscribe.header.as_ref().and_then(|h| h.destination.as_ref());
         let started = match (channel_of(destination), start_point(metadata)) {
             (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
             (Ok(channel), Ok(start)) => self.open_cursor(channel, id, start).await,
@@ -255,26 +239,13 @@ impl Session {
         self.identity.authorize(&channel)?;
         let feed = self.shared.hub.feed(&channel);
         let reader = Arc::clone(&self.shared.reader);
-        let cursor = Cursor::open(
-            channel.clone(),
-            id,
-            Arc::clone(&feed),
-            reader,
-            start,
-            self.outbound.clone(),
-        )
-        .await?;
+        let cursor = Cursor::open(channel.clone(), id, Arc::clone(&feed), reader, start, self.outbound.clone()).await?;
         Ok((channel, cursor, feed.epoch()))
     }
 
     async fn unsubscribe(&mut self, unsubscribe: pb::Unsubscribe) -> Result<(), StreamClosed> {
         let id = unsubscribe.subscription_id;
-        match channel_of(
-            unsubscribe
-                .header
-                .as_ref()
-                .and_then(|h| h.destination.as_ref()),
-        ) {
+        match channel_of(unsubscribe.header.as_ref().and_then(|h| h.destination.as_ref())) {
             Ok(channel) => {
                 self.subscriptions.remove(&channel);
                 tracing::debug!(%channel, subscription_id = id, "unsubscribed");
@@ -287,45 +258,25 @@ impl Session {
         }
     }
 
-    async fn publish(
-        &mut self,
-        publish: pb::Publish,
-        metadata: &HashMap<String, String>,
-    ) -> Result<(), StreamClosed> {
+    async fn publish(&mut self, publish: pb::Publish, metadata: &HashMap<String, String>) -> Result<(), StreamClosed> {
         if publish::is_head_query(&publish) {
             return self.head_query(&publish, metadata).await;
         }
         let request = match publish::validate(publish, metadata, self.shared.max_payload) {
             Ok(request) => request,
             Err(refused) => {
-                return self
-                    .refuse(
-                        refused.channel.as_ref(),
-                        refused.msg_id.as_deref(),
-                        &refused.refusal,
-                    )
-                    .await;
+                return self.refuse(refused.channel.as_ref(), refused.msg_id.as_deref(), &refused.refusal).await;
             }
         };
         if let Err(refusal) = self.identity.authorize(&request.channel) {
-            return self
-                .refuse(Some(&request.channel), Some(&request.msg_id), &refusal)
-                .await;
+            return self.refuse(Some(&request.channel), Some(&request.msg_id), &refusal).await;
         }
         let (channel, msg_id) = (request.channel.clone(), request.msg_id.clone());
         let reply = match self.shared.writer.submit(request).await {
-            Ok(outcome) => PendingReply::Append {
-                channel,
-                msg_id,
-                outcome,
-            },
+            Ok(outcome) => PendingReply::Append { channel, msg_id, outcome },
             Err(error) => {
                 let refusal = Refusal::new(error_code::STORAGE, error.to_string());
-                PendingReply::Frame(Box::new(frames::publish_refused(
-                    Some(&channel),
-                    Some(&msg_id),
-                    &refusal,
-                )))
+                PendingReply::Frame(Box::new(frames::publish_refused(Some(&channel), Some(&msg_id), &refusal)))
             }
         };
         self.reply(reply).await
@@ -343,25 +294,14 @@ impl Session {
         let query = match publish::validate_head_query(publish, metadata) {
             Ok(query) => query,
             Err(refused) => {
-                return self
-                    .refuse(
-                        refused.channel.as_ref(),
-                        refused.msg_id.as_deref(),
-                        &refused.refusal,
-                    )
-                    .await;
+                return self.refuse(refused.channel.as_ref(), refused.msg_id.as_deref(), &refused.refusal).await;
             }
         };
-        let from_epoch = self
-            .identity
-            .authorize(&query.channel)
-            .and_then(|()| head_query_epoch(metadata));
+        let from_epoch = self.identity.authorize(&query.channel).and_then(|()| head_query_epoch(metadata));
         let from_epoch = match from_epoch {
             Ok(from_epoch) => from_epoch,
             Err(refusal) => {
-                return self
-                    .refuse(Some(&query.channel), Some(&query.query_id), &refusal)
-                    .await;
+                return self.refuse(Some(&query.channel), Some(&query.query_id), &refusal).await;
             }
         };
         let feed = self.shared.hub.feed(&query.channel);
@@ -378,12 +318,8 @@ impl Session {
 
 /// Reads the channel name a frame is addressed to.
 fn channel_of(destination: Option<&pb::Name>) -> Result<ChannelName, Refusal> {
-    let destination = destination.ok_or_else(|| {
-        Refusal::new(
-            error_code::BAD_REQUEST,
-            "frame without a destination channel",
-        )
-    })?;
+    let destination =
+        destination.ok_or_else(|| Refusal::new(error_code::BAD_REQUEST, "frame without a destination channel"))?;
     ChannelName::from_slim(destination)
         .map_err(|e| Refusal::new(error_code::BAD_REQUEST, format!("bad destination: {e}")))
 }
@@ -393,10 +329,9 @@ fn head_query_epoch(metadata: &HashMap<String, String>) -> Result<Option<u64>, R
     match start_point(metadata)? {
         StartPoint::Live => Ok(None),
         StartPoint::Epoch(epoch) => Ok(Some(epoch)),
-        StartPoint::Seq(_) => Err(Refusal::new(
-            error_code::BAD_REQUEST,
-            format!("a head query takes {} only", meta::FROM_EPOCH),
-        )),
+        StartPoint::Seq(_) => {
+            Err(Refusal::new(error_code::BAD_REQUEST, format!("a head query takes {} only", meta::FROM_EPOCH)))
+        }
     }
 }
 
@@ -414,12 +349,8 @@ async fn queried_head(
         return Ok(head);
     };
     let name = channel.to_string();
-    let unreadable = |e: &dyn std::fmt::Display| {
-        Refusal::new(
-            error_code::STORAGE,
-            format!("cannot read the channel log: {e}"),
-        )
-    };
+    let unreadable =
+        |e: &dyn std::fmt::Display| Refusal::new(error_code::STORAGE, format!("cannot read the channel log: {e}"));
     let first = tokio::task::spawn_blocking(move || reader.first_seq_from_epoch(&name, epoch))
         .await
         .map_err(|e| unreadable(&e))?
@@ -437,10 +368,7 @@ fn start_point(metadata: &HashMap<String, String>) -> Result<StartPoint, Refusal
             .get(key)
             .map(|value| {
                 value.parse::<u64>().map_err(|_| {
-                    Refusal::new(
-                        error_code::BAD_REQUEST,
-                        format!("{key} must be a decimal number, got {value:?}"),
-                    )
+                    Refusal::new(error_code::BAD_REQUEST, format!("{key} must be a decimal number, got {value:?}"))
                 })
             })
             .transpose()
@@ -464,25 +392,13 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
         let frame = match reply {
             PendingReply::Frame(frame) => Ok(OutFrame::Message(frame)),
             PendingReply::Fail(status) => Err(status),
-            PendingReply::Head {
-                channel,
-                query_id,
-                feed,
-                reader,
-                from_epoch,
-            } => Ok(OutFrame::from(
-                match queried_head(&channel, &feed, reader, from_epoch).await {
+            PendingReply::Head { channel, query_id, feed, reader, from_epoch } => {
+                Ok(OutFrame::from(match queried_head(&channel, &feed, reader, from_epoch).await {
                     Ok(head) => frames::head_reply(&channel, &query_id, head),
-                    Err(refusal) => {
-                        frames::publish_refused(Some(&channel), Some(&query_id), &refusal)
-                    }
-                },
-            )),
-            PendingReply::Append {
-                channel,
-                msg_id,
-                outcome,
-            } => Ok(match outcome.await {
+                    Err(refusal) => frames::publish_refused(Some(&channel), Some(&query_id), &refusal),
+                }))
+            }
+            PendingReply::Append { channel, msg_id, outcome } => Ok(match outcome.await {
                 Ok(Ok(seq)) => {
                     let head = match &last_ack_head {
                         Some((acked, head)) if *acked == channel => head,
@@ -494,10 +410,8 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
                     frames::publish_refused(Some(&channel), Some(&msg_id), &append_refusal(&error)).into()
                 }
                 Err(_) => {
-                    let refusal = Refusal::new(
-                        error_code::STORAGE,
-                        "the log writer stopped before storing the message",
-                    );
+                    let refusal =
+                        Refusal::new(error_code::STORAGE, "the log writer stopped before storing the message");
                     frames::publish_refused(Some(&channel), Some(&msg_id), &refusal).into()
                 }
             }),

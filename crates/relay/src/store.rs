@@ -72,12 +72,7 @@ impl StoredMessage {
     /// The message `frame` (an encoded `Publish`) stored at `seq`.
     pub fn new(seq: u64, epoch: u64, msg_id: &str, frame: &[u8]) -> Self {
         let (delivery, frame) = frames::encode_delivery(frame, seq, epoch, msg_id);
-        Self {
-            seq,
-            epoch,
-            delivery,
-            frame,
-        }
+        Self { seq, epoch, delivery, frame }
     }
 
     /// The original `Publish` frame, as stored.
@@ -147,9 +142,8 @@ pub fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, StoreError
 }
 
 pub fn load_channels(conn: &Connection) -> Result<Vec<ChannelRow>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, name, group_id, epoch, next_seq, low_seq, expired_epoch FROM channels ORDER BY id",
-    )?;
+    let mut stmt =
+        conn.prepare("SELECT id, name, group_id, epoch, next_seq, low_seq, expired_epoch FROM channels ORDER BY id")?;
     let rows = stmt.query_map([], |r| {
         Ok(ChannelRow {
             id: r.get(0)?,
@@ -165,36 +159,23 @@ pub fn load_channels(conn: &Connection) -> Result<Vec<ChannelRow>, StoreError> {
 }
 
 /// Creates a channel bound to `group_id` at `epoch`; returns its id.
-pub fn insert_channel(
-    conn: &Connection,
-    name: &str,
-    group_id: &[u8],
-    epoch: u64,
-) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO channels (name, group_id, epoch, next_seq) VALUES (?1, ?2, ?3, 1)",
-    )?
-    .execute(params![name, group_id, sql(epoch)])?;
+pub fn insert_channel(conn: &Connection, name: &str, group_id: &[u8], epoch: u64) -> Result<i64, StoreError> {
+    conn.prepare_cached("INSERT INTO channels (name, group_id, epoch, next_seq) VALUES (?1, ?2, ?3, 1)")?
+        .execute(params![name, group_id, sql(epoch)])?;
     Ok(conn.last_insert_rowid())
 }
 
-pub fn update_channel_head(
-    conn: &Connection,
-    id: i64,
-    epoch: u64,
-    next_seq: u64,
-) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE channels SET epoch = ?2, next_seq = ?3 WHERE id = ?1")?
-        .execute(params![id, sql(epoch), sql(next_seq)])?;
+pub fn update_channel_head(conn: &Connection, id: i64, epoch: u64, next_seq: u64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE channels SET epoch = ?2, next_seq = ?3 WHERE id = ?1")?.execute(params![
+        id,
+        sql(epoch),
+        sql(next_seq)
+    ])?;
     Ok(())
 }
 
 /// The sequence number already given to `msg_id` on this channel, if it is stored.
-pub fn seq_of_msg_id(
-    conn: &Connection,
-    channel_id: i64,
-    msg_id: &str,
-) -> Result<Option<u64>, StoreError> {
+pub fn seq_of_msg_id(conn: &Connection, channel_id: i64, msg_id: &str) -> Result<Option<u64>, StoreError> {
     let seq = conn
         .prepare_cached("SELECT seq FROM messages WHERE channel_id = ?1 AND msg_id = ?2")?
         .query_row(params![channel_id, msg_id], |r| r.get::<_, i64>(0))
@@ -216,33 +197,19 @@ pub fn insert_message(
             "INSERT INTO messages (channel_id, seq, msg_id, epoch, stored_at_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (channel_id, msg_id) DO NOTHING",
         )?
-        .execute(params![
-            channel_id,
-            sql(message.seq),
-            msg_id,
-            sql(message.epoch),
-            stored_at_ms,
-            message.frame()
-        ])?;
+        .execute(params![channel_id, sql(message.seq), msg_id, sql(message.epoch), stored_at_ms, message.frame()])?;
     Ok(inserted == 1)
 }
 
 /// Removes, per channel, every message stored before `cutoff_ms` and, when `max_bytes` is set, the oldest
 /// messages beyond that many bytes of frames. Always removes a prefix of each channel's log (even if the clock
 /// went backwards), so the retained part stays contiguous, and records where it now starts.
-pub fn expire(
-    conn: &Connection,
-    cutoff_ms: i64,
-    max_bytes: Option<u64>,
-) -> Result<Vec<Expiry>, StoreError> {
+pub fn expire(conn: &Connection, cutoff_ms: i64, max_bytes: Option<u64>) -> Result<Vec<Expiry>, StoreError> {
     let mut through: std::collections::BTreeMap<i64, i64> = Default::default();
     {
-        let mut by_age = conn.prepare(
-            "SELECT channel_id, MAX(seq) FROM messages WHERE stored_at_ms < ?1 GROUP BY channel_id",
-        )?;
-        for row in by_age.query_map([cutoff_ms], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })? {
+        let mut by_age =
+            conn.prepare("SELECT channel_id, MAX(seq) FROM messages WHERE stored_at_ms < ?1 GROUP BY channel_id")?;
+        for row in by_age.query_map([cutoff_ms], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
             let (channel, seq) = row?;
             through.insert(channel, seq);
         }
@@ -270,20 +237,13 @@ pub fn expire(
             params![channel_id, seq],
             |r| r.get(0),
         )?;
-        conn.execute(
-            "DELETE FROM messages WHERE channel_id = ?1 AND seq <= ?2",
-            params![channel_id, seq],
-        )?;
+        conn.execute("DELETE FROM messages WHERE channel_id = ?1 AND seq <= ?2", params![channel_id, seq])?;
         let name: String = conn.query_row(
             "UPDATE channels SET low_seq = ?2 + 1, expired_epoch = ?3 WHERE id = ?1 RETURNING name",
             params![channel_id, seq, epoch],
             |r| r.get(0),
         )?;
-        expiries.push(Expiry {
-            channel: name,
-            through_seq: unsql(seq),
-            through_epoch: unsql(epoch),
-        });
+        expiries.push(Expiry { channel: name, through_seq: unsql(seq), through_epoch: unsql(epoch) });
     }
     Ok(expiries)
 }
@@ -304,21 +264,11 @@ pub struct ReadLimit {
 
 impl ReadPool {
     pub fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            idle: Mutex::new(Vec::new()),
-        }
+        Self { path, idle: Mutex::new(Vec::new()) }
     }
 
-    fn with_connection<R>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
+    fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
             None => {
@@ -329,20 +279,12 @@ impl ReadPool {
             }
         };
         let result = f(&conn);
-        self.idle
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(conn);
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(conn);
         result
     }
 
     /// Messages of `channel` from `from_seq` on, in order, within `limit` (at least one if any exists).
-    pub fn read_from(
-        &self,
-        channel: &str,
-        from_seq: u64,
-        limit: ReadLimit,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    pub fn read_from(&self, channel: &str, from_seq: u64, limit: ReadLimit) -> Result<Vec<StoredMessage>, StoreError> {
         self.with_connection(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT m.seq, m.epoch, m.msg_id, m.frame FROM messages m JOIN channels c ON c.id = m.channel_id
@@ -366,11 +308,7 @@ impl ReadPool {
     }
 
     /// Sequence number of the first stored message of `channel` whose epoch is at least `epoch`.
-    pub fn first_seq_from_epoch(
-        &self,
-        channel: &str,
-        epoch: u64,
-    ) -> Result<Option<u64>, StoreError> {
+    pub fn first_seq_from_epoch(&self, channel: &str, epoch: u64) -> Result<Option<u64>, StoreError> {
         self.with_connection(|conn| {
             let seq = conn
                 .prepare_cached(

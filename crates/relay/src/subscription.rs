@@ -23,10 +23,7 @@ use crate::store::{ReadLimit, ReadPool, StoredMessage};
 pub type Outbound = mpsc::Sender<Result<OutFrame, Status>>;
 
 /// One catch-up read: enough to keep the stream busy, small enough to bound memory per cursor.
-const READ_LIMIT: ReadLimit = ReadLimit {
-    max_messages: 256,
-    max_bytes: 4 << 20,
-};
+const READ_LIMIT: ReadLimit = ReadLimit { max_messages: 256, max_bytes: 4 << 20 };
 
 /// Where a subscription starts (`docs/protocol.md`, Subscribe).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +62,7 @@ fn expired(error: RetentionExpired) -> Refusal {
 }
 
 fn storage(error: impl std::fmt::Display) -> Refusal {
-    Refusal::new(
-        error_code::STORAGE,
-        format!("cannot read the channel log: {error}"),
-    )
+    Refusal::new(error_code::STORAGE, format!("cannot read the channel log: {error}"))
 }
 
 impl Cursor {
@@ -84,33 +78,22 @@ impl Cursor {
         let (next_seq, min_epoch) = match start {
             StartPoint::Live => (feed.head() + 1, None),
             StartPoint::Seq(seq) => {
-                feed.check_retained_from_seq(&channel, seq)
-                    .map_err(expired)?;
+                feed.check_retained_from_seq(&channel, seq).map_err(expired)?;
                 (seq.max(1), None)
             }
             StartPoint::Epoch(epoch) => {
-                feed.check_retained_from_epoch(&channel, epoch)
-                    .map_err(expired)?;
+                feed.check_retained_from_epoch(&channel, epoch).map_err(expired)?;
                 // Anything appended after this head and below `epoch` is skipped by the epoch filter.
                 let head = feed.head();
                 let (pool, name) = (Arc::clone(&reader), channel.to_string());
-                let first =
-                    tokio::task::spawn_blocking(move || pool.first_seq_from_epoch(&name, epoch))
-                        .await
-                        .map_err(storage)?
-                        .map_err(storage)?;
+                let first = tokio::task::spawn_blocking(move || pool.first_seq_from_epoch(&name, epoch))
+                    .await
+                    .map_err(storage)?
+                    .map_err(storage)?;
                 (first.unwrap_or(head + 1), Some(epoch))
             }
         };
-        Ok(Self {
-            channel,
-            subscription_id,
-            feed,
-            reader,
-            next_seq,
-            min_epoch,
-            outbound,
-        })
+        Ok(Self { channel, subscription_id, feed, reader, next_seq, min_epoch, outbound })
     }
 
     /// Starts delivering in the background.
@@ -122,14 +105,7 @@ impl Cursor {
         if let Some(refusal) = self.follow().await {
             tracing::warn!(channel = %self.channel, code = refusal.code, "subscription ended: {}", refusal.message);
             // If the stream is gone there is no one left to tell.
-            let _ = self
-                .outbound
-                .send(Ok(frames::subscription_refused(
-                    self.subscription_id,
-                    &refusal,
-                )
-                .into()))
-                .await;
+            let _ = self.outbound.send(Ok(frames::subscription_refused(self.subscription_id, &refusal).into())).await;
         }
     }
 
@@ -150,10 +126,7 @@ impl Cursor {
             for message in batch {
                 let below_start = self.min_epoch.is_some_and(|epoch| message.epoch < epoch);
                 if !below_start {
-                    self.outbound
-                        .send(Ok(OutFrame::Encoded(message.delivery())))
-                        .await
-                        .ok()?;
+                    self.outbound.send(Ok(OutFrame::Encoded(message.delivery()))).await.ok()?;
                 }
                 self.next_seq = message.seq + 1;
             }
@@ -165,31 +138,21 @@ impl Cursor {
     async fn next_batch(&self) -> Result<Vec<Arc<StoredMessage>>, Refusal> {
         let low_seq = self.feed.low_seq();
         if self.next_seq < low_seq {
-            return Err(expired(RetentionExpired {
-                channel: self.channel.to_string(),
-                low_seq,
-            }));
+            return Err(expired(RetentionExpired { channel: self.channel.to_string(), low_seq }));
         }
         if let Some(recent) = self.feed.recent_from(self.next_seq, READ_LIMIT) {
             if !recent.is_empty() {
                 return Ok(recent);
             }
         }
-        let (pool, name, from) = (
-            Arc::clone(&self.reader),
-            self.channel.to_string(),
-            self.next_seq,
-        );
+        let (pool, name, from) = (Arc::clone(&self.reader), self.channel.to_string(), self.next_seq);
         let stored = tokio::task::spawn_blocking(move || pool.read_from(&name, from, READ_LIMIT))
             .await
             .map_err(storage)?
             .map_err(storage)?;
         if stored.first().map(|m| m.seq) != Some(self.next_seq) {
             let low_seq = self.feed.low_seq();
-            return Err(expired(RetentionExpired {
-                channel: self.channel.to_string(),
-                low_seq,
-            }));
+            return Err(expired(RetentionExpired { channel: self.channel.to_string(), low_seq }));
         }
         Ok(stored.into_iter().map(Arc::new).collect())
     }

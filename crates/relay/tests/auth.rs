@@ -28,15 +28,8 @@ impl Minter {
         let path = dir.path().join("signing.pem");
         let issuer = TokenIssuer::load_or_create(&path).unwrap();
         let pem = std::fs::read_to_string(&path).unwrap();
-        let der = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
-            .unwrap()
-            .to_pkcs8_der()
-            .unwrap();
-        Self {
-            issuer,
-            key: EncodingKey::from_ed_der(der.as_bytes()),
-            _dir: dir,
-        }
+        let der = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().to_pkcs8_der().unwrap();
+        Self { issuer, key: EncodingKey::from_ed_der(der.as_bytes()), _dir: dir }
     }
 
     /// A normal token, as the API issues it.
@@ -69,10 +62,7 @@ impl Minter {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 async fn refused_status(relay: &RelayHandle, token: Option<&str>) -> tonic::Status {
@@ -94,27 +84,17 @@ async fn missing_malformed_forged_and_expired_tokens_are_refused_by_name() {
     let relay = minter.relay(&dir).await;
 
     assert_refused_naming(&refused_status(&relay, None).await, "missing token");
-    assert_refused_naming(
-        &refused_status(&relay, Some("not-a-jwt")).await,
-        "malformed token",
-    );
+    assert_refused_naming(&refused_status(&relay, Some("not-a-jwt")).await, "malformed token");
     let stranger = TokenIssuer::ephemeral().unwrap();
     let forged = stranger.issue("acct_a", "acme", vec![]).unwrap().token;
     assert_refused_naming(&refused_status(&relay, Some(&forged)).await, "forged token");
     let expired = minter.token_expiring_at("acct_a", "acme", now_secs() - 3600);
-    assert_refused_naming(
-        &refused_status(&relay, Some(&expired)).await,
-        "expired token",
-    );
+    assert_refused_naming(&refused_status(&relay, Some(&expired)).await, "expired token");
 
     // The same relay accepts a good token.
     let good = minter.token("acct_a", "acme", &[]);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&good))
-        .await
-        .unwrap();
-    stream
-        .subscribe_ok(&channel("acme/team/ok"), 1, From::Live)
-        .await;
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&good)).await.unwrap();
+    stream.subscribe_ok(&channel("acme/team/ok"), 1, From::Live).await;
     relay.shutdown().await;
 }
 
@@ -124,24 +104,17 @@ async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
     let minter = Minter::new();
     let relay = minter.relay(&dir).await;
     let token = minter.token("acct_a", "acme", &[]);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
-        .await
-        .unwrap();
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
     let foreign = channel("globex/team/secret");
     let own = channel("acme/team/general");
 
     let ack = stream.subscribe(&foreign, 7, From::Seq(1)).await;
     assert!(!subscription_ack(&ack).success);
     assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
-    assert!(
-        subscription_ack(&ack).error.contains("globex/team/secret"),
-        "{ack:?}"
-    );
+    assert!(subscription_ack(&ack).error.contains("globex/team/secret"), "{ack:?}");
 
     let mut group = new_group(false);
-    let reply = stream
-        .publish(&foreign, "m1", group.application(b"x"))
-        .await;
+    let reply = stream.publish(&foreign, "m1", group.application(b"x")).await;
     assert_eq!(error_code(&reply), "unauthorized");
     assert_eq!(meta(&reply, keys::MSG_ID), Some("m1"));
 
@@ -153,20 +126,13 @@ async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
 
     // Still open and usable for the org's own channels.
     let mut own_group = new_group(false);
-    assert_eq!(
-        stream
-            .publish_ok(&own, "m2", own_group.application(b"y"))
-            .await,
-        1
-    );
+    assert_eq!(stream.publish_ok(&own, "m2", own_group.application(b"y")).await, 1);
     stream.subscribe_ok(&own, 8, From::Seq(1)).await;
     assert_eq!(common::seq(&stream.deliveries(1).await[0]), 1);
 
     // Nothing was stored for the refused channel: its owner finds it empty.
     let owner_token = minter.token("acct_g", "globex", &[]);
-    let mut owner = Stream::open_with(relay.local_addr(), Some(&owner_token))
-        .await
-        .unwrap();
+    let mut owner = Stream::open_with(relay.local_addr(), Some(&owner_token)).await.unwrap();
     let ack = owner.subscribe_ok(&foreign, 1, From::Seq(1)).await;
     assert_eq!(meta(&ack, keys::CHANNEL_EPOCH), None);
     relay.shutdown().await;
@@ -179,22 +145,13 @@ async fn a_channel_granted_in_the_token_is_usable() {
     let relay = minter.relay(&dir).await;
     let granted = channel("globex/team/shared");
     let token = minter.token("acct_a", "acme", &["globex/team/shared"]);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
-        .await
-        .unwrap();
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
     let mut group = new_group(false);
-    assert_eq!(
-        stream
-            .publish_ok(&granted, "m1", group.application(b"hi"))
-            .await,
-        1
-    );
+    assert_eq!(stream.publish_ok(&granted, "m1", group.application(b"hi")).await, 1);
     stream.subscribe_ok(&granted, 1, From::Seq(1)).await;
     assert_eq!(common::seq(&stream.deliveries(1).await[0]), 1);
     // The grant is for that channel only.
-    let ack = stream
-        .subscribe(&channel("globex/team/other"), 2, From::Live)
-        .await;
+    let ack = stream.subscribe(&channel("globex/team/other"), 2, From::Live).await;
     assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
     relay.shutdown().await;
 }
@@ -205,37 +162,22 @@ async fn a_refresh_for_another_account_is_refused_and_the_old_claims_stay() {
     let minter = Minter::new();
     let relay = minter.relay(&dir).await;
     let token = minter.token("acct_a", "acme", &[]);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
-        .await
-        .unwrap();
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
 
     let other_account = minter.token("acct_b", "globex", &[]);
-    stream
-        .send(common::token_refresh("r1", &other_account))
-        .await;
+    stream.send(common::token_refresh("r1", &other_account)).await;
     let reply = stream.recv().await;
     assert_eq!(meta(&reply, keys::ERROR_CODE), Some("unauthorized"));
-    assert!(
-        meta(&reply, keys::ERROR).is_some_and(|e| e.contains("acct_b")),
-        "{reply:?}"
-    );
+    assert!(meta(&reply, keys::ERROR).is_some_and(|e| e.contains("acct_b")), "{reply:?}");
     assert!(meta(&reply, keys::MAX_PAYLOAD).is_some(), "{reply:?}");
 
     // Still acme's stream, not globex's.
-    stream
-        .subscribe_ok(&channel("acme/team/a"), 1, From::Live)
-        .await;
-    let ack = stream
-        .subscribe(&channel("globex/team/b"), 2, From::Live)
-        .await;
+    stream.subscribe_ok(&channel("acme/team/a"), 1, From::Live).await;
+    let ack = stream.subscribe(&channel("globex/team/b"), 2, From::Live).await;
     assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
 
     // A forged refresh is refused the same way.
-    let forged = TokenIssuer::ephemeral()
-        .unwrap()
-        .issue("acct_a", "acme", vec![])
-        .unwrap()
-        .token;
+    let forged = TokenIssuer::ephemeral().unwrap().issue("acct_a", "acme", vec![]).unwrap().token;
     stream.send(common::token_refresh("r2", &forged)).await;
     let reply = stream.recv().await;
     assert_eq!(meta(&reply, keys::ERROR_CODE), Some("unauthorized"));
@@ -253,43 +195,23 @@ async fn after_expiry_new_requests_are_refused_until_a_refresh_which_also_brings
     // Valid at open thanks to the clock leeway, invalid a few seconds later.
     let exp = now_secs() + 4 - CLOCK_LEEWAY_SECS;
     let short = minter.token_expiring_at("acct_a", "acme", exp);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&short))
-        .await
-        .unwrap();
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&short)).await.unwrap();
     stream.subscribe_ok(&own, 1, From::Seq(1)).await;
     while now_secs() <= exp + CLOCK_LEEWAY_SECS {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let ack = stream
-        .subscribe(&channel("acme/team/new"), 2, From::Live)
-        .await;
+    let ack = stream.subscribe(&channel("acme/team/new"), 2, From::Live).await;
     assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
-    assert!(
-        subscription_ack(&ack).error.contains("token expired"),
-        "{ack:?}"
-    );
+    assert!(subscription_ack(&ack).error.contains("token expired"), "{ack:?}");
     let mut group = new_group(false);
     let reply = stream.publish(&own, "late", group.application(b"x")).await;
     assert_eq!(error_code(&reply), "unauthorized");
 
     // The established subscription keeps delivering what others publish.
-    let mut other = Stream::open_with(
-        relay.local_addr(),
-        Some(&minter.token("acct_b", "acme", &[])),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        other
-            .publish_ok(&own, "from-b", group.application(b"hello"))
-            .await,
-        1
-    );
-    assert_eq!(
-        meta(&stream.deliveries(1).await[0], keys::MSG_ID),
-        Some("from-b")
-    );
+    let mut other = Stream::open_with(relay.local_addr(), Some(&minter.token("acct_b", "acme", &[]))).await.unwrap();
+    assert_eq!(other.publish_ok(&own, "from-b", group.application(b"hello")).await, 1);
+    assert_eq!(meta(&stream.deliveries(1).await[0], keys::MSG_ID), Some("from-b"));
 
     // A refresh for the same account restores access and brings the grant it now carries.
     let fresh = minter.token("acct_a", "acme", &["globex/team/joined"]);
@@ -301,12 +223,7 @@ async fn after_expiry_new_requests_are_refused_until_a_refresh_which_also_brings
     // Publish on a channel this stream does not follow, so the only reply is the ack.
     let mut fresh_group = new_group(false);
     let unfollowed = channel("acme/team/after-refresh");
-    assert_eq!(
-        stream
-            .publish_ok(&unfollowed, "again", fresh_group.application(b"y"))
-            .await,
-        1
-    );
+    assert_eq!(stream.publish_ok(&unfollowed, "again", fresh_group.application(b"y")).await, 1);
     relay.shutdown().await;
 }
 
@@ -318,45 +235,30 @@ async fn a_relay_without_auth_accepts_anonymous_streams_and_ignores_refreshes() 
     stream.send(common::token_refresh("r1", "whatever")).await;
     let reply = stream.recv().await;
     assert_eq!(meta(&reply, keys::ERROR_CODE), None, "{reply:?}");
-    stream
-        .subscribe_ok(&channel("anyorg/team/x"), 1, From::Live)
-        .await;
+    stream.subscribe_ok(&channel("anyorg/team/x"), 1, From::Live).await;
     relay.shutdown().await;
 }
 
 #[tokio::test]
 async fn the_verifier_can_come_from_the_apis_jwks_url() {
     let api_dir = tempfile::tempdir().unwrap();
-    let api_config =
-        skytale_api::ApiConfig::in_data_dir(api_dir.path(), "127.0.0.1:0".parse().unwrap());
+    let api_config = skytale_api::ApiConfig::in_data_dir(api_dir.path(), "127.0.0.1:0".parse().unwrap());
     let api = skytale_api::Api::start(api_config).await.unwrap();
     let api_url = format!("http://{}", api.local_addr());
-    let key = skytale_api::create_account_with_key(api.storage(), "acme", "alice")
-        .await
-        .unwrap();
-    let response = reqwest::Client::new()
-        .post(format!("{api_url}/v1/tokens"))
-        .bearer_auth(&key.secret)
-        .send()
-        .await
-        .unwrap();
+    let key = skytale_api::create_account_with_key(api.storage(), "acme", "alice").await.unwrap();
+    let response =
+        reqwest::Client::new().post(format!("{api_url}/v1/tokens")).bearer_auth(&key.secret).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
     let body: serde_json::Value = response.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
 
-    let verifier = skytale_relay::fetch_verifier(&format!("{api_url}/.well-known/jwks.json"))
-        .await
-        .unwrap();
+    let verifier = skytale_relay::fetch_verifier(&format!("{api_url}/.well-known/jwks.json")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     config.auth = RelayAuth::Jwt(Box::new(verifier));
     let relay = common::start(config).await;
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&token))
-        .await
-        .unwrap();
-    stream
-        .subscribe_ok(&channel("acme/team/jwks"), 1, From::Live)
-        .await;
+    let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
+    stream.subscribe_ok(&channel("acme/team/jwks"), 1, From::Live).await;
 
     match skytale_relay::fetch_verifier(&format!("{api_url}/no-such-keys")).await {
         Err(skytale_relay::JwksError::Status { status: 404, .. }) => {}

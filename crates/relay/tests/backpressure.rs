@@ -15,12 +15,7 @@ async fn a_slow_consumer_receives_a_10000_message_backlog_in_order_without_slowi
     let ch = channel("acme/team/firehose");
     let mut group = new_group(false);
     let messages: Vec<(String, Vec<u8>)> = (0..BACKLOG)
-        .map(|i| {
-            (
-                format!("m{i}"),
-                group.application(format!("message {i} {}", "x".repeat(200)).as_bytes()),
-            )
-        })
+        .map(|i| (format!("m{i}"), group.application(format!("message {i} {}", "x".repeat(200)).as_bytes())))
         .collect();
     let blobs: Vec<Vec<u8>> = messages.iter().map(|(_, b)| b.clone()).collect();
 
@@ -39,10 +34,7 @@ async fn a_slow_consumer_receives_a_10000_message_backlog_in_order_without_slowi
     let fast_seqs: Vec<u64> = fast.deliveries(BACKLOG).await.iter().map(seq).collect();
     assert_eq!(fast_seqs, (1..=BACKLOG as u64).collect::<Vec<_>>());
     // Every publish was acknowledged although the slow stream has not read a single delivery.
-    assert_eq!(
-        publishing.await.unwrap(),
-        (1..=BACKLOG as u64).collect::<Vec<_>>()
-    );
+    assert_eq!(publishing.await.unwrap(), (1..=BACKLOG as u64).collect::<Vec<_>>());
 
     let received = slow.deliveries(BACKLOG).await;
     for (i, delivery) in received.iter().enumerate() {

@@ -5,10 +5,7 @@
 mod common;
 
 use common::mls_group::new_group;
-use common::{
-    ack_seq, as_publish, channel, config, error_code, head_query, is_error, meta, publish, start,
-    Stream,
-};
+use common::{ack_seq, as_publish, channel, config, error_code, head_query, is_error, meta, publish, start, Stream};
 use skytale_proto::meta::{self as keys, error_code as code};
 use skytale_proto::pb::{self, message::MessageType};
 use skytale_proto::ChannelName;
@@ -16,9 +13,7 @@ use skytale_proto::ChannelName;
 /// A head query that only counts what a subscription from `epoch` delivers.
 fn head_query_from_epoch(channel: &ChannelName, query_id: &str, epoch: u64) -> pb::Message {
     let mut frame = head_query(channel, Some(query_id));
-    frame
-        .metadata
-        .insert(keys::FROM_EPOCH.to_owned(), epoch.to_string());
+    frame.metadata.insert(keys::FROM_EPOCH.to_owned(), epoch.to_string());
     frame
 }
 
@@ -26,22 +21,12 @@ fn head_query_from_epoch(channel: &ChannelName, query_id: &str, epoch: u64) -> p
 fn head_of(frame: &pb::Message, query_id: &str) -> u64 {
     assert!(!is_error(frame), "head query refused: {frame:?}");
     assert_eq!(
-        as_publish(frame)
-            .session
-            .as_ref()
-            .map(|s| s.session_message_type),
+        as_publish(frame).session.as_ref().map(|s| s.session_message_type),
         Some(pb::SessionMessageType::MsgAck as i32)
     );
     assert_eq!(meta(frame, keys::MSG_ID), Some(query_id));
-    assert_eq!(
-        meta(frame, keys::SEQ),
-        None,
-        "a head reply is not a publish ack"
-    );
-    meta(frame, keys::HEAD_SEQ)
-        .expect("skytale-head-seq")
-        .parse()
-        .expect("decimal head")
+    assert_eq!(meta(frame, keys::SEQ), None, "a head reply is not a publish ack");
+    meta(frame, keys::HEAD_SEQ).expect("skytale-head-seq").parse().expect("decimal head")
 }
 
 #[tokio::test]
@@ -54,9 +39,7 @@ async fn a_head_query_answers_after_the_streams_earlier_publishes_and_counts_the
 
     // Pipelined without waiting: three publishes, then the query; its answer comes after their acks.
     for i in 0..3 {
-        sender
-            .send(publish(&ch, &format!("m{i}"), group.application(b"x")))
-            .await;
+        sender.send(publish(&ch, &format!("m{i}"), group.application(b"x"))).await;
     }
     sender.send(head_query(&ch, Some("q1"))).await;
     for expected_seq in 1..=3 {
@@ -68,15 +51,11 @@ async fn a_head_query_answers_after_the_streams_earlier_publishes_and_counts_the
     let mut other = Stream::open(relay.local_addr()).await;
     other.send(head_query(&ch, Some("q2"))).await;
     assert_eq!(head_of(&other.recv().await, "q2"), 3);
-    other
-        .send(head_query(&channel("acme/team/empty"), Some("q3")))
-        .await;
+    other.send(head_query(&channel("acme/team/empty"), Some("q3"))).await;
     assert_eq!(head_of(&other.recv().await, "q3"), 0);
 
     // The query stored nothing: the next publish still gets seq 4.
-    sender
-        .send(publish(&ch, "m3", group.application(b"y")))
-        .await;
+    sender.send(publish(&ch, "m3", group.application(b"y"))).await;
     assert_eq!(ack_seq(&sender.recv().await), 4);
     relay.shutdown().await;
 }
@@ -126,9 +105,7 @@ async fn a_head_query_from_an_epoch_counts_only_what_a_subscription_from_it_deli
     assert_eq!(head_of(&stream.recv().await, "q3"), 3);
 
     let mut from_seq = head_query(&ch, Some("q4"));
-    from_seq
-        .metadata
-        .insert(keys::FROM_SEQ.to_owned(), "1".to_owned());
+    from_seq.metadata.insert(keys::FROM_SEQ.to_owned(), "1".to_owned());
     stream.send(from_seq).await;
     assert_eq!(error_code(&stream.recv().await), code::BAD_REQUEST);
     relay.shutdown().await;

@@ -6,18 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::mls_group::new_group;
-use common::{
-    blob, channel, config, epoch, error_code, meta, seq, start, subscription_ack, From, Stream,
-};
+use common::{blob, channel, config, epoch, error_code, meta, seq, start, subscription_ack, From, Stream};
 use prost::Message as _;
 use skytale_proto::meta::{self as keys, error_code as code};
 
 /// `count` application messages of one group with ids `{prefix}{i}`.
-fn applications(
-    group: &mut impl FnMut(&[u8]) -> Vec<u8>,
-    prefix: &str,
-    count: usize,
-) -> Vec<(String, Vec<u8>)> {
+fn applications(group: &mut impl FnMut(&[u8]) -> Vec<u8>, prefix: &str, count: usize) -> Vec<(String, Vec<u8>)> {
     (0..count)
         .map(|i| {
             let id = format!("{prefix}{i}");
@@ -37,17 +31,10 @@ async fn catch_up_from_a_seq_joins_live_delivery_without_gap_or_duplicate() {
     // More than the relay's in-memory cache holds, so catch-up starts in SQLite and ends in the cache.
     let backlog = applications(&mut app, "old", 1500);
     let live = applications(&mut app, "new", 500);
-    let all: Vec<Vec<u8>> = backlog
-        .iter()
-        .chain(&live)
-        .map(|(_, b)| b.clone())
-        .collect();
+    let all: Vec<Vec<u8>> = backlog.iter().chain(&live).map(|(_, b)| b.clone()).collect();
 
     let mut publisher = Stream::open(relay.local_addr()).await;
-    assert_eq!(
-        publisher.publish_all(&ch, backlog).await,
-        (1..=1500).collect::<Vec<u64>>()
-    );
+    assert_eq!(publisher.publish_all(&ch, backlog).await, (1..=1500).collect::<Vec<u64>>());
 
     let mut from_start = Stream::open(relay.local_addr()).await;
     let mut from_middle = Stream::open(relay.local_addr()).await;
@@ -67,10 +54,7 @@ async fn catch_up_from_a_seq_joins_live_delivery_without_gap_or_duplicate() {
             assert_eq!(blob(delivery), all[(seq(delivery) - 1) as usize].as_slice());
         }
     }
-    assert_eq!(
-        concurrent.await.unwrap(),
-        (1501..=2000).collect::<Vec<u64>>()
-    );
+    assert_eq!(concurrent.await.unwrap(), (1501..=2000).collect::<Vec<u64>>());
     relay.shutdown().await;
 }
 
@@ -94,10 +78,7 @@ async fn subscribe_from_an_epoch_starts_at_its_first_message_and_continues_live(
     .into_iter()
     .enumerate()
     {
-        assert_eq!(
-            publisher.publish_ok(&ch, &format!("m{i}"), blob).await,
-            i as u64 + 1
-        );
+        assert_eq!(publisher.publish_ok(&ch, &format!("m{i}"), blob).await, i as u64 + 1);
     }
 
     let mut joiner = Stream::open(relay.local_addr()).await;
@@ -105,31 +86,16 @@ async fn subscribe_from_an_epoch_starts_at_its_first_message_and_continues_live(
     assert_eq!(meta(&ack, keys::CHANNEL_EPOCH), Some("2"));
     let caught_up = joiner.deliveries(4).await;
     assert_eq!(caught_up.iter().map(seq).collect::<Vec<_>>(), [4, 5, 6, 7]);
-    assert_eq!(
-        caught_up.iter().map(epoch).collect::<Vec<_>>(),
-        [1, 1, 1, 2]
-    );
+    assert_eq!(caught_up.iter().map(epoch).collect::<Vec<_>>(), [1, 1, 1, 2]);
 
     // A subscription from an epoch the channel has not reached yet skips everything before it.
     let mut early = Stream::open(relay.local_addr()).await;
     early.subscribe_ok(&ch, 1, From::Epoch(3)).await;
-    publisher
-        .publish_ok(&ch, "f", group.application(b"f"))
-        .await; // seq 8, epoch 2
+    publisher.publish_ok(&ch, "f", group.application(b"f")).await; // seq 8, epoch 2
     publisher.publish_ok(&ch, "g", group.commit()).await; // seq 9, epoch 2 -> 3
-    publisher
-        .publish_ok(&ch, "h", group.application(b"h"))
-        .await; // seq 10, epoch 3
+    publisher.publish_ok(&ch, "h", group.application(b"h")).await; // seq 10, epoch 3
 
-    assert_eq!(
-        joiner
-            .deliveries(3)
-            .await
-            .iter()
-            .map(seq)
-            .collect::<Vec<_>>(),
-        [8, 9, 10]
-    );
+    assert_eq!(joiner.deliveries(3).await.iter().map(seq).collect::<Vec<_>>(), [8, 9, 10]);
     let first_of_epoch_3 = early.recv().await;
     assert_eq!((seq(&first_of_epoch_3), epoch(&first_of_epoch_3)), (10, 3));
     relay.shutdown().await;
@@ -163,21 +129,9 @@ async fn a_restarted_relay_keeps_the_log_sequence_epoch_and_idempotency() {
     }
 
     let mut publisher = Stream::open(relay.local_addr()).await;
-    assert_eq!(
-        publisher.publish_ok(&ch, "m0", first).await,
-        1,
-        "idempotency survives the restart"
-    );
-    assert_eq!(
-        error_code(&publisher.publish(&ch, "stale", stale_commit).await),
-        code::STALE_EPOCH
-    );
-    assert_eq!(
-        publisher
-            .publish_ok(&ch, "m3", group.application(b"fourth"))
-            .await,
-        4
-    );
+    assert_eq!(publisher.publish_ok(&ch, "m0", first).await, 1, "idempotency survives the restart");
+    assert_eq!(error_code(&publisher.publish(&ch, "stale", stale_commit).await), code::STALE_EPOCH);
+    assert_eq!(publisher.publish_ok(&ch, "m3", group.application(b"fourth")).await, 4);
     assert_eq!(seq(&reader.deliveries(1).await[0]), 4);
     relay.shutdown().await;
 }
@@ -187,17 +141,10 @@ async fn messages_beyond_the_byte_budget_are_dropped_and_asking_for_them_is_an_e
     let dir = tempfile::tempdir().unwrap();
     let ch = channel("acme/team/retention");
     let mut group = new_group(false);
-    let messages: Vec<(String, Vec<u8>)> = (1..=5)
-        .map(|i| {
-            (
-                format!("m{i}"),
-                group.application(format!("message {i}").as_bytes()),
-            )
-        })
-        .collect();
+    let messages: Vec<(String, Vec<u8>)> =
+        (1..=5).map(|i| (format!("m{i}"), group.application(format!("message {i}").as_bytes()))).collect();
     // The relay stores each Publish frame; keep room for exactly the last two.
-    let frame_len =
-        |(_, b): &(String, Vec<u8>)| common::publish_frame(&ch, b.clone()).encoded_len() as u64;
+    let frame_len = |(_, b): &(String, Vec<u8>)| common::publish_frame(&ch, b.clone()).encoded_len() as u64;
     let last_two = frame_len(&messages[3]) + frame_len(&messages[4]);
 
     let relay = start(config(dir.path())).await;
@@ -213,35 +160,14 @@ async fn messages_beyond_the_byte_budget_are_dropped_and_asking_for_them_is_an_e
     for from in [From::Seq(1), From::Seq(3), From::Epoch(0)] {
         let refused = reader.subscribe(&ch, 1, from).await;
         assert!(!subscription_ack(&refused).success, "{from:?}");
-        assert_eq!(
-            meta(&refused, keys::ERROR_CODE),
-            Some(code::RETENTION_EXPIRED),
-            "{from:?}"
-        );
-        assert!(
-            subscription_ack(&refused).error.contains("seq 4"),
-            "{refused:?}"
-        );
+        assert_eq!(meta(&refused, keys::ERROR_CODE), Some(code::RETENTION_EXPIRED), "{from:?}");
+        assert!(subscription_ack(&refused).error.contains("seq 4"), "{refused:?}");
     }
     reader.subscribe_ok(&ch, 2, From::Seq(4)).await;
-    assert_eq!(
-        reader
-            .deliveries(2)
-            .await
-            .iter()
-            .map(seq)
-            .collect::<Vec<_>>(),
-        [4, 5]
-    );
+    assert_eq!(reader.deliveries(2).await.iter().map(seq).collect::<Vec<_>>(), [4, 5]);
 
     let mut publisher = Stream::open(relay.local_addr()).await;
-    assert_eq!(
-        publisher
-            .publish_ok(&ch, "m6", group.application(b"six"))
-            .await,
-        6,
-        "seq continues"
-    );
+    assert_eq!(publisher.publish_ok(&ch, "m6", group.application(b"six")).await, 6, "seq continues");
     assert_eq!(seq(&reader.deliveries(1).await[0]), 6);
     relay.shutdown().await;
 }
@@ -253,9 +179,7 @@ async fn messages_older_than_retention_are_dropped() {
     let mut group = new_group(false);
     let relay = start(config(dir.path())).await;
     let mut publisher = Stream::open(relay.local_addr()).await;
-    publisher
-        .publish_ok(&ch, "old", group.application(b"old"))
-        .await;
+    publisher.publish_ok(&ch, "old", group.application(b"old")).await;
     drop(publisher);
     relay.shutdown().await;
     // Retention compares storage times with the clock: make sure it has moved past the stored message.
@@ -266,10 +190,7 @@ async fn messages_older_than_retention_are_dropped() {
     let relay = start(cfg).await;
     let mut reader = Stream::open(relay.local_addr()).await;
     let refused = reader.subscribe(&ch, 1, From::Seq(1)).await;
-    assert_eq!(
-        meta(&refused, keys::ERROR_CODE),
-        Some(code::RETENTION_EXPIRED)
-    );
+    assert_eq!(meta(&refused, keys::ERROR_CODE), Some(code::RETENTION_EXPIRED));
     reader.subscribe_ok(&ch, 2, From::Seq(2)).await;
     relay.shutdown().await;
 }

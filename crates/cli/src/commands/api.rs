@@ -20,8 +20,7 @@ pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
     let api = Api::start(config).await?;
-    announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr()))
-        .map_err(CommandError::Stdout)?;
+    announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr())).map_err(CommandError::Stdout)?;
     terminated.await;
     api.shutdown().await?;
     Ok(())

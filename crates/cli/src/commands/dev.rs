@@ -71,14 +71,8 @@ async fn start(dir: &Path, args: &DevArgs) -> Result<(DevStack, String), Command
 }
 
 fn announce_stack(stack: &DevStack, api_key: &str) -> std::io::Result<()> {
-    announce::export(
-        "SKYTALE_RELAY",
-        &announce::url_for(stack.relay.local_addr()),
-    )?;
-    announce::export(
-        "SKYTALE_API_URL",
-        &announce::url_for(stack.api.local_addr()),
-    )?;
+    announce::export("SKYTALE_RELAY", &announce::url_for(stack.relay.local_addr()))?;
+    announce::export("SKYTALE_API_URL", &announce::url_for(stack.api.local_addr()))?;
     announce::export("SKYTALE_API_KEY", api_key)
 }
 

@@ -9,11 +9,7 @@ use crate::args::{DatabaseArgs, KeysCommand};
 
 pub async fn run(command: KeysCommand) -> Result<(), CommandError> {
     match command {
-        KeysCommand::Create {
-            org,
-            name,
-            database,
-        } => create(&org, &name, database).await,
+        KeysCommand::Create { org, name, database } => create(&org, &name, database).await,
         KeysCommand::Revoke { key_id, database } => revoke(&key_id, database).await,
     }
 }
@@ -47,9 +43,6 @@ async fn revoke(key_id: &str, database: DatabaseArgs) -> Result<(), CommandError
     if !revoked? {
         return Err(CommandError::UnknownKey(key_id.to_owned()));
     }
-    tracing::info!(
-        key_id,
-        "API key revoked; tokens already issued stay valid until they expire"
-    );
+    tracing::info!(key_id, "API key revoked; tokens already issued stay valid until they expire");
     Ok(())
 }

@@ -45,9 +45,7 @@ pub enum CommandError {
 
 /// `~/.skytale/<name>`, the default location of a command's data.
 pub fn default_dir(name: &str, flag: &'static str) -> Result<PathBuf, CommandError> {
-    let home = std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .ok_or(CommandError::NoHome { flag })?;
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).ok_or(CommandError::NoHome { flag })?;
     Ok(PathBuf::from(home).join(".skytale").join(name))
 }
 

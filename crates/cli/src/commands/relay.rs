@@ -20,16 +20,13 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     config.sync = args.sync.into();
     config.auth = auth;
     if matches!(config.auth, RelayAuth::None) {
-        tracing::warn!(
-            "--auth none: every stream may use every channel; for local development only"
-        );
+        tracing::warn!("--auth none: every stream may use every channel; for local development only");
     }
 
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
     let relay = Relay::start(config).await?;
-    announce::export("SKYTALE_RELAY", &announce::url_for(relay.local_addr()))
-        .map_err(CommandError::Stdout)?;
+    announce::export("SKYTALE_RELAY", &announce::url_for(relay.local_addr())).map_err(CommandError::Stdout)?;
     terminated.await;
     relay.shutdown().await;
     Ok(())

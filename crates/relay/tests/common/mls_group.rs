@@ -23,28 +23,18 @@ pub struct MlsGroup<C: MlsConfig> {
 /// otherwise they are PublicMessages (application messages are always PrivateMessages).
 pub fn new_group(encrypted_control: bool) -> MlsGroup<impl MlsConfig> {
     let crypto = RustCryptoProvider::default();
-    let suite = crypto
-        .cipher_suite_provider(CIPHER_SUITE)
-        .expect("cipher suite");
+    let suite = crypto.cipher_suite_provider(CIPHER_SUITE).expect("cipher suite");
     let (secret, public) = suite.signature_key_generate().expect("signature key");
     let credential = BasicCredential::new(b"test-member".to_vec()).into_credential();
-    let rules = DefaultMlsRules::new()
-        .with_encryption_options(EncryptionOptions::new(encrypted_control, PaddingMode::None));
+    let rules =
+        DefaultMlsRules::new().with_encryption_options(EncryptionOptions::new(encrypted_control, PaddingMode::None));
     let client = Client::builder()
         .identity_provider(BasicIdentityProvider)
         .crypto_provider(crypto)
         .mls_rules(rules)
-        .signing_identity(
-            SigningIdentity::new(credential, public),
-            secret,
-            CIPHER_SUITE,
-        )
+        .signing_identity(SigningIdentity::new(credential, public), secret, CIPHER_SUITE)
         .build();
-    let group = client
-        .group_builder()
-        .expect("group builder")
-        .build()
-        .expect("group");
+    let group = client.group_builder().expect("group builder").build().expect("group");
     MlsGroup { group }
 }
 
@@ -59,10 +49,7 @@ impl<C: MlsConfig> MlsGroup<C> {
 
     /// An application message at the current epoch.
     pub fn application(&mut self, text: &[u8]) -> Vec<u8> {
-        let msg = self
-            .group
-            .encrypt_application_message(text, AAD.to_vec())
-            .expect("encrypt");
+        let msg = self.group.encrypt_application_message(text, AAD.to_vec()).expect("encrypt");
         msg.to_bytes().expect("encode")
     }
 

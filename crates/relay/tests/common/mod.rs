@@ -55,13 +55,8 @@ impl Stream {
 
     /// Opens a stream sending `authorization: Bearer <token>` (no header for `None`); returns the relay's
     /// refusal status if it does not accept the stream.
-    pub async fn open_with(
-        relay: SocketAddr,
-        token: Option<&str>,
-    ) -> Result<Stream, tonic::Status> {
-        let mut client = DataPlaneServiceClient::connect(format!("http://{relay}"))
-            .await
-            .expect("connect to relay");
+    pub async fn open_with(relay: SocketAddr, token: Option<&str>) -> Result<Stream, tonic::Status> {
+        let mut client = DataPlaneServiceClient::connect(format!("http://{relay}")).await.expect("connect to relay");
         let (outgoing, queue) = mpsc::channel(1024);
         let mut request = tonic::Request::new(ReceiverStream::new(queue));
         if let Some(token) = token {
@@ -92,9 +87,7 @@ impl Stream {
 
     /// The next frame, `None` at the end of the stream, or the stream's error status.
     pub async fn try_recv(&mut self) -> Result<Option<pb::Message>, tonic::Status> {
-        tokio::time::timeout(FRAME_WAIT, self.incoming.message())
-            .await
-            .expect("a frame from the relay in time")
+        tokio::time::timeout(FRAME_WAIT, self.incoming.message()).await.expect("a frame from the relay in time")
     }
 
     /// Subscribes and returns the relay's `SubscriptionAck` frame.
@@ -106,27 +99,14 @@ impl Stream {
     }
 
     /// Subscribes and asserts the relay accepted.
-    pub async fn subscribe_ok(
-        &mut self,
-        channel: &ChannelName,
-        id: u64,
-        from: From,
-    ) -> pb::Message {
+    pub async fn subscribe_ok(&mut self, channel: &ChannelName, id: u64, from: From) -> pb::Message {
         let frame = self.subscribe(channel, id, from).await;
-        assert!(
-            subscription_ack(&frame).success,
-            "subscription refused: {frame:?}"
-        );
+        assert!(subscription_ack(&frame).success, "subscription refused: {frame:?}");
         frame
     }
 
     /// Publishes and returns the relay's reply (ack or error). Only for streams without subscriptions.
-    pub async fn publish(
-        &mut self,
-        channel: &ChannelName,
-        msg_id: &str,
-        blob: Vec<u8>,
-    ) -> pb::Message {
+    pub async fn publish(&mut self, channel: &ChannelName, msg_id: &str, blob: Vec<u8>) -> pb::Message {
         self.send(publish(channel, msg_id, blob)).await;
         self.recv().await
     }
@@ -140,20 +120,13 @@ impl Stream {
 
     /// Publishes every `(msg_id, blob)` pipelined (without waiting for each ack) and returns the acked seqs in
     /// order. Only for streams without subscriptions.
-    pub async fn publish_all(
-        &mut self,
-        channel: &ChannelName,
-        messages: Vec<(String, Vec<u8>)>,
-    ) -> Vec<u64> {
+    pub async fn publish_all(&mut self, channel: &ChannelName, messages: Vec<(String, Vec<u8>)>) -> Vec<u64> {
         let count = messages.len();
         let sender = self.sender();
         let target = channel.clone();
         let feeding = tokio::spawn(async move {
             for (msg_id, blob) in messages {
-                sender
-                    .send(publish(&target, &msg_id, blob))
-                    .await
-                    .expect("stream open");
+                sender.send(publish(&target, &msg_id, blob)).await.expect("stream open");
             }
         });
         let mut seqs = Vec::with_capacity(count);
@@ -225,24 +198,16 @@ pub fn link_negotiation(link_id: &str) -> pb::Message {
 /// An in-band token refresh (`docs/protocol.md`, "Authentication and token refresh").
 pub fn token_refresh(link_id: &str, token: &str) -> pb::Message {
     let mut frame = link_negotiation(link_id);
-    frame
-        .metadata
-        .insert(meta::AUTHORIZATION.to_owned(), format!("Bearer {token}"));
+    frame.metadata.insert(meta::AUTHORIZATION.to_owned(), format!("Bearer {token}"));
     frame
 }
 
 fn header(channel: &ChannelName) -> pb::SlimHeader {
-    pb::SlimHeader {
-        source: Some(channel_source()),
-        destination: Some(channel.to_slim()),
-        ..Default::default()
-    }
+    pb::SlimHeader { source: Some(channel_source()), destination: Some(channel.to_slim()), ..Default::default() }
 }
 
 fn channel_source() -> pb::Name {
-    ChannelName::parse("skytale/agent/test")
-        .expect("valid name")
-        .to_slim()
+    ChannelName::parse("skytale/agent/test").expect("valid name").to_slim()
 }
 
 /// The `Publish` frame of `docs/protocol.md`; `payload_type` is informational, the relay reads the framing.
@@ -255,12 +220,10 @@ pub fn publish_frame(channel: &ChannelName, blob: Vec<u8>) -> pb::Publish {
             ..Default::default()
         }),
         msg: Some(pb::Content {
-            content_type: Some(pb::content::ContentType::AppPayload(
-                pb::ApplicationPayload {
-                    payload_type: meta::payload_type::APPLICATION.to_owned(),
-                    blob,
-                },
-            )),
+            content_type: Some(pb::content::ContentType::AppPayload(pb::ApplicationPayload {
+                payload_type: meta::payload_type::APPLICATION.to_owned(),
+                blob,
+            })),
         }),
     }
 }
@@ -275,10 +238,7 @@ pub fn publish(channel: &ChannelName, msg_id: &str, blob: Vec<u8>) -> pb::Messag
 /// A head query: a `Publish` with `SESSION_MESSAGE_TYPE_PING`, no content, `skytale-msg-id` = `query_id`.
 pub fn head_query(channel: &ChannelName, query_id: Option<&str>) -> pb::Message {
     let publish = pb::Publish {
-        header: Some(pb::SlimHeader {
-            destination: Some(channel.to_slim()),
-            ..Default::default()
-        }),
+        header: Some(pb::SlimHeader { destination: Some(channel.to_slim()), ..Default::default() }),
         session: Some(pb::SessionHeader {
             session_type: pb::SessionType::Multicast.into(),
             session_message_type: pb::SessionMessageType::Ping.into(),
@@ -286,13 +246,8 @@ pub fn head_query(channel: &ChannelName, query_id: Option<&str>) -> pb::Message 
         }),
         msg: None,
     };
-    let metadata = query_id
-        .map(|id| HashMap::from([(meta::MSG_ID.to_owned(), id.to_owned())]))
-        .unwrap_or_default();
-    pb::Message {
-        message_type: Some(MessageType::Publish(publish)),
-        metadata,
-    }
+    let metadata = query_id.map(|id| HashMap::from([(meta::MSG_ID.to_owned(), id.to_owned())])).unwrap_or_default();
+    pb::Message { message_type: Some(MessageType::Publish(publish)), metadata }
 }
 
 pub fn meta<'a>(frame: &'a pb::Message, key: &str) -> Option<&'a str> {
@@ -300,10 +255,7 @@ pub fn meta<'a>(frame: &'a pb::Message, key: &str) -> Option<&'a str> {
 }
 
 fn number(frame: &pb::Message, key: &str) -> u64 {
-    meta(frame, key)
-        .unwrap_or_else(|| panic!("{key} missing in {frame:?}"))
-        .parse()
-        .expect("decimal metadata")
+    meta(frame, key).unwrap_or_else(|| panic!("{key} missing in {frame:?}")).parse().expect("decimal metadata")
 }
 
 pub fn seq(frame: &pb::Message) -> u64 {
@@ -330,10 +282,9 @@ pub fn subscription_ack(frame: &pb::Message) -> &pb::SubscriptionAck {
 
 fn session_type(frame: &pb::Message) -> Option<pb::SessionMessageType> {
     match &frame.message_type {
-        Some(MessageType::Publish(publish)) => publish
-            .session
-            .as_ref()
-            .and_then(|s| pb::SessionMessageType::try_from(s.session_message_type).ok()),
+        Some(MessageType::Publish(publish)) => {
+            publish.session.as_ref().and_then(|s| pb::SessionMessageType::try_from(s.session_message_type).ok())
+        }
         _ => None,
     }
 }
@@ -350,11 +301,7 @@ pub fn is_error(frame: &pb::Message) -> bool {
 
 /// The seq of a successful publish ack.
 pub fn ack_seq(frame: &pb::Message) -> u64 {
-    assert_eq!(
-        session_type(frame),
-        Some(pb::SessionMessageType::MsgAck),
-        "{frame:?}"
-    );
+    assert_eq!(session_type(frame), Some(pb::SessionMessageType::MsgAck), "{frame:?}");
     assert!(!is_error(frame), "publish refused: {frame:?}");
     seq(frame)
 }
@@ -366,11 +313,7 @@ pub fn error_code(frame: &pb::Message) -> &str {
 }
 
 pub fn blob(frame: &pb::Message) -> &[u8] {
-    match as_publish(frame)
-        .msg
-        .as_ref()
-        .and_then(|m| m.content_type.as_ref())
-    {
+    match as_publish(frame).msg.as_ref().and_then(|m| m.content_type.as_ref()) {
         Some(pb::content::ContentType::AppPayload(payload)) => &payload.blob,
         other => panic!("expected an app payload, got {other:?}"),
     }
@@ -378,10 +321,6 @@ pub fn blob(frame: &pb::Message) -> &[u8] {
 
 /// The channel a delivery or ack is about.
 pub fn destination(frame: &pb::Message) -> ChannelName {
-    let name = as_publish(frame)
-        .header
-        .as_ref()
-        .and_then(|h| h.destination.as_ref())
-        .expect("destination");
+    let name = as_publish(frame).header.as_ref().and_then(|h| h.destination.as_ref()).expect("destination");
     ChannelName::from_slim(name).expect("valid destination")
 }
