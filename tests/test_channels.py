@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from channels import form_channel, inbox, meta_inbox, payloads, take, wait_until
 
@@ -42,11 +43,14 @@ def test_a_member_does_not_receive_its_own_messages(make_client):
     assert take(inbox(alice_channel), 1) == [b"from bob"]
 
 
-def test_metadata_identifies_sender_sequence_and_epoch(make_client):
+def test_metadata_identifies_sender_sequence_epoch_and_storage_time(make_client):
     alice_channel, bob_channel = form_channel(CHANNEL, [make_client("alice"), make_client("bob")])
+    before = time.time()
     alice_channel.send(b"one")
     alice_channel.send(b"two")
     first, second = take(meta_inbox(bob_channel), 2)
+    # The relay's clock is this machine's: both were stored between the first send and their arrival.
+    assert before - 0.001 <= first.timestamp <= second.timestamp <= time.time()
     assert (first.payload, second.payload) == (b"one", b"two")
     assert first.sender == second.sender == b"alice"
     assert second.seq == first.seq + 1

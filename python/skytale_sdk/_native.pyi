@@ -29,6 +29,10 @@ class Message:
     @property
     def epoch(self) -> int:
         """The MLS epoch the message was sent in."""
+    @property
+    def timestamp(self) -> Optional[float]:
+        """When the relay stored the message, in seconds since the Unix epoch (the relay's clock, the same for
+        every member); ``None`` from a relay that does not send it."""
     def __bytes__(self) -> bytes: ...
 
 _Item = TypeVar("_Item", bytes, Message)

@@ -31,6 +31,9 @@ pub struct Message {
     pub seq: u64,
     /// The MLS epoch the message was sent in.
     pub epoch: u64,
+    /// When the relay stored the message, in milliseconds since the Unix epoch (the relay's clock, the same for
+    /// every member); `None` if the relay did not say.
+    pub stored_at_ms: Option<u64>,
 }
 
 /// The outcome of [`Channel::recv`].
@@ -223,8 +226,8 @@ impl Channel {
         let mut messages = Vec::with_capacity(items.len());
         for item in items {
             match item {
-                InboxItem::Message { payload, sender, seq, epoch } => {
-                    messages.push(Message { payload, sender, seq, epoch })
+                InboxItem::Message { payload, sender, seq, epoch, stored_at_ms } => {
+                    messages.push(Message { payload, sender, seq, epoch, stored_at_ms })
                 }
                 InboxItem::MlsFailure { reason, .. } => return Err(Error::Mls(reason)),
                 InboxItem::ChannelFailure { reason } => return Err(Error::Channel(reason)),

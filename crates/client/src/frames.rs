@@ -54,6 +54,8 @@ impl RelayRefusal {
 pub(crate) struct Delivery {
     pub channel: ChannelName,
     pub seq: u64,
+    /// When the relay stored the message (ms since the Unix epoch); `None` from a relay that does not say.
+    pub stored_at_ms: Option<u64>,
     pub blob: Vec<u8>,
 }
 
@@ -254,7 +256,8 @@ fn classify_publish(p: pb::Publish, metadata: HashMap<String, String>) -> Incomi
     let Some(pb::Content { content_type: Some(content::ContentType::AppPayload(payload)) }) = p.msg else {
         return Incoming::Ignored("delivery without application payload");
     };
-    Incoming::Delivery(Delivery { channel, seq, blob: payload.blob })
+    let stored_at_ms = number(&metadata, meta::STORED_AT);
+    Incoming::Delivery(Delivery { channel, seq, stored_at_ms, blob: payload.blob })
 }
 
 #[cfg(test)]

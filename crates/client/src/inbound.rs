@@ -150,6 +150,7 @@ fn process(group: &mut MlsGroup, delivery: &Delivery) -> Effect {
             sender: identity_at(group, app.sender_index),
             seq,
             epoch,
+            stored_at_ms: delivery.stored_at_ms,
         }),
         Ok(ReceivedMessage::Commit(commit)) => match commit.effect {
             CommitEffect::Removed { .. } => Effect::Removed,

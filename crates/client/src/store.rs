@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     seq     INTEGER NOT NULL,
     epoch   INTEGER NOT NULL,
     sender  BLOB NOT NULL,
-    body    BLOB NOT NULL
+    body    BLOB NOT NULL,
+    stored_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS inbox_by_channel ON inbox (channel, id);
 CREATE TABLE IF NOT EXISTS pending_welcome (
@@ -61,7 +62,8 @@ CREATE TABLE IF NOT EXISTS pending_welcome (
 ";
 
 /// Columns added after the first release, for data_dirs created before them: (table, column, definition).
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("channel", "owner", "INTEGER NOT NULL DEFAULT 0")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("channel", "owner", "INTEGER NOT NULL DEFAULT 0"), ("inbox", "stored_at_ms", "INTEGER")];
 
 /// Whether the client still takes part in a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,16 +121,13 @@ pub(crate) enum InboxItem {
         sender: Vec<u8>,
         seq: u64,
         epoch: u64,
+        /// When the relay stored it (ms since the Unix epoch), if it said.
+        stored_at_ms: Option<u64>,
     },
     /// A message at `seq` that could not be processed: reported, never skipped silently.
-    MlsFailure {
-        seq: u64,
-        reason: String,
-    },
+    MlsFailure { seq: u64, reason: String },
     /// The relay refused to deliver this channel (e.g. retention expired).
-    ChannelFailure {
-        reason: String,
-    },
+    ChannelFailure { reason: String },
 }
 
 impl InboxItem {
@@ -283,7 +282,7 @@ impl Store {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT id, kind, seq, epoch, sender, body FROM inbox WHERE channel = ?1 ORDER BY id LIMIT ?2",
+                    "SELECT id, kind, seq, epoch, sender, body, stored_at_ms FROM inbox WHERE channel = ?1 ORDER BY id LIMIT ?2",
                 )
                 .map_err(sql)?;
             let mut rows = stmt.query(params![channel, to_i64(max as u64)?]).map_err(sql)?;
@@ -294,6 +293,7 @@ impl Store {
                     row.get(3).map_err(sql)?,
                     row.get(4).map_err(sql)?,
                     row.get(5).map_err(sql)?,
+                    row.get(6).map_err(sql)?,
                 )?;
                 let is_message = matches!(item, InboxItem::Message { .. });
                 if !is_message && !taken.is_empty() {
@@ -480,11 +480,18 @@ fn write_group(tx: &Transaction<'_>, group_id: &[u8], write: &StagedWrite) -> Re
     Ok(())
 }
 
-fn inbox_item(kind: String, seq: i64, epoch: i64, sender: Vec<u8>, body: Vec<u8>) -> Result<InboxItem, Error> {
-    let (seq, epoch) = (to_u64(seq)?, to_u64(epoch)?);
+fn inbox_item(
+    kind: String,
+    seq: i64,
+    epoch: i64,
+    sender: Vec<u8>,
+    body: Vec<u8>,
+    stored_at_ms: Option<i64>,
+) -> Result<InboxItem, Error> {
+    let (seq, epoch, stored_at_ms) = (to_u64(seq)?, to_u64(epoch)?, stored_at_ms.map(to_u64).transpose()?);
     let text = || String::from_utf8_lossy(&body).into_owned();
     Ok(match kind.as_str() {
-        "message" => InboxItem::Message { payload: body.clone(), sender, seq, epoch },
+        "message" => InboxItem::Message { payload: body.clone(), sender, seq, epoch, stored_at_ms },
         "mls_failure" => InboxItem::MlsFailure { seq, reason: text() },
         "channel_failure" => InboxItem::ChannelFailure { reason: text() },
         other => return Err(Error::storage(format!("unknown inbox kind {other:?}"))),
@@ -492,15 +499,17 @@ fn inbox_item(kind: String, seq: i64, epoch: i64, sender: Vec<u8>, body: Vec<u8>
 }
 
 fn insert_inbox(tx: &Transaction<'_>, channel: &str, item: &InboxItem) -> Result<(), Error> {
-    let (kind, seq, epoch, sender, body): (&str, u64, u64, &[u8], Vec<u8>) = match item {
-        InboxItem::Message { payload, sender, seq, epoch } => ("message", *seq, *epoch, sender, payload.clone()),
-        InboxItem::MlsFailure { seq, reason } => ("mls_failure", *seq, 0, &[], reason.clone().into_bytes()),
-        InboxItem::ChannelFailure { reason } => ("channel_failure", 0, 0, &[], reason.clone().into_bytes()),
+    let (kind, seq, epoch, sender, body, stored_at_ms): (&str, u64, u64, &[u8], Vec<u8>, Option<u64>) = match item {
+        InboxItem::Message { payload, sender, seq, epoch, stored_at_ms } => {
+            ("message", *seq, *epoch, sender, payload.clone(), *stored_at_ms)
+        }
+        InboxItem::MlsFailure { seq, reason } => ("mls_failure", *seq, 0, &[], reason.clone().into_bytes(), None),
+        InboxItem::ChannelFailure { reason } => ("channel_failure", 0, 0, &[], reason.clone().into_bytes(), None),
     };
     execute_cached(
         tx,
-        "INSERT INTO inbox (channel, kind, seq, epoch, sender, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![channel, kind, to_i64(seq)?, to_i64(epoch)?, sender, body],
+        "INSERT INTO inbox (channel, kind, seq, epoch, sender, body, stored_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![channel, kind, to_i64(seq)?, to_i64(epoch)?, sender, body, stored_at_ms.map(to_i64).transpose()?],
     )
     .map_err(sql)?;
     Ok(())
@@ -557,7 +566,13 @@ mod tests {
     }
 
     fn message(seq: u64) -> InboxItem {
-        InboxItem::Message { payload: format!("m{seq}").into_bytes(), sender: b"bob".to_vec(), seq, epoch: 3 }
+        InboxItem::Message {
+            payload: format!("m{seq}").into_bytes(),
+            sender: b"bob".to_vec(),
+            seq,
+            epoch: 3,
+            stored_at_ms: Some(1_700_000_000_000 + seq),
+        }
     }
 
     #[test]

@@ -5,6 +5,10 @@ mod common;
 use common::*;
 use skytale_client::Recv;
 
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
 #[test]
 fn two_members_exchange_messages_in_order_without_self_delivery() {
     let relay = TestRelay::start();
@@ -15,6 +19,7 @@ fn two_members_exchange_messages_in_order_without_self_delivery() {
     assert_eq!(a.epoch(), 1);
     assert_eq!(b.epoch(), 1);
 
+    let before_send = unix_millis();
     for i in 0..5 {
         a.send(format!("a{i}").as_bytes()).unwrap();
     }
@@ -24,6 +29,8 @@ fn two_members_exchange_messages_in_order_without_self_delivery() {
         assert_eq!(m.payload, format!("a{i}").into_bytes());
         assert_eq!(m.sender, b"alice");
         assert_eq!(m.epoch, 1);
+        let stored_at = m.stored_at_ms.expect("the relay stamps its storage time on every delivery");
+        assert!((before_send..=unix_millis()).contains(&stored_at), "stored at {stored_at}, sent after {before_send}");
     }
     let m = next(&a);
     assert_eq!((m.payload.as_slice(), m.sender.as_slice()), (&b"hello alice"[..], &b"bob"[..]));

@@ -15,6 +15,9 @@ pub const MSG_ID: &str = "skytale-msg-id";
 pub const SEQ: &str = "skytale-seq";
 /// Relay -> client, on deliveries: the MLS epoch the relay read from the message framing.
 pub const EPOCH: &str = "skytale-epoch";
+/// Relay -> client, on deliveries: when the relay stored the message, in milliseconds since the Unix epoch (the
+/// relay's clock; the same on every delivery of that message).
+pub const STORED_AT: &str = "skytale-stored-at";
 /// Relay -> client, on an error frame (`SLIMHeader.error = true`, or a failed `SubscriptionAck`): a stable code.
 pub const ERROR_CODE: &str = "skytale-error-code";
 /// Relay -> client, on an error frame: a human-readable explanation.

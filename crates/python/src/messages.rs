@@ -104,6 +104,9 @@ pub struct Message {
     /// The MLS epoch the message was sent in.
     #[pyo3(get)]
     epoch: u64,
+    /// When the relay stored the message, in seconds since the Unix epoch (`None` if the relay did not say).
+    #[pyo3(get)]
+    timestamp: Option<f64>,
 }
 
 impl Message {
@@ -113,6 +116,7 @@ impl Message {
             sender: PyBytes::new(py, &message.sender).unbind(),
             seq: message.seq,
             epoch: message.epoch,
+            timestamp: message.stored_at_ms.map(|ms| ms as f64 / 1000.0),
         }
     }
 }

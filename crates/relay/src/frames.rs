@@ -115,11 +115,14 @@ fn ack_publish(channel: Option<&ChannelName>, error: bool) -> pb::Publish {
 }
 
 /// The delivery of a stored message, encoded once for every subscriber: a `Message` holding the original
-/// `Publish` (`publish`, its encoding as stored) with metadata seq, epoch and msg id. Returns the encoding and
-/// where `publish` sits inside it.
-pub fn encode_delivery(publish: &[u8], seq: u64, epoch: u64, msg_id: &str) -> (Bytes, Range<usize>) {
-    let (seq, epoch) = (seq.to_string(), epoch.to_string());
-    encode_publish_message(publish, &[(meta::SEQ, &seq), (meta::EPOCH, &epoch), (meta::MSG_ID, msg_id)])
+/// `Publish` (`publish`, its encoding as stored) with metadata seq, epoch, storage time and msg id. Returns the
+/// encoding and where `publish` sits inside it.
+pub fn encode_delivery(publish: &[u8], seq: u64, epoch: u64, stored_at_ms: i64, msg_id: &str) -> (Bytes, Range<usize>) {
+    let (seq, epoch, stored_at) = (seq.to_string(), epoch.to_string(), stored_at_ms.to_string());
+    encode_publish_message(
+        publish,
+        &[(meta::SEQ, &seq), (meta::EPOCH, &epoch), (meta::STORED_AT, &stored_at), (meta::MSG_ID, msg_id)],
+    )
 }
 
 /// Encodes a `Message` carrying an already encoded `Publish` and `metadata`: byte for byte what encoding the
@@ -177,13 +180,14 @@ mod tests {
             ..ack_publish(Some(&channel), false)
         };
         let stored = publish.encode_to_vec();
-        let (bytes, range) = encode_delivery(&stored, 42, 3, "id-1");
+        let (bytes, range) = encode_delivery(&stored, 42, 3, 1_700_000_000_123, "id-1");
         assert_eq!(&bytes[range], stored.as_slice());
         let expected = message(
             MessageType::Publish(publish),
             HashMap::from([
                 (meta::SEQ.to_owned(), "42".to_owned()),
                 (meta::EPOCH.to_owned(), "3".to_owned()),
+                (meta::STORED_AT.to_owned(), "1700000000123".to_owned()),
                 (meta::MSG_ID.to_owned(), "id-1".to_owned()),
             ]),
         );

@@ -306,8 +306,8 @@ fn admit(
         }));
     }
 
-    let message = StoredMessage::new(head.next_seq, header.epoch, &msg_id, &frame);
-    if !store::insert_message(conn, head.id, &msg_id, &message, now_ms)? {
+    let message = StoredMessage::new(head.next_seq, header.epoch, now_ms, &msg_id, &frame);
+    if !store::insert_message(conn, head.id, &msg_id, &message)? {
         let seq = store::seq_of_msg_id(conn, head.id, &msg_id)?.ok_or(StoreError::LostMessage)?;
         return Ok(Admission::Duplicate(seq));
     }

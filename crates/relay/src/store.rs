@@ -63,16 +63,18 @@ pub enum StoreError {
 pub struct StoredMessage {
     pub seq: u64,
     pub epoch: u64,
+    /// When the relay stored it, in milliseconds since the Unix epoch.
+    pub stored_at_ms: i64,
     delivery: Bytes,
     /// Where the original `Publish` encoding lies in `delivery`.
     frame: Range<usize>,
 }
 
 impl StoredMessage {
-    /// The message `frame` (an encoded `Publish`) stored at `seq`.
-    pub fn new(seq: u64, epoch: u64, msg_id: &str, frame: &[u8]) -> Self {
-        let (delivery, frame) = frames::encode_delivery(frame, seq, epoch, msg_id);
-        Self { seq, epoch, delivery, frame }
+    /// The message `frame` (an encoded `Publish`) stored at `seq` at `stored_at_ms`.
+    pub fn new(seq: u64, epoch: u64, stored_at_ms: i64, msg_id: &str, frame: &[u8]) -> Self {
+        let (delivery, frame) = frames::encode_delivery(frame, seq, epoch, stored_at_ms, msg_id);
+        Self { seq, epoch, stored_at_ms, delivery, frame }
     }
 
     /// The original `Publish` frame, as stored.
@@ -190,14 +192,20 @@ pub fn insert_message(
     channel_id: i64,
     msg_id: &str,
     message: &StoredMessage,
-    stored_at_ms: i64,
 ) -> Result<bool, StoreError> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO messages (channel_id, seq, msg_id, epoch, stored_at_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (channel_id, msg_id) DO NOTHING",
         )?
-        .execute(params![channel_id, sql(message.seq), msg_id, sql(message.epoch), stored_at_ms, message.frame()])?;
+        .execute(params![
+            channel_id,
+            sql(message.seq),
+            msg_id,
+            sql(message.epoch),
+            message.stored_at_ms,
+            message.frame()
+        ])?;
     Ok(inserted == 1)
 }
 
@@ -287,7 +295,7 @@ impl ReadPool {
     pub fn read_from(&self, channel: &str, from_seq: u64, limit: ReadLimit) -> Result<Vec<StoredMessage>, StoreError> {
         self.with_connection(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT m.seq, m.epoch, m.msg_id, m.frame FROM messages m JOIN channels c ON c.id = m.channel_id
+                "SELECT m.seq, m.epoch, m.stored_at_ms, m.msg_id, m.frame FROM messages m JOIN channels c ON c.id = m.channel_id
                  WHERE c.name = ?1 AND m.seq >= ?2 ORDER BY m.seq LIMIT ?3",
             )?;
             let max_messages = i64::try_from(limit.max_messages).unwrap_or(i64::MAX);
@@ -295,10 +303,10 @@ impl ReadPool {
             let mut out = Vec::new();
             let mut bytes = 0usize;
             while let Some(row) = rows.next()? {
-                let frame = row.get_ref(3)?.as_blob().map_err(rusqlite::Error::from)?;
+                let frame = row.get_ref(4)?.as_blob().map_err(rusqlite::Error::from)?;
                 bytes += frame.len();
-                let msg_id = row.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
-                out.push(StoredMessage::new(unsql(row.get(0)?), unsql(row.get(1)?), msg_id, frame));
+                let msg_id = row.get_ref(3)?.as_str().map_err(rusqlite::Error::from)?;
+                out.push(StoredMessage::new(unsql(row.get(0)?), unsql(row.get(1)?), row.get(2)?, msg_id, frame));
                 if bytes >= limit.max_bytes {
                     break;
                 }
