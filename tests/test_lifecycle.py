@@ -181,3 +181,31 @@ view = bob.view(name)
 alice.send(name, "unread")
 print("done", flush=True)
 """)
+
+
+def _vm_rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def test_closed_clients_with_channels_release_descriptors_threads_and_memory(relay, tmp_path):
+    """Each closed client used to keep its store, MLS client and groups alive (5 fds, ~285 KB): a channel's
+    state and the client's context held each other."""
+
+    def cycle(index: int) -> None:
+        client = SkytaleClient(relay.endpoint, str(tmp_path / f"client{index}"), b"cycler")
+        channel = client.create_channel(f"acme/cycle/c{index}")
+        channel.send(b"one message")
+        client.close()
+
+    for index in range(20):  # warm-up: allocator pools, the relay's first connections
+        cycle(index)
+    fds, threads, rss = len(os.listdir("/proc/self/fd")), os_thread_count(), _vm_rss_bytes()
+    for index in range(20, 220):
+        cycle(index)
+    assert len(os.listdir("/proc/self/fd")) <= fds + 3, "closed clients keep file descriptors open"
+    assert settled_thread_count(threads) <= threads, "closed clients leave threads behind"
+    grown = _vm_rss_bytes() - rss
+    assert grown < 20 * 1024 * 1024, f"200 closed clients grew the process by {grown / 1e6:.1f} MB"

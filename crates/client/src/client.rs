@@ -152,6 +152,7 @@ impl ClientCore {
             }
         }
         self.ctx.store.stop_checkpoints();
+        self.ctx.release_channels();
     }
 }
 
@@ -162,6 +163,7 @@ impl Drop for ClientCore {
             // Never blocks, so dropping the last handle is safe from any context.
             runtime.shutdown_background();
         }
+        self.ctx.release_channels();
     }
 }
 

@@ -54,6 +54,13 @@ impl Context {
         Ok(self.channels()?.get(name).cloned())
     }
 
+    /// Empties the channel table. Each channel's state points back at this context, so until the table lets go
+    /// of them the context, its store (SQLite connections) and the MLS client would keep each other alive after
+    /// the client is closed or dropped.
+    pub fn release_channels(&self) {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     pub fn is_closed(&self) -> bool {
         *self.closed.borrow()
     }
