@@ -422,7 +422,7 @@ impl Client {
         }
     }
 
-    /// Names of every channel in the registry (including ones this client was removed from).
+    /// Names of every channel in the registry (including ones this client was removed from); none once closed.
     pub fn channels(&self) -> Vec<String> {
         let mut names: Vec<String> = self.core.ctx.channels().map(|c| c.keys().cloned().collect()).unwrap_or_default();
         names.sort();
@@ -432,6 +432,10 @@ impl Client {
     /// A handle to a channel in the registry.
     pub fn open_channel(&self, name: &str) -> Result<Channel, Error> {
         let name = ChannelName::parse(name)?;
+        // A closed client has let go of its channel table (see `Context::release_channels`).
+        if self.core.ctx.is_closed() {
+            return Err(Error::Runtime("client is closed".into()));
+        }
         let state =
             self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
         Ok(Channel::new(self.core.clone(), state))
