@@ -15,17 +15,11 @@ import asyncio
 from types import TracebackType
 from typing import Any, AsyncIterator, Callable, List, Optional, Sequence, Type, Union
 
+from ._feed import DEFAULT_CONSUMER, ChannelFeed
 from ._native import Message
+from ._received import as_envelope, as_text
 from .envelope import Envelope
-from .manager import (
-    _DEFAULT_CONSUMER,
-    DEFAULT_BUFFER_LIMIT,
-    ChannelView,
-    SkytaleChannelManager,
-    _as_envelope,
-    _as_text,
-    _ChannelFeed,
-)
+from .manager import DEFAULT_BUFFER_LIMIT, ChannelView, SkytaleChannelManager, channel_feed, view_feed
 
 __all__ = ["AsyncSkytaleChannelManager", "AsyncChannelView"]
 
@@ -90,14 +84,14 @@ class AsyncSkytaleChannelManager:
 
     async def receive(self, channel_name: str, timeout: float = 5.0) -> List[str]:
         """As :meth:`SkytaleChannelManager.receive`, awaiting instead of blocking."""
-        return [_as_text(message.payload) for message in await self._receive(channel_name, timeout)]
+        return [as_text(message.payload) for message in await self._receive(channel_name, timeout)]
 
     async def receive_latest(self, channel_name: str, timeout: float = 5.0) -> Optional[str]:
         messages = await self.receive(channel_name, timeout)
         return messages[-1] if messages else None
 
     async def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> List[Envelope]:
-        return [_as_envelope(message) for message in await self._receive(channel_name, timeout)]
+        return [as_envelope(message) for message in await self._receive(channel_name, timeout)]
 
     def pending(self, channel_name: str) -> int:
         return self._sync.pending(channel_name)
@@ -107,15 +101,15 @@ class AsyncSkytaleChannelManager:
         closed. Messages are taken one at a time, so leaving the loop early leaves the rest in the inbox. Errors
         are raised as from ``receive()`` (a full inbox's ``QuotaExceededError`` ends the iteration; iterating
         again continues after it)."""
-        async for message in _iterate(self._sync._feed(channel_name), _DEFAULT_CONSUMER):
-            yield _as_text(message.payload)
+        async for message in _iterate(channel_feed(self._sync, channel_name), DEFAULT_CONSUMER):
+            yield as_text(message.payload)
 
     def view(self, channel_name: str) -> "AsyncChannelView":
         """A new consumer view of the channel, awaitable (see :class:`AsyncChannelView`)."""
         return AsyncChannelView(self._sync.view(channel_name))
 
     async def _receive(self, channel_name: str, timeout: float) -> List[Message]:
-        return await _receive_for(self._sync._feed(channel_name), _DEFAULT_CONSUMER, timeout)
+        return await _receive_for(channel_feed(self._sync, channel_name), DEFAULT_CONSUMER, timeout)
 
     # Lifecycle
 
@@ -151,10 +145,10 @@ class AsyncChannelView:
         return [message.payload for message in await self.receive_messages(timeout)]
 
     async def receive_messages(self, timeout: float = 5.0) -> List[Message]:
-        return await _receive_for(self._view._feed, self._view._key, timeout)
+        return await _receive_for(*view_feed(self._view), timeout)
 
     async def receive_envelopes(self, timeout: float = 5.0) -> List[Envelope]:
-        return [_as_envelope(message) for message in await self.receive_messages(timeout)]
+        return [as_envelope(message) for message in await self.receive_messages(timeout)]
 
     def pending(self) -> int:
         return self._view.pending()
@@ -166,7 +160,7 @@ class AsyncChannelView:
 
     def messages(self) -> AsyncIterator[Message]:
         """As iterating the view, each as a :class:`~skytale_sdk.Message` (with its authenticated ``sender``)."""
-        return _iterate(self._view._feed, self._view._key)
+        return _iterate(*view_feed(self._view))
 
     def close(self) -> None:
         self._view.close()
@@ -178,8 +172,8 @@ class AsyncChannelView:
         self.close()
 
 
-async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> List[Message]:
-    """A consumer's ``receive()`` on the loop (see :meth:`_ChannelFeed.receive` for what it takes)."""
+async def _receive_for(feed: ChannelFeed, consumer: object, timeout: float) -> List[Message]:
+    """A consumer's ``receive()`` on the loop (see :meth:`ChannelFeed.receive` for what it takes)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     # Asked now, so it covers everything stored before the call; answered while we wait (see start_sync).
@@ -187,7 +181,7 @@ async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> 
     async with _ArrivalSignal(feed) as arrival:
         if not await arrival.until(lambda: feed.has_news(consumer), deadline):
             return []
-        # Take everything the relay held at the call, not just what arrived first (see _ChannelFeed.sync_target).
+        # Take everything the relay held at the call, not just what arrived first (see ChannelFeed.sync_target).
         # The wait runs in a worker thread; nothing is taken meanwhile, so a cancellation loses nothing.
         target = await asyncio.to_thread(feed.sync_target, request, deadline - loop.time())
         if target is not None:
@@ -196,7 +190,7 @@ async def _receive_for(feed: _ChannelFeed, consumer: object, timeout: float) -> 
     return feed.take_nowait(consumer=consumer) or []
 
 
-async def _iterate(feed: _ChannelFeed, consumer: object) -> AsyncIterator[Message]:
+async def _iterate(feed: ChannelFeed, consumer: object) -> AsyncIterator[Message]:
     """A consumer's messages one at a time as they arrive, until the channel ends."""
     while True:
         async with _ArrivalSignal(feed) as arrival:
@@ -213,7 +207,7 @@ class _ArrivalSignal:
     """An ``asyncio.Event`` set from a channel's listener thread on each arrival, for as long as the ``async
     with`` block lasts."""
 
-    def __init__(self, feed: _ChannelFeed) -> None:
+    def __init__(self, feed: ChannelFeed) -> None:
         self._feed = feed
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._closing import Closing
+from ._received import RAW_CONTENT_TYPE
 from .envelope import Envelope, Protocol
 from .errors import ChannelError, QuotaExceededError, SkytaleError
-from .manager import RAW_CONTENT_TYPE, ChannelView, SkytaleChannelManager
+from .manager import ChannelView, SkytaleChannelManager
 
 __all__ = ["ProtocolBridge", "Route", "RouteStats", "UNTRANSLATABLE_REASONS"]
 

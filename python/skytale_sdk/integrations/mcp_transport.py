@@ -29,12 +29,13 @@ asyncio only (the channel views wake the asyncio loop); the ``mcp`` package runs
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections import Counter, deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Deque, Dict, Mapping, Optional, Tuple, Union, get_args
+from typing import Any, AsyncIterator, Awaitable, Callable, Deque, Dict, Mapping, Optional, Tuple, Union, get_args
 
 try:
     import anyio
@@ -49,10 +50,11 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
     ) from error
 
 from .._native import Message
+from .._received import as_envelope
 from ..aio import AsyncChannelView, AsyncSkytaleChannelManager
 from ..envelope import Envelope, Protocol
 from ..errors import ChannelError, QuotaExceededError
-from ..manager import SkytaleChannelManager, _as_envelope
+from ..manager import SkytaleChannelManager
 
 __all__ = ["SkytaleTransport", "skytale_client", "skytale_server", "serve", "CONTENT_TYPE"]
 
@@ -114,14 +116,17 @@ class SkytaleTransport:
     ) -> None:
         if peer is not None and not isinstance(peer, bytes):
             raise TypeError(f"peer must be the peer's identity as bytes, got {type(peer).__name__}")
+        # Either manager's view (raises ChannelError for a channel it does not know), awaited, and its
+        # send_envelope run in a worker thread (which is what the async manager's does).
         if isinstance(manager, AsyncSkytaleChannelManager):
-            manager = manager._sync  # noqa: SLF001 - the same package; its sync manager does the work
-        if not isinstance(manager, SkytaleChannelManager):
+            self._view = manager.view(channel)
+            self._send_envelope: Callable[[str, Envelope], Awaitable[None]] = manager.send_envelope
+        elif isinstance(manager, SkytaleChannelManager):
+            self._view = AsyncChannelView(manager.view(channel))
+            self._send_envelope = functools.partial(asyncio.to_thread, manager.send_envelope)
+        else:
             raise TypeError(f"manager must be a SkytaleChannelManager, got {type(manager).__name__}")
-        self._manager = manager
         self._channel = channel
-        # Raises ChannelError for a channel the manager does not know.
-        self._view = AsyncChannelView(manager.view(channel))
         self._peer = peer
         self._bind_first_peer = bind_first_peer
         self._skipped: "Counter[str]" = Counter()
@@ -152,7 +157,7 @@ class SkytaleTransport:
         durably stored it. A dict is checked first: ``ValueError`` names what makes it no JSON-RPC message."""
         self._ensure_open()
         envelope = Envelope(Protocol.MCP, CONTENT_TYPE, _encode(_as_message(message)))
-        await asyncio.to_thread(self._manager.send_envelope, self._channel, envelope)
+        await self._send_envelope(self._channel, envelope)
 
     async def read(self) -> Dict[str, Any]:
         """The next JSON-RPC message from the channel, as the dict the other side wrote. Waits for it; raises
@@ -250,7 +255,7 @@ class SkytaleTransport:
     def _classify(self, message: Message) -> Optional[Union[_Incoming, ValueError]]:
         """The MCP message in ``message``; the error if it claims MCP but is malformed (counted, logged);
         ``None`` for another protocol's message or another member's MCP message (counted, logged)."""
-        envelope = _as_envelope(message)  # plain bytes sent with send() come as Protocol.RAW
+        envelope = as_envelope(message)  # plain bytes sent with send() come as Protocol.RAW
         if envelope.protocol is not Protocol.MCP:
             protocol = envelope.protocol.value
             self._skipped[protocol] += 1
