@@ -24,7 +24,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp.types import JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, jsonrpc_message_adapter
 from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
-from skytale_sdk.bridge import ProtocolBridge, _Hop, _translate
+from skytale_sdk._translate import Hop, translate
+from skytale_sdk.bridge import ProtocolBridge
 from skytale_sdk.integrations.slim import SLIMAdapter
 from test_manager import PATIENCE
 
@@ -513,9 +514,9 @@ def _messages(draw: st.DrawFn, parts: Any) -> a2a_types.Message:
 
 
 def _round_trip(message: a2a_types.Message, middle: Protocol) -> a2a_types.Message:
-    there, back = _Hop("x/a2a/in", "x/mid/m", "bridge"), _Hop("x/mid/m", "x/a2a/out", "bridge")
-    translated = _translate(a2a_envelope(message), Protocol.A2A, middle, there)
-    return parse_a2a(_translate(translated, middle, Protocol.A2A, back))
+    there, back = Hop("x/a2a/in", "x/mid/m", "bridge"), Hop("x/mid/m", "x/a2a/out", "bridge")
+    translated = translate(a2a_envelope(message), Protocol.A2A, middle, there)
+    return parse_a2a(translate(translated, middle, Protocol.A2A, back))
 
 
 @settings(max_examples=300, deadline=None)
