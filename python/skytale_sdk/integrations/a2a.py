@@ -209,10 +209,10 @@ class SkytaleA2AAdapter(TalliedReader, Closing):
         try:
             is_a2a, object_type = classify(envelope)
             if not is_a2a:
-                self._tally.skip(channel, f"protocol {envelope.protocol.value}, not A2A")
+                self._tally.skip(channel, envelope.protocol.value, f"protocol {envelope.protocol.value}, not A2A")
                 return None
             if object_type is not None:
-                self._tally.skip(channel, f"A2A {object_type}, not a Message")
+                self._tally.skip(channel, envelope.protocol.value, f"A2A {object_type}, not a Message")
                 return None
             return ReceivedMessage(sender_of(envelope), decode_object(envelope.payload, Message), envelope.sender)
         except ValueError as error:

@@ -288,7 +288,7 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
         try:
             envelope = Envelope.deserialize(payload)
         except ValueError:
-            self._tally.skip(self._channel, "not an envelope (plain send())")
+            self._tally.skip(self._channel, Protocol.RAW.value, "not an envelope (plain send())")
             return
         try:
             is_a2a, object_type = classify(envelope)
@@ -297,11 +297,13 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
             return
         in_reply_to = (envelope.metadata or {}).get("in_reply_to")
         if not is_a2a or object_type is None or in_reply_to is None:
-            self._tally.skip(self._channel, f"{envelope.protocol.value} {envelope.content_type}: not an A2A reply")
+            reason = f"{envelope.protocol.value} {envelope.content_type}: not an A2A reply"
+            self._tally.skip(self._channel, envelope.protocol.value, reason)
             return
         replies = self._calls.get(in_reply_to)
         if replies is None:
-            self._tally.skip(self._channel, f"A2A {object_type} for request {in_reply_to!r}, not one of ours")
+            reason = f"A2A {object_type} for request {in_reply_to!r}, not one of ours"
+            self._tally.skip(self._channel, envelope.protocol.value, reason)
             return
         replies.put_nowait(envelope)
 
@@ -411,13 +413,14 @@ class SkytaleA2AServer(TalliedReader):
         try:
             envelope = Envelope.deserialize(payload)
         except ValueError:
-            self._tally.skip(self._channel, "not an envelope (plain send())")
+            self._tally.skip(self._channel, Protocol.RAW.value, "not an envelope (plain send())")
             return None
         metadata = envelope.metadata or {}
         try:
             is_a2a, object_type = classify(envelope)
             if not is_a2a or object_type is None or "method" not in metadata:
-                self._tally.skip(self._channel, f"{envelope.protocol.value} {envelope.content_type}: not a request")
+                reason = f"{envelope.protocol.value} {envelope.content_type}: not a request"
+                self._tally.skip(self._channel, envelope.protocol.value, reason)
                 return None
             request_id, method = metadata.get("request_id"), metadata["method"]
             if not isinstance(request_id, str) or not request_id or not isinstance(method, str):

@@ -9,7 +9,6 @@ Every A2A envelope is ``Protocol.A2A`` with the JSON form of one ``a2a-sdk`` pro
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
 try:
@@ -21,6 +20,7 @@ except ImportError as error:  # pragma: no cover - exercised by a subprocess tes
         "skytale_sdk.integrations.a2a needs the a2a-sdk package: pip install skytale-sdk[a2a]"
     ) from error
 
+from .._stats import ReaderStats
 from ..envelope import Envelope, Protocol
 
 __all__ = [
@@ -62,35 +62,28 @@ ProtoT = TypeVar("ProtoT", bound=ProtoMessage)
 logger = logging.getLogger("skytale_sdk.integrations.a2a")
 
 
-class ReaderTally:
-    """What one A2A reader skipped, so that nothing it does not deliver goes unnoticed (docs/integrations.md).
-
-    ``skipped``: messages meant for someone else (another protocol, A2A traffic of another kind, replies to
-    other requests), logged at debug level. ``malformed``: messages that claim to be A2A but cannot be read,
-    logged as warnings. Both only grow; thread-safe.
+class ReaderTally(ReaderStats):
+    """The :class:`~skytale_sdk._stats.ReaderStats` of one A2A reader, each count also logged (logger
+    ``skytale_sdk.integrations.a2a``). ``skipped``: messages meant for someone else (another protocol, A2A traffic
+    of another kind, replies to other requests), logged at debug level. ``malformed``: messages that claim to be
+    A2A but cannot be read, logged as warnings.
     """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._skipped = 0
-        self._malformed = 0
 
     @property
     def skipped(self) -> int:
-        return self._skipped
+        return self.total_skipped()
 
     @property
     def malformed(self) -> int:
-        return self._malformed
+        return self.total_malformed()
 
-    def skip(self, channel: str, reason: str) -> None:
-        with self._lock:
-            self._skipped += 1
+    def skip(self, channel: str, protocol: str, reason: str) -> None:
+        """Counts a message of ``protocol`` (wire value) that was not for this reader, and logs ``reason``."""
+        self.count_skipped(protocol)
         logger.debug("%s: skipped a message: %s", channel, reason)
 
     def reject(self, channel: str, reason: str) -> None:
-        with self._lock:
-            self._malformed += 1
+        self.count_malformed()
         logger.warning("%s: dropped a malformed A2A message: %s", channel, reason)
 
 

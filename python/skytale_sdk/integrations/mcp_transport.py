@@ -32,7 +32,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections import Counter, deque
+from collections import deque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable, Deque, Dict, Mapping, Optional, Tuple, Union, get_args
@@ -51,6 +51,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess by 
 
 from .._native import Message
 from .._received import as_envelope
+from .._stats import ReaderStats
 from ..aio import AsyncChannelView, AsyncSkytaleChannelManager
 from ..envelope import Envelope, Protocol
 from ..errors import ChannelError, QuotaExceededError
@@ -129,9 +130,7 @@ class SkytaleTransport:
         self._channel = channel
         self._peer = peer
         self._bind_first_peer = bind_first_peer
-        self._skipped: "Counter[str]" = Counter()
-        self._malformed = 0
-        self._foreign = 0
+        self._stats = ReaderStats()
         self._closed = False
         # The task that sorts the view's messages (started by the first read, in the running loop) hands them to
         # readers through a one-slot hand-over, so an unread transport leaves the rest in its view, which holds the
@@ -171,15 +170,15 @@ class SkytaleTransport:
 
     def skipped(self) -> Dict[str, int]:
         """How many messages of each other protocol (by its wire value, e.g. ``"a2a"``, ``"raw"``) were skipped."""
-        return dict(self._skipped)
+        return self._stats.skipped_by_protocol()
 
     def malformed(self) -> int:
         """How many MCP envelopes were skipped because their payload is not one valid JSON-RPC message."""
-        return self._malformed
+        return self._stats.total_malformed()
 
     def foreign(self) -> int:
         """How many MCP messages were skipped because they came from a member other than the bound :attr:`peer`."""
-        return self._foreign
+        return self._stats.total_foreign()
 
     async def close(self) -> None:
         """Ends waiting reads (they raise ``ChannelError``), stops the transport's task and closes its view.
@@ -258,13 +257,13 @@ class SkytaleTransport:
         envelope = as_envelope(message)  # plain bytes sent with send() come as Protocol.RAW
         if envelope.protocol is not Protocol.MCP:
             protocol = envelope.protocol.value
-            self._skipped[protocol] += 1
+            self._stats.count_skipped(protocol)
             logger.debug("skipped a %s message on %s: not MCP", protocol, self._channel)
             return None
         if self._peer is None and self._bind_first_peer:
             self._peer = message.sender
         if self._peer is not None and message.sender != self._peer:
-            self._foreign += 1
+            self._stats.count_foreign()
             logger.warning(
                 "skipped an MCP message on %s from %s: this session's peer is %s (one MCP session per channel)",
                 self._channel,
@@ -275,7 +274,7 @@ class SkytaleTransport:
         try:
             return _decode(envelope)
         except ValueError as error:
-            self._malformed += 1
+            self._stats.count_malformed()
             logger.warning("skipped a malformed MCP message on %s: %s", self._channel, error)
             return error
 

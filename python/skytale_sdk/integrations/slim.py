@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from typing import Dict, List, Union
 
 from .._closing import Closing
+from .._stats import ReaderStats
 from ..envelope import Envelope, Protocol
 from ..errors import ChannelError
 from ..manager import ChannelView, SkytaleChannelManager
@@ -48,7 +48,7 @@ class SLIMAdapter(Closing):
         self._manager = manager
         self._lock = threading.Lock()
         self._views: Dict[str, ChannelView] = {}
-        self._skipped: "Counter[str]" = Counter()
+        self._stats = ReaderStats()
         self._closed = False
 
     def publish(
@@ -95,8 +95,7 @@ class SLIMAdapter(Closing):
 
     def skipped(self) -> Dict[str, int]:
         """How many messages of each other protocol (by its wire value, e.g. ``"a2a"``) were skipped so far."""
-        with self._lock:
-            return dict(self._skipped)
+        return self._stats.skipped_by_protocol()
 
     def close(self) -> None:
         """Closes the adapter's views; further calls raise ``ChannelError``. Idempotent."""
@@ -109,8 +108,7 @@ class SLIMAdapter(Closing):
     def _accepts(self, envelope: Envelope, channel: str) -> bool:
         if envelope.protocol in _ACCEPTED:
             return True
-        with self._lock:
-            self._skipped[envelope.protocol.value] += 1
+        self._stats.count_skipped(envelope.protocol.value)
         logger.debug("skipped a %s message on %s: not SLIM", envelope.protocol.value, channel)
         return False
 
