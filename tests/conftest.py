@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
-from relay_process import SKYTALE_BIN, STARTUP_TIMEOUT, RelayProcess, _pump_lines
+from relay_process import SKYTALE_BIN, STARTUP_TIMEOUT, RelayProcess, pump_lines
 from skytale_sdk import SkytaleClient
 
 MakeRelay = Callable[..., RelayProcess]
@@ -77,7 +77,7 @@ class DevStack:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
         assert self._process.stdout is not None
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        threading.Thread(target=_pump_lines, args=(self._process.stdout, lines), daemon=True).start()
+        threading.Thread(target=pump_lines, args=(self._process.stdout, lines), daemon=True).start()
         while len(self.env) < len(DEV_EXPORTS):
             try:
                 line = lines.get(timeout=STARTUP_TIMEOUT)

@@ -44,7 +44,7 @@ class RelayProcess:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
         assert self._process.stdout is not None
         lines: queue.Queue[Optional[str]] = queue.Queue()
-        threading.Thread(target=_pump_lines, args=(self._process.stdout, lines), daemon=True).start()
+        threading.Thread(target=pump_lines, args=(self._process.stdout, lines), daemon=True).start()
         while True:
             try:
                 line = lines.get(timeout=STARTUP_TIMEOUT)
@@ -77,7 +77,7 @@ class RelayProcess:
             process.wait()
 
 
-def _pump_lines(stream: IO[str], lines: queue.Queue[Optional[str]]) -> None:
+def pump_lines(stream: IO[str], lines: queue.Queue[Optional[str]]) -> None:
     """Reads the relay's stdout to the end, so it can never block on a full pipe; ``None`` marks EOF."""
     for line in stream:
         lines.put(line)
