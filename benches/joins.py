@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 from measure import MeasurementError
 from output import emit, progress
@@ -27,10 +27,10 @@ JOIN_TIMEOUT_S = 120.0
 COUNTS = {"full": (20, 50), "quick": (5, 10)}
 
 
-def sequential_joins(stack: DevStack, count: int) -> Dict[str, Any]:
+def sequential_joins(stack: DevStack, count: int) -> dict[str, Any]:
     channel = "myorg/joins/sequential"
     owner = stack.manager("seq-owner")
-    joiners: List[SkytaleChannelManager] = []
+    joiners: list[SkytaleChannelManager] = []
     try:
         owner.create(channel)
         timings = []
@@ -47,16 +47,16 @@ def sequential_joins(stack: DevStack, count: int) -> Dict[str, Any]:
             manager.close()
 
 
-def concurrent_joins(stack: DevStack, count: int) -> Dict[str, Any]:
+def concurrent_joins(stack: DevStack, count: int) -> dict[str, Any]:
     channel = "myorg/joins/concurrent"
     owner = stack.manager("conc-owner")
-    joiners: List[SkytaleChannelManager] = []
+    joiners: list[SkytaleChannelManager] = []
     try:
         owner.create(channel)
         token = owner.invite(channel, max_uses=count)
         joiners = [stack.manager(f"conc-joiner-{index}") for index in range(count)]
         release = threading.Barrier(count + 1)
-        errors: List[BaseException] = []
+        errors: list[BaseException] = []
 
         def join(manager: SkytaleChannelManager) -> None:
             release.wait()

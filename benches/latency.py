@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from measure import one_way_iterator, one_way_receive, one_way_receive_async
 from output import emit, progress
@@ -26,15 +26,15 @@ SIZES = {"full": [("100B", 100, 2000, 50), ("64KiB", 65536, 500, 10)],
          "quick": [("100B", 100, 200, 10), ("64KiB", 65536, 50, 5)]}
 
 
-def native_messages(stack: DevStack, sizes: List[Tuple[str, int, int, int]]) -> Dict[str, Any]:
+def native_messages(stack: DevStack, sizes: list[tuple[str, int, int, int]]) -> dict[str, Any]:
     alice, bob = stack.client("native-alice"), stack.client("native-bob")
     try:
         sender = alice.create_channel("myorg/latency/native")
         receiver = bob.join_channel("myorg/latency/native", sender.add_member(bob.generate_key_package()))
         incoming = receiver.messages(timeout=RECEIVE_TIMEOUT_S)
-        figures: Dict[str, Any] = {}
+        figures: dict[str, Any] = {}
         for label, size, samples, warmup in sizes:
-            send_times: List[float] = []
+            send_times: list[float] = []
             figures[label] = latency_summary(one_way_iterator(sender.send, incoming, size, samples, warmup, send_times))
             figures[label]["send_acked"] = latency_summary(send_times)
         return figures
@@ -43,7 +43,7 @@ def native_messages(stack: DevStack, sizes: List[Tuple[str, int, int, int]]) -> 
         bob.close()
 
 
-def manager_receive(stack: DevStack, sizes: List[Tuple[str, int, int, int]]) -> Dict[str, Any]:
+def manager_receive(stack: DevStack, sizes: list[tuple[str, int, int, int]]) -> dict[str, Any]:
     channel = "myorg/latency/manager"
     alice, bob = stack.manager("manager-alice"), stack.manager("manager-bob")
     try:
@@ -58,7 +58,7 @@ def manager_receive(stack: DevStack, sizes: List[Tuple[str, int, int, int]]) -> 
         bob.close()
 
 
-async def aio_receive(stack: DevStack, sizes: List[Tuple[str, int, int, int]]) -> Dict[str, Any]:
+async def aio_receive(stack: DevStack, sizes: list[tuple[str, int, int, int]]) -> dict[str, Any]:
     channel = "myorg/latency/aio"
     alice = stack.manager("aio-alice")
     bob = await AsyncSkytaleChannelManager.open(

@@ -9,7 +9,8 @@ flight at a time (an idle channel); the receiver runs in the same process, so no
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
+from typing import Any, Callable
 
 Send = Callable[[bytes], Any]
 Receive = Callable[[], Sequence[Any]]
@@ -30,7 +31,7 @@ def _as_bytes(item: Any) -> bytes:
 
 
 def one_way_iterator(send: Send, incoming: Iterator[Any], size: int, samples: int, warmup: int,
-                     send_times: Optional[List[float]] = None) -> List[float]:
+                     send_times: list[float] | None = None) -> list[float]:
     """Milliseconds from `send(payload)` until `next(incoming)` yields it (a blocking message iterator). With
     `send_times`, also appends how long each `send()` itself took (for ours: until the relay acknowledged it as
     stored), the share of the one-way time the receiving side cannot start before."""
@@ -51,7 +52,7 @@ def one_way_iterator(send: Send, incoming: Iterator[Any], size: int, samples: in
     return timings
 
 
-def one_way_receive(send: Send, receive: Receive, size: int, samples: int, warmup: int) -> List[float]:
+def one_way_receive(send: Send, receive: Receive, size: int, samples: int, warmup: int) -> list[float]:
     """Milliseconds from `send(payload)` until `receive()` (a manager's buffered receive) returns it."""
     timings = []
     for index in range(warmup + samples):
@@ -69,7 +70,7 @@ def one_way_receive(send: Send, receive: Receive, size: int, samples: int, warmu
 
 async def one_way_receive_async(
     send: Send, receive: Callable[[], Awaitable[Sequence[Any]]], size: int, samples: int, warmup: int
-) -> List[float]:
+) -> list[float]:
     """As `one_way_receive`, awaiting an asyncio `receive()`. `send` is called directly (it blocks the loop for
     the send's duration, as the sync loops do), so only the receive path differs from theirs."""
     timings = []
@@ -86,13 +87,13 @@ async def one_way_receive_async(
     return timings
 
 
-def burst(send: Send, receive: Receive, count: int, size: int) -> Dict[str, float]:
+def burst(send: Send, receive: Receive, count: int, size: int) -> dict[str, float]:
     """`count` back-to-back `send()`s, then `receive()` (a manager's, with a timeout) until it has returned all
     of them or comes back empty (nothing arrived within its timeout: the rest was lost). Returns how many were
     delivered and the seconds from the first send to the last delivery; raises if what came is not the sent
     messages in order, with none missing in between."""
     payloads = [_payload(size, index) for index in range(count)]
-    received: List[bytes] = []
+    received: list[bytes] = []
     start = time.perf_counter()
     for payload in payloads:
         send(payload)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Dict
+from typing import Any
 
 
 def progress(message: str) -> None:
@@ -12,7 +12,7 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def emit(figures: Dict[str, Any]) -> None:
+def emit(figures: dict[str, Any]) -> None:
     """The section's result: exactly one JSON object on stdout."""
     json.dump(figures, sys.stdout)
     sys.stdout.write("\n")

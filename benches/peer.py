@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any
 
 from output import emit, progress
 
@@ -32,7 +32,7 @@ class PeerUnavailable(RuntimeError):
     """The peer could not be installed or run."""
 
 
-def run(command: List[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess:
+def run(command: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
     except subprocess.TimeoutExpired as error:
@@ -68,7 +68,7 @@ def ensure_peer() -> str:
     return installed_version()
 
 
-def probe(quick: bool) -> Dict[str, Any]:
+def probe(quick: bool) -> dict[str, Any]:
     """Runs `peer_probe.py` with the peer's Python, away from this checkout's environment and data."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SKYTALE_")}
     env.pop("PYTHONPATH", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, Dict
+from typing import Any
 
 from measure import burst, one_way_iterator, one_way_receive
 from output import emit, progress
@@ -23,7 +23,7 @@ COUNTS = {"full": {"messages": (2000, 500), "receive": (100, 20)},
           "quick": {"messages": (200, 50), "receive": (20, 5)}}
 
 
-def native_messages(samples_100b: int, samples_64k: int) -> Dict[str, Any]:
+def native_messages(samples_100b: int, samples_64k: int) -> dict[str, Any]:
     alice, bob = SkytaleClient(identity=b"alice", mock=True), SkytaleClient(identity=b"bob", mock=True)
     sender = alice.create_channel("peer/latency/native")
     receiver = bob.join_channel("peer/latency/native", sender.add_member(bob.generate_key_package()))
@@ -40,7 +40,7 @@ def manager_pair(channel: str) -> Any:
     return alice, bob
 
 
-def manager_receive(samples_100b: int, samples_64k: int) -> Dict[str, Any]:
+def manager_receive(samples_100b: int, samples_64k: int) -> dict[str, Any]:
     channel = "peer/latency/manager"
     alice, bob = manager_pair(channel)
 
@@ -54,14 +54,14 @@ def manager_receive(samples_100b: int, samples_64k: int) -> Dict[str, Any]:
             "64KiB": latency_summary(one_way_receive(send, receive, 65536, samples_64k, 2))}
 
 
-def manager_burst(count: int) -> Dict[str, Any]:
+def manager_burst(count: int) -> dict[str, Any]:
     """The 1 000-message burst through the peer's manager; 0.5.2's mock transport drops what does not fit its
     queue without an error, so `lost` is a figure here, not a failure."""
     channel = "peer/throughput/burst"
     alice, bob = manager_pair(channel)
     delivery = burst(lambda payload: alice.send(channel, payload), lambda: bob.receive(channel, timeout=BURST_QUIET_S),
                      count, 100)
-    figures: Dict[str, Any] = dict(delivery)
+    figures: dict[str, Any] = dict(delivery)
     if delivery["lost"]:
         figures["all_delivered_ms"] = {"unavailable": f"peer lost {delivery['lost']} of {count}, no error raised"}
     else:

@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Deque, Dict, List
+from typing import Any
 
 from table import format_table, render_rows
 
@@ -41,17 +41,17 @@ class Section:
 
     name: str
     about: str
-    command: List[str]
-    full: List[str]
-    quick: List[str]
+    command: list[str]
+    full: list[str]
+    quick: list[str]
     timeout_s: float
 
 
-def rust(subcommand: str) -> List[str]:
+def rust(subcommand: str) -> list[str]:
     return [str(BENCH_BIN), subcommand]
 
 
-def python(script: str) -> List[str]:
+def python(script: str) -> list[str]:
     return [PYTHON, str(HERE / script)]
 
 
@@ -79,11 +79,11 @@ SECTIONS = [
 ]
 
 
-def run_section(section: Section, quick: bool) -> Dict[str, Any]:
+def run_section(section: Section, quick: bool) -> dict[str, Any]:
     """Runs one section; returns {"ok", "elapsed_s", "command", "figures"} or {"ok": False, "error", ...}."""
     command = section.command + (section.quick if quick else section.full)
-    record: Dict[str, Any] = {"about": section.about, "command": " ".join(command)}
-    tail: Deque[str] = deque(maxlen=20)
+    record: dict[str, Any] = {"about": section.about, "command": " ".join(command)}
+    tail: deque[str] = deque(maxlen=20)
     start = time.perf_counter()
     try:
         # Its own process group, so a timeout or Ctrl-C also stops the relays and stacks the section started.
@@ -92,7 +92,7 @@ def run_section(section: Section, quick: bool) -> Dict[str, Any]:
     except OSError as error:
         return {**record, "ok": False, "elapsed_s": 0.0, "error": f"cannot start {command[0]}: {error}"}
     # One reader per pipe (communicate() would also read stderr and take lines from the relay thread).
-    out: List[str] = []
+    out: list[str] = []
     readers = [threading.Thread(target=_relay_stderr, args=(section.name, process, tail), daemon=True),
                threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True)]  # type: ignore
     for reader in readers:
@@ -124,7 +124,7 @@ def run_section(section: Section, quick: bool) -> Dict[str, Any]:
     return {**record, "ok": True, "figures": figures}
 
 
-def _stop_group(process: "subprocess.Popen[str]") -> None:
+def _stop_group(process: subprocess.Popen[str]) -> None:
     """SIGTERM to the section's process group (its stacks shut down cleanly), SIGKILL after a grace period."""
     for sig, grace_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
         try:
@@ -138,7 +138,7 @@ def _stop_group(process: "subprocess.Popen[str]") -> None:
             continue
 
 
-def _relay_stderr(name: str, process: "subprocess.Popen[str]", tail: Deque[str]) -> None:
+def _relay_stderr(name: str, process: subprocess.Popen[str], tail: deque[str]) -> None:
     """Shows a section's progress as it runs, and keeps its last lines for the error message."""
     assert process.stderr is not None
     for line in process.stderr:
@@ -148,7 +148,7 @@ def _relay_stderr(name: str, process: "subprocess.Popen[str]", tail: Deque[str])
         print(f"  [{name}] {line.rstrip()}", file=sys.stderr, flush=True)
 
 
-def machine() -> Dict[str, Any]:
+def machine() -> dict[str, Any]:
     """What the figures were measured on; the load average shows whether other work was running."""
     model = ""
     try:
@@ -174,7 +174,7 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(names)}")
 
-    report: Dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    report: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                               "quick": args.quick, "machine": machine(), "sections": {}}
     suite_start = time.perf_counter()
     for section in SECTIONS:

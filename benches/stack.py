@@ -10,7 +10,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Dict, Optional, Type
+from typing import IO
 
 from skytale_sdk import SkytaleChannelManager, SkytaleClient
 
@@ -26,17 +26,17 @@ class DevStack:
 
     def __init__(self) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="skytale-bench-"))
-        self.env: Dict[str, str] = {}
-        self._process: Optional["subprocess.Popen[str]"] = None
+        self.env: dict[str, str] = {}
+        self._process: subprocess.Popen[str] | None = None
 
-    def __enter__(self) -> "DevStack":
+    def __enter__(self) -> DevStack:
         if not SKYTALE_BIN.exists():
             raise RuntimeError(f"{SKYTALE_BIN} not found: run scripts/setup.sh first (or set SKYTALE_BIN)")
         log_path = self.work / "dev.log"
         command = [str(SKYTALE_BIN), "dev", "--dir", str(self.work / "dev"), "--relay-port", "0", "--api-port", "0"]
         with open(log_path, "w") as log:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
         assert self._process.stdout is not None
         threading.Thread(target=_pump, args=(self._process.stdout, lines), daemon=True).start()
         while len(self.env) < len(EXPORTS):
@@ -54,9 +54,9 @@ class DevStack:
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         if self._process is not None:
             self._process.terminate()
@@ -86,7 +86,7 @@ class DevStack:
         )
 
 
-def _pump(stream: IO[str], lines: "queue.Queue[Optional[str]]") -> None:
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
     """Reads the process's stdout to the end (so it never blocks on a full pipe); `None` marks its end."""
     for line in stream:
         lines.put(line)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, List
 
-
-def percentile(sorted_values: List[float], q: float) -> float:
+def percentile(sorted_values: list[float], q: float) -> float:
     """The nearest-rank `q` quantile (0..1) of an already sorted, non-empty list."""
     return sorted_values[min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))]
 
 
-def latency_summary(samples_ms: List[float]) -> Dict[str, float]:
+def latency_summary(samples_ms: list[float]) -> dict[str, float]:
     """p50 / p99 / p99.9 / max of millisecond samples, with the sample count (a p99.9 of fewer than 1 000
     samples is close to the max; the count says how much to trust it)."""
     if not samples_ms:
@@ -25,7 +23,7 @@ def latency_summary(samples_ms: List[float]) -> Dict[str, float]:
     }
 
 
-def rate_summary(count: int, payload_bytes: int, elapsed_s: float) -> Dict[str, float]:
+def rate_summary(count: int, payload_bytes: int, elapsed_s: float) -> dict[str, float]:
     """Messages per second and payload megabytes (10^6 bytes) per second for `count` messages in `elapsed_s`."""
     return {
         "messages": count,

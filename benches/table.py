@@ -8,10 +8,11 @@ missing shows `n/a` with the reason (failed section, missing key, or the section
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable
 
-Results = Dict[str, Dict[str, Any]]  # section name -> {"ok", "figures", "error", ...} as run.py records it
+Results = dict[str, dict[str, Any]]  # section name -> {"ok", "figures", "error", ...} as run.py records it
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Target:
 
     text: str
     op: str  # "<" or ">="
-    bound: Union[float, Ref]
+    bound: float | Ref
     factor: float = 1.0
     index: int = 0
 
@@ -48,14 +49,14 @@ class Ratio:
 class Row:
     group: str
     label: str
-    values: Tuple[Ref, ...]
+    values: tuple[Ref, ...]
     unit: str
-    targets: Tuple[Target, ...] = ()
-    vs_limit: Optional[Ratio] = None
-    vs_peer: Optional[Ref] = None
+    targets: tuple[Target, ...] = ()
+    vs_limit: Ratio | None = None
+    vs_peer: Ref | None = None
 
 
-OPS: Dict[str, Callable[[float, float], bool]] = {"<": operator.lt, ">=": operator.ge}
+OPS: dict[str, Callable[[float, float], bool]] = {"<": operator.lt, ">=": operator.ge}
 
 VERIFY = Ref("limits", "ed25519_verify_per_s")
 ECHO_RTT_MS = Ref("limits", "tonic_echo_rtt_p50_us", 1e-3)
@@ -64,10 +65,10 @@ AES_100B = Ref("limits", "aes128gcm_100b_mb_per_s")
 ECHO_RATE = Ref("limits", "tonic_echo_msgs_per_s")
 
 
-def _latency_rows(group: str, section: str, api: str, label: str, peer: Optional[str]) -> List[Row]:
+def _latency_rows(group: str, section: str, api: str, label: str, peer: str | None) -> list[Row]:
     rows = []
     for size, size_label in (("100B", "100 B"), ("64KiB", "64 KiB")):
-        targets: Tuple[Target, ...] = ()
+        targets: tuple[Target, ...] = ()
         if api == "manager_receive" and size == "100B":
             targets = (Target("p50 < 0.5 ms", "<", 0.5), Target("p99 < 2 ms", "<", 2.0, index=1))
         rows.append(Row(group, f"{label}, {size_label}: p50 / p99 / p99.9",
@@ -81,7 +82,7 @@ def _latency_rows(group: str, section: str, api: str, label: str, peer: Optional
     return rows
 
 
-def _group_rows() -> List[Row]:
+def _group_rows() -> list[Row]:
     rows = []
     for size in ("2", "10", "100", "1000"):
         base = f"sizes.{size}."
@@ -102,7 +103,7 @@ def _group_rows() -> List[Row]:
     return rows
 
 
-ROWS: List[Row] = [
+ROWS: list[Row] = [
     Row("Limits of this machine", "Ed25519 sign / verify", (Ref("limits", "ed25519_sign_per_s"), VERIFY), "/s"),
     Row("Limits of this machine", "AES-128-GCM seal, 100 B / 64 KiB", (AES_100B, AES_64K), "MB/s"),
     Row("Limits of this machine", "tonic bidi echo RTT p50 / p99",
@@ -171,7 +172,7 @@ ROWS: List[Row] = [
 class Cell:
     """A looked-up figure, or why there is none."""
 
-    value: Optional[float] = None
+    value: float | None = None
     missing: str = ""
 
 
@@ -215,7 +216,7 @@ def number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _ratio(value: Optional[float], reference: Cell, what: str) -> str:
+def _ratio(value: float | None, reference: Cell, what: str) -> str:
     if value is None:
         return ""
     if reference.value is None:
@@ -225,7 +226,7 @@ def _ratio(value: Optional[float], reference: Cell, what: str) -> str:
     return f"{number(value / reference.value)}x {what}".strip()
 
 
-def _vs_peer(value: Optional[float], peer: Cell) -> str:
+def _vs_peer(value: float | None, peer: Cell) -> str:
     """`ours / peer` with the peer's own figure beside it, so a tiny or huge ratio reads at once."""
     ratio = _ratio(value, peer, "")
     return f"{ratio} (peer {number(peer.value)})" if value is not None and peer.value else ratio
@@ -251,16 +252,16 @@ class Line:
 
     group: str
     figure: str
-    values: List[Optional[float]]
+    values: list[float | None]
     value: str
     unit: str
     target: str = ""
     vs_limit: str = ""
     vs_peer: str = ""
-    missing: List[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
-def render_rows(results: Results) -> List[Line]:
+def render_rows(results: Results) -> list[Line]:
     """Every row whose figures come from a section that ran (or tried to)."""
     lines = []
     for row in ROWS:
@@ -281,10 +282,10 @@ def render_rows(results: Results) -> List[Line]:
     return lines
 
 
-def format_table(lines: List[Line]) -> str:
+def format_table(lines: list[Line]) -> str:
     """A Markdown table (readable in a terminal and pasteable into the README), one group heading row each."""
     header = ("Figure", "Value", "Unit", "Target", "vs limit", "ours / peer")
-    body: List[Tuple[str, ...]] = []
+    body: list[tuple[str, ...]] = []
     group = None
     for line in lines:
         if line.group != group:
@@ -293,7 +294,7 @@ def format_table(lines: List[Line]) -> str:
         body.append((line.figure, line.value, line.unit, line.target, line.vs_limit, line.vs_peer))
     widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(len(header))]
 
-    def fmt(cells: Tuple[str, ...]) -> str:
+    def fmt(cells: tuple[str, ...]) -> str:
         return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
 
     return "\n".join([fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, body)])

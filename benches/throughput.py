@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable
 
 from measure import MeasurementError, burst
 from output import emit, progress
@@ -27,10 +27,10 @@ RUNS = {"full": [("100B", 100, 5000), ("64KiB", 65536, 500)],
         "quick": [("100B", 100, 500), ("64KiB", 65536, 50)]}
 
 
-def timed_transfer(send_all: Callable[[List[bytes]], None], receiver: Channel, payloads: List[bytes]) -> float:
+def timed_transfer(send_all: Callable[[list[bytes]], None], receiver: Channel, payloads: list[bytes]) -> float:
     """Seconds from the first send until a consumer thread has read every payload from `receiver`, in order."""
-    received: List[bytes] = []
-    failure: List[BaseException] = []
+    received: list[bytes] = []
+    failure: list[BaseException] = []
 
     def consume() -> None:
         try:
@@ -53,17 +53,17 @@ def timed_transfer(send_all: Callable[[List[bytes]], None], receiver: Channel, p
     return elapsed
 
 
-def channel_throughput(stack: DevStack, runs: List[Any]) -> Dict[str, Any]:
+def channel_throughput(stack: DevStack, runs: list[Any]) -> dict[str, Any]:
     alice, bob = stack.client("tp-alice"), stack.client("tp-bob")
     try:
         sender = alice.create_channel("myorg/throughput/one")
         receiver = bob.join_channel("myorg/throughput/one", sender.add_member(bob.generate_key_package()))
-        send_many: Optional[Callable[[List[bytes]], None]] = getattr(sender, "send_many", None)
-        figures: Dict[str, Any] = {"send": {}, "send_many": {}}
+        send_many: Callable[[list[bytes]], None] | None = getattr(sender, "send_many", None)
+        figures: dict[str, Any] = {"send": {}, "send_many": {}}
         for label, size, count in runs:
             payloads = [index.to_bytes(8, "big") * (size // 8) + b"x" * (size % 8) for index in range(count)]
 
-            def send_each(batch: List[bytes]) -> None:
+            def send_each(batch: list[bytes]) -> None:
                 for payload in batch:
                     sender.send(payload)
 
@@ -80,7 +80,7 @@ def channel_throughput(stack: DevStack, runs: List[Any]) -> Dict[str, Any]:
         bob.close()
 
 
-def manager_burst(stack: DevStack, count: int) -> Dict[str, Any]:
+def manager_burst(stack: DevStack, count: int) -> dict[str, Any]:
     channel = "myorg/throughput/burst"
     alice, bob = stack.manager("burst-alice"), stack.manager("burst-bob")
     try:

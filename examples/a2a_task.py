@@ -18,8 +18,17 @@ from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
-from a2a.types import AgentCapabilities, AgentCard, AgentSkill, GetTaskRequest, Message, Part, Role
-from a2a.types import SendMessageRequest, TaskState
+from a2a.types import (
+    AgentCapabilities,
+    AgentCard,
+    AgentSkill,
+    GetTaskRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageRequest,
+    TaskState,
+)
 
 from skytale_sdk import SkytaleChannelManager
 from skytale_sdk.integrations.a2a import SkytaleA2AAdapter, SkytaleA2AServer, create_client

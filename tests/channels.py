@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator, List, Sequence, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Callable, TypeVar
 
 from skytale_sdk import Channel, SkytaleClient
 
@@ -22,7 +23,7 @@ def wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.02)
 
 
-def form_channel(name: str, clients: Sequence[SkytaleClient]) -> List[Channel]:
+def form_channel(name: str, clients: Sequence[SkytaleClient]) -> list[Channel]:
     """The first client creates ``name`` and adds the others one by one; returns each member's Channel."""
     creator, *joiners = clients
     channels = [creator.create_channel(name)]
@@ -32,7 +33,7 @@ def form_channel(name: str, clients: Sequence[SkytaleClient]) -> List[Channel]:
     return channels
 
 
-def take(iterator: Iterator[T], count: int) -> List[T]:
+def take(iterator: Iterator[T], count: int) -> list[T]:
     """The next ``count`` items of ``iterator``."""
     return [next(iterator) for _ in range(count)]
 
@@ -45,6 +46,6 @@ def meta_inbox(channel: Channel):  # -> MessageIterator[Message]
     return channel.messages(with_meta=True, timeout=RECEIVE_TIMEOUT)
 
 
-def payloads(prefix: str, count: int) -> List[bytes]:
+def payloads(prefix: str, count: int) -> list[bytes]:
     return [f"{prefix}-{i}".encode() for i in range(count)]
 

@@ -8,10 +8,12 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable
 
 import pytest
+
 from relay_process import SKYTALE_BIN, STARTUP_TIMEOUT, RelayProcess, pump_lines
 from skytale_sdk import SkytaleClient
 
@@ -23,9 +25,9 @@ DEV_EXPORTS = ("SKYTALE_RELAY", "SKYTALE_API_URL", "SKYTALE_API_KEY")
 @pytest.fixture
 def make_relay(tmp_path: Path) -> Iterator[MakeRelay]:
     """Starts relays (``make_relay(max_payload=None)``); all are stopped at the end of the test."""
-    relays: List[RelayProcess] = []
+    relays: list[RelayProcess] = []
 
-    def make(max_payload: Optional[int] = None) -> RelayProcess:
+    def make(max_payload: int | None = None) -> RelayProcess:
         index = len(relays)
         relay = RelayProcess(tmp_path / f"relay{index}", tmp_path / f"relay{index}.log", max_payload)
         relays.append(relay)
@@ -46,9 +48,9 @@ def relay(make_relay: MakeRelay) -> RelayProcess:
 def make_client(tmp_path: Path, relay: RelayProcess) -> Iterator[MakeClient]:
     """``make_client("alice")``: a client with identity ``b"alice"`` and data_dir ``tmp_path/alice`` on the
     test's relay (or ``endpoint=...``). Every client is closed at the end of the test."""
-    clients: List[SkytaleClient] = []
+    clients: list[SkytaleClient] = []
 
-    def make(name: str, endpoint: Optional[str] = None) -> SkytaleClient:
+    def make(name: str, endpoint: str | None = None) -> SkytaleClient:
         client = SkytaleClient(endpoint or relay.endpoint, str(tmp_path / name), name.encode())
         clients.append(client)
         return client
@@ -64,8 +66,8 @@ class DevStack:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.env: Dict[str, str] = {}
-        self._process: Optional[subprocess.Popen[str]] = None
+        self.env: dict[str, str] = {}
+        self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         if not SKYTALE_BIN.exists():
@@ -76,7 +78,7 @@ class DevStack:
         with open(log_path, "a") as log:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
         assert self._process.stdout is not None
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=pump_lines, args=(self._process.stdout, lines), daemon=True).start()
         while len(self.env) < len(DEV_EXPORTS):
             try:

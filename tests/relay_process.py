@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SKYTALE_BIN = Path(os.environ.get("SKYTALE_BIN", REPO_ROOT / ".venv" / "bin" / "skytale"))
@@ -24,13 +24,13 @@ class RelayProcess:
     reconnecting to the same endpoint sees after a crash.
     """
 
-    def __init__(self, data_dir: Path, log_path: Path, max_payload: Optional[int] = None) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, max_payload: int | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.max_payload = max_payload
         self.port = 0
         self.endpoint = ""
-        self._process: Optional[subprocess.Popen[str]] = None
+        self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
         if not SKYTALE_BIN.exists():
@@ -43,7 +43,7 @@ class RelayProcess:
         with open(self.log_path, "a") as log:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
         assert self._process.stdout is not None
-        lines: queue.Queue[Optional[str]] = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=pump_lines, args=(self._process.stdout, lines), daemon=True).start()
         while True:
             try:
@@ -77,7 +77,7 @@ class RelayProcess:
             process.wait()
 
 
-def pump_lines(stream: IO[str], lines: queue.Queue[Optional[str]]) -> None:
+def pump_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
     """Reads the relay's stdout to the end, so it can never block on a full pipe; ``None`` marks EOF."""
     for line in stream:
         lines.put(line)

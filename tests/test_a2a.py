@@ -9,23 +9,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any
 
 import pytest
-from conftest import DevStack
-from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
-from skytale_sdk.integrations.a2a import (
-    EXTENSION_URI,
-    PROTOCOL_BINDING,
-    ReceivedMessage,
-    SkytaleA2AAdapter,
-    SkytaleA2AServer,
-    SkytaleClientTransport,
-    create_client,
-    to_part,
-)
-
 from a2a.client import ClientCallContext, ClientConfig
 from a2a.client.errors import A2AClientError, A2AClientTimeoutError
 from a2a.helpers.proto_helpers import new_task_from_user_message
@@ -48,11 +36,24 @@ from a2a.types import (
 from a2a.utils.errors import TaskNotFoundError
 from google.protobuf import json_format
 
+from conftest import DevStack
+from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
+from skytale_sdk.integrations.a2a import (
+    EXTENSION_URI,
+    PROTOCOL_BINDING,
+    ReceivedMessage,
+    SkytaleA2AAdapter,
+    SkytaleA2AServer,
+    SkytaleClientTransport,
+    create_client,
+    to_part,
+)
+
 # Only there so that a lost message fails a test instead of hanging it; never reached when things work.
 PATIENCE = 60.0
 ORG = "myorg"  # the org of the `skytale dev` API key
 
-Pair = Tuple[SkytaleA2AAdapter, SkytaleA2AAdapter, str]
+Pair = tuple[SkytaleA2AAdapter, SkytaleA2AAdapter, str]
 
 
 @pytest.fixture
@@ -75,8 +76,8 @@ def pair(dev_env: DevStack, context_id: str) -> Iterator[Pair]:
             yield a, b, context_id
 
 
-def receive_exactly(adapter: SkytaleA2AAdapter, context_id: str, count: int) -> List[ReceivedMessage]:
-    received: List[ReceivedMessage] = []
+def receive_exactly(adapter: SkytaleA2AAdapter, context_id: str, count: int) -> list[ReceivedMessage]:
+    received: list[ReceivedMessage] = []
     deadline = time.monotonic() + PATIENCE
     while len(received) < count and time.monotonic() < deadline:
         received += adapter.receive(context_id, timeout=PATIENCE)
@@ -240,7 +241,7 @@ def test_the_adapter_never_drains_manager_receive(pair: Pair) -> None:
     sent = [a.send_message(context_id, [{"type": "text", "text": f"m{i}"}]) for i in range(5)]
     a.manager.send(channel, "plain")
     # The application's receive() sees all six messages (the A2A ones as their envelope bytes)...
-    raw: List[str] = []
+    raw: list[str] = []
     deadline = time.monotonic() + PATIENCE
     while len(raw) < 6 and time.monotonic() < deadline:
         raw += b.manager.receive(channel, timeout=PATIENCE)
@@ -496,7 +497,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
         ),
     ],
 )
-def test_examples_run(dev_env: DevStack, example: str, expected: List[str]) -> None:
+def test_examples_run(dev_env: DevStack, example: str, expected: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / example)], capture_output=True, text=True, timeout=PATIENCE * 2
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import List
 
 from conftest import DevStack
 from skytale_sdk.aio import AsyncSkytaleChannelManager
@@ -13,7 +12,7 @@ from skytale_sdk.envelope import Envelope, Protocol
 PATIENCE = 60.0
 
 
-async def pair(channel: str) -> "tuple[AsyncSkytaleChannelManager, AsyncSkytaleChannelManager]":
+async def pair(channel: str) -> tuple[AsyncSkytaleChannelManager, AsyncSkytaleChannelManager]:
     alice = await AsyncSkytaleChannelManager.open("alice")
     bob = await AsyncSkytaleChannelManager.open("bob")
     await alice.create(channel)
@@ -84,13 +83,13 @@ def test_async_iteration_yields_in_order_and_keeps_the_rest(dev_env: DevStack, c
         async with alice, bob:
             for i in range(5):
                 await alice.send(channel_name, f"m{i}")
-            seen: List[str] = []
+            seen: list[str] = []
             async for message in bob.messages(channel_name):
                 seen.append(message)
                 if len(seen) == 3:
                     break
             assert seen == ["m0", "m1", "m2"]
-            rest: List[str] = []
+            rest: list[str] = []
             while len(rest) < 2:
                 rest += await bob.receive(channel_name, timeout=PATIENCE)
             assert rest == ["m3", "m4"]
@@ -103,7 +102,7 @@ def test_iteration_ends_when_the_manager_closes(dev_env: DevStack, channel_name:
         alice, bob = await pair(channel_name)
         async with alice:
             await alice.send(channel_name, "last")
-            seen: List[str] = []
+            seen: list[str] = []
 
             async def iterate() -> None:
                 async for message in bob.messages(channel_name):

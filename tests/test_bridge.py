@@ -13,23 +13,25 @@ import sys
 import threading
 import time
 import zlib
-from typing import Any, Dict, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from a2a import types as a2a_types
-from channels import wait_until
-from conftest import DevStack
 from google.protobuf import json_format
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp.types import JSONRPCNotification, JSONRPCRequest, JSONRPCResponse, jsonrpc_message_adapter
+
+from channels import wait_until
+from conftest import DevStack
 from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
 from skytale_sdk._translate import Hop, translate
 from skytale_sdk.bridge import ProtocolBridge
 from skytale_sdk.integrations.slim import SLIMAdapter
 from test_manager import PATIENCE
 
-Managers = Tuple[SkytaleChannelManager, SkytaleChannelManager, SkytaleChannelManager]
+Managers = tuple[SkytaleChannelManager, SkytaleChannelManager, SkytaleChannelManager]
 
 
 def stage(*channels: str) -> Managers:
@@ -42,8 +44,8 @@ def stage(*channels: str) -> Managers:
     return alice, bob, carol
 
 
-def receive_exactly(manager: SkytaleChannelManager, channel: str, count: int) -> List[Envelope]:
-    received: List[Envelope] = []
+def receive_exactly(manager: SkytaleChannelManager, channel: str, count: int) -> list[Envelope]:
+    received: list[Envelope] = []
     deadline = time.monotonic() + PATIENCE
     while len(received) < count and time.monotonic() < deadline:
         received += manager.receive_envelopes(channel, timeout=PATIENCE)
@@ -64,7 +66,7 @@ def parse_a2a(envelope: Envelope) -> a2a_types.Message:
     return json_format.Parse(envelope.payload, a2a_types.Message())
 
 
-def mcp_envelope(message: Dict[str, Any]) -> Envelope:
+def mcp_envelope(message: dict[str, Any]) -> Envelope:
     rpc = jsonrpc_message_adapter.validate_python(message)
     payload = jsonrpc_message_adapter.dump_json(rpc, by_alias=True, exclude_none=True)
     return Envelope(Protocol.MCP, "application/json", payload)
@@ -75,12 +77,12 @@ def parse_mcp(envelope: Envelope) -> Any:
     return jsonrpc_message_adapter.validate_json(envelope.payload)
 
 
-def bridge_threads() -> List[threading.Thread]:
+def bridge_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name.startswith("skytale-bridge:")]
 
 
 @pytest.fixture
-def names(channel_name: str) -> Tuple[str, str, str]:
+def names(channel_name: str) -> tuple[str, str, str]:
     """Three channel names of the test's own (a name component holds at most 64 characters)."""
     prefix, service = channel_name.rsplit("/", 1)
     short = f"{prefix}/{service[:48]}-{zlib.crc32(service.encode()):08x}"
@@ -134,8 +136,8 @@ def test_a2a_to_slim_field_by_field(dev_env: DevStack, names: Sequence[str]) -> 
         assert route.stats().forwarded == 3
 
 
-def receive_envelopes(slim: SLIMAdapter, channel: str, count: int) -> List[Envelope]:
-    received: List[Envelope] = []
+def receive_envelopes(slim: SLIMAdapter, channel: str, count: int) -> list[Envelope]:
+    received: list[Envelope] = []
     deadline = time.monotonic() + PATIENCE
     while len(received) < count and time.monotonic() < deadline:
         received += slim.receive_envelopes(channel, timeout=PATIENCE)
@@ -482,7 +484,7 @@ _OBJECTS = st.dictionaries(st.text(max_size=6), _JSON, max_size=3)
 
 
 @st.composite
-def _parts(draw: st.DrawFn, kinds: Sequence[str] = ("text", "raw", "data", "url")) -> Dict[str, Any]:
+def _parts(draw: st.DrawFn, kinds: Sequence[str] = ("text", "raw", "data", "url")) -> dict[str, Any]:
     kind = draw(st.sampled_from(kinds))
     content = {
         "text": lambda: draw(st.text(max_size=20)),
@@ -490,7 +492,7 @@ def _parts(draw: st.DrawFn, kinds: Sequence[str] = ("text", "raw", "data", "url"
         "data": lambda: draw(_JSON),
         "url": lambda: draw(st.text(min_size=1, max_size=20)),
     }[kind]()
-    part: Dict[str, Any] = {kind: content}
+    part: dict[str, Any] = {kind: content}
     for key, values in (("mediaType", st.sampled_from(["text/markdown", "image/png", "application/json"])),
                         ("filename", st.text(min_size=1, max_size=8)),
                         ("metadata", _OBJECTS)):
@@ -501,7 +503,7 @@ def _parts(draw: st.DrawFn, kinds: Sequence[str] = ("text", "raw", "data", "url"
 
 @st.composite
 def _messages(draw: st.DrawFn, parts: Any) -> a2a_types.Message:
-    fields: Dict[str, Any] = {"messageId": draw(st.text(min_size=1, max_size=8)), "parts": draw(parts)}
+    fields: dict[str, Any] = {"messageId": draw(st.text(min_size=1, max_size=8)), "parts": draw(parts)}
     for key, values in (("contextId", st.text(min_size=1, max_size=8)),
                         ("taskId", st.text(min_size=1, max_size=8)),
                         ("role", st.sampled_from(["ROLE_USER", "ROLE_AGENT"])),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from channels import form_channel, inbox, take
 from skytale_sdk import ChannelError, MlsError, SkytaleError, TransportError
 

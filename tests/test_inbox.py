@@ -6,6 +6,7 @@ An inbox only keeps and hands back what it is given, so plain strings stand in f
 from __future__ import annotations
 
 import pytest
+
 from skytale_sdk import QuotaExceededError
 from skytale_sdk._inbox import Inbox
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from channels import form_channel, inbox, take
 from skytale_sdk import SkytaleClient
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import List
 
 import pytest
+
 from channels import wait_until
 from conftest import DevStack
 from skytale_sdk import (
@@ -24,16 +24,16 @@ from skytale_sdk import (
 PATIENCE = 60.0
 
 
-def receive_exactly(manager: SkytaleChannelManager, channel: str, count: int) -> List[str]:
+def receive_exactly(manager: SkytaleChannelManager, channel: str, count: int) -> list[str]:
     """The next ``count`` messages, over as many ``receive()`` calls as it takes."""
-    received: List[str] = []
+    received: list[str] = []
     deadline = time.monotonic() + PATIENCE
     while len(received) < count and time.monotonic() < deadline:
         received += manager.receive(channel, timeout=PATIENCE)
     return received
 
 
-def pair(channel: str, **bob_options: int) -> "tuple[SkytaleChannelManager, SkytaleChannelManager]":
+def pair(channel: str, **bob_options: int) -> tuple[SkytaleChannelManager, SkytaleChannelManager]:
     """Alice creates ``channel`` and adds Bob with a key package (the manual path, no invite)."""
     alice = SkytaleChannelManager("alice")
     bob = SkytaleChannelManager("bob", **bob_options)
@@ -145,7 +145,7 @@ def test_envelopes_and_raw_messages_share_a_channel(dev_env: DevStack, channel_n
         a2a = Envelope(Protocol.A2A, "application/json", b'{"hello":1}', {"task": "t-1"})
         alice.send_envelope(channel_name, a2a)
         alice.send(channel_name, "plain text")
-        received: List[Envelope] = []
+        received: list[Envelope] = []
         while len(received) < 2:
             received += bob.receive_envelopes(channel_name, timeout=PATIENCE)
         assert received == [a2a, Envelope(Protocol.RAW, "application/octet-stream", b"plain text")]
@@ -165,7 +165,7 @@ def test_a_full_buffer_is_an_error_after_its_messages_and_nothing_is_lost(
             bob.receive(channel_name)
         assert channel_name in str(raised.value) and "buffer_limit=3" in str(raised.value)
         assert raised.value.code == "quota"
-        rest: List[str] = []
+        rest: list[str] = []
         while len(rest) < 5:
             try:
                 rest += bob.receive(channel_name, timeout=PATIENCE)
@@ -208,7 +208,7 @@ def test_five_joiners_redeem_one_invite_at_once(dev_env: DevStack, channel_name:
         alice.create(channel_name)
         token = alice.invite(channel_name, max_uses=5)
         joiners = [SkytaleChannelManager(name) for name in names]
-        errors: List[BaseException] = []
+        errors: list[BaseException] = []
 
         def join(manager: SkytaleChannelManager) -> None:
             try:

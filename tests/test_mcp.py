@@ -9,16 +9,18 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, Awaitable, Callable, List
+from typing import Any, Callable
 
 import anyio
 import mcp.types as types
 import pytest
-from conftest import DevStack
 from mcp import Client, ClientSession
 from mcp.server import Server, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+
+from conftest import DevStack
 from skytale_sdk import ChannelError, Envelope, Protocol, QuotaExceededError, SkytaleChannelManager
 from skytale_sdk.integrations.mcp_transport import SkytaleTransport, serve, skytale_client, skytale_server
 from test_manager import PATIENCE, pair, receive_exactly
@@ -100,7 +102,7 @@ def test_raw_read_write_between_two_managers(dev_env: DevStack, channel_name: st
         run(body)
 
 
-def with_carol(channel: str) -> "tuple[SkytaleChannelManager, SkytaleChannelManager, SkytaleChannelManager]":
+def with_carol(channel: str) -> tuple[SkytaleChannelManager, SkytaleChannelManager, SkytaleChannelManager]:
     """``pair(channel)`` plus Carol, a third member who is not part of the MCP session."""
     alice, bob = pair(channel)
     carol = SkytaleChannelManager("carol")
@@ -308,7 +310,7 @@ def test_malformed_mcp_reaches_the_session_as_an_exception(
     dev_env: DevStack, channel_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     alice, bob = pair(channel_name)
-    surfaced: List[Exception] = []
+    surfaced: list[Exception] = []
 
     async def message_handler(message: Any) -> None:
         if isinstance(message, Exception):
@@ -476,7 +478,7 @@ def test_import_without_mcp_names_the_extra() -> None:
     assert "pip install skytale-sdk[mcp]" in result.stderr
 
 
-def run_python(arguments: List[str], tmp_path: Path) -> "subprocess.CompletedProcess[str]":
+def run_python(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Runs this interpreter in the test's environment (``skytale dev``'s variables), temp files in ``tmp_path``."""
     environment = {**os.environ, "TMPDIR": str(tmp_path)}
     command = [sys.executable, *arguments]

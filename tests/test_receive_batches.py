@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import List
-
 import pytest
+
 from channels import RECEIVE_TIMEOUT, form_channel, payloads
 
 CHANNEL = "acme/team/batches"
@@ -20,7 +19,7 @@ def test_next_batch_takes_what_is_waiting_in_order_up_to_max(make_client) -> Non
     # Everything was in the inbox before the call, so the batch is full.
     assert [m.payload for m in first] == sent[:20]
     assert [m.seq for m in first] == sorted(m.seq for m in first)
-    received: List[bytes] = [m.payload for m in first]
+    received: list[bytes] = [m.payload for m in first]
     while len(received) < len(sent):
         received += [m.payload for m in incoming.next_batch(max=20)]
     assert received == sent

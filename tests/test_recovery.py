@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import List
 
 from channels import form_channel, inbox, payloads, take
 from skytale_sdk import TransportError
@@ -64,7 +63,7 @@ class AgentProcess:
         assert found_kind == kind, f"expected '{kind}', agent printed {line!r}"
         return value
 
-    def read_messages(self, count: int) -> List[bytes]:
+    def read_messages(self, count: int) -> list[bytes]:
         return [bytes.fromhex(self.read("message")) for _ in range(count)]
 
     def write(self, line: str) -> None:

@@ -5,9 +5,9 @@ in one call."""
 from __future__ import annotations
 
 import threading
-from typing import List
 
 import pytest
+
 from channels import form_channel, inbox, payloads, take
 from conftest import DevStack
 from skytale_sdk import ChannelError, SkytaleChannelManager
@@ -31,7 +31,8 @@ def test_an_oversized_payload_fails_the_batch_before_anything_is_sent(make_relay
     alice_client, bob_client = make_client("alice", relay.endpoint), make_client("bob", relay.endpoint)
     alice, bob = form_channel(CHANNEL, [alice_client, bob_client])
     too_large = b"x" * (alice_client.max_payload + 1)
-    with pytest.raises(ChannelError, match=r"payload 1 of the batch \(4097 bytes\) exceeds the relay limit of 4096 bytes; nothing was sent"):
+    refused = r"payload 1 of the batch \(4097 bytes\) exceeds the relay limit of 4096 bytes; nothing was sent"
+    with pytest.raises(ChannelError, match=refused):
         alice.send_many([b"before", too_large, b"after"])
     alice.send(b"marker")
     # Nothing of the refused batch reached the relay: the marker is the first message bob gets.
@@ -41,7 +42,7 @@ def test_an_oversized_payload_fails_the_batch_before_anything_is_sent(make_relay
 def test_relay_killed_mid_batch_loses_and_duplicates_nothing(relay, make_client) -> None:
     alice, bob = form_channel(CHANNEL, [make_client("alice"), make_client("bob")])
     sent = payloads("alice", 3000)
-    failures: List[BaseException] = []
+    failures: list[BaseException] = []
 
     def send_batch() -> None:
         try:
@@ -81,7 +82,7 @@ def test_receive_waiting_before_the_send_gets_the_message(dev_env: DevStack, cha
     with SkytaleChannelManager("alice") as alice, SkytaleChannelManager("bob") as bob:
         alice.create(channel_name)
         bob.join(channel_name, alice.add_member(channel_name, bob.key_package()))
-        results: List[List[str]] = []
+        results: list[list[str]] = []
         waiting = threading.Thread(target=lambda: results.append(bob.receive(channel_name, timeout=PATIENCE)))
         waiting.start()
         sent = [f"m{index}" for index in range(50)]

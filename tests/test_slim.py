@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import List
 
 import pytest
+
 from conftest import DevStack
 from skytale_sdk import ChannelError, Envelope, Protocol
 from skytale_sdk.integrations.slim import SLIMAdapter
 from test_manager import PATIENCE, pair, receive_exactly
 
 
-def receive_envelopes_exactly(adapter: SLIMAdapter, channel: str, count: int) -> List[Envelope]:
-    received: List[Envelope] = []
+def receive_envelopes_exactly(adapter: SLIMAdapter, channel: str, count: int) -> list[Envelope]:
+    received: list[Envelope] = []
     deadline = time.monotonic() + PATIENCE
     while len(received) < count and time.monotonic() < deadline:
         received += adapter.receive_envelopes(channel, timeout=PATIENCE)

@@ -6,9 +6,10 @@ The field-by-field tables are exercised end to end in test_bridge.py; these pin 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+from typing import Any
 
 import pytest
+
 from skytale_sdk import Envelope, Protocol
 from skytale_sdk._translate import (
     MALFORMED,
@@ -70,7 +71,7 @@ def test_integral_numbers_turns_exact_integral_floats_into_ints_everywhere() -> 
     ],
 )
 def test_a_slim_payload_becomes_the_a2a_part_its_content_type_and_bytes_allow(
-    content_type: str, payload: bytes, part: Dict[str, Any]
+    content_type: str, payload: bytes, part: dict[str, Any]
 ) -> None:
     assert slim_as_part(content_type, payload) == part
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import List
 
 import pytest
+
 from conftest import DevStack
 from skytale_sdk import ChannelError, Envelope, Protocol, SkytaleChannelManager
 from skytale_sdk.aio import AsyncChannelView
 from test_manager import PATIENCE, pair, receive_exactly
 
 
-def view_receive_exactly(view, count: int) -> List[bytes]:
-    received: List[bytes] = []
+def view_receive_exactly(view, count: int) -> list[bytes]:
+    received: list[bytes] = []
     deadline = time.monotonic() + PATIENCE
     while len(received) < count and time.monotonic() < deadline:
         received += view.receive(timeout=PATIENCE)
@@ -77,7 +77,7 @@ def test_async_views_each_get_every_message(dev_env: DevStack, channel_name: str
                 iterated.append(payload)
                 if len(iterated) == 10:
                     break
-            received: List[bytes] = []
+            received: list[bytes] = []
             while len(received) < 10:
                 received += await second.receive(timeout=PATIENCE)
             expected = [f"m{i}".encode() for i in range(10)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable
 
 from ._inbox import Inbox
 from ._native import Channel, Message, SyncRequest
@@ -36,9 +36,9 @@ class ChannelFeed:
         self.name = channel.name
         self._cond = threading.Condition()
         self._buffer_limit = buffer_limit
-        self._inboxes: Dict[object, Inbox] = {DEFAULT_CONSUMER: Inbox(self.name, buffer_limit)}
-        self._arrival_callbacks: List[Arrival] = []
-        self._failure: Optional[BaseException] = None
+        self._inboxes: dict[object, Inbox] = {DEFAULT_CONSUMER: Inbox(self.name, buffer_limit)}
+        self._arrival_callbacks: list[Arrival] = []
+        self._failure: BaseException | None = None
         #: Seq of the newest message the listener moved into the inboxes (compared with ``delivered_seq``).
         self._moved_seq = 0
         self._ended = False
@@ -134,7 +134,7 @@ class ChannelFeed:
         with self._cond:
             return len(self._inbox(consumer))
 
-    def take_nowait(self, limit: Optional[int] = None, consumer: object = DEFAULT_CONSUMER) -> Optional[List[Message]]:
+    def take_nowait(self, limit: int | None = None, consumer: object = DEFAULT_CONSUMER) -> list[Message] | None:
         """The consumer's unread messages (at most ``limit``) if there are any; otherwise raises what is pending
         (the overflow notice, then the channel's failure); ``[]`` once the listener has ended; ``None`` if the
         caller should wait."""
@@ -156,7 +156,7 @@ class ChannelFeed:
         with self._cond:
             return self._inbox(consumer).has_news() or self._ended
 
-    def start_sync(self) -> Optional[SyncRequest]:
+    def start_sync(self) -> SyncRequest | None:
         """Sends the relay head query for a ``receive()`` at its start, so its answer covers every message the
         relay had stored (acknowledged to its sender) when the call was made, and the round trip runs while the
         call waits for its first message. ``None`` if it cannot be sent (the client is closing): ``receive()``
@@ -166,7 +166,7 @@ class ChannelFeed:
         except SkytaleError:
             return None
 
-    def sync_target(self, request: Optional[SyncRequest], timeout: float) -> Optional[int]:
+    def sync_target(self, request: SyncRequest | None, timeout: float) -> int | None:
         """Blocks (without the condition's lock, so the listener keeps moving messages) until the native inbox
         holds everything up to the head ``request`` asked for, then returns the seq the listener must have moved
         for the inboxes to hold it too. ``None`` if that could not be established within ``timeout`` (or the
@@ -191,7 +191,7 @@ class ChannelFeed:
                 self._moved_seq >= target or self._ended or self._stopping or self._any_inbox_holds_listener()
             )
 
-    def receive(self, timeout: float, consumer: object = DEFAULT_CONSUMER) -> List[Message]:
+    def receive(self, timeout: float, consumer: object = DEFAULT_CONSUMER) -> list[Message]:
         """Waits up to ``timeout`` seconds for the consumer's messages; once there are some, also takes every
         message the relay had stored for the channel when this call was made (see ``start_sync``)."""
         deadline = time.monotonic() + timeout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque, List, Optional
 
 from ._native import Message
 from .errors import QuotaExceededError
@@ -18,8 +17,8 @@ class Inbox:
     def __init__(self, channel_name: str, limit: int) -> None:
         self._channel_name = channel_name
         self._limit = limit
-        self._items: Deque[Message] = deque()
-        self._overflow: Optional[QuotaExceededError] = None
+        self._items: deque[Message] = deque()
+        self._overflow: QuotaExceededError | None = None
 
     def put(self, message: Message) -> None:
         self._items.append(message)
@@ -29,12 +28,12 @@ class Inbox:
                 f"(buffer_limit={self._limit}); its listener paused until now, nothing was dropped"
             )
 
-    def drain(self, limit: Optional[int] = None) -> List[Message]:
+    def drain(self, limit: int | None = None) -> list[Message]:
         """Removes and returns the oldest ``limit`` messages (all of them if ``None``)."""
         count = len(self._items) if limit is None else min(limit, len(self._items))
         return [self._items.popleft() for _ in range(count)]
 
-    def take_overflow(self) -> Optional[QuotaExceededError]:
+    def take_overflow(self) -> QuotaExceededError | None:
         overflow, self._overflow = self._overflow, None
         return overflow
 

@@ -1,8 +1,9 @@
 """Type stubs for the native extension ``skytale_sdk._native``."""
 
 import os
+from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Iterator, List, Literal, Optional, Sequence, Type, TypeVar, Union, overload
+from typing import Literal, TypeVar, overload
 
 class SkytaleError(RuntimeError):
     """Base class of every Skytale error."""
@@ -30,7 +31,7 @@ class Message:
     def epoch(self) -> int:
         """The MLS epoch the message was sent in."""
     @property
-    def timestamp(self) -> Optional[float]:
+    def timestamp(self) -> float | None:
         """When the relay stored the message, in seconds since the Unix epoch (the relay's clock, the same for
         every member); ``None`` from a relay that does not send it."""
     def __bytes__(self) -> bytes: ...
@@ -43,9 +44,9 @@ class MessageIterator(Iterator[_Item]):
     Generic only for type checkers: it yields ``bytes``, or ``Message`` when created with ``with_meta=True``.
     """
 
-    def __iter__(self) -> "MessageIterator[_Item]": ...
+    def __iter__(self) -> MessageIterator[_Item]: ...
     def __next__(self) -> _Item: ...
-    def next_batch(self, max: int = 256) -> List[_Item]:
+    def next_batch(self, max: int = 256) -> list[_Item]:
         """Waits like ``next()`` for the next message, then returns it with up to ``max - 1`` more that are already
         waiting (taken from the inbox in one store transaction), in order. ``[]`` once the iterator has ended;
         raises what ``next()`` raises (an error comes on its own, after the messages before it)."""
@@ -53,7 +54,7 @@ class MessageIterator(Iterator[_Item]):
 class SyncRequest:
     """A ``Channel.sync()`` whose relay head query is already on its way (``Channel.start_sync()``)."""
 
-    def wait(self, timeout: Optional[float] = None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """As ``Channel.sync(timeout)``, for the head asked when the request was started. Once per request."""
 
 class Channel:
@@ -65,11 +66,11 @@ class Channel:
     def epoch(self) -> int: ...
     def add_member(self, key_package: bytes) -> bytes:
         """Adds the key package's owner; returns the Welcome it joins with."""
-    def add_members(self, key_packages: List[bytes]) -> bytes:
+    def add_members(self, key_packages: list[bytes]) -> bytes:
         """Adds every key package's owner in one commit; returns the one Welcome they all join with."""
     def remove_member(self, identity: bytes) -> None: ...
     def leave(self) -> None: ...
-    def members(self) -> List[bytes]: ...
+    def members(self) -> list[bytes]: ...
     def rotate_key(self) -> None:
         """Commits a fresh leaf key for this member (new epoch, forward secrecy)."""
     def send(self, payload: bytes) -> None:
@@ -81,11 +82,11 @@ class Channel:
         in order)."""
     @overload
     def messages(
-        self, with_meta: Literal[False] = False, timeout: Optional[float] = None
-    ) -> "MessageIterator[bytes]": ...
+        self, with_meta: Literal[False] = False, timeout: float | None = None
+    ) -> MessageIterator[bytes]: ...
     @overload
-    def messages(self, with_meta: Literal[True], timeout: Optional[float] = None) -> "MessageIterator[Message]": ...
-    def sync(self, timeout: Optional[float] = None) -> bool:
+    def messages(self, with_meta: Literal[True], timeout: float | None = None) -> MessageIterator[Message]: ...
+    def sync(self, timeout: float | None = None) -> bool:
         """Waits until every message the relay held for this channel when called is in the inbox ``messages()``
         reads (this member's own messages are applied without entering it). ``False`` if ``timeout`` seconds
         passed first or the channel or client was closed meanwhile."""
@@ -106,10 +107,10 @@ class SkytaleClient:
     def __init__(
         self,
         endpoint: str,
-        data_dir: Union[str, "os.PathLike[str]"],
+        data_dir: str | os.PathLike[str],
         identity: bytes,
-        api_key: Optional[str] = None,
-        api_url: Optional[str] = None,
+        api_key: str | None = None,
+        api_url: str | None = None,
     ) -> None: ...
     @property
     def identity(self) -> bytes: ...
@@ -123,14 +124,14 @@ class SkytaleClient:
         """Joins ``channel`` with an invite token, waiting up to ``timeout`` seconds to be admitted."""
     def generate_key_package(self) -> bytes: ...
     def join_channel(self, name: str, welcome: bytes) -> Channel: ...
-    def channels(self) -> List[str]: ...
+    def channels(self) -> list[str]: ...
     def open_channel(self, name: str) -> Channel: ...
     def close(self) -> None:
         """Stops the client's stream and threads; running iterators end."""
-    def __enter__(self) -> "SkytaleClient": ...
+    def __enter__(self) -> SkytaleClient: ...
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
     ) -> bool: ...

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Dict
 
 __all__ = ["ReaderStats"]
 
@@ -40,7 +39,7 @@ class ReaderStats:
         with self._lock:
             self._foreign += 1
 
-    def skipped_by_protocol(self) -> Dict[str, int]:
+    def skipped_by_protocol(self) -> dict[str, int]:
         """The skipped messages by protocol wire value, e.g. ``{"a2a": 1, "raw": 2}`` (``{}`` if none)."""
         with self._lock:
             return dict(self._skipped)

@@ -12,8 +12,9 @@ import base64
 import copy
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable
 
 from ._received import RAW_CONTENT_TYPE
 from .envelope import Envelope, Protocol
@@ -104,7 +105,7 @@ class Hop:
 # Optional dependencies
 
 
-def _a2a() -> Tuple[Any, Any]:
+def _a2a() -> tuple[Any, Any]:
     """``(a2a.types, google.protobuf.json_format)``, or an ImportError naming the extra."""
     try:
         from a2a import types as a2a_types
@@ -141,10 +142,10 @@ def require_extras(source_protocol: Protocol, target_protocol: Protocol) -> None
 # Content types and JSON
 
 
-def media_type(content_type: str) -> Tuple[str, Dict[str, str]]:
+def media_type(content_type: str) -> tuple[str, dict[str, str]]:
     """``("type/subtype", {param: value})`` of a MIME content type, type and parameter names lowercased."""
     base, *params = content_type.split(";")
-    parsed: Dict[str, str] = {}
+    parsed: dict[str, str] = {}
     for param in params:
         name, _, value = param.partition("=")
         parsed[name.strip().lower()] = value.strip().strip('"')
@@ -174,7 +175,7 @@ def integral_numbers(value: Any) -> Any:
 # A2A messages, handled in their JSON form (json_format.MessageToDict) and validated by a2a-sdk
 
 
-def _read_a2a_envelope(envelope: Envelope) -> Optional[Dict[str, Any]]:
+def _read_a2a_envelope(envelope: Envelope) -> dict[str, Any] | None:
     """The A2A Message an A2A envelope holds, in JSON form; ``None`` for an A2A object (``application/a2a+json;
     type=<T>``, checked by the caller)."""
     media = media_type(envelope.content_type)[0]
@@ -186,7 +187,7 @@ def _read_a2a_envelope(envelope: Envelope) -> Optional[Dict[str, Any]]:
     return _read_a2a_message(envelope.payload)
 
 
-def _read_a2a_message(payload: bytes) -> Dict[str, Any]:
+def _read_a2a_message(payload: bytes) -> dict[str, Any]:
     a2a_types, json_format = _a2a()
     try:
         message = json_format.Parse(payload, a2a_types.Message())
@@ -195,7 +196,7 @@ def _read_a2a_message(payload: bytes) -> Dict[str, Any]:
     return json_format.MessageToDict(message)
 
 
-def _a2a_message_payload(message: Dict[str, Any]) -> bytes:
+def _a2a_message_payload(message: dict[str, Any]) -> bytes:
     """The A2A wire form (``MessageToJson``) of a message given in JSON form; ``ValueError`` if it is not one."""
     a2a_types, json_format = _a2a()
     try:
@@ -223,11 +224,11 @@ def _is_a2a_object(content_type: str) -> bool:
     return media_type(content_type)[0] == A2A_OBJECT_MEDIA_TYPE
 
 
-def _part_kind(part: Dict[str, Any]) -> Optional[str]:
+def _part_kind(part: dict[str, Any]) -> str | None:
     return next((kind for kind in _A2A_CONTENT_KINDS if kind in part), None)
 
 
-def _new_a2a_message(part: Dict[str, Any], hop: Hop) -> bytes:
+def _new_a2a_message(part: dict[str, Any], hop: Hop) -> bytes:
     message = {"messageId": str(uuid.uuid4()), "contextId": hop.context_id, "role": "ROLE_AGENT", "parts": [part]}
     return _a2a_message_payload(message)
 
@@ -235,7 +236,7 @@ def _new_a2a_message(part: Dict[str, Any], hop: Hop) -> bytes:
 # Skeletons: what an A2A message keeps in the "a2a" metadata when its content travels in another protocol's payload
 
 
-def _skeleton(message: Dict[str, Any], carried: Sequence[int]) -> Dict[str, Any]:
+def _skeleton(message: dict[str, Any], carried: Sequence[int]) -> dict[str, Any]:
     """``message`` with the content of the parts at ``carried`` replaced by ``null``: everything the target
     payload does not hold, so the way back can rebuild the message exactly."""
     skeleton = copy.deepcopy(message)
@@ -245,7 +246,7 @@ def _skeleton(message: Dict[str, Any], carried: Sequence[int]) -> Dict[str, Any]
     return skeleton
 
 
-def _restore(skeleton: Any, fill: Callable[[List[str]], Optional[List[Any]]]) -> Optional[bytes]:
+def _restore(skeleton: Any, fill: Callable[[list[str]], list[Any] | None]) -> bytes | None:
     """The A2A message a skeleton was cut from, as its wire form, or ``None`` if there is no usable skeleton.
 
     ``fill`` gets the kinds of the skeleton's empty contents (e.g. ``["text"]``) and returns their values from the
@@ -274,7 +275,7 @@ def _restore(skeleton: Any, fill: Callable[[List[str]], Optional[List[Any]]]) ->
 # SLIM payloads as A2A part contents and back
 
 
-def _part_as_slim(part: Dict[str, Any], kind: str) -> Tuple[str, bytes]:
+def _part_as_slim(part: dict[str, Any], kind: str) -> tuple[str, bytes]:
     """``(content_type, payload)`` of a single A2A part on SLIM."""
     media_type = part.get("mediaType") or _DEFAULT_CONTENT_TYPES[kind]
     if kind == "text":
@@ -299,7 +300,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def slim_as_part(content_type: str, payload: bytes) -> Dict[str, Any]:
+def slim_as_part(content_type: str, payload: bytes) -> dict[str, Any]:
     """A SLIM payload as a new A2A part: text for text content types, data for JSON, url for a one-line
     ``text/uri-list``, raw otherwise (and whenever the bytes are not what the content type claims). The content
     type becomes the part's mediaType unless it is the kind's default."""
@@ -318,7 +319,7 @@ def slim_as_part(content_type: str, payload: bytes) -> Dict[str, Any]:
         kind, content = "raw", _slim_content("raw", payload)
     if kind == "url" and (len(content.split()) != 1 or content.startswith("#")):
         kind = "text"
-    part: Dict[str, Any] = {kind: content.strip() if kind == "url" else content}
+    part: dict[str, Any] = {kind: content.strip() if kind == "url" else content}
     if content_type != _DEFAULT_CONTENT_TYPES[kind]:
         part["mediaType"] = content_type
     return part
@@ -327,7 +328,7 @@ def slim_as_part(content_type: str, payload: bytes) -> Dict[str, Any]:
 # JSON-RPC (MCP)
 
 
-def _read_jsonrpc(payload: Union[bytes, Any], reason: str) -> Any:
+def _read_jsonrpc(payload: bytes | Any, reason: str) -> Any:
     """The ``mcp`` package's model of one JSON-RPC message (bytes, or an already parsed JSON value)."""
     adapter = _jsonrpc_adapter()
     try:
@@ -358,7 +359,7 @@ def _jsonrpc_bytes(message: Any) -> bytes:
 
 # Translations: each takes the source envelope and returns (content_type, payload, metadata to add)
 
-Translated = Tuple[str, bytes, Dict[str, Any]]
+Translated = tuple[str, bytes, dict[str, Any]]
 
 
 def _pass_through(envelope: Envelope, hop: Hop) -> Translated:
@@ -385,7 +386,7 @@ def _slim_to_a2a(envelope: Envelope, hop: Hop) -> Translated:
             return JSON_CONTENT_TYPE, envelope.payload, {}
         return envelope.content_type, envelope.payload, {}
 
-    def fill(kinds: List[str]) -> Optional[List[Any]]:
+    def fill(kinds: list[str]) -> list[Any] | None:
         if len(kinds) != 1:
             return None
         try:
@@ -425,7 +426,7 @@ def _a2a_to_mcp(envelope: Envelope, hop: Hop) -> Translated:
         return JSON_CONTENT_TYPE, _jsonrpc_bytes(rpc), {A2A_KEY: _skeleton(message, [0])}
     if kinds and all(kind == "text" for kind in kinds):
         texts = [part["text"] for part in parts]
-        params: Dict[str, Any] = {"level": "info", "data": texts[0] if len(texts) == 1 else texts}
+        params: dict[str, Any] = {"level": "info", "data": texts[0] if len(texts) == 1 else texts}
         sender = (envelope.metadata or {}).get(AGENT_ID_KEY)
         if isinstance(sender, str):
             params["logger"] = sender
@@ -440,7 +441,7 @@ def _a2a_to_mcp(envelope: Envelope, hop: Hop) -> Translated:
 def _mcp_to_a2a(envelope: Envelope, hop: Hop) -> Translated:
     rpc = json.loads(_jsonrpc_bytes(_read_jsonrpc(envelope.payload, MALFORMED)))
 
-    def fill(kinds: List[str]) -> Optional[List[Any]]:
+    def fill(kinds: list[str]) -> list[Any] | None:
         if kinds == ["data"]:
             return [rpc]
         data = rpc.get("params", {}).get("data") if rpc.get("method") == MCP_TEXT_METHOD else None
@@ -455,7 +456,7 @@ def _mcp_to_a2a(envelope: Envelope, hop: Hop) -> Translated:
     return JSON_CONTENT_TYPE, _new_a2a_message({"data": rpc}, hop), {}
 
 
-_TRANSLATIONS: Dict[Tuple[Protocol, Protocol], Callable[[Envelope, Hop], Translated]] = {
+_TRANSLATIONS: dict[tuple[Protocol, Protocol], Callable[[Envelope, Hop], Translated]] = {
     (Protocol.A2A, Protocol.SLIM): _a2a_to_slim,
     (Protocol.SLIM, Protocol.A2A): _slim_to_a2a,
     (Protocol.MCP, Protocol.SLIM): _mcp_to_slim,
@@ -468,8 +469,8 @@ BRIDGEABLE = (Protocol.A2A, Protocol.MCP, Protocol.SLIM)
 
 
 def _translated_metadata(
-    envelope: Envelope, source_protocol: Protocol, target_protocol: Protocol, hop: Hop, added: Dict[str, Any]
-) -> Dict[str, Any]:
+    envelope: Envelope, source_protocol: Protocol, target_protocol: Protocol, hop: Hop, added: dict[str, Any]
+) -> dict[str, Any]:
     source = envelope.metadata or {}
     if source_protocol is target_protocol:
         metadata = dict(source)
@@ -484,7 +485,7 @@ def _translated_metadata(
     return metadata
 
 
-def bridged_from(envelope: Envelope) -> List[str]:
+def bridged_from(envelope: Envelope) -> list[str]:
     """The channels an envelope was bridged from, oldest first (``[]`` if it was never bridged)."""
     path = (envelope.metadata or {}).get(BRIDGED_FROM_KEY, [])
     if not isinstance(path, list) or not all(isinstance(channel, str) for channel in path):

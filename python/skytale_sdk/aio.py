@@ -12,8 +12,9 @@ on the loop's own thread, only once nothing can interrupt the hand-over. So canc
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, AsyncIterator, Callable, List, Optional, Sequence, Type, Union
+from typing import Any, Callable
 
 from ._feed import DEFAULT_CONSUMER, ChannelFeed
 from ._native import Message
@@ -33,18 +34,18 @@ class AsyncSkytaleChannelManager:
 
     def __init__(
         self,
-        identity: Union[bytes, str],
-        endpoint: Optional[str] = None,
-        data_dir: Optional[str] = None,
-        api_key: Optional[str] = None,
-        api_url: Optional[str] = None,
+        identity: bytes | str,
+        endpoint: str | None = None,
+        data_dir: str | None = None,
+        api_key: str | None = None,
+        api_url: str | None = None,
         *,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     ) -> None:
         self._sync = SkytaleChannelManager(identity, endpoint, data_dir, api_key, api_url, buffer_limit=buffer_limit)
 
     @classmethod
-    async def open(cls, *args: Any, **kwargs: Any) -> "AsyncSkytaleChannelManager":
+    async def open(cls, *args: Any, **kwargs: Any) -> AsyncSkytaleChannelManager:
         """Constructs the manager in a worker thread, so connecting does not stall the event loop."""
         return await asyncio.to_thread(cls, *args, **kwargs)
 
@@ -68,13 +69,13 @@ class AsyncSkytaleChannelManager:
     async def join_with_token(self, channel_name: str, token: str, timeout: float = 60.0) -> None:
         await asyncio.to_thread(self._sync.join_with_token, channel_name, token, timeout)
 
-    async def list_channels(self) -> List[str]:
+    async def list_channels(self) -> list[str]:
         return self._sync.list_channels()
 
-    async def send(self, channel_name: str, message: Union[str, bytes]) -> None:
+    async def send(self, channel_name: str, message: str | bytes) -> None:
         await asyncio.to_thread(self._sync.send, channel_name, message)
 
-    async def send_many(self, channel_name: str, messages: Sequence[Union[str, bytes]]) -> None:
+    async def send_many(self, channel_name: str, messages: Sequence[str | bytes]) -> None:
         await asyncio.to_thread(self._sync.send_many, channel_name, messages)
 
     async def send_envelope(self, channel_name: str, envelope: Envelope) -> None:
@@ -82,15 +83,15 @@ class AsyncSkytaleChannelManager:
 
     # Receiving: woken by the listener thread, taken on the loop.
 
-    async def receive(self, channel_name: str, timeout: float = 5.0) -> List[str]:
+    async def receive(self, channel_name: str, timeout: float = 5.0) -> list[str]:
         """As :meth:`SkytaleChannelManager.receive`, awaiting instead of blocking."""
         return [as_text(message.payload) for message in await self._receive(channel_name, timeout)]
 
-    async def receive_latest(self, channel_name: str, timeout: float = 5.0) -> Optional[str]:
+    async def receive_latest(self, channel_name: str, timeout: float = 5.0) -> str | None:
         messages = await self.receive(channel_name, timeout)
         return messages[-1] if messages else None
 
-    async def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> List[Envelope]:
+    async def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> list[Envelope]:
         return [as_envelope(message) for message in await self._receive(channel_name, timeout)]
 
     def pending(self, channel_name: str) -> int:
@@ -104,11 +105,11 @@ class AsyncSkytaleChannelManager:
         async for message in _iterate(channel_feed(self._sync, channel_name), DEFAULT_CONSUMER):
             yield as_text(message.payload)
 
-    def view(self, channel_name: str) -> "AsyncChannelView":
+    def view(self, channel_name: str) -> AsyncChannelView:
         """A new consumer view of the channel, awaitable (see :class:`AsyncChannelView`)."""
         return AsyncChannelView(self._sync.view(channel_name))
 
-    async def _receive(self, channel_name: str, timeout: float) -> List[Message]:
+    async def _receive(self, channel_name: str, timeout: float) -> list[Message]:
         return await _receive_for(channel_feed(self._sync, channel_name), DEFAULT_CONSUMER, timeout)
 
     # Lifecycle
@@ -116,14 +117,14 @@ class AsyncSkytaleChannelManager:
     async def close(self) -> None:
         await asyncio.to_thread(self._sync.close)
 
-    async def __aenter__(self) -> "AsyncSkytaleChannelManager":
+    async def __aenter__(self) -> AsyncSkytaleChannelManager:
         return self
 
     async def __aexit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc_value: Optional[BaseException],
-        traceback: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -141,13 +142,13 @@ class AsyncChannelView:
     def channel_name(self) -> str:
         return self._view.channel_name
 
-    async def receive(self, timeout: float = 5.0) -> List[bytes]:
+    async def receive(self, timeout: float = 5.0) -> list[bytes]:
         return [message.payload for message in await self.receive_messages(timeout)]
 
-    async def receive_messages(self, timeout: float = 5.0) -> List[Message]:
+    async def receive_messages(self, timeout: float = 5.0) -> list[Message]:
         return await _receive_for(*view_feed(self._view), timeout)
 
-    async def receive_envelopes(self, timeout: float = 5.0) -> List[Envelope]:
+    async def receive_envelopes(self, timeout: float = 5.0) -> list[Envelope]:
         return [as_envelope(message) for message in await self.receive_messages(timeout)]
 
     def pending(self) -> int:
@@ -165,14 +166,14 @@ class AsyncChannelView:
     def close(self) -> None:
         self._view.close()
 
-    async def __aenter__(self) -> "AsyncChannelView":
+    async def __aenter__(self) -> AsyncChannelView:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
 
-async def _receive_for(feed: ChannelFeed, consumer: object, timeout: float) -> List[Message]:
+async def _receive_for(feed: ChannelFeed, consumer: object, timeout: float) -> list[Message]:
     """A consumer's ``receive()`` on the loop (see :meth:`ChannelFeed.receive` for what it takes)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -212,7 +213,7 @@ class _ArrivalSignal:
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
 
-    async def __aenter__(self) -> "_ArrivalSignal":
+    async def __aenter__(self) -> _ArrivalSignal:
         self._unregister = self._feed.on_arrival(self._wake)
         return self
 
@@ -225,7 +226,7 @@ class _ArrivalSignal:
         except RuntimeError:
             pass  # the loop is closed: nobody is waiting any more
 
-    async def until(self, condition: Callable[[], bool], deadline: Optional[float]) -> bool:
+    async def until(self, condition: Callable[[], bool], deadline: float | None) -> bool:
         """Waits until ``condition()`` holds (re-checked after each arrival) or ``deadline`` (loop time) passes;
         returns whether it holds."""
         while True:
@@ -235,7 +236,7 @@ class _ArrivalSignal:
             if not await self._wait(deadline):
                 return condition()
 
-    async def _wait(self, deadline: Optional[float]) -> bool:
+    async def _wait(self, deadline: float | None) -> bool:
         timeout = None if deadline is None else deadline - self._loop.time()
         if timeout is not None and timeout <= 0:
             return False

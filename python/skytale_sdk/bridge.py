@@ -23,7 +23,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Union
 
 from ._closing import Closing
 from ._translate import (
@@ -60,11 +59,11 @@ class RouteStats:
     source_protocol: Protocol
     target_protocol: Protocol
     forwarded: int
-    untranslatable: Dict[str, int]
+    untranslatable: dict[str, int]
     not_rebridged: int
     send_failures: int
     running: bool
-    error: Optional[str]
+    error: str | None
 
 
 class Route:
@@ -92,10 +91,10 @@ class Route:
         self._retry_backoff = retry_backoff
         self._lock = threading.Lock()
         self._forwarded = 0
-        self._untranslatable: "Counter[str]" = Counter()
+        self._untranslatable: Counter[str] = Counter()
         self._not_rebridged = 0
         self._send_failures = 0
-        self._error: Optional[str] = None
+        self._error: str | None = None
         self._stopping = threading.Event()
         self._view: ChannelView = manager.view(source)
         self._thread = threading.Thread(
@@ -119,7 +118,7 @@ class Route:
             )
 
     @property
-    def key(self) -> Tuple[str, str, Protocol, Protocol]:
+    def key(self) -> tuple[str, str, Protocol, Protocol]:
         return self.source, self.target, self.source_protocol, self.target_protocol
 
     @property
@@ -245,14 +244,14 @@ class ProtocolBridge(Closing):
         self._send_attempts = send_attempts
         self._retry_backoff = retry_backoff
         self._lock = threading.Lock()
-        self._routes: List[Route] = []
+        self._routes: list[Route] = []
 
     def bridge(
         self,
         source: str,
         target: str,
-        source_protocol: Union[Protocol, str],
-        target_protocol: Union[Protocol, str],
+        source_protocol: Protocol | str,
+        target_protocol: Protocol | str,
     ) -> Route:
         """Starts forwarding every ``source_protocol`` message that arrives on ``source`` from now on to
         ``target``, translated to ``target_protocol``; returns the route (``route.stats()``).
@@ -291,7 +290,7 @@ class ProtocolBridge(Closing):
             self._routes.append(route)
         return route
 
-    def stats(self) -> List[RouteStats]:
+    def stats(self) -> list[RouteStats]:
         """Every route's counters, in the order the routes were started (stopped routes included)."""
         with self._lock:
             routes = list(self._routes)

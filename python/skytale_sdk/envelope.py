@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Dict, Mapping, Optional
+from typing import Any
 
 __all__ = ["Envelope", "Protocol"]
 
@@ -50,8 +51,8 @@ class Envelope:
     protocol: Protocol
     content_type: str
     payload: bytes
-    metadata: Optional[Dict[str, Any]] = None
-    sender: Optional[bytes] = field(default=None, compare=False)
+    metadata: dict[str, Any] | None = None
+    sender: bytes | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         # Frozen dataclass: normalised values are stored with object.__setattr__.
@@ -75,14 +76,14 @@ class Envelope:
 
         Raises ``TypeError``/``ValueError`` if the metadata is not JSON-serializable (e.g. holds bytes or NaN).
         """
-        header: Dict[str, Any] = {_PROTOCOL_KEY: self.protocol.value, _CONTENT_TYPE_KEY: self.content_type}
+        header: dict[str, Any] = {_PROTOCOL_KEY: self.protocol.value, _CONTENT_TYPE_KEY: self.content_type}
         if self.metadata is not None:
             header[_METADATA_KEY] = self.metadata
         encoded = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
         return _LENGTH.pack(len(encoded)) + encoded + self.payload
 
     @classmethod
-    def deserialize(cls, data: bytes, *, sender: Optional[bytes] = None) -> "Envelope":
+    def deserialize(cls, data: bytes, *, sender: bytes | None = None) -> Envelope:
         """Parses the wire form; ``sender`` is who sent it, when known. Raises ``ValueError`` (and nothing else) for
         anything that is not an envelope: too short, a header length past the end, a header that is not UTF-8 JSON
         or not an object, an unknown protocol, or fields of the wrong type."""
@@ -105,7 +106,7 @@ class Envelope:
         )
 
 
-def _parse_header(raw: bytes) -> Dict[str, Any]:
+def _parse_header(raw: bytes) -> dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"))
     # UnicodeDecodeError and JSONDecodeError are ValueErrors; a deeply nested document exhausts the recursion
@@ -117,7 +118,7 @@ def _parse_header(raw: bytes) -> Dict[str, Any]:
     return header
 
 
-def _protocol(header: Dict[str, Any]) -> Protocol:
+def _protocol(header: dict[str, Any]) -> Protocol:
     value = header.get(_PROTOCOL_KEY)
     if not isinstance(value, str):
         raise ValueError(f"envelope header field {_PROTOCOL_KEY!r} must be a string, got {value!r}")
@@ -128,14 +129,14 @@ def _protocol(header: Dict[str, Any]) -> Protocol:
         raise ValueError(f"unknown envelope protocol {value!r} (known: {known})") from None
 
 
-def _content_type(header: Dict[str, Any]) -> str:
+def _content_type(header: dict[str, Any]) -> str:
     value = header.get(_CONTENT_TYPE_KEY)
     if not isinstance(value, str):
         raise ValueError(f"envelope header field {_CONTENT_TYPE_KEY!r} must be a string, got {value!r}")
     return value
 
 
-def _metadata(header: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+def _metadata(header: dict[str, Any]) -> dict[str, Any] | None:
     value = header.get(_METADATA_KEY)
     if value is not None and not isinstance(value, dict):
         raise ValueError(f"envelope header field {_METADATA_KEY!r} must be an object, got {type(value).__name__}")

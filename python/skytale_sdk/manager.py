@@ -34,7 +34,7 @@ import os
 import tempfile
 import threading
 import weakref
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 from ._closing import Closing
 from ._feed import ChannelFeed
@@ -69,16 +69,16 @@ class ChannelView(Closing):
     def channel_name(self) -> str:
         return self._feed.name
 
-    def receive(self, timeout: float = 5.0) -> List[bytes]:
+    def receive(self, timeout: float = 5.0) -> list[bytes]:
         """As :meth:`SkytaleChannelManager.receive`, for this view, as bytes."""
         return [message.payload for message in self.receive_messages(timeout)]
 
-    def receive_messages(self, timeout: float = 5.0) -> List[Message]:
+    def receive_messages(self, timeout: float = 5.0) -> list[Message]:
         """As :meth:`receive`, each as a :class:`~skytale_sdk.Message`: the payload with its ``sender`` (the
         identity MLS authenticated, unlike anything the payload itself claims), ``seq`` and ``epoch``."""
         return self._feed.receive(timeout, consumer=self._key)
 
-    def receive_envelopes(self, timeout: float = 5.0) -> List[Envelope]:
+    def receive_envelopes(self, timeout: float = 5.0) -> list[Envelope]:
         """As :meth:`SkytaleChannelManager.receive_envelopes`, for this view."""
         return [as_envelope(message) for message in self.receive_messages(timeout)]
 
@@ -91,7 +91,7 @@ class ChannelView(Closing):
         self._feed.remove_consumer(self._key)
 
 
-def _identity_bytes(identity: Union[bytes, str]) -> bytes:
+def _identity_bytes(identity: bytes | str) -> bytes:
     if isinstance(identity, str):
         return identity.encode("utf-8")
     if isinstance(identity, (bytes, bytearray)):
@@ -101,7 +101,7 @@ def _identity_bytes(identity: Union[bytes, str]) -> bytes:
 
 #: Managers not closed yet. At interpreter exit they are closed (listener threads stopped and joined) before the
 #: interpreter finalizes, so exiting without ``close()`` is clean.
-_open_managers: "weakref.WeakSet[SkytaleChannelManager]" = weakref.WeakSet()
+_open_managers: weakref.WeakSet[SkytaleChannelManager] = weakref.WeakSet()
 
 
 @atexit.register
@@ -125,11 +125,11 @@ class SkytaleChannelManager(Closing):
 
     def __init__(
         self,
-        identity: Union[bytes, str],
-        endpoint: Optional[str] = None,
-        data_dir: Optional[str] = None,
-        api_key: Optional[str] = None,
-        api_url: Optional[str] = None,
+        identity: bytes | str,
+        endpoint: str | None = None,
+        data_dir: str | None = None,
+        api_key: str | None = None,
+        api_url: str | None = None,
         *,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     ) -> None:
@@ -147,7 +147,7 @@ class SkytaleChannelManager(Closing):
             api_url=api_url or os.environ.get("SKYTALE_API_URL") or DEFAULT_API_URL,
         )
         self._lock = threading.Lock()
-        self._feeds: Dict[str, ChannelFeed] = {}
+        self._feeds: dict[str, ChannelFeed] = {}
         self._closed = False
         _open_managers.add(self)
         try:
@@ -189,32 +189,32 @@ class SkytaleChannelManager(Closing):
         self._ensure_open()
         self._listen(self._client.join_with_token(channel_name, token, timeout))
 
-    def list_channels(self) -> List[str]:
+    def list_channels(self) -> list[str]:
         """The channels this manager listens on."""
         with self._lock:
             return list(self._feeds)
 
     # Messages
 
-    def send(self, channel_name: str, message: Union[str, bytes]) -> None:
+    def send(self, channel_name: str, message: str | bytes) -> None:
         """Sends ``message`` (str is encoded as UTF-8); returns once the relay has durably stored it."""
         payload = message.encode("utf-8") if isinstance(message, str) else message
         self._feed(channel_name).channel.send(payload)
 
-    def send_many(self, channel_name: str, messages: Sequence[Union[str, bytes]]) -> None:
+    def send_many(self, channel_name: str, messages: Sequence[str | bytes]) -> None:
         """Sends ``messages`` in order (str as UTF-8) with one state write and the publishes pipelined; returns
         once the relay durably stored all of them. See ``Channel.send_many`` for failures."""
         payloads = [message.encode("utf-8") if isinstance(message, str) else message for message in messages]
         self._feed(channel_name).channel.send_many(payloads)
 
-    def receive(self, channel_name: str, timeout: float = 5.0) -> List[str]:
+    def receive(self, channel_name: str, timeout: float = 5.0) -> list[str]:
         """Every buffered message, oldest first, as text; waits up to ``timeout`` seconds while there is none and
         returns ``[]`` if none came. Bytes that are not UTF-8 are kept as lone surrogates (``surrogateescape``).
         Raises ``QuotaExceededError`` once after the inbox had filled up, and the channel's error once it
         failed."""
         return [as_text(message.payload) for message in self._feed(channel_name).receive(timeout)]
 
-    def receive_latest(self, channel_name: str, timeout: float = 5.0) -> Optional[str]:
+    def receive_latest(self, channel_name: str, timeout: float = 5.0) -> str | None:
         """Only the most recent message (the older buffered ones are discarded), or ``None``."""
         messages = self.receive(channel_name, timeout)
         return messages[-1] if messages else None
@@ -232,7 +232,7 @@ class SkytaleChannelManager(Closing):
         """Sends ``envelope.serialize()``."""
         self.send(channel_name, envelope.serialize())
 
-    def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> List[Envelope]:
+    def receive_envelopes(self, channel_name: str, timeout: float = 5.0) -> list[Envelope]:
         """Like ``receive()``, parsed as envelopes; a message that is not one is wrapped as ``Protocol.RAW``
         (content type ``application/octet-stream``). Each has its ``sender``, as MLS authenticated it."""
         return [as_envelope(message) for message in self._feed(channel_name).receive(timeout)]
@@ -286,6 +286,6 @@ def channel_feed(manager: SkytaleChannelManager, channel_name: str) -> ChannelFe
     return manager._feed(channel_name)  # noqa: SLF001 - the manager is this module's own class
 
 
-def view_feed(view: ChannelView) -> Tuple[ChannelFeed, object]:
+def view_feed(view: ChannelView) -> tuple[ChannelFeed, object]:
     """The feed a view reads and the view's consumer key in it."""
     return view._feed, view._key  # noqa: SLF001 - the view is this module's own class

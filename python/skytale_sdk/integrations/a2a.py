@@ -14,10 +14,10 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Union
 
 # a2a_wire comes first: it raises the ImportError that names the extra when a2a-sdk is missing.
-from .._closing import Closing
 from .a2a_wire import (  # isort: skip
     A2A_PROTOCOL_VERSION,
     DEFAULT_ORG,
@@ -37,6 +37,7 @@ from a2a.types import AgentExtension, AgentInterface, Message, Part, Role
 from google.protobuf import json_format
 from google.protobuf.struct_pb2 import Struct
 
+from .._closing import Closing
 from ..envelope import Envelope
 from ..errors import ChannelError
 from ..manager import ChannelView, SkytaleChannelManager
@@ -69,9 +70,9 @@ class ReceivedMessage(NamedTuple):
 
     agent_id: str
     message: Message
-    sender: Optional[bytes] = None
+    sender: bytes | None = None
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The message's A2A JSON form (``MessageToDict``: camelCase keys, e.g. ``messageId``, ``parts``) plus
         ``"agent_id"``: what :meth:`SkytaleA2AAdapter.receive_messages` returns."""
         return {**json_format.MessageToDict(self.message), "agent_id": self.agent_id}
@@ -100,7 +101,7 @@ class SkytaleA2AAdapter(TalliedReader, Closing):
         self._manager = manager
         self._agent_id = agent_id
         self._org = org
-        self._views: Dict[str, ChannelView] = {}
+        self._views: dict[str, ChannelView] = {}
         self._tally = ReaderTally()
 
     @property
@@ -154,9 +155,9 @@ class SkytaleA2AAdapter(TalliedReader, Closing):
         context_id: str,
         parts: Sequence[PartLike],
         *,
-        role: Union[str, int] = "user",
-        task_id: Optional[str] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
+        role: str | int = "user",
+        task_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Message:
         """Sends one A2A ``Message`` with ``parts`` to the context and returns it (its ``message_id`` is fresh).
 
@@ -178,7 +179,7 @@ class SkytaleA2AAdapter(TalliedReader, Closing):
         self._manager.send_envelope(channel, encode_message(message, self._agent_id))
         return message
 
-    def receive(self, context_id: str, timeout: float = 5.0) -> List[ReceivedMessage]:
+    def receive(self, context_id: str, timeout: float = 5.0) -> list[ReceivedMessage]:
         """The A2A messages that arrived on the context since the last call, oldest first, as
         ``a2a.types.Message`` objects with the ``agent_id`` their sender declared and the ``sender`` MLS
         authenticated (see :class:`ReceivedMessage`). Waits up to ``timeout`` seconds while there
@@ -199,13 +200,13 @@ class SkytaleA2AAdapter(TalliedReader, Closing):
             if received or time.monotonic() >= deadline:
                 return received
 
-    def receive_messages(self, context_id: str, timeout: float = 5.0) -> List[Dict[str, Any]]:
+    def receive_messages(self, context_id: str, timeout: float = 5.0) -> list[dict[str, Any]]:
         """As :meth:`receive`, each message as a dict: its A2A JSON form (``MessageToDict``, camelCase keys:
         ``messageId``, ``contextId``, ``role`` as ``"ROLE_USER"``/``"ROLE_AGENT"``, ``parts`` such as
         ``{"text": ...}`` or ``{"data": ...}``, ``metadata``) plus ``"agent_id"``, the sender's."""
         return [received.to_dict() for received in self.receive(context_id, timeout)]
 
-    def _read(self, channel: str, envelope: Envelope) -> Optional[ReceivedMessage]:
+    def _read(self, channel: str, envelope: Envelope) -> ReceivedMessage | None:
         try:
             is_a2a, object_type = classify(envelope)
             if not is_a2a:
@@ -299,7 +300,7 @@ def to_part(part: PartLike, index: int = 0) -> Part:
     return result
 
 
-def to_parts(parts: Sequence[PartLike]) -> List[Part]:
+def to_parts(parts: Sequence[PartLike]) -> list[Part]:
     """Every part through :func:`to_part`; a message needs at least one."""
     if isinstance(parts, (str, bytes, Mapping, Part)) or not isinstance(parts, Sequence):
         raise ValueError(f"parts must be a list of parts, got {type(parts).__name__}")
@@ -312,7 +313,7 @@ _SEED_CONTENT_KEYS = {"text": "text", "data": "data", "url": "url", "raw": "raw"
 _SEED_COMMON_KEYS = {"type", "metadata", "media_type", "filename"}
 
 
-def _seed_part_json(part: Mapping[str, Any], where: str) -> Dict[str, Any]:
+def _seed_part_json(part: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The A2A JSON form of a part given in the seed's ``{"type": ...}`` dict form."""
     kind = part["type"]
     if kind not in _SEED_CONTENT_KEYS:
@@ -324,7 +325,7 @@ def _seed_part_json(part: Mapping[str, Any], where: str) -> Dict[str, Any]:
         raise ValueError(f"{where}: unexpected keys {sorted(unexpected)}")
     if kind not in part:
         raise ValueError(f"{where}: missing {kind!r}")
-    json_form: Dict[str, Any] = {}
+    json_form: dict[str, Any] = {}
     if kind == "file":
         json_form.update(_file_json(part["file"], where))
     elif kind == "raw":
@@ -337,7 +338,7 @@ def _seed_part_json(part: Mapping[str, Any], where: str) -> Dict[str, Any]:
     return json_form
 
 
-def _file_json(file: Any, where: str) -> Dict[str, Any]:
+def _file_json(file: Any, where: str) -> dict[str, Any]:
     if not isinstance(file, Mapping):
         raise ValueError(f"{where}: 'file' must be a dict with 'bytes' or 'uri', got {type(file).__name__}")
     unexpected = set(file) - {"bytes", "uri", "mimeType", "name"}
@@ -366,7 +367,7 @@ def _base64(content: Any, where: str) -> str:
     raise ValueError(f"{where}: bytes must be bytes or base64 text, got {type(content).__name__}")
 
 
-def _role(role: Union[str, int]) -> "Role.ValueType":
+def _role(role: str | int) -> Role.ValueType:
     if isinstance(role, str) and role in _ROLES:
         return _ROLES[role]
     if isinstance(role, int) and not isinstance(role, bool) and role in _ROLES.values():
@@ -374,7 +375,7 @@ def _role(role: Union[str, int]) -> "Role.ValueType":
     raise ValueError(f"role must be 'user' or 'agent' (or an a2a.types.Role), got {role!r}")
 
 
-def _metadata(metadata: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def _metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping) or not all(isinstance(key, str) for key in metadata):

@@ -22,7 +22,8 @@ import dataclasses
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, AsyncIterator, Dict, NamedTuple, Optional, Set, Type
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .a2a_wire import (  # isort: skip - raises the ImportError that names the extra
     OBJECT_CONTENT_TYPE,
@@ -59,8 +60,14 @@ from a2a.types import (
     Task,
     TaskPushNotificationConfig,
 )
-from a2a.utils.errors import JSON_RPC_ERROR_CODE_MAP, A2AError, InternalError, InvalidParamsError
-from a2a.utils.errors import MethodNotFoundError, TaskNotFoundError
+from a2a.utils.errors import (
+    JSON_RPC_ERROR_CODE_MAP,
+    A2AError,
+    InternalError,
+    InvalidParamsError,
+    MethodNotFoundError,
+    TaskNotFoundError,
+)
 from a2a.utils.proto_utils import to_stream_response
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message as ProtoMessage
@@ -89,14 +96,14 @@ _CODE_TO_ERROR = {code: error_type for error_type, code in JSON_RPC_ERROR_CODE_M
 
 
 class _Method(NamedTuple):
-    request: Type[ProtoMessage]
+    request: type[ProtoMessage]
     handler: str
     streaming: bool
 
 
 #: The A2A methods (gRPC names, as the SDK's JSON-RPC binding also uses) and the ``RequestHandler`` method that
 #: answers each.
-METHODS: Dict[str, _Method] = {
+METHODS: dict[str, _Method] = {
     "SendMessage": _Method(SendMessageRequest, "on_message_send", False),
     "SendStreamingMessage": _Method(SendMessageRequest, "on_message_send_stream", True),
     "GetTask": _Method(GetTaskRequest, "on_get_task", False),
@@ -133,73 +140,73 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
     """
 
     def __init__(
-        self, adapter: "SkytaleA2AAdapter", context_id: str, *, reply_timeout: float = DEFAULT_REPLY_TIMEOUT
+        self, adapter: SkytaleA2AAdapter, context_id: str, *, reply_timeout: float = DEFAULT_REPLY_TIMEOUT
     ) -> None:
         self._adapter = adapter
         self._channel = adapter.channel_name(context_id)
         self._view = AsyncChannelView(adapter.manager.view(self._channel))
         self._reply_timeout = reply_timeout
         self._tally = ReaderTally()
-        self._calls: Dict[str, "asyncio.Queue[Optional[Envelope]]"] = {}
-        self._reader: Optional["asyncio.Task[None]"] = None
+        self._calls: dict[str, asyncio.Queue[Envelope | None]] = {}
+        self._reader: asyncio.Task[None] | None = None
         self._ended = False
         #: Why the channel stopped delivering replies, if it failed (e.g. this member was removed).
-        self._failure: Optional[BaseException] = None
+        self._failure: BaseException | None = None
 
     async def send_message(
-        self, request: SendMessageRequest, *, context: Optional[ClientCallContext] = None
+        self, request: SendMessageRequest, *, context: ClientCallContext | None = None
     ) -> SendMessageResponse:
         return await self._unary("SendMessage", request, SendMessageResponse, context)
 
     async def send_message_streaming(
-        self, request: SendMessageRequest, *, context: Optional[ClientCallContext] = None
+        self, request: SendMessageRequest, *, context: ClientCallContext | None = None
     ) -> AsyncIterator[StreamResponse]:
         async with contextlib.aclosing(self._call("SendStreamingMessage", request, context)) as replies:
             async for reply in replies:
                 yield _decode_reply(reply, StreamResponse)
 
-    async def get_task(self, request: GetTaskRequest, *, context: Optional[ClientCallContext] = None) -> Task:
+    async def get_task(self, request: GetTaskRequest, *, context: ClientCallContext | None = None) -> Task:
         return await self._unary("GetTask", request, Task, context)
 
     async def list_tasks(
-        self, request: ListTasksRequest, *, context: Optional[ClientCallContext] = None
+        self, request: ListTasksRequest, *, context: ClientCallContext | None = None
     ) -> ListTasksResponse:
         return await self._unary("ListTasks", request, ListTasksResponse, context)
 
-    async def cancel_task(self, request: CancelTaskRequest, *, context: Optional[ClientCallContext] = None) -> Task:
+    async def cancel_task(self, request: CancelTaskRequest, *, context: ClientCallContext | None = None) -> Task:
         return await self._unary("CancelTask", request, Task, context)
 
     async def create_task_push_notification_config(
-        self, request: TaskPushNotificationConfig, *, context: Optional[ClientCallContext] = None
+        self, request: TaskPushNotificationConfig, *, context: ClientCallContext | None = None
     ) -> TaskPushNotificationConfig:
         return await self._unary("CreateTaskPushNotificationConfig", request, TaskPushNotificationConfig, context)
 
     async def get_task_push_notification_config(
-        self, request: GetTaskPushNotificationConfigRequest, *, context: Optional[ClientCallContext] = None
+        self, request: GetTaskPushNotificationConfigRequest, *, context: ClientCallContext | None = None
     ) -> TaskPushNotificationConfig:
         return await self._unary("GetTaskPushNotificationConfig", request, TaskPushNotificationConfig, context)
 
     async def list_task_push_notification_configs(
-        self, request: ListTaskPushNotificationConfigsRequest, *, context: Optional[ClientCallContext] = None
+        self, request: ListTaskPushNotificationConfigsRequest, *, context: ClientCallContext | None = None
     ) -> ListTaskPushNotificationConfigsResponse:
         return await self._unary(
             "ListTaskPushNotificationConfigs", request, ListTaskPushNotificationConfigsResponse, context
         )
 
     async def delete_task_push_notification_config(
-        self, request: DeleteTaskPushNotificationConfigRequest, *, context: Optional[ClientCallContext] = None
+        self, request: DeleteTaskPushNotificationConfigRequest, *, context: ClientCallContext | None = None
     ) -> None:
         await self._unary("DeleteTaskPushNotificationConfig", request, Empty, context)
 
     async def subscribe(
-        self, request: SubscribeToTaskRequest, *, context: Optional[ClientCallContext] = None
+        self, request: SubscribeToTaskRequest, *, context: ClientCallContext | None = None
     ) -> AsyncIterator[StreamResponse]:
         async with contextlib.aclosing(self._call("SubscribeToTask", request, context)) as replies:
             async for reply in replies:
                 yield _decode_reply(reply, StreamResponse)
 
     async def get_extended_agent_card(
-        self, request: GetExtendedAgentCardRequest, *, context: Optional[ClientCallContext] = None
+        self, request: GetExtendedAgentCardRequest, *, context: ClientCallContext | None = None
     ) -> AgentCard:
         return await self._unary("GetExtendedAgentCard", request, AgentCard, context)
 
@@ -216,8 +223,8 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
         self,
         method: str,
         request: ProtoMessage,
-        response_type: Type[Any],
-        context: Optional[ClientCallContext],
+        response_type: type[Any],
+        context: ClientCallContext | None,
     ) -> Any:
         """Sends ``request``, returns its one reply parsed as ``response_type``."""
         async with contextlib.aclosing(self._call(method, request, context)) as replies:
@@ -228,7 +235,7 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
         raise A2AClientError(f"{method}: the server ended the call without a {response_type.DESCRIPTOR.name}")
 
     async def _call(
-        self, method: str, request: ProtoMessage, context: Optional[ClientCallContext]
+        self, method: str, request: ProtoMessage, context: ClientCallContext | None
     ) -> AsyncIterator[Envelope]:
         """Sends ``request`` and yields its replies until the ending one (``Empty``), raising the error reply as
         the A2A error it names."""
@@ -236,7 +243,7 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
             raise self._closed_error(method)
         timeout = context.timeout if context is not None and context.timeout is not None else self._reply_timeout
         request_id = uuid.uuid4().hex
-        replies: "asyncio.Queue[Optional[Envelope]]" = asyncio.Queue()
+        replies: asyncio.Queue[Envelope | None] = asyncio.Queue()
         self._calls[request_id] = replies
         self._start_reader()
         metadata = {"agent_id": self._adapter.agent_id, "request_id": request_id, "method": method}
@@ -314,10 +321,10 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
 
 
 def create_client(
-    adapter: "SkytaleA2AAdapter",
+    adapter: SkytaleA2AAdapter,
     context_id: str,
-    agent_card: Optional[AgentCard] = None,
-    config: Optional[ClientConfig] = None,
+    agent_card: AgentCard | None = None,
+    config: ClientConfig | None = None,
     *,
     reply_timeout: float = DEFAULT_REPLY_TIMEOUT,
 ) -> Client:
@@ -369,17 +376,17 @@ class SkytaleA2AServer(TalliedReader):
     ``"method"`` and ``"request_id"``.
     """
 
-    def __init__(self, adapter: "SkytaleA2AAdapter", context_id: str, request_handler: RequestHandler) -> None:
+    def __init__(self, adapter: SkytaleA2AAdapter, context_id: str, request_handler: RequestHandler) -> None:
         self._adapter = adapter
         self._channel = adapter.channel_name(context_id)
         self._handler = request_handler
         self._view = AsyncChannelView(adapter.manager.view(self._channel))
         self._tally = ReaderTally()
-        self._background: Optional["asyncio.Task[None]"] = None
+        self._background: asyncio.Task[None] | None = None
 
     async def serve(self) -> None:
         """Answers requests until cancelled or the channel closes; cancels the requests still in progress."""
-        in_progress: Set["asyncio.Task[None]"] = set()
+        in_progress: set[asyncio.Task[None]] = set()
         try:
             async for payload in self._view:
                 request = self._accept(payload)
@@ -392,7 +399,7 @@ class SkytaleA2AServer(TalliedReader):
                 task.cancel()
             await asyncio.gather(*in_progress, return_exceptions=True)
 
-    async def __aenter__(self) -> "SkytaleA2AServer":
+    async def __aenter__(self) -> SkytaleA2AServer:
         self._background = asyncio.get_running_loop().create_task(self.serve())
         return self
 
@@ -408,7 +415,7 @@ class SkytaleA2AServer(TalliedReader):
             self._background = None
         self._view.close()
 
-    def _accept(self, payload: bytes) -> Optional["tuple[str, str, str, Envelope]"]:
+    def _accept(self, payload: bytes) -> tuple[str, str, str, Envelope] | None:
         """``(requester, request_id, method, envelope)`` of a request; ``None`` (counted) for anything else."""
         try:
             envelope = Envelope.deserialize(payload)
@@ -465,7 +472,7 @@ class SkytaleA2AServer(TalliedReader):
         await asyncio.to_thread(self._adapter.manager.send_envelope, self._channel, encode_object(reply, metadata))
 
     async def _reply_error(self, request_id: str, method: str, error: A2AError) -> None:
-        body: Dict[str, Any] = {"code": JSON_RPC_ERROR_CODE_MAP.get(type(error), -32603), "message": error.message}
+        body: dict[str, Any] = {"code": JSON_RPC_ERROR_CODE_MAP.get(type(error), -32603), "message": error.message}
         if error.data is not None:
             body["data"] = error.data
         envelope = Envelope(
@@ -491,7 +498,7 @@ def _response(method: str, result: Any) -> ProtoMessage:
     return result
 
 
-def _decode_reply(reply: Envelope, response_type: Type[Any]) -> Any:
+def _decode_reply(reply: Envelope, response_type: type[Any]) -> Any:
     _, reply_type = classify(reply)
     expected = response_type.DESCRIPTOR.name
     if reply_type != expected:

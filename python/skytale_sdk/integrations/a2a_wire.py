@@ -9,7 +9,7 @@ Every A2A envelope is ``Protocol.A2A`` with the JSON form of one ``a2a-sdk`` pro
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+from typing import Any, TypeVar
 
 try:
     from a2a.types import Message
@@ -111,13 +111,13 @@ def encode_message(message: Message, agent_id: str) -> Envelope:
     return Envelope(Protocol.A2A, MESSAGE_CONTENT_TYPE, _to_json(message), {"agent_id": agent_id})
 
 
-def encode_object(obj: ProtoMessage, metadata: Dict[str, Any]) -> Envelope:
+def encode_object(obj: ProtoMessage, metadata: dict[str, Any]) -> Envelope:
     """The envelope of any other A2A object: content type ``application/a2a+json; type=<its protobuf name>``."""
     content_type = f"{OBJECT_CONTENT_TYPE}; type={obj.DESCRIPTOR.name}"
     return Envelope(Protocol.A2A, content_type, _to_json(obj), metadata)
 
 
-def object_type(content_type: str) -> Optional[str]:
+def object_type(content_type: str) -> str | None:
     """The ``type`` parameter of an ``application/a2a+json`` content type; ``None`` for any other content type
     (``ValueError`` if it is ``application/a2a+json`` without a type)."""
     media_type, _, parameters = content_type.partition(";")
@@ -130,7 +130,7 @@ def object_type(content_type: str) -> Optional[str]:
     raise ValueError(f"content type {content_type!r} has no type parameter")
 
 
-def decode_object(payload: bytes, message_type: Type[ProtoT]) -> ProtoT:
+def decode_object(payload: bytes, message_type: type[ProtoT]) -> ProtoT:
     """Parses the JSON form of ``message_type``; ``ValueError`` names what is wrong. Unknown fields are
     ignored, as the a2a-sdk's own transports do, so newer senders stay readable."""
     try:
@@ -147,7 +147,7 @@ def sender_of(envelope: Envelope) -> str:
     return agent_id
 
 
-def classify(envelope: Envelope) -> Tuple[bool, Optional[str]]:
+def classify(envelope: Envelope) -> tuple[bool, str | None]:
     """``(is_a2a, object type)``: whether the envelope is A2A at all, and the ``type`` of an
     ``application/a2a+json`` one (``None`` for a ``Message``). ``ValueError`` for an A2A envelope whose content
     type is neither."""

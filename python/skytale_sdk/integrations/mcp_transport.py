@@ -33,9 +33,10 @@ import functools
 import json
 import logging
 from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Deque, Dict, Mapping, Optional, Tuple, Union, get_args
+from typing import Any, Callable, Union, get_args
 
 try:
     import anyio
@@ -73,14 +74,14 @@ _JSONRPC_MODELS = get_args(JSONRPCMessage)
 AnyManager = Union[SkytaleChannelManager, AsyncSkytaleChannelManager]
 
 #: The stream pair the ``mcp`` package's sessions take (``mcp.client._transport.TransportStreams``).
-Streams = Tuple[MemoryObjectReceiveStream[Union[SessionMessage, Exception]], MemoryObjectSendStream[SessionMessage]]
+Streams = tuple[MemoryObjectReceiveStream[Union[SessionMessage, Exception]], MemoryObjectSendStream[SessionMessage]]
 
 
 @dataclass(frozen=True)
 class _Incoming:
     """One JSON-RPC message from the channel, as sent (``raw``) and as the ``mcp`` model (``message``)."""
 
-    raw: Dict[str, Any]
+    raw: dict[str, Any]
     message: JSONRPCMessage
 
 
@@ -88,7 +89,7 @@ class _Incoming:
 class _ChannelEnded:
     """Slot marker: nothing more will arrive, because the channel's manager closed it or it failed."""
 
-    failure: Optional[Exception] = None
+    failure: Exception | None = None
 
     def error(self, channel: str) -> Exception:
         if self.failure is not None:
@@ -113,7 +114,7 @@ class SkytaleTransport:
     """
 
     def __init__(
-        self, manager: AnyManager, channel: str, *, peer: Optional[bytes] = None, bind_first_peer: bool = False
+        self, manager: AnyManager, channel: str, *, peer: bytes | None = None, bind_first_peer: bool = False
     ) -> None:
         if peer is not None and not isinstance(peer, bytes):
             raise TypeError(f"peer must be the peer's identity as bytes, got {type(peer).__name__}")
@@ -136,8 +137,8 @@ class SkytaleTransport:
         # readers through a one-slot hand-over, so an unread transport leaves the rest in its view, which holds the
         # channel's listener back: backpressure instead of an unbounded buffer. Taking from the slot is
         # synchronous, so a cancelled read never loses a message.
-        self._sorter: Optional["asyncio.Task[None]"] = None
-        self._slot: Deque[_Item] = deque()
+        self._sorter: asyncio.Task[None] | None = None
+        self._slot: deque[_Item] = deque()
         self._filled = asyncio.Event()  # also set by close(), to wake waiting reads
         self._emptied = asyncio.Event()
 
@@ -147,7 +148,7 @@ class SkytaleTransport:
         return self._channel
 
     @property
-    def peer(self) -> Optional[bytes]:
+    def peer(self) -> bytes | None:
         """The identity of the member whose MCP messages this transport reads, once bound (``None``: anyone's)."""
         return self._peer
 
@@ -158,7 +159,7 @@ class SkytaleTransport:
         envelope = Envelope(Protocol.MCP, CONTENT_TYPE, _encode(_as_message(message)))
         await self._send_envelope(self._channel, envelope)
 
-    async def read(self) -> Dict[str, Any]:
+    async def read(self) -> dict[str, Any]:
         """The next JSON-RPC message from the channel, as the dict the other side wrote. Waits for it; raises
         ``ChannelError`` once the transport is closed (also while waiting) or the channel ended."""
         return (await self._next_message()).raw
@@ -168,7 +169,7 @@ class SkytaleTransport:
         ``JSONRPCResponse`` or ``JSONRPCError``."""
         return (await self._next_message()).message
 
-    def skipped(self) -> Dict[str, int]:
+    def skipped(self) -> dict[str, int]:
         """How many messages of each other protocol (by its wire value, e.g. ``"a2a"``, ``"raw"``) were skipped."""
         return self._stats.skipped_by_protocol()
 
@@ -195,7 +196,7 @@ class SkytaleTransport:
             sorter.cancel()
             await asyncio.gather(sorter, return_exceptions=True)
 
-    async def __aenter__(self) -> "SkytaleTransport":
+    async def __aenter__(self) -> SkytaleTransport:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -251,7 +252,7 @@ class SkytaleTransport:
                 await self._hand_over(_ChannelEnded(failure))
                 return
 
-    def _classify(self, message: Message) -> Optional[Union[_Incoming, ValueError]]:
+    def _classify(self, message: Message) -> _Incoming | ValueError | None:
         """The MCP message in ``message``; the error if it claims MCP but is malformed (counted, logged);
         ``None`` for another protocol's message or another member's MCP message (counted, logged)."""
         envelope = as_envelope(message)  # plain bytes sent with send() come as Protocol.RAW
@@ -336,7 +337,7 @@ def _decode(envelope: Envelope) -> _Incoming:
 
 @asynccontextmanager
 async def skytale_client(
-    manager: AnyManager, channel: str, *, server: Optional[bytes] = None
+    manager: AnyManager, channel: str, *, server: bytes | None = None
 ) -> AsyncIterator[Streams]:
     """``async with skytale_client(manager, channel) as (read, write): async with ClientSession(read, write)``.
 
@@ -349,7 +350,7 @@ async def skytale_client(
 
 @asynccontextmanager
 async def skytale_server(
-    manager: AnyManager, channel: str, *, client: Optional[bytes] = None
+    manager: AnyManager, channel: str, *, client: bytes | None = None
 ) -> AsyncIterator[Streams]:
     """``async with skytale_server(manager, channel) as (read, write): await server.run(read, write,
     server.create_initialization_options())``, for a low-level ``mcp.server.lowlevel.Server``; see
@@ -362,11 +363,11 @@ async def skytale_server(
 
 
 async def serve(
-    server: Union[Server[Any], MCPServer],
+    server: Server[Any] | MCPServer,
     manager: AnyManager,
     channel: str,
     *,
-    client: Optional[bytes] = None,
+    client: bytes | None = None,
     raise_exceptions: bool = False,
 ) -> None:
     """Serves one MCP session on ``channel`` until cancelled or the channel ends: with ``client`` (its identity)

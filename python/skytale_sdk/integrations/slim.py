@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Dict, List, Union
 
 from .._closing import Closing
 from .._stats import ReaderStats
@@ -47,12 +46,12 @@ class SLIMAdapter(Closing):
     def __init__(self, manager: SkytaleChannelManager) -> None:
         self._manager = manager
         self._lock = threading.Lock()
-        self._views: Dict[str, ChannelView] = {}
+        self._views: dict[str, ChannelView] = {}
         self._stats = ReaderStats()
         self._closed = False
 
     def publish(
-        self, destination: str, payload: Union[bytes, str], content_type: str = DEFAULT_CONTENT_TYPE
+        self, destination: str, payload: bytes | str, content_type: str = DEFAULT_CONTENT_TYPE
     ) -> None:
         """Sends ``payload`` (str is encoded as UTF-8; the content type stays what is given) to the channel
         ``destination``; returns once the relay has stored it. Raises ``TypeError`` for a payload that is not
@@ -75,13 +74,13 @@ class SLIMAdapter(Closing):
             if channel not in self._views:
                 self._views[channel] = self._manager.view(channel)
 
-    def receive(self, channel: str, timeout: float = 5.0) -> List[bytes]:
+    def receive(self, channel: str, timeout: float = 5.0) -> list[bytes]:
         """The payloads of the SLIM and RAW messages that arrived on ``channel``, oldest first; waits up to
         ``timeout`` seconds while there is none and returns ``[]`` if none came. Raises ``ChannelError`` if
         ``channel`` is not subscribed."""
         return [envelope.payload for envelope in self.receive_envelopes(channel, timeout)]
 
-    def receive_envelopes(self, channel: str, timeout: float = 5.0) -> List[Envelope]:
+    def receive_envelopes(self, channel: str, timeout: float = 5.0) -> list[Envelope]:
         """As :meth:`receive`, as envelopes, for the content type (RAW messages come as
         ``Protocol.RAW``/``application/octet-stream``) and the metadata."""
         view = self._view(channel)
@@ -93,7 +92,7 @@ class SLIMAdapter(Closing):
             if accepted or time.monotonic() >= deadline:
                 return accepted
 
-    def skipped(self) -> Dict[str, int]:
+    def skipped(self) -> dict[str, int]:
         """How many messages of each other protocol (by its wire value, e.g. ``"a2a"``) were skipped so far."""
         return self._stats.skipped_by_protocol()
 
