@@ -22,8 +22,10 @@ from stats import latency_summary
 RECEIVE_TIMEOUT_S = 10.0
 # (label, payload bytes, samples, warm-up) per size; 64 KiB costs ~10x more per message, so fewer samples
 # (its p99.9 is then close to its max, which the sample count in the JSON makes plain).
-SIZES = {"full": [("100B", 100, 2000, 50), ("64KiB", 65536, 500, 10)],
-         "quick": [("100B", 100, 200, 10), ("64KiB", 65536, 50, 5)]}
+SIZES = {
+    "full": [("100B", 100, 2000, 50), ("64KiB", 65536, 500, 10)],
+    "quick": [("100B", 100, 200, 10), ("64KiB", 65536, 50, 5)],
+}
 
 
 def native_messages(stack: DevStack, sizes: list[tuple[str, int, int, int]]) -> dict[str, Any]:
@@ -49,10 +51,18 @@ def manager_receive(stack: DevStack, sizes: list[tuple[str, int, int, int]]) -> 
     try:
         alice.create(channel)
         bob.join(channel, alice.add_member(channel, bob.key_package()))
-        return {label: latency_summary(one_way_receive(lambda payload: alice.send(channel, payload),
-                                                       lambda: bob.receive(channel, timeout=RECEIVE_TIMEOUT_S),
-                                                       size, samples, warmup))
-                for label, size, samples, warmup in sizes}
+        return {
+            label: latency_summary(
+                one_way_receive(
+                    lambda payload: alice.send(channel, payload),
+                    lambda: bob.receive(channel, timeout=RECEIVE_TIMEOUT_S),
+                    size,
+                    samples,
+                    warmup,
+                )
+            )
+            for label, size, samples, warmup in sizes
+        }
     finally:
         alice.close()
         bob.close()
@@ -62,16 +72,24 @@ async def aio_receive(stack: DevStack, sizes: list[tuple[str, int, int, int]]) -
     channel = "myorg/latency/aio"
     alice = stack.manager("aio-alice")
     bob = await AsyncSkytaleChannelManager.open(
-        "aio-bob", endpoint=stack.env["SKYTALE_RELAY"], data_dir=str(stack.work / "agents" / "aio-bob"),
-        api_key=stack.env["SKYTALE_API_KEY"], api_url=stack.env["SKYTALE_API_URL"])
+        "aio-bob",
+        endpoint=stack.env["SKYTALE_RELAY"],
+        data_dir=str(stack.work / "agents" / "aio-bob"),
+        api_key=stack.env["SKYTALE_API_KEY"],
+        api_url=stack.env["SKYTALE_API_URL"],
+    )
     try:
         alice.create(channel)
         await bob.join(channel, alice.add_member(channel, await bob.key_package()))
         figures = {}
         for label, size, samples, warmup in sizes:
-            timings = await one_way_receive_async(lambda payload: alice.send(channel, payload),
-                                                  lambda: bob.receive(channel, timeout=RECEIVE_TIMEOUT_S),
-                                                  size, samples, warmup)
+            timings = await one_way_receive_async(
+                lambda payload: alice.send(channel, payload),
+                lambda: bob.receive(channel, timeout=RECEIVE_TIMEOUT_S),
+                size,
+                samples,
+                warmup,
+            )
             figures[label] = latency_summary(timings)
         return figures
     finally:

@@ -30,8 +30,9 @@ def _as_bytes(item: Any) -> bytes:
     return item.encode("utf-8", "surrogateescape") if isinstance(item, str) else bytes(item)
 
 
-def one_way_iterator(send: Send, incoming: Iterator[Any], size: int, samples: int, warmup: int,
-                     send_times: list[float] | None = None) -> list[float]:
+def one_way_iterator(
+    send: Send, incoming: Iterator[Any], size: int, samples: int, warmup: int, send_times: list[float] | None = None
+) -> list[float]:
     """Milliseconds from `send(payload)` until `next(incoming)` yields it (a blocking message iterator). With
     `send_times`, also appends how long each `send()` itself took (for ours: until the relay acknowledged it as
     stored), the share of the one-way time the receiving side cannot start before."""
@@ -106,5 +107,9 @@ def burst(send: Send, receive: Receive, count: int, size: int) -> dict[str, floa
         received += batch
     if received != payloads[: len(received)]:
         raise MeasurementError(f"burst: the {len(received)} messages received are not the first ones sent, in order")
-    return {"sent": count, "delivered": len(received), "lost": count - len(received),
-            "elapsed_s": last_delivery - start}
+    return {
+        "sent": count,
+        "delivered": len(received),
+        "lost": count - len(received),
+        "elapsed_s": last_delivery - start,
+    }

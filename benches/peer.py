@@ -61,8 +61,10 @@ def ensure_peer() -> str:
         if made.returncode != 0:
             raise PeerUnavailable(f"python -m venv failed: {_last_line(made.stderr)}")
     progress(f"pip install {PEER_REQUIREMENT} (PyPI)")
-    installed = run([str(PEER_PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", PEER_REQUIREMENT],
-                    INSTALL_TIMEOUT_S)
+    installed = run(
+        [str(PEER_PYTHON), "-m", "pip", "install", "-q", "--disable-pip-version-check", PEER_REQUIREMENT],
+        INSTALL_TIMEOUT_S,
+    )
     if installed.returncode != 0:
         raise PeerUnavailable(f"pip install {PEER_REQUIREMENT} failed: {_last_line(installed.stderr)}")
     return installed_version()
@@ -75,8 +77,9 @@ def probe(quick: bool) -> dict[str, Any]:
     command = [str(PEER_PYTHON), str(Path(__file__).with_name("peer_probe.py"))] + (["--quick"] if quick else [])
     with tempfile.TemporaryDirectory(prefix="skytale-peer-") as home:
         env["HOME"] = home  # the peer's default data_dir lives under ~/.skytale
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=None, text=True, env=env, cwd=home,
-                              timeout=PROBE_TIMEOUT_S)
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, stderr=None, text=True, env=env, cwd=home, timeout=PROBE_TIMEOUT_S
+        )
     if done.returncode != 0:
         raise PeerUnavailable(f"peer_probe.py exited with {done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])

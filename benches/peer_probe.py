@@ -19,8 +19,7 @@ from stats import latency_summary
 BURST_MESSAGES = 1000
 BURST_QUIET_S = 3.0  # nothing new for this long ends the burst: the rest was lost
 # The peer's manager receive() sleep-polls in 100 ms steps and measured ~0.5 s per message: far fewer samples.
-COUNTS = {"full": {"messages": (2000, 500), "receive": (100, 20)},
-          "quick": {"messages": (200, 50), "receive": (20, 5)}}
+COUNTS = {"full": {"messages": (2000, 500), "receive": (100, 20)}, "quick": {"messages": (200, 50), "receive": (20, 5)}}
 
 
 def native_messages(samples_100b: int, samples_64k: int) -> dict[str, Any]:
@@ -28,8 +27,10 @@ def native_messages(samples_100b: int, samples_64k: int) -> dict[str, Any]:
     sender = alice.create_channel("peer/latency/native")
     receiver = bob.join_channel("peer/latency/native", sender.add_member(bob.generate_key_package()))
     incoming = receiver.messages()
-    return {"100B": latency_summary(one_way_iterator(sender.send, incoming, 100, samples_100b, 50)),
-            "64KiB": latency_summary(one_way_iterator(sender.send, incoming, 65536, samples_64k, 10))}
+    return {
+        "100B": latency_summary(one_way_iterator(sender.send, incoming, 100, samples_100b, 50)),
+        "64KiB": latency_summary(one_way_iterator(sender.send, incoming, 65536, samples_64k, 10)),
+    }
 
 
 def manager_pair(channel: str) -> Any:
@@ -50,8 +51,10 @@ def manager_receive(samples_100b: int, samples_64k: int) -> dict[str, Any]:
     def receive() -> Any:
         return bob.receive(channel, timeout=10)
 
-    return {"100B": latency_summary(one_way_receive(send, receive, 100, samples_100b, 5)),
-            "64KiB": latency_summary(one_way_receive(send, receive, 65536, samples_64k, 2))}
+    return {
+        "100B": latency_summary(one_way_receive(send, receive, 100, samples_100b, 5)),
+        "64KiB": latency_summary(one_way_receive(send, receive, 65536, samples_64k, 2)),
+    }
 
 
 def manager_burst(count: int) -> dict[str, Any]:
@@ -59,8 +62,9 @@ def manager_burst(count: int) -> dict[str, Any]:
     queue without an error, so `lost` is a figure here, not a failure."""
     channel = "peer/throughput/burst"
     alice, bob = manager_pair(channel)
-    delivery = burst(lambda payload: alice.send(channel, payload), lambda: bob.receive(channel, timeout=BURST_QUIET_S),
-                     count, 100)
+    delivery = burst(
+        lambda payload: alice.send(channel, payload), lambda: bob.receive(channel, timeout=BURST_QUIET_S), count, 100
+    )
     figures: dict[str, Any] = dict(delivery)
     if delivery["lost"]:
         figures["all_delivered_ms"] = {"unavailable": f"peer lost {delivery['lost']} of {count}, no error raised"}

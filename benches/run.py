@@ -58,24 +58,60 @@ def python(script: str) -> list[str]:
 RELAY_BIN = ["--skytale", str(SKYTALE_BIN)]
 # In run order: the limits first (every ratio needs them), the heavy Rust load last.
 SECTIONS = [
-    Section("limits", "Ed25519, AES-128-GCM, bare tonic echo", rust("limits"), [],
-            ["--seconds", "0.3", "--round-trips", "1000", "--pipelined", "10000"], 120),
+    Section(
+        "limits",
+        "Ed25519, AES-128-GCM, bare tonic echo",
+        rust("limits"),
+        [],
+        ["--seconds", "0.3", "--round-trips", "1000", "--pipelined", "10000"],
+        120,
+    ),
     Section("latency", "one-way latency: native, manager, aio", python("latency.py"), [], ["--quick"], 240),
-    Section("python-throughput", "Python 1 -> 1 throughput, manager burst", python("throughput.py"), [],
-            ["--quick"], 180),
+    Section(
+        "python-throughput", "Python 1 -> 1 throughput, manager burst", python("throughput.py"), [], ["--quick"], 180
+    ),
     Section("joins", "join_with_token: sequential and at once", python("joins.py"), [], ["--quick"], 180),
     Section("peer", "skytale-sdk 0.5.2 mock mode", python("peer.py"), [], ["--quick"], 420),
-    Section("rust-throughput", "Rust 1 -> 1 and fan-out", rust("throughput"), [],
-            ["--messages", "500", "--fanout-deliveries", "2000"], 240),
-    Section("group-scaling", "add/remove/rotate at 2..1000 members", rust("group-scaling"), [],
-            ["--sizes", "2,10,100", "--repetitions", "3"], 300),
-    Section("relay-capacity", "routed msgs/s, load generator", rust("relay-capacity"), RELAY_BIN,
-            [*RELAY_BIN, "--warmup-s", "0.5", "--duration-s", "2"], 180),
-    Section("idle-streams", "relay RSS per idle stream", rust("idle-streams"), RELAY_BIN,
-            [*RELAY_BIN, "--counts", "1000"], 240),
-    Section("idle-streams-shared", "relay RSS per idle stream, 100 streams per connection", rust("idle-streams"),
-            [*RELAY_BIN, "--streams-per-connection", "100"],
-            [*RELAY_BIN, "--streams-per-connection", "100", "--counts", "1000"], 240),
+    Section(
+        "rust-throughput",
+        "Rust 1 -> 1 and fan-out",
+        rust("throughput"),
+        [],
+        ["--messages", "500", "--fanout-deliveries", "2000"],
+        240,
+    ),
+    Section(
+        "group-scaling",
+        "add/remove/rotate at 2..1000 members",
+        rust("group-scaling"),
+        [],
+        ["--sizes", "2,10,100", "--repetitions", "3"],
+        300,
+    ),
+    Section(
+        "relay-capacity",
+        "routed msgs/s, load generator",
+        rust("relay-capacity"),
+        RELAY_BIN,
+        [*RELAY_BIN, "--warmup-s", "0.5", "--duration-s", "2"],
+        180,
+    ),
+    Section(
+        "idle-streams",
+        "relay RSS per idle stream",
+        rust("idle-streams"),
+        RELAY_BIN,
+        [*RELAY_BIN, "--counts", "1000"],
+        240,
+    ),
+    Section(
+        "idle-streams-shared",
+        "relay RSS per idle stream, 100 streams per connection",
+        rust("idle-streams"),
+        [*RELAY_BIN, "--streams-per-connection", "100"],
+        [*RELAY_BIN, "--streams-per-connection", "100", "--counts", "1000"],
+        240,
+    ),
 ]
 
 
@@ -87,22 +123,30 @@ def run_section(section: Section, quick: bool) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         # Its own process group, so a timeout or Ctrl-C also stops the relays and stacks the section started.
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
     except OSError as error:
         return {**record, "ok": False, "elapsed_s": 0.0, "error": f"cannot start {command[0]}: {error}"}
     # One reader per pipe (communicate() would also read stderr and take lines from the relay thread).
     out: list[str] = []
-    readers = [threading.Thread(target=_relay_stderr, args=(section.name, process, tail), daemon=True),
-               threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True)]  # type: ignore
+    readers = [
+        threading.Thread(target=_relay_stderr, args=(section.name, process, tail), daemon=True),
+        threading.Thread(target=lambda: out.append(process.stdout.read()), daemon=True),
+    ]  # type: ignore
     for reader in readers:
         reader.start()
     try:
         process.wait(timeout=section.timeout_s)
     except subprocess.TimeoutExpired:
         _stop_group(process)
-        return {**record, "ok": False, "elapsed_s": time.perf_counter() - start,
-                "error": f"timed out after {section.timeout_s:.0f} s", "stderr_tail": list(tail)}
+        return {
+            **record,
+            "ok": False,
+            "elapsed_s": time.perf_counter() - start,
+            "error": f"timed out after {section.timeout_s:.0f} s",
+            "stderr_tail": list(tail),
+        }
     except BaseException:
         _stop_group(process)
         raise
@@ -113,8 +157,7 @@ def run_section(section: Section, quick: bool) -> dict[str, Any]:
     record["elapsed_s"] = time.perf_counter() - start
     if process.returncode != 0:
         last = next((line for line in reversed(tail) if line.strip()), "no output on stderr")
-        return {**record, "ok": False, "error": f"exit {process.returncode}: {last.strip()}",
-                "stderr_tail": list(tail)}
+        return {**record, "ok": False, "error": f"exit {process.returncode}: {last.strip()}", "stderr_tail": list(tail)}
     try:
         figures = json.loads(stdout)
     except json.JSONDecodeError:
@@ -152,12 +195,18 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on; the load average shows whether other work was running."""
     model = ""
     try:
-        model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                     "")
+        model = next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), ""
+        )
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
-            "python": platform.python_version(), "loadavg_at_start": list(os.getloadavg())}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_at_start": list(os.getloadavg()),
+    }
 
 
 def main() -> None:
@@ -174,8 +223,12 @@ def main() -> None:
         if unknown:
             parser.error(f"unknown section(s) {', '.join(unknown)}; sections: {', '.join(names)}")
 
-    report: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                              "quick": args.quick, "machine": machine(), "sections": {}}
+    report: dict[str, Any] = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+        "sections": {},
+    }
     suite_start = time.perf_counter()
     for section in SECTIONS:
         if section.name not in chosen:
@@ -199,8 +252,10 @@ def main() -> None:
         print(f"{name:<18} {result['elapsed_s']:7.1f} s  {status}")
     cpus = report["machine"]["cpus"]
     load = report["machine"]["loadavg_at_start"][0], report["machine"]["loadavg_at_end"][0]
-    print(f"total {report['elapsed_s']:.1f} s on {cpus} CPUs (load average {load[0]:.2f} at start, "
-          f"{load[1]:.2f} at end){'; --quick: counts too small to mean much' if args.quick else ''}")
+    print(
+        f"total {report['elapsed_s']:.1f} s on {cpus} CPUs (load average {load[0]:.2f} at start, "
+        f"{load[1]:.2f} at end){'; --quick: counts too small to mean much' if args.quick else ''}"
+    )
     print(f"figures: {args.out}")
     sys.exit(0 if all(result["ok"] for result in report["sections"].values()) else 1)
 

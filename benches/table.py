@@ -71,14 +71,27 @@ def _latency_rows(group: str, section: str, api: str, label: str, peer: str | No
         targets: tuple[Target, ...] = ()
         if api == "manager_receive" and size == "100B":
             targets = (Target("p50 < 0.5 ms", "<", 0.5), Target("p99 < 2 ms", "<", 2.0, index=1))
-        rows.append(Row(group, f"{label}, {size_label}: p50 / p99 / p99.9",
-                        tuple(Ref(section, f"{api}.{size}.{q}") for q in ("p50_ms", "p99_ms", "p999_ms")), "ms",
-                        targets, Ratio("tonic echo RTT p50", ECHO_RTT_MS),
-                        Ref("peer", f"{peer}.{size}.p50_ms") if peer else None))
+        rows.append(
+            Row(
+                group,
+                f"{label}, {size_label}: p50 / p99 / p99.9",
+                tuple(Ref(section, f"{api}.{size}.{q}") for q in ("p50_ms", "p99_ms", "p999_ms")),
+                "ms",
+                targets,
+                Ratio("tonic echo RTT p50", ECHO_RTT_MS),
+                Ref("peer", f"{peer}.{size}.p50_ms") if peer else None,
+            )
+        )
         if api == "native_messages":
-            rows.append(Row(group, f"  of which send() until acknowledged, {size_label}: p50 / p99",
-                            tuple(Ref(section, f"{api}.{size}.send_acked.{q}") for q in ("p50_ms", "p99_ms")), "ms",
-                            vs_limit=Ratio("tonic echo RTT p50", ECHO_RTT_MS)))
+            rows.append(
+                Row(
+                    group,
+                    f"  of which send() until acknowledged, {size_label}: p50 / p99",
+                    tuple(Ref(section, f"{api}.{size}.send_acked.{q}") for q in ("p50_ms", "p99_ms")),
+                    "ms",
+                    vs_limit=Ratio("tonic echo RTT p50", ECHO_RTT_MS),
+                )
+            )
     return rows
 
 
@@ -87,84 +100,224 @@ def _group_rows() -> list[Row]:
     for size in ("2", "10", "100", "1000"):
         base = f"sizes.{size}."
         targets = (Target("add < 20 ms", "<", 20.0),) if size == "1000" else ()
-        rows.append(Row("Group scaling (Rust client, relay on loopback)",
-                        f"{size} members: add_member / remove_member / rotate_key p50",
-                        tuple(Ref("group-scaling", base + k) for k in
-                              ("add_member_p50_ms", "remove_member_p50_ms", "rotate_key_p50_ms")), "ms", targets))
-        rows.append(Row("Group scaling (Rust client, relay on loopback)",
-                        f"{size} members: bare mls-rs add / remove / rotate p50",
-                        tuple(Ref("group-scaling", base + k) for k in
-                              ("mls_add_member_p50_ms", "mls_remove_member_p50_ms", "mls_rotate_key_p50_ms")), "ms"))
-        rows.append(Row("Group scaling (Rust client, relay on loopback)",
-                        f"{size} members: add / remove / rotate commit, Welcome",
-                        tuple(Ref("group-scaling", base + k) for k in
-                              ("add_commit_bytes", "remove_commit_bytes", "rotate_commit_bytes", "welcome_bytes")),
-                        "bytes"))
+        rows.append(
+            Row(
+                "Group scaling (Rust client, relay on loopback)",
+                f"{size} members: add_member / remove_member / rotate_key p50",
+                tuple(
+                    Ref("group-scaling", base + k)
+                    for k in ("add_member_p50_ms", "remove_member_p50_ms", "rotate_key_p50_ms")
+                ),
+                "ms",
+                targets,
+            )
+        )
+        rows.append(
+            Row(
+                "Group scaling (Rust client, relay on loopback)",
+                f"{size} members: bare mls-rs add / remove / rotate p50",
+                tuple(
+                    Ref("group-scaling", base + k)
+                    for k in ("mls_add_member_p50_ms", "mls_remove_member_p50_ms", "mls_rotate_key_p50_ms")
+                ),
+                "ms",
+            )
+        )
+        rows.append(
+            Row(
+                "Group scaling (Rust client, relay on loopback)",
+                f"{size} members: add / remove / rotate commit, Welcome",
+                tuple(
+                    Ref("group-scaling", base + k)
+                    for k in ("add_commit_bytes", "remove_commit_bytes", "rotate_commit_bytes", "welcome_bytes")
+                ),
+                "bytes",
+            )
+        )
     return rows
 
 
 ROWS: list[Row] = [
     Row("Limits of this machine", "Ed25519 sign / verify", (Ref("limits", "ed25519_sign_per_s"), VERIFY), "/s"),
     Row("Limits of this machine", "AES-128-GCM seal, 100 B / 64 KiB", (AES_100B, AES_64K), "MB/s"),
-    Row("Limits of this machine", "tonic bidi echo RTT p50 / p99",
-        (Ref("limits", "tonic_echo_rtt_p50_us"), Ref("limits", "tonic_echo_rtt_p99_us")), "us"),
+    Row(
+        "Limits of this machine",
+        "tonic bidi echo RTT p50 / p99",
+        (Ref("limits", "tonic_echo_rtt_p50_us"), Ref("limits", "tonic_echo_rtt_p99_us")),
+        "us",
+    ),
     Row("Limits of this machine", "tonic bidi echo, one stream pipelined", (ECHO_RATE,), "msgs/s"),
-    *_latency_rows("One-way latency (Python, skytale dev on loopback)", "latency", "native_messages",
-                   "native Channel.messages()", "native_messages"),
-    *_latency_rows("One-way latency (Python, skytale dev on loopback)", "latency", "manager_receive",
-                   "manager receive()", "manager_receive"),
-    *_latency_rows("One-way latency (Python, skytale dev on loopback)", "latency", "aio_receive",
-                   "aio receive()", None),
-    Row("Throughput 1 -> 1", "Python send(), 100 B", (Ref("python-throughput", "send.100B.msgs_per_s"),), "msgs/s",
-        (Target(">= 70% of Ed25519 verify/s", ">=", VERIFY, factor=0.7),), Ratio("Ed25519 verify/s", VERIFY)),
-    Row("Throughput 1 -> 1", "Python send(), 64 KiB", (Ref("python-throughput", "send.64KiB.mb_per_s"),), "MB/s",
-        vs_limit=Ratio("AES-128-GCM 64 KiB", AES_64K)),
-    Row("Throughput 1 -> 1", "Python send_many(), 100 B", (Ref("python-throughput", "send_many.100B.msgs_per_s"),),
-        "msgs/s", (Target(">= 70% of Ed25519 verify/s", ">=", VERIFY, factor=0.7),), Ratio("Ed25519 verify/s", VERIFY)),
-    Row("Throughput 1 -> 1", "Python send_many(), 64 KiB", (Ref("python-throughput", "send_many.64KiB.mb_per_s"),),
-        "MB/s", vs_limit=Ratio("AES-128-GCM 64 KiB", AES_64K)),
-    Row("Throughput 1 -> 1", "Python manager burst of 1 000 x 100 B, until all received",
-        (Ref("python-throughput", "manager_burst.all_delivered_ms"),), "ms",
-        vs_peer=Ref("peer", "manager_burst.all_delivered_ms")),
-    Row("Throughput 1 -> 1", "Rust send(), 1 -> 1", (Ref("rust-throughput", "one_to_one.msgs_per_s"),), "msgs/s",
-        vs_limit=Ratio("Ed25519 verify/s", VERIFY)),
-    Row("Throughput 1 -> 1", "Rust send(), 1 -> 1", (Ref("rust-throughput", "one_to_one.mb_per_s"),), "MB/s",
-        vs_limit=Ratio("AES-128-GCM 100 B", AES_100B)),
-    Row("Throughput 1 -> 1", "Rust send_many() / recv_many(), 1 -> 1",
-        (Ref("rust-throughput", "one_to_one_batched.msgs_per_s"),), "msgs/s",
-        (Target(">= 70% of Ed25519 verify/s", ">=", VERIFY, factor=0.7),), Ratio("Ed25519 verify/s", VERIFY)),
-    Row("Fan-out (Rust client, batched)", "1 -> 10", (Ref("rust-throughput", "fanout.10.deliveries_per_s"),), "deliveries/s",
-        vs_limit=Ratio("Ed25519 verify/s", VERIFY)),
-    Row("Fan-out (Rust client, batched)", "1 -> 100", (Ref("rust-throughput", "fanout.100.deliveries_per_s"),), "deliveries/s",
-        vs_limit=Ratio("Ed25519 verify/s", VERIFY)),
-    Row("Joins (Python manager, skytale dev)", "join_with_token, sequential: p50 / p99",
-        (Ref("joins", "sequential.p50_ms"), Ref("joins", "sequential.p99_ms")), "ms",
-        (Target("p50 < 50 ms", "<", 50.0),), Ratio("tonic echo RTT p50", ECHO_RTT_MS)),
-    Row("Joins (Python manager, skytale dev)", "joiners at once, one invite: joiners / ms until all joined",
-        (Ref("joins", "concurrent.joiners"), Ref("joins", "concurrent.all_joined_ms")), ""),
+    *_latency_rows(
+        "One-way latency (Python, skytale dev on loopback)",
+        "latency",
+        "native_messages",
+        "native Channel.messages()",
+        "native_messages",
+    ),
+    *_latency_rows(
+        "One-way latency (Python, skytale dev on loopback)",
+        "latency",
+        "manager_receive",
+        "manager receive()",
+        "manager_receive",
+    ),
+    *_latency_rows(
+        "One-way latency (Python, skytale dev on loopback)", "latency", "aio_receive", "aio receive()", None
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Python send(), 100 B",
+        (Ref("python-throughput", "send.100B.msgs_per_s"),),
+        "msgs/s",
+        (Target(">= 70% of Ed25519 verify/s", ">=", VERIFY, factor=0.7),),
+        Ratio("Ed25519 verify/s", VERIFY),
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Python send(), 64 KiB",
+        (Ref("python-throughput", "send.64KiB.mb_per_s"),),
+        "MB/s",
+        vs_limit=Ratio("AES-128-GCM 64 KiB", AES_64K),
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Python send_many(), 100 B",
+        (Ref("python-throughput", "send_many.100B.msgs_per_s"),),
+        "msgs/s",
+        (Target(">= 70% of Ed25519 verify/s", ">=", VERIFY, factor=0.7),),
+        Ratio("Ed25519 verify/s", VERIFY),
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Python send_many(), 64 KiB",
+        (Ref("python-throughput", "send_many.64KiB.mb_per_s"),),
+        "MB/s",
+        vs_limit=Ratio("AES-128-GCM 64 KiB", AES_64K),
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Python manager burst of 1 000 x 100 B, until all received",
+        (Ref("python-throughput", "manager_burst.all_delivered_ms"),),
+        "ms",
+        vs_peer=Ref("peer", "manager_burst.all_delivered_ms"),
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Rust send(), 1 -> 1",
+        (Ref("rust-throughput", "one_to_one.msgs_per_s"),),
+        "msgs/s",
+        vs_limit=Ratio("Ed25519 verify/s", VERIFY),
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Rust send(), 1 -> 1",
+        (Ref("rust-throughput", "one_to_one.mb_per_s"),),
+        "MB/s",
+        vs_limit=Ratio("AES-128-GCM 100 B", AES_100B),
+    ),
+    Row(
+        "Throughput 1 -> 1",
+        "Rust send_many() / recv_many(), 1 -> 1",
+        (Ref("rust-throughput", "one_to_one_batched.msgs_per_s"),),
+        "msgs/s",
+        (Target(">= 70% of Ed25519 verify/s", ">=", VERIFY, factor=0.7),),
+        Ratio("Ed25519 verify/s", VERIFY),
+    ),
+    Row(
+        "Fan-out (Rust client, batched)",
+        "1 -> 10",
+        (Ref("rust-throughput", "fanout.10.deliveries_per_s"),),
+        "deliveries/s",
+        vs_limit=Ratio("Ed25519 verify/s", VERIFY),
+    ),
+    Row(
+        "Fan-out (Rust client, batched)",
+        "1 -> 100",
+        (Ref("rust-throughput", "fanout.100.deliveries_per_s"),),
+        "deliveries/s",
+        vs_limit=Ratio("Ed25519 verify/s", VERIFY),
+    ),
+    Row(
+        "Joins (Python manager, skytale dev)",
+        "join_with_token, sequential: p50 / p99",
+        (Ref("joins", "sequential.p50_ms"), Ref("joins", "sequential.p99_ms")),
+        "ms",
+        (Target("p50 < 50 ms", "<", 50.0),),
+        Ratio("tonic echo RTT p50", ECHO_RTT_MS),
+    ),
+    Row(
+        "Joins (Python manager, skytale dev)",
+        "joiners at once, one invite: joiners / ms until all joined",
+        (Ref("joins", "concurrent.joiners"), Ref("joins", "concurrent.all_joined_ms")),
+        "",
+    ),
     *_group_rows(),
-    Row("Relay", "routed messages (publisher -> log -> subscriber)", (Ref("relay-capacity", "routed_msgs_per_s"),),
-        "msgs/s", (Target(">= 200 000 msg/s", ">=", 200_000.0),), Ratio("tonic echo pipelined", ECHO_RATE)),
+    Row(
+        "Relay",
+        "routed messages (publisher -> log -> subscriber)",
+        (Ref("relay-capacity", "routed_msgs_per_s"),),
+        "msgs/s",
+        (Target(">= 200 000 msg/s", ">=", 200_000.0),),
+        Ratio("tonic echo pipelined", ECHO_RATE),
+    ),
     Row("Relay", "publishes acknowledged (stored)", (Ref("relay-capacity", "publishes_acked_per_s"),), "msgs/s"),
-    Row("Relay", "ack latency under that load p50 / p99",
-        (Ref("relay-capacity", "ack_latency_p50_ms"), Ref("relay-capacity", "ack_latency_p99_ms")), "ms"),
+    Row(
+        "Relay",
+        "ack latency under that load p50 / p99",
+        (Ref("relay-capacity", "ack_latency_p50_ms"), Ref("relay-capacity", "ack_latency_p99_ms")),
+        "ms",
+    ),
     Row("Relay", "relay CPU per routed message", (Ref("relay-capacity", "relay_cpu_us_per_routed_msg"),), "us"),
-    Row("Relay", "acknowledged but undelivered at the end (expected 0)",
-        (Ref("relay-capacity", "undelivered_messages"),), "messages"),
-    Row("Relay", "relay / load generator CPU (100 = one core)",
-        (Ref("relay-capacity", "relay_cpu_percent"), Ref("relay-capacity", "generator_cpu_percent")), "%"),
-    *[Row("Relay", f"RSS per idle subscribed stream at {count:,}",
-          (Ref("idle-streams", f"steps.streams={count}.relay_bytes_per_stream", 1e-3),), "KB",
-          (Target("< 20 KB", "<", 20.0),)) for count in (1000, 10000)],
-    *[Row("Relay", f"RSS per idle subscribed stream at {count:,}, 100 streams per HTTP/2 connection",
-          (Ref("idle-streams-shared", f"steps.streams={count}.relay_bytes_per_stream", 1e-3),), "KB",
-          (Target("< 20 KB", "<", 20.0),)) for count in (1000, 10000)],
-    Row("The peer (skytale-sdk 0.5.2, mock mode: in-process, no relay)", "native messages() 100 B: p50 / p99 / p99.9",
-        tuple(Ref("peer", f"native_messages.100B.{q}") for q in ("p50_ms", "p99_ms", "p999_ms")), "ms"),
-    Row("The peer (skytale-sdk 0.5.2, mock mode: in-process, no relay)", "manager receive() 100 B: p50 / p99",
-        (Ref("peer", "manager_receive.100B.p50_ms"), Ref("peer", "manager_receive.100B.p99_ms")), "ms"),
-    Row("The peer (skytale-sdk 0.5.2, mock mode: in-process, no relay)", "manager burst of 1 000: delivered / lost",
-        (Ref("peer", "manager_burst.delivered"), Ref("peer", "manager_burst.lost")), "messages"),
+    Row(
+        "Relay",
+        "acknowledged but undelivered at the end (expected 0)",
+        (Ref("relay-capacity", "undelivered_messages"),),
+        "messages",
+    ),
+    Row(
+        "Relay",
+        "relay / load generator CPU (100 = one core)",
+        (Ref("relay-capacity", "relay_cpu_percent"), Ref("relay-capacity", "generator_cpu_percent")),
+        "%",
+    ),
+    *[
+        Row(
+            "Relay",
+            f"RSS per idle subscribed stream at {count:,}",
+            (Ref("idle-streams", f"steps.streams={count}.relay_bytes_per_stream", 1e-3),),
+            "KB",
+            (Target("< 20 KB", "<", 20.0),),
+        )
+        for count in (1000, 10000)
+    ],
+    *[
+        Row(
+            "Relay",
+            f"RSS per idle subscribed stream at {count:,}, 100 streams per HTTP/2 connection",
+            (Ref("idle-streams-shared", f"steps.streams={count}.relay_bytes_per_stream", 1e-3),),
+            "KB",
+            (Target("< 20 KB", "<", 20.0),),
+        )
+        for count in (1000, 10000)
+    ],
+    Row(
+        "The peer (skytale-sdk 0.5.2, mock mode: in-process, no relay)",
+        "native messages() 100 B: p50 / p99 / p99.9",
+        tuple(Ref("peer", f"native_messages.100B.{q}") for q in ("p50_ms", "p99_ms", "p999_ms")),
+        "ms",
+    ),
+    Row(
+        "The peer (skytale-sdk 0.5.2, mock mode: in-process, no relay)",
+        "manager receive() 100 B: p50 / p99",
+        (Ref("peer", "manager_receive.100B.p50_ms"), Ref("peer", "manager_receive.100B.p99_ms")),
+        "ms",
+    ),
+    Row(
+        "The peer (skytale-sdk 0.5.2, mock mode: in-process, no relay)",
+        "manager burst of 1 000: delivered / lost",
+        (Ref("peer", "manager_burst.delivered"), Ref("peer", "manager_burst.lost")),
+        "messages",
+    ),
 ]
 
 
@@ -273,12 +426,21 @@ def render_rows(results: Results) -> list[Line]:
         if missing:
             shown += f" ({'; '.join(missing)})"
         first = cells[0].value
-        lines.append(Line(
-            group=row.group, figure=row.label, values=[cell.value for cell in cells], value=shown, unit=row.unit,
-            target="; ".join(_target_status(results, cells, target) for target in row.targets),
-            vs_limit=_ratio(first, lookup(results, row.vs_limit.reference), row.vs_limit.what) if row.vs_limit else "",
-            vs_peer=_vs_peer(first, lookup(results, row.vs_peer)) if row.vs_peer else "",
-            missing=missing))
+        lines.append(
+            Line(
+                group=row.group,
+                figure=row.label,
+                values=[cell.value for cell in cells],
+                value=shown,
+                unit=row.unit,
+                target="; ".join(_target_status(results, cells, target) for target in row.targets),
+                vs_limit=_ratio(first, lookup(results, row.vs_limit.reference), row.vs_limit.what)
+                if row.vs_limit
+                else "",
+                vs_peer=_vs_peer(first, lookup(results, row.vs_peer)) if row.vs_peer else "",
+                missing=missing,
+            )
+        )
     return lines
 
 

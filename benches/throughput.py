@@ -23,8 +23,7 @@ RECEIVE_TIMEOUT_S = 30.0
 BURST_MESSAGES = 1000
 BURST_QUIET_S = 10.0  # a receive() that waits this long with nothing new ends the burst: the rest was lost
 # (label, payload bytes, messages): 100 B shows the per-message cost, 64 KiB the bytes per second.
-RUNS = {"full": [("100B", 100, 5000), ("64KiB", 65536, 500)],
-        "quick": [("100B", 100, 500), ("64KiB", 65536, 50)]}
+RUNS = {"full": [("100B", 100, 5000), ("64KiB", 65536, 500)], "quick": [("100B", 100, 500), ("64KiB", 65536, 50)]}
 
 
 def timed_transfer(send_all: Callable[[list[bytes]], None], receiver: Channel, payloads: list[bytes]) -> float:
@@ -87,12 +86,19 @@ def manager_burst(stack: DevStack, count: int) -> dict[str, Any]:
         alice.create(channel)
         bob.join(channel, alice.add_member(channel, bob.key_package()))
         progress(f"manager burst of {count}")
-        delivery = burst(lambda payload: alice.send(channel, payload),
-                         lambda: bob.receive(channel, timeout=BURST_QUIET_S), count, 100)
+        delivery = burst(
+            lambda payload: alice.send(channel, payload),
+            lambda: bob.receive(channel, timeout=BURST_QUIET_S),
+            count,
+            100,
+        )
         if delivery["lost"]:
             raise MeasurementError(f"burst: {delivery['lost']} of {count} messages never arrived")
-        return {**delivery, "all_delivered_ms": delivery["elapsed_s"] * 1000,
-                "msgs_per_s": count / delivery["elapsed_s"]}
+        return {
+            **delivery,
+            "all_delivered_ms": delivery["elapsed_s"] * 1000,
+            "msgs_per_s": count / delivery["elapsed_s"],
+        }
     finally:
         alice.close()
         bob.close()

@@ -48,4 +48,3 @@ def meta_inbox(channel: Channel):  # -> MessageIterator[Message]
 
 def payloads(prefix: str, count: int) -> list[bytes]:
     return [f"{prefix}-{i}".encode() for i in range(count)]
-

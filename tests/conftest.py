@@ -72,7 +72,16 @@ class DevStack:
     def start(self) -> None:
         if not SKYTALE_BIN.exists():
             raise RuntimeError(f"{SKYTALE_BIN} not found: run scripts/setup.sh first (or set SKYTALE_BIN)")
-        command = [str(SKYTALE_BIN), "dev", "--dir", str(self.directory / "stack"), "--relay-port", "0", "--api-port", "0"]
+        command = [
+            str(SKYTALE_BIN),
+            "dev",
+            "--dir",
+            str(self.directory / "stack"),
+            "--relay-port",
+            "0",
+            "--api-port",
+            "0",
+        ]
         self.directory.mkdir(parents=True, exist_ok=True)
         log_path = self.directory / "dev.log"
         with open(log_path, "a") as log:

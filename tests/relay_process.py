@@ -36,8 +36,16 @@ class RelayProcess:
         if not SKYTALE_BIN.exists():
             raise RuntimeError(f"{SKYTALE_BIN} not found: run scripts/setup.sh first (or set SKYTALE_BIN)")
         # These tests exercise the Delivery Service, not auth (tests/test_manager.py runs `skytale dev` with auth on).
-        command = [str(SKYTALE_BIN), "relay", "--auth", "none", "--listen", f"127.0.0.1:{self.port}",
-                   "--data-dir", str(self.data_dir)]
+        command = [
+            str(SKYTALE_BIN),
+            "relay",
+            "--auth",
+            "none",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "--data-dir",
+            str(self.data_dir),
+        ]
         if self.max_payload is not None:
             command += ["--max-payload", str(self.max_payload)]
         with open(self.log_path, "a") as log:

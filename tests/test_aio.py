@@ -22,9 +22,10 @@ async def pair(channel: str) -> tuple[AsyncSkytaleChannelManager, AsyncSkytaleCh
 
 def test_send_and_receive_with_invites(dev_env: DevStack, channel_name: str) -> None:
     async def scenario() -> None:
-        async with await AsyncSkytaleChannelManager.open("alice") as alice, await AsyncSkytaleChannelManager.open(
-            "bob"
-        ) as bob:
+        async with (
+            await AsyncSkytaleChannelManager.open("alice") as alice,
+            await AsyncSkytaleChannelManager.open("bob") as bob,
+        ):
             await alice.create(channel_name)
             token = await alice.invite(channel_name)
             await bob.join_with_token(channel_name, token)

@@ -493,9 +493,11 @@ def _parts(draw: st.DrawFn, kinds: Sequence[str] = ("text", "raw", "data", "url"
         "url": lambda: draw(st.text(min_size=1, max_size=20)),
     }[kind]()
     part: dict[str, Any] = {kind: content}
-    for key, values in (("mediaType", st.sampled_from(["text/markdown", "image/png", "application/json"])),
-                        ("filename", st.text(min_size=1, max_size=8)),
-                        ("metadata", _OBJECTS)):
+    for key, values in (
+        ("mediaType", st.sampled_from(["text/markdown", "image/png", "application/json"])),
+        ("filename", st.text(min_size=1, max_size=8)),
+        ("metadata", _OBJECTS),
+    ):
         if draw(st.booleans()):
             part[key] = draw(values)
     return part
@@ -504,12 +506,14 @@ def _parts(draw: st.DrawFn, kinds: Sequence[str] = ("text", "raw", "data", "url"
 @st.composite
 def _messages(draw: st.DrawFn, parts: Any) -> a2a_types.Message:
     fields: dict[str, Any] = {"messageId": draw(st.text(min_size=1, max_size=8)), "parts": draw(parts)}
-    for key, values in (("contextId", st.text(min_size=1, max_size=8)),
-                        ("taskId", st.text(min_size=1, max_size=8)),
-                        ("role", st.sampled_from(["ROLE_USER", "ROLE_AGENT"])),
-                        ("metadata", _OBJECTS),
-                        ("extensions", st.lists(st.text(min_size=1, max_size=8), max_size=2)),
-                        ("referenceTaskIds", st.lists(st.text(min_size=1, max_size=8), max_size=2))):
+    for key, values in (
+        ("contextId", st.text(min_size=1, max_size=8)),
+        ("taskId", st.text(min_size=1, max_size=8)),
+        ("role", st.sampled_from(["ROLE_USER", "ROLE_AGENT"])),
+        ("metadata", _OBJECTS),
+        ("extensions", st.lists(st.text(min_size=1, max_size=8), max_size=2)),
+        ("referenceTaskIds", st.lists(st.text(min_size=1, max_size=8), max_size=2)),
+    ):
         if draw(st.booleans()):
             fields[key] = draw(values)
     return a2a_message(**fields)

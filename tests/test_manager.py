@@ -151,9 +151,7 @@ def test_envelopes_and_raw_messages_share_a_channel(dev_env: DevStack, channel_n
         assert received == [a2a, Envelope(Protocol.RAW, "application/octet-stream", b"plain text")]
 
 
-def test_a_full_buffer_is_an_error_after_its_messages_and_nothing_is_lost(
-    dev_env: DevStack, channel_name: str
-) -> None:
+def test_a_full_buffer_is_an_error_after_its_messages_and_nothing_is_lost(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name, buffer_limit=3)
     with alice, bob:
         sent = [f"m{i}" for i in range(8)]
@@ -188,9 +186,11 @@ def test_close_joins_every_listener_thread(dev_env: DevStack, channel_name: str)
 
 
 def test_an_invite_is_single_use_by_default(dev_env: DevStack, channel_name: str) -> None:
-    with SkytaleChannelManager("alice") as alice, SkytaleChannelManager("bob") as bob, SkytaleChannelManager(
-        "carol"
-    ) as carol:
+    with (
+        SkytaleChannelManager("alice") as alice,
+        SkytaleChannelManager("bob") as bob,
+        SkytaleChannelManager("carol") as carol,
+    ):
         alice.create(channel_name)
         token = alice.invite(channel_name)
         assert token.startswith("skt_inv_")

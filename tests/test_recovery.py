@@ -105,4 +105,3 @@ def test_killed_client_process_gets_exactly_the_missed_messages_on_restart(relay
         assert bob.read_messages(1) == [b"live"]
     finally:
         bob.kill()
-

@@ -158,4 +158,3 @@ def test_a2a_objects_travel_unchanged_on_slim_are_checked_and_have_no_mcp_form()
     assert untranslatable(unknown, Protocol.A2A, Protocol.SLIM).reason == MALFORMED
     not_a2a = Envelope(Protocol.A2A, "text/plain", b"{}", {"agent_id": "alice"})
     assert untranslatable(not_a2a, Protocol.A2A, Protocol.SLIM).reason == MALFORMED
-

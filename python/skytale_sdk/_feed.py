@@ -187,9 +187,7 @@ class ChannelFeed:
         """Whether the listener has moved everything up to ``target`` into the inboxes, or will move nothing
         more for now (ended, stopping, or held back by a full inbox)."""
         with self._cond:
-            return (
-                self._moved_seq >= target or self._ended or self._stopping or self._any_inbox_holds_listener()
-            )
+            return self._moved_seq >= target or self._ended or self._stopping or self._any_inbox_holds_listener()
 
     def receive(self, timeout: float, consumer: object = DEFAULT_CONSUMER) -> list[Message]:
         """Waits up to ``timeout`` seconds for the consumer's messages; once there are some, also takes every

@@ -81,9 +81,7 @@ class Channel:
         is sent; a later failure raises with a message saying how many of the batch were stored (the first ones,
         in order)."""
     @overload
-    def messages(
-        self, with_meta: Literal[False] = False, timeout: float | None = None
-    ) -> MessageIterator[bytes]: ...
+    def messages(self, with_meta: Literal[False] = False, timeout: float | None = None) -> MessageIterator[bytes]: ...
     @overload
     def messages(self, with_meta: Literal[True], timeout: float | None = None) -> MessageIterator[Message]: ...
     def sync(self, timeout: float | None = None) -> bool:

@@ -97,9 +97,7 @@ class Route:
         self._error: str | None = None
         self._stopping = threading.Event()
         self._view: ChannelView = manager.view(source)
-        self._thread = threading.Thread(
-            target=self._run, name=f"skytale-bridge:{source}->{target}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"skytale-bridge:{source}->{target}", daemon=True)
         self._thread.start()
 
     def stats(self) -> RouteStats:

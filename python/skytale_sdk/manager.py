@@ -273,7 +273,9 @@ class SkytaleChannelManager(Closing):
         with self._lock:
             feed = self._feeds.get(channel_name)
         if feed is None:
-            raise ChannelError(f"channel error: unknown channel: {channel_name} (not created or joined by this manager)")
+            raise ChannelError(
+                f"channel error: unknown channel: {channel_name} (not created or joined by this manager)"
+            )
         return feed
 
 

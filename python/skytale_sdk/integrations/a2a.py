@@ -385,4 +385,3 @@ def _metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:
     except (json_format.ParseError, TypeError, ValueError) as error:
         raise ValueError(f"metadata must hold JSON values only: {error}") from None
     return dict(metadata)
-

@@ -336,9 +336,7 @@ def _decode(envelope: Envelope) -> _Incoming:
 
 
 @asynccontextmanager
-async def skytale_client(
-    manager: AnyManager, channel: str, *, server: bytes | None = None
-) -> AsyncIterator[Streams]:
+async def skytale_client(manager: AnyManager, channel: str, *, server: bytes | None = None) -> AsyncIterator[Streams]:
     """``async with skytale_client(manager, channel) as (read, write): async with ClientSession(read, write)``.
 
     Like ``mcp.client.stdio.stdio_client``, over the channel. ``server``, the server's identity, makes the client
@@ -349,9 +347,7 @@ async def skytale_client(
 
 
 @asynccontextmanager
-async def skytale_server(
-    manager: AnyManager, channel: str, *, client: bytes | None = None
-) -> AsyncIterator[Streams]:
+async def skytale_server(manager: AnyManager, channel: str, *, client: bytes | None = None) -> AsyncIterator[Streams]:
     """``async with skytale_server(manager, channel) as (read, write): await server.run(read, write,
     server.create_initialization_options())``, for a low-level ``mcp.server.lowlevel.Server``; see
     :func:`serve` for an ``MCPServer`` (FastMCP). Like ``mcp.server.stdio.stdio_server``, over the channel.

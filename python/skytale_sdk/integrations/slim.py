@@ -50,9 +50,7 @@ class SLIMAdapter(Closing):
         self._stats = ReaderStats()
         self._closed = False
 
-    def publish(
-        self, destination: str, payload: bytes | str, content_type: str = DEFAULT_CONTENT_TYPE
-    ) -> None:
+    def publish(self, destination: str, payload: bytes | str, content_type: str = DEFAULT_CONTENT_TYPE) -> None:
         """Sends ``payload`` (str is encoded as UTF-8; the content type stays what is given) to the channel
         ``destination``; returns once the relay has stored it. Raises ``TypeError`` for a payload that is not
         bytes or str, ``ValueError`` for an empty content type, ``ChannelError`` for a channel the manager does
