@@ -1,9 +1,25 @@
-"""Type stubs for the native extension ``skytale_sdk._native``."""
+"""Type stubs for the native extension ``skytale_sdk._native``, checked against the built module by stubtest
+(scripts/lint.sh)."""
 
 import os
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Literal, TypeVar, overload
+from typing import Literal, TypeVar, final, overload
+
+__all__ = [
+    "SkytaleClient",
+    "Channel",
+    "MessageIterator",
+    "Message",
+    "SyncRequest",
+    "SkytaleError",
+    "MlsError",
+    "TransportError",
+    "ChannelError",
+    "AuthError",
+    "QuotaExceededError",
+    "_interpreter_exiting",
+]
 
 class SkytaleError(RuntimeError):
     """Base class of every Skytale error."""
@@ -16,6 +32,7 @@ class ChannelError(SkytaleError): ...
 class AuthError(SkytaleError): ...
 class QuotaExceededError(SkytaleError): ...
 
+@final
 class Message:
     """A received message with its metadata (from ``Channel.messages(with_meta=True)``)."""
 
@@ -38,6 +55,7 @@ class Message:
 
 _Item = TypeVar("_Item", bytes, Message)
 
+@final
 class MessageIterator(Iterator[_Item]):
     """Blocks (GIL released) until the next message; ends when the channel or client is closed.
 
@@ -51,12 +69,14 @@ class MessageIterator(Iterator[_Item]):
         waiting (taken from the inbox in one store transaction), in order. ``[]`` once the iterator has ended;
         raises what ``next()`` raises (an error comes on its own, after the messages before it)."""
 
+@final
 class SyncRequest:
     """A ``Channel.sync()`` whose relay head query is already on its way (``Channel.start_sync()``)."""
 
     def wait(self, timeout: float | None = None) -> bool:
         """As ``Channel.sync(timeout)``, for the head asked when the request was started. Once per request."""
 
+@final
 class Channel:
     """An encrypted channel; every method may be called from any thread."""
 
@@ -99,17 +119,18 @@ class Channel:
     def close(self) -> None:
         """Ends this channel's iterators in this process."""
 
+@final
 class SkytaleClient:
     """Connects to a relay; creates, joins and reopens channels stored in ``data_dir``."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         endpoint: str,
         data_dir: str | os.PathLike[str],
         identity: bytes,
         api_key: str | None = None,
         api_url: str | None = None,
-    ) -> None: ...
+    ) -> SkytaleClient: ...
     @property
     def identity(self) -> bytes: ...
     @property
@@ -129,7 +150,11 @@ class SkytaleClient:
     def __enter__(self) -> SkytaleClient: ...
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
     ) -> bool: ...
+
+def _interpreter_exiting() -> None:
+    """The native module's own ``atexit`` hook (registered on import): closes the gate that parks threads whose
+    native call returns during interpreter finalization (docs/python.md, "Interpreter exit")."""
