@@ -11,4 +11,13 @@ log() { printf '==> lint: %s\n' "$*" >&2; }
 log "cargo fmt --check"
 cargo fmt --all --check
 
-# Python checks (ruff, stubtest) follow here.
+python_sources=(python tests examples benches scripts/*.py)
+log "ruff check"
+.venv/bin/ruff check "${python_sources[@]}"
+log "ruff format --check"
+.venv/bin/ruff format --check "${python_sources[@]}"
+
+# The stub in the tree (MYPYPATH) against the native module built into .venv by scripts/setup.sh; mypy's cache goes
+# under target/ rather than into the work tree.
+log "stubtest skytale_sdk._native"
+MYPYPATH=python MYPY_CACHE_DIR=target/mypy-cache .venv/bin/python -m mypy.stubtest skytale_sdk._native

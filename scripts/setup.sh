@@ -45,11 +45,12 @@ if [ ! -x .venv/bin/python ]; then
     log "creating .venv"
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout, hypothesis, a2a, mcp, uvicorn' >/dev/null 2>&1; then
-    log "installing maturin, pytest, hypothesis and the integrations' packages (a2a-sdk, mcp) into .venv"
+if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout, hypothesis, a2a, mcp, uvicorn, ruff, mypy' \
+    >/dev/null 2>&1; then
+    log "installing maturin, pytest, hypothesis, ruff, mypy and the integrations' packages (a2a-sdk, mcp) into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q 'maturin>=1.8,<2' pytest pytest-timeout hypothesis \
-        'a2a-sdk[http-server]>=1.3,<2' 'mcp>=2.3,<3' uvicorn
+        'a2a-sdk[http-server]>=1.3,<2' 'mcp>=2.3,<3' uvicorn 'ruff>=0.17,<0.18' 'mypy>=2,<3'
 fi
 
 log "building the skytale CLI (release)"
