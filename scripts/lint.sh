@@ -11,4 +11,11 @@ log() { printf '==> lint: %s\n' "$*" >&2; }
 log "cargo fmt --check"
 cargo fmt --all --check
 
+# --release shares build-script outputs (ring, the proto code generation) with setup.sh's release build.
+log "cargo clippy (warnings denied)"
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+
+log "module cycles"
+python3 scripts/module_cycles.py
+
 # Python checks (ruff, stubtest) follow here.
