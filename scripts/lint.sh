@@ -11,6 +11,13 @@ log() { printf '==> lint: %s\n' "$*" >&2; }
 log "cargo fmt --check"
 cargo fmt --all --check
 
+# --release shares build-script outputs (ring, the proto code generation) with setup.sh's release build.
+log "cargo clippy (warnings denied)"
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+
+log "module cycles"
+python3 scripts/module_cycles.py
+
 python_sources=(python tests examples benches scripts/*.py)
 log "ruff check"
 .venv/bin/ruff check "${python_sources[@]}"

@@ -69,6 +69,7 @@ pub fn rss_bytes(pid: &str) -> anyhow::Result<u64> {
 }
 
 /// CPU time (user + system) process `pid` has used so far, from `/proc/PID/stat`.
+#[allow(unsafe_code)] // sysconf
 pub fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc stat")?;
     // Fields after the command name, which is in parentheses and may contain spaces.
@@ -81,6 +82,7 @@ pub fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
 }
 
 /// Raises this process's open-file limit to its hard limit (children inherit it); returns the new limit.
+#[allow(unsafe_code)] // getrlimit, setrlimit
 pub fn raise_open_files_limit() -> anyhow::Result<u64> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `limit` is a valid rlimit for the duration of both calls.
@@ -93,5 +95,5 @@ pub fn raise_open_files_limit() -> anyhow::Result<u64> {
             bail!("setrlimit: {}", std::io::Error::last_os_error());
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }

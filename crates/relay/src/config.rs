@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::RelayAuth;
 
-/// Default retention: messages older than a week are dropped (DESIGN §3.6).
+/// Default retention: messages older than a week are dropped (docs/relay.md, "Retention").
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// How hard SQLite works to make an acknowledged append survive a crash.

@@ -1,5 +1,5 @@
 //! Skytale relay: an AGNTCY SLIM data-plane endpoint (`DataPlaneService/OpenChannel`) that is also the MLS
-//! Delivery Service of every channel it carries (DESIGN §3, `docs/protocol.md`).
+//! Delivery Service of every channel it carries (`docs/protocol.md`, "Delivery-Service rules").
 //!
 //! Reading order follows the path of a message:
 //! [`service`] accepts a stream → [`session`] reads its frames → [`publish`] validates a publish (with

@@ -266,7 +266,7 @@ impl Sequencer {
     }
 }
 
-/// Applies the Delivery-Service rules (DESIGN §3) to one request, in log order:
+/// Applies the Delivery-Service rules (`docs/protocol.md`) to one request, in log order:
 /// an already stored msg id is answered with its original seq; the channel is bound to the group of its first
 /// message; the message epoch must be the channel's current epoch; an accepted commit opens the next epoch.
 fn admit(

@@ -1,6 +1,6 @@
-//! Retention (DESIGN §3.6): a background task that periodically drops messages older than the configured age,
-//! and the oldest ones beyond the per-channel byte budget. Subscriptions that ask for dropped messages get
-//! `retention_expired` instead of a silent gap (see [`crate::channel::ChannelFeed`]).
+//! Retention (docs/relay.md, "Retention"): a background task that periodically drops messages older than the
+//! configured age, and the oldest ones beyond the per-channel byte budget. Subscriptions that ask for dropped
+//! messages get `retention_expired` instead of a silent gap (see [`crate::channel::ChannelFeed`]).
 
 use std::sync::Arc;
 use std::time::Duration;

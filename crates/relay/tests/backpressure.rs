@@ -1,5 +1,6 @@
-//! Backpressure, never silent loss (DESIGN §3.5): a subscriber that does not read makes its own stream lag,
-//! while publishers and other subscribers carry on, and it later receives everything in order.
+//! Backpressure, never silent loss (docs/relay.md, "Memory and backpressure"): a subscriber that does not read
+//! makes its own stream lag, while publishers and other subscribers carry on, and it later receives everything in
+//! order.
 
 mod common;
 
