@@ -452,3 +452,71 @@ impl Client {
         self.core.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Weak;
+
+    use skytale_relay::{Relay, RelayConfig, RelayHandle};
+    use tempfile::TempDir;
+
+    use super::*;
+
+    /// A relay on loopback. It runs on its own runtime: the client's blocking calls must not run inside one.
+    struct LoopbackRelay {
+        handle: RelayHandle,
+        _runtime: tokio::runtime::Runtime,
+        _dir: TempDir,
+    }
+
+    impl LoopbackRelay {
+        fn start() -> Self {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
+            let handle = runtime.block_on(Relay::start(config)).unwrap();
+            Self { handle, _runtime: runtime, _dir: dir }
+        }
+    }
+
+    /// A client that created a channel and sent on it, and a weak reference to its store.
+    fn client_with_a_channel(relay: &LoopbackRelay, data_dir: &TempDir) -> (Client, Channel, Weak<Store>) {
+        let client = Client::connect(ClientConfig {
+            endpoint: format!("http://{}", relay.handle.local_addr()),
+            data_dir: data_dir.path().to_path_buf(),
+            identity: b"agent-a".to_vec(),
+            api_key: None,
+            api_url: None,
+        })
+        .unwrap();
+        let store = Arc::downgrade(&client.core.ctx.store);
+        let channel = client.create_channel("acme/lifecycle/general").unwrap();
+        channel.send(b"one message").unwrap();
+        (client, channel, store)
+    }
+
+    #[test]
+    fn a_closed_client_frees_its_store() {
+        let relay = LoopbackRelay::start();
+        let data_dir = tempfile::tempdir().unwrap();
+        let (client, channel, store) = client_with_a_channel(&relay, &data_dir);
+        client.close();
+        drop((client, channel));
+        assert!(store.upgrade().is_none(), "the store (its SQLite connections) outlived the closed client");
+    }
+
+    #[test]
+    fn dropping_the_last_handle_frees_the_store() {
+        let relay = LoopbackRelay::start();
+        let data_dir = tempfile::tempdir().unwrap();
+        let (client, channel, store) = client_with_a_channel(&relay, &data_dir);
+        drop((client, channel));
+        // Without close, the runtime stops in the background: its worker threads drop the tasks that still hold
+        // the channel's state (and through it the store) a moment later.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "the store (its SQLite connections) outlived the dropped client");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
