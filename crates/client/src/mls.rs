@@ -13,18 +13,14 @@ use mls_rs::client_builder::{
 use mls_rs::group::{CommitMessageDescription, Member};
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
-use mls_rs::CipherSuite;
 use mls_rs_provider_sqlite::connection_strategy::FileConnectionStrategy;
 use mls_rs_provider_sqlite::storage::SqLiteKeyPackageStorage;
 use mls_rs_provider_sqlite::SqLiteDataStorageEngine;
 
 use crate::error::Error;
-use crate::identity::SigningKey;
+use crate::identity::{SigningKey, CIPHER_SUITE};
 use crate::signing::CachedKeyProvider;
 use crate::store::{GroupStore, Store};
-
-/// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.
-pub(crate) const CIPHER_SUITE: CipherSuite = CipherSuite::CURVE25519_AES128;
 
 pub(crate) type MlsConfig = WithCryptoProvider<
     CachedKeyProvider,
