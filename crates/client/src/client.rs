@@ -25,7 +25,7 @@ use crate::state::ChannelState;
 use crate::store::{ChannelRecord, ChannelStatus, Store};
 use crate::tls::TrustRoots;
 use crate::transport::{Relay, RelayAccess};
-use crate::{admission, identity, joining, state::Lifecycle};
+use crate::{admission, identity, inbound, joining, state::Lifecycle};
 
 /// Longest identity rendered into the client's SLIM source name.
 const SOURCE_NAME_HEX_LEN: usize = 64;
@@ -252,7 +252,7 @@ impl Client {
                 let state = ChannelState::new(name, ctx.clone(), group, record);
                 ctx.channels()?.insert(state.name.to_string(), state.clone());
                 if active {
-                    state.start(false).await?;
+                    inbound::start(&state, false).await?;
                     if let (true, Some(api)) = (owner, &ctx.api) {
                         admission::ensure_running(&state, api)?;
                     }
@@ -388,7 +388,7 @@ impl Client {
             channels.insert(name.to_string(), state.clone());
             state
         };
-        let relay_epoch = match state.start(true).await {
+        let relay_epoch = match inbound::start(&state, true).await {
             Ok(epoch) => epoch,
             Err(e) => {
                 self.discard(&state, &record).await;

@@ -24,15 +24,28 @@ use crate::frames::Delivery;
 use crate::mls::{apply_own_commit, identity_at, mls_err, MlsGroup};
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::{ChannelStatus, InboxItem};
-use crate::transport::ChannelEvent;
+use crate::transport::{ChannelEvent, Route};
 
+/// Deliveries queued per channel before the stream is slowed down.
+const EVENT_QUEUE: usize = 1024;
 /// Most deliveries applied in one store transaction.
 const BATCH: usize = 64;
 const FIRST_STORE_RETRY: Duration = Duration::from_millis(200);
 const MAX_STORE_RETRY: Duration = Duration::from_secs(5);
 
+/// Starts the inbound worker of `state`'s channel and subscribes the channel from its resume point. With
+/// `wait_for_ack`, returns the relay's current epoch for the channel (`None`: the relay has no message for it yet).
+pub(crate) async fn start(state: &Arc<ChannelState>, wait_for_ack: bool) -> Result<Option<u64>, Error> {
+    let (events, queue) = mpsc::channel(EVENT_QUEUE);
+    tokio::spawn(run(state.clone(), queue));
+    let progress = state.progress.subscribe();
+    let route = Route { events, resume_from: Box::new(move || progress.borrow().resume_point()) };
+    let start = state.progress.borrow().resume_point();
+    state.ctx.relay.subscribe(&state.name, start, route, wait_for_ack).await
+}
+
 /// Runs until the channel's route is dropped (leave, removal, client close).
-pub(crate) async fn run(state: Arc<ChannelState>, mut events: mpsc::Receiver<ChannelEvent>) {
+async fn run(state: Arc<ChannelState>, mut events: mpsc::Receiver<ChannelEvent>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut store_retry: Option<Duration> = None;
     loop {

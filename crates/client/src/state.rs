@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use skytale_proto::ChannelName;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{watch, Mutex};
 use tokio::time::{timeout_at, Instant};
 
 use crate::context::Context;
@@ -18,10 +18,7 @@ use crate::error::Error;
 use crate::frames::StartPoint;
 use crate::mls::{mls_err, MlsGroup};
 use crate::store::{ChannelRecord, ChannelStatus, InboxItem};
-use crate::transport::{Route, SEND_DEADLINE};
-
-/// Deliveries queued per channel before the stream is slowed down.
-const EVENT_QUEUE: usize = 1024;
+use crate::transport::SEND_DEADLINE;
 
 /// Where the channel stands, published after every change so waiters (recv, commit retries) wake up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,17 +135,6 @@ impl ChannelState {
 
     pub fn lifecycle(&self) -> Lifecycle {
         self.progress.borrow().lifecycle
-    }
-
-    /// Starts the inbound worker and subscribes the channel from its resume point. With `wait_for_ack`, returns
-    /// the relay's current epoch for the channel (`None`: the relay has no message for it yet).
-    pub async fn start(self: &Arc<Self>, wait_for_ack: bool) -> Result<Option<u64>, Error> {
-        let (events, queue) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(crate::inbound::run(self.clone(), queue));
-        let progress = self.progress.subscribe();
-        let route = Route { events, resume_from: Box::new(move || progress.borrow().resume_point()) };
-        let start = self.progress.borrow().resume_point();
-        self.ctx.relay.subscribe(&self.name, start, route, wait_for_ack).await
     }
 
     /// Marks the channel as owned by this client (it admits invite joiners), durably.
