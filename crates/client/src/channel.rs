@@ -139,7 +139,7 @@ impl Channel {
 
     /// Leaves the channel: proposes this member's removal (the others commit it) and forgets the channel.
     pub fn leave(&self) -> Result<(), Error> {
-        self.client.block_on(self.state.leave())
+        self.client.block_on(self.state.leave(&self.client.channels))
     }
 
     /// Identities of the current members.

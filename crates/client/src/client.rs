@@ -21,7 +21,7 @@ use crate::context::Context;
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::mls::{build_client, mls_err, MlsGroup};
-use crate::state::ChannelState;
+use crate::state::{ChannelState, ChannelTable};
 use crate::store::{ChannelRecord, ChannelStatus, Store};
 use crate::tls::TrustRoots;
 use crate::transport::{Relay, RelayAccess};
@@ -52,6 +52,8 @@ pub(crate) struct ClientCore {
     handle: tokio::runtime::Handle,
     calls: Calls,
     pub ctx: Arc<Context>,
+    /// The open channels by name. Only the core holds it (see `ChannelTable`).
+    pub channels: ChannelTable,
     pub config: ClientConfig,
 }
 
@@ -152,7 +154,8 @@ impl ClientCore {
             }
         }
         self.ctx.store.stop_checkpoints();
-        self.ctx.release_channels();
+        // A closed client keeps no channel: `channels()` is empty and the groups are freed while handles live.
+        self.channels.clear();
     }
 }
 
@@ -163,7 +166,6 @@ impl Drop for ClientCore {
             // Never blocks, so dropping the last handle is safe from any context.
             runtime.shutdown_background();
         }
-        self.ctx.release_channels();
     }
 }
 
@@ -241,6 +243,7 @@ impl Client {
             handle,
             calls: Calls::default(),
             ctx: ctx.clone(),
+            channels: ChannelTable::default(),
             config,
         });
         core.block_on(async {
@@ -250,7 +253,7 @@ impl Client {
                 let active = record.status == ChannelStatus::Active;
                 let owner = record.owner;
                 let state = ChannelState::new(name, ctx.clone(), group, record);
-                ctx.channels()?.insert(state.name.to_string(), state.clone());
+                core.channels.lock()?.insert(state.name.to_string(), state.clone());
                 if active {
                     inbound::start(&state, false).await?;
                     if let (true, Some(api)) = (owner, &ctx.api) {
@@ -298,7 +301,7 @@ impl Client {
         let name = ChannelName::parse(channel)?;
         let api = self.api("invite")?;
         let state =
-            self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
+            self.core.channels.get(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
         state.ensure_active()?;
         self.core.block_on(async {
             let token = api.create_invite(name.as_str(), max_uses, ttl).await?;
@@ -314,7 +317,7 @@ impl Client {
     pub fn join_with_token(&self, channel: &str, token: &str, timeout: Duration) -> Result<Channel, Error> {
         let name = ChannelName::parse(channel)?;
         let api = self.api("join_with_token")?;
-        if self.core.ctx.channel(name.as_str())?.is_some() {
+        if self.core.channels.get(name.as_str())?.is_some() {
             return Err(Error::Channel(format!("channel already exists: {name}")));
         }
         let key_package = self.generate_key_package()?;
@@ -378,7 +381,7 @@ impl Client {
             owner,
         };
         let state = {
-            let mut channels = ctx.channels()?;
+            let mut channels = self.core.channels.lock()?;
             if channels.contains_key(name.as_str()) {
                 return Err(Error::Channel(format!("channel already exists: {name}")));
             }
@@ -414,7 +417,7 @@ impl Client {
         let ctx = &self.core.ctx;
         ctx.relay.unsubscribe(&state.name).await;
         state.progress.send_modify(|p| p.lifecycle = Lifecycle::Left);
-        if let Ok(mut channels) = ctx.channels() {
+        if let Ok(mut channels) = self.core.channels.lock() {
             channels.remove(state.name.as_str());
         }
         if let Err(e) = ctx.store.delete_channel(&record.name, &record.group_id) {
@@ -424,7 +427,7 @@ impl Client {
 
     /// Names of every channel in the registry (including ones this client was removed from); none once closed.
     pub fn channels(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.core.ctx.channels().map(|c| c.keys().cloned().collect()).unwrap_or_default();
+        let mut names: Vec<String> = self.core.channels.lock().map(|c| c.keys().cloned().collect()).unwrap_or_default();
         names.sort();
         names
     }
@@ -432,12 +435,12 @@ impl Client {
     /// A handle to a channel in the registry.
     pub fn open_channel(&self, name: &str) -> Result<Channel, Error> {
         let name = ChannelName::parse(name)?;
-        // A closed client has let go of its channel table (see `Context::release_channels`).
+        // A closed client has let go of its channel table (see `ClientCore::close`).
         if self.core.ctx.is_closed() {
             return Err(Error::Runtime("client is closed".into()));
         }
         let state =
-            self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
+            self.core.channels.get(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
         Ok(Channel::new(self.core.clone(), state))
     }
 

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::frames::PayloadKind;
 use crate::inbound::leaving_members;
 use crate::mls::{mls_err, MlsGroup};
-use crate::state::{ChannelState, Lifecycle};
+use crate::state::{ChannelState, ChannelTable, Lifecycle};
 use crate::transport::{refusal_error, BatchOutcome, PublishOutcome};
 
 /// How many times an operation is rebuilt after losing an epoch race before giving up.
@@ -248,9 +248,9 @@ impl ChannelState {
         Ok(())
     }
 
-    /// Publishes a proposal removing this member, then forgets the channel locally. The remaining members commit
-    /// the removal.
-    pub async fn leave(self: &Arc<Self>) -> Result<(), Error> {
+    /// Publishes a proposal removing this member, then forgets the channel locally (also in `channels`). The
+    /// remaining members commit the removal.
+    pub async fn leave(self: &Arc<Self>, channels: &ChannelTable) -> Result<(), Error> {
         let _serialised = self.ops.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let proposal = {
@@ -275,14 +275,14 @@ impl ChannelState {
                 PublishOutcome::Refused(r) => return Err(refusal_error(&r)),
             }
         }
-        self.forget().await
+        self.forget(channels).await
     }
 
-    async fn forget(&self) -> Result<(), Error> {
+    async fn forget(&self, channels: &ChannelTable) -> Result<(), Error> {
         let core = self.core.lock().await;
         self.ctx.relay.unsubscribe(&self.name).await;
         self.ctx.store.delete_channel(self.name.as_str(), &core.record.group_id)?;
-        self.ctx.channels()?.remove(self.name.as_str());
+        channels.lock()?.remove(self.name.as_str());
         self.progress.send_modify(|p| p.lifecycle = Lifecycle::Left);
         Ok(())
     }

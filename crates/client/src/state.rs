@@ -5,9 +5,9 @@
 //! so the inbound worker can always make progress. `ops` serialises commit-producing operations of the channel:
 //! mls-rs keeps one pending commit per group, so two concurrent commits would overwrite each other's.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use skytale_proto::ChannelName;
 use tokio::sync::{watch, Mutex};
@@ -180,5 +180,24 @@ impl ChannelState {
                 )));
             }
         }
+    }
+}
+
+/// The open channels of a client, by name. The client's core owns it; a channel's state never refers to it (nor
+/// to the core), so the states and the [`Context`] they share cannot keep each other alive.
+#[derive(Default)]
+pub(crate) struct ChannelTable(std::sync::Mutex<HashMap<String, Arc<ChannelState>>>);
+
+impl ChannelTable {
+    pub fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, Arc<ChannelState>>>, Error> {
+        self.0.lock().map_err(|_| Error::Runtime("channel table lock poisoned".into()))
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<Arc<ChannelState>>, Error> {
+        Ok(self.lock()?.get(name).cloned())
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
