@@ -8,18 +8,9 @@ use tokio::time::Instant;
 
 use crate::client::ClientCore;
 use crate::error::Error;
-use crate::mls::{member_identity, mls_err};
+use crate::mls::{member_identity, mls_err, parse_key_package};
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::InboxItem;
-
-/// Parses an MLSMessage that must hold a key package.
-pub(crate) fn parse_key_package(bytes: &[u8]) -> Result<mls_rs::MlsMessage, Error> {
-    let message = mls_rs::MlsMessage::from_bytes(bytes).map_err(mls_err("malformed key package"))?;
-    if message.as_key_package().is_none() {
-        return Err(Error::Mls(format!("malformed key package: got a {:?} message", message.wire_format())));
-    }
-    Ok(message)
-}
 
 /// A decrypted message from another member.
 #[derive(Clone, Debug, PartialEq, Eq)]

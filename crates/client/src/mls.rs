@@ -75,6 +75,15 @@ pub(crate) fn apply_own_commit(
     Some(group.apply_pending_commit())
 }
 
+/// Parses an MLSMessage that must hold a key package.
+pub(crate) fn parse_key_package(bytes: &[u8]) -> Result<mls_rs::MlsMessage, Error> {
+    let message = mls_rs::MlsMessage::from_bytes(bytes).map_err(mls_err("malformed key package"))?;
+    if message.as_key_package().is_none() {
+        return Err(Error::Mls(format!("malformed key package: got a {:?} message", message.wire_format())));
+    }
+    Ok(message)
+}
+
 /// Wraps an mls-rs error with what the client was doing.
 pub(crate) fn mls_err(context: &str) -> impl FnOnce(mls_rs::error::MlsError) -> Error + '_ {
     move |e| Error::Mls(format!("{context}: {e}"))
