@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::ClientCore;
 use crate::error::Error;
 use crate::mls::{member_identity, mls_err, parse_key_package};
+use crate::runtime::ClientCore;
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::InboxItem;
 

@@ -1,16 +1,15 @@
 //! The public, blocking client: opens a data_dir, connects to the relay, and creates/joins/reopens channels.
 //!
-//! Every public method blocks on the client's own tokio runtime, so callers (the Python bindings) can use it
-//! from any thread without an event loop; `Client` and `Channel` are cheap clones of shared handles.
+//! Every public method blocks on the client's own tokio runtime (see `runtime`), so callers (the Python bindings)
+//! can use it from any thread without an event loop; `Client` and `Channel` are cheap clones of shared handles.
 //!
 //! With an API (`api_url` + `api_key`), the relay stream is authenticated with JWTs from the API, created
 //! channels are registered there and owned (this client admits invite joiners, see `admission`), and
 //! `invite` / `join_with_token` run the invite flow.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use mls_rs::ExtensionList;
 use skytale_proto::ChannelName;
@@ -21,7 +20,8 @@ use crate::context::Context;
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::mls::{build_client, mls_err, MlsGroup};
-use crate::state::{ChannelState, ChannelTable};
+use crate::runtime::{new_runtime, ClientCore};
+use crate::state::ChannelState;
 use crate::store::{ChannelRecord, ChannelStatus, Store};
 use crate::tls::TrustRoots;
 use crate::transport::{Relay, RelayAccess};
@@ -47,132 +47,11 @@ pub struct ClientConfig {
     pub api_url: Option<String>,
 }
 
-pub(crate) struct ClientCore {
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    handle: tokio::runtime::Handle,
-    calls: Calls,
-    pub ctx: Arc<Context>,
-    /// The open channels by name. Only the core holds it (see `ChannelTable`).
-    pub channels: ChannelTable,
-    pub config: ClientConfig,
-}
-
-/// How long `close` waits for blocking calls still running on other threads (they were all woken by the close)
-/// and then for the runtime's tasks, before it stops waiting.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Blocking calls in flight on the runtime. `close` must not shut the runtime down under a running `block_on`
-/// (its timers would fail inside the caller's thread), so it waits for them to drain, and no call starts once
-/// closing began.
-#[derive(Default)]
-struct Calls {
-    state: Mutex<CallState>,
-    drained: Condvar,
-}
-
-#[derive(Default)]
-struct CallState {
-    active: usize,
-    closing: bool,
-}
-
-/// Marks one blocking call as finished when dropped (also on unwind).
-struct CallGuard<'a>(&'a Calls);
-
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.active -= 1;
-        if state.active == 0 {
-            self.0.drained.notify_all();
-        }
-    }
-}
-
-impl Calls {
-    /// Registers a call, or `None` once the client is closing.
-    fn enter(&self) -> Option<CallGuard<'_>> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.closing {
-            return None;
-        }
-        state.active += 1;
-        Some(CallGuard(self))
-    }
-
-    /// Refuses new calls, then waits up to `grace` for the running ones to return.
-    fn close(&self, grace: Duration) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.closing = true;
-        let deadline = Instant::now() + grace;
-        while state.active > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            state = self.drained.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
-    }
-}
-
-impl ClientCore {
-    /// Runs `future` to completion on the client's runtime from a plain (non-async) thread.
-    pub fn block_on<T>(&self, future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::Runtime(
-                "blocking client call made from inside an async runtime; call it from a plain thread".into(),
-            ));
-        }
-        let _call = self.calls.enter().ok_or_else(|| Error::Runtime("client is closed".into()))?;
-        self.handle.block_on(future)
-    }
-
-    /// Starts `future` on the client's runtime without waiting for it.
-    pub fn spawn<T: Send + 'static>(
-        &self,
-        future: impl Future<Output = T> + Send + 'static,
-    ) -> tokio::task::JoinHandle<T> {
-        self.handle.spawn(future)
-    }
-
-    /// Whether `close` has begun: calls are refused from then on.
-    pub fn is_closing(&self) -> bool {
-        self.calls.state.lock().unwrap_or_else(|p| p.into_inner()).closing
-    }
-
-    /// Wakes every waiter, lets in-flight calls return, then stops the runtime and joins its threads.
-    fn close(&self) {
-        self.ctx.closed.send_replace(true);
-        self.ctx.relay.shutdown();
-        self.calls.close(CLOSE_GRACE);
-        if let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                // Joining threads is not allowed from async code; let them wind down on their own.
-                runtime.shutdown_background();
-            } else {
-                runtime.shutdown_timeout(CLOSE_GRACE);
-            }
-        }
-        self.ctx.store.stop_checkpoints();
-        // A closed client keeps no channel: `channels()` is empty and the groups are freed while handles live.
-        self.channels.clear();
-    }
-}
-
-impl Drop for ClientCore {
-    fn drop(&mut self) {
-        self.ctx.relay.shutdown();
-        if let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
-            // Never blocks, so dropping the last handle is safe from any context.
-            runtime.shutdown_background();
-        }
-    }
-}
-
 /// A connected Skytale client.
 #[derive(Clone)]
 pub struct Client {
     core: Arc<ClientCore>,
+    config: Arc<ClientConfig>,
 }
 
 fn source_name(identity: &[u8]) -> Result<skytale_proto::pb::Name, Error> {
@@ -216,13 +95,7 @@ impl Client {
         let key = identity::load_or_create(&config.data_dir, &config.identity)?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
         let mls = build_client(&key, &config.data_dir.join("keys.db"), store.clone())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("skytale-client")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime(format!("cannot start runtime: {e}")))?;
-        let handle = runtime.handle().clone();
+        let runtime = new_runtime()?;
         let access = RelayAccess {
             endpoint: config.endpoint.clone(),
             source: source_name(&config.identity)?,
@@ -238,14 +111,7 @@ impl Client {
             }
         };
         let ctx = Arc::new(Context::new(config.identity.clone(), store.clone(), mls, relay, api));
-        let core = Arc::new(ClientCore {
-            runtime: Mutex::new(Some(runtime)),
-            handle,
-            calls: Calls::default(),
-            ctx: ctx.clone(),
-            channels: ChannelTable::default(),
-            config,
-        });
+        let core = Arc::new(ClientCore::new(runtime, ctx.clone()));
         core.block_on(async {
             for record in store.channels()? {
                 let name = ChannelName::parse(&record.name)?;
@@ -263,12 +129,12 @@ impl Client {
             }
             Ok(())
         })?;
-        Ok(Client { core })
+        Ok(Client { core, config: Arc::new(config) })
     }
 
     /// The configuration this client was started with.
     pub fn config(&self) -> ClientConfig {
-        self.core.config.clone()
+        ClientConfig::clone(&self.config)
     }
 
     /// This client's identity bytes.
@@ -459,6 +325,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use std::sync::Weak;
+    use std::time::Instant;
 
     use skytale_relay::{Relay, RelayConfig, RelayHandle};
     use tempfile::TempDir;
