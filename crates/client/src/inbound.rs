@@ -9,12 +9,10 @@
 //! the batch's inbox rows are kept in memory and written, with the group state, by the next successful attempt;
 //! the worker retries on its own with backoff, so a quiet channel does not keep them in memory forever.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mls_rs::error::MlsError;
-use mls_rs::group::proposal::Proposal;
 use mls_rs::group::{CommitEffect, CommitMessageDescription, ReceivedMessage};
 use mls_rs::MlsMessage;
 use tokio::sync::mpsc;
@@ -22,6 +20,7 @@ use tokio::sync::mpsc;
 use crate::error::Error;
 use crate::frames::Delivery;
 use crate::mls::{apply_own_commit, identity_at, mls_err, MlsGroup};
+use crate::operations::is_designated_committer;
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::{ChannelStatus, InboxItem};
 use crate::transport::{ChannelEvent, Route};
@@ -186,28 +185,4 @@ fn commit_effect(applied: Result<CommitMessageDescription, MlsError>, seq: u64) 
             Effect::Deliver(InboxItem::MlsFailure { seq, reason: format!("cannot apply own commit seq {seq}: {e}") })
         }
     }
-}
-
-/// Pending proposals (a member leaving) are committed by exactly one member to avoid pointless races: the one
-/// with the lowest leaf index among those staying. The relay's one-commit-per-epoch rule arbitrates anyway.
-pub(crate) fn is_designated_committer(group: &MlsGroup) -> bool {
-    if !group.commit_required() {
-        return false;
-    }
-    let leaving = leaving_members(group);
-    let me = group.current_member_index();
-    !leaving.contains(&me)
-        && group.roster().members_iter().map(|m| m.index).filter(|i| !leaving.contains(i)).min() == Some(me)
-}
-
-/// Leaf indexes that pending remove proposals take out of the group.
-pub(crate) fn leaving_members(group: &MlsGroup) -> HashSet<u32> {
-    group
-        .get_cached_proposals()
-        .iter()
-        .filter_map(|p| match p.proposal() {
-            Proposal::Remove(r) => Some(r.to_remove()),
-            _ => None,
-        })
-        .collect()
 }

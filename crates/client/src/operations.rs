@@ -9,14 +9,15 @@
 //! times. Application messages refused as stale are re-encrypted at the new epoch and resent under the same
 //! msg-id.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use mls_rs::group::proposal::Proposal;
 use mls_rs::group::CommitOutput;
 use mls_rs::MlsMessage;
 
 use crate::error::Error;
 use crate::frames::PayloadKind;
-use crate::inbound::leaving_members;
 use crate::mls::{mls_err, MlsGroup};
 use crate::state::{ChannelState, ChannelTable, Lifecycle};
 use crate::transport::{refusal_error, BatchOutcome, PublishOutcome};
@@ -286,6 +287,30 @@ impl ChannelState {
         self.progress.send_modify(|p| p.lifecycle = Lifecycle::Left);
         Ok(())
     }
+}
+
+/// Pending proposals (a member leaving) are committed by exactly one member to avoid pointless races: the one
+/// with the lowest leaf index among those staying. The relay's one-commit-per-epoch rule arbitrates anyway.
+pub(crate) fn is_designated_committer(group: &MlsGroup) -> bool {
+    if !group.commit_required() {
+        return false;
+    }
+    let leaving = leaving_members(group);
+    let me = group.current_member_index();
+    !leaving.contains(&me)
+        && group.roster().members_iter().map(|m| m.index).filter(|i| !leaving.contains(i)).min() == Some(me)
+}
+
+/// Leaf indexes that pending remove proposals take out of the group.
+fn leaving_members(group: &MlsGroup) -> HashSet<u32> {
+    group
+        .get_cached_proposals()
+        .iter()
+        .filter_map(|p| match p.proposal() {
+            Proposal::Remove(r) => Some(r.to_remove()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn is_stale_refusal(outcome: &Option<PublishOutcome>) -> bool {
