@@ -17,9 +17,9 @@ use mls_rs::MlsMessage;
 use tokio::time::sleep;
 
 use crate::api::{ApiClient, ApiFailure, PendingJoin, LONG_POLL_WAIT};
-use crate::channel::parse_key_package;
 use crate::error::Error;
-use crate::mls::CIPHER_SUITE;
+use crate::identity::CIPHER_SUITE;
+use crate::mls::parse_key_package;
 use crate::state::{ChannelState, Lifecycle};
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);

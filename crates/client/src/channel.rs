@@ -6,20 +6,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::client::ClientCore;
 use crate::error::Error;
-use crate::mls::{member_identity, mls_err};
+use crate::mls::{member_identity, mls_err, parse_key_package};
+use crate::runtime::ClientCore;
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::InboxItem;
-
-/// Parses an MLSMessage that must hold a key package.
-pub(crate) fn parse_key_package(bytes: &[u8]) -> Result<mls_rs::MlsMessage, Error> {
-    let message = mls_rs::MlsMessage::from_bytes(bytes).map_err(mls_err("malformed key package"))?;
-    if message.as_key_package().is_none() {
-        return Err(Error::Mls(format!("malformed key package: got a {:?} message", message.wire_format())));
-    }
-    Ok(message)
-}
 
 /// A decrypted message from another member.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,7 +130,7 @@ impl Channel {
 
     /// Leaves the channel: proposes this member's removal (the others commit it) and forgets the channel.
     pub fn leave(&self) -> Result<(), Error> {
-        self.client.block_on(self.state.leave())
+        self.client.block_on(self.state.leave(&self.client.channels))
     }
 
     /// Identities of the current members.

@@ -1,16 +1,15 @@
 //! The public, blocking client: opens a data_dir, connects to the relay, and creates/joins/reopens channels.
 //!
-//! Every public method blocks on the client's own tokio runtime, so callers (the Python bindings) can use it
-//! from any thread without an event loop; `Client` and `Channel` are cheap clones of shared handles.
+//! Every public method blocks on the client's own tokio runtime (see `runtime`), so callers (the Python bindings)
+//! can use it from any thread without an event loop; `Client` and `Channel` are cheap clones of shared handles.
 //!
 //! With an API (`api_url` + `api_key`), the relay stream is authenticated with JWTs from the API, created
 //! channels are registered there and owned (this client admits invite joiners, see `admission`), and
 //! `invite` / `join_with_token` run the invite flow.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use mls_rs::ExtensionList;
 use skytale_proto::ChannelName;
@@ -21,11 +20,12 @@ use crate::context::Context;
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::mls::{build_client, mls_err, MlsGroup};
+use crate::runtime::{new_runtime, ClientCore};
 use crate::state::ChannelState;
 use crate::store::{ChannelRecord, ChannelStatus, Store};
 use crate::tls::TrustRoots;
 use crate::transport::{Relay, RelayAccess};
-use crate::{admission, identity, joining, state::Lifecycle};
+use crate::{admission, identity, inbound, joining, state::Lifecycle};
 
 /// Longest identity rendered into the client's SLIM source name.
 const SOURCE_NAME_HEX_LEN: usize = 64;
@@ -47,130 +47,11 @@ pub struct ClientConfig {
     pub api_url: Option<String>,
 }
 
-pub(crate) struct ClientCore {
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    handle: tokio::runtime::Handle,
-    calls: Calls,
-    pub ctx: Arc<Context>,
-    pub config: ClientConfig,
-}
-
-/// How long `close` waits for blocking calls still running on other threads (they were all woken by the close)
-/// and then for the runtime's tasks, before it stops waiting.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Blocking calls in flight on the runtime. `close` must not shut the runtime down under a running `block_on`
-/// (its timers would fail inside the caller's thread), so it waits for them to drain, and no call starts once
-/// closing began.
-#[derive(Default)]
-struct Calls {
-    state: Mutex<CallState>,
-    drained: Condvar,
-}
-
-#[derive(Default)]
-struct CallState {
-    active: usize,
-    closing: bool,
-}
-
-/// Marks one blocking call as finished when dropped (also on unwind).
-struct CallGuard<'a>(&'a Calls);
-
-impl Drop for CallGuard<'_> {
-    fn drop(&mut self) {
-        let mut state = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.active -= 1;
-        if state.active == 0 {
-            self.0.drained.notify_all();
-        }
-    }
-}
-
-impl Calls {
-    /// Registers a call, or `None` once the client is closing.
-    fn enter(&self) -> Option<CallGuard<'_>> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.closing {
-            return None;
-        }
-        state.active += 1;
-        Some(CallGuard(self))
-    }
-
-    /// Refuses new calls, then waits up to `grace` for the running ones to return.
-    fn close(&self, grace: Duration) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.closing = true;
-        let deadline = Instant::now() + grace;
-        while state.active > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            state = self.drained.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
-        }
-    }
-}
-
-impl ClientCore {
-    /// Runs `future` to completion on the client's runtime from a plain (non-async) thread.
-    pub fn block_on<T>(&self, future: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::Runtime(
-                "blocking client call made from inside an async runtime; call it from a plain thread".into(),
-            ));
-        }
-        let _call = self.calls.enter().ok_or_else(|| Error::Runtime("client is closed".into()))?;
-        self.handle.block_on(future)
-    }
-
-    /// Starts `future` on the client's runtime without waiting for it.
-    pub fn spawn<T: Send + 'static>(
-        &self,
-        future: impl Future<Output = T> + Send + 'static,
-    ) -> tokio::task::JoinHandle<T> {
-        self.handle.spawn(future)
-    }
-
-    /// Whether `close` has begun: calls are refused from then on.
-    pub fn is_closing(&self) -> bool {
-        self.calls.state.lock().unwrap_or_else(|p| p.into_inner()).closing
-    }
-
-    /// Wakes every waiter, lets in-flight calls return, then stops the runtime and joins its threads.
-    fn close(&self) {
-        self.ctx.closed.send_replace(true);
-        self.ctx.relay.shutdown();
-        self.calls.close(CLOSE_GRACE);
-        if let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                // Joining threads is not allowed from async code; let them wind down on their own.
-                runtime.shutdown_background();
-            } else {
-                runtime.shutdown_timeout(CLOSE_GRACE);
-            }
-        }
-        self.ctx.store.stop_checkpoints();
-        self.ctx.release_channels();
-    }
-}
-
-impl Drop for ClientCore {
-    fn drop(&mut self) {
-        self.ctx.relay.shutdown();
-        if let Some(runtime) = self.runtime.lock().ok().and_then(|mut r| r.take()) {
-            // Never blocks, so dropping the last handle is safe from any context.
-            runtime.shutdown_background();
-        }
-        self.ctx.release_channels();
-    }
-}
-
 /// A connected Skytale client.
 #[derive(Clone)]
 pub struct Client {
     core: Arc<ClientCore>,
+    config: Arc<ClientConfig>,
 }
 
 fn source_name(identity: &[u8]) -> Result<skytale_proto::pb::Name, Error> {
@@ -214,13 +95,7 @@ impl Client {
         let key = identity::load_or_create(&config.data_dir, &config.identity)?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
         let mls = build_client(&key, &config.data_dir.join("keys.db"), store.clone())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("skytale-client")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime(format!("cannot start runtime: {e}")))?;
-        let handle = runtime.handle().clone();
+        let runtime = new_runtime()?;
         let access = RelayAccess {
             endpoint: config.endpoint.clone(),
             source: source_name(&config.identity)?,
@@ -236,13 +111,7 @@ impl Client {
             }
         };
         let ctx = Arc::new(Context::new(config.identity.clone(), store.clone(), mls, relay, api));
-        let core = Arc::new(ClientCore {
-            runtime: Mutex::new(Some(runtime)),
-            handle,
-            calls: Calls::default(),
-            ctx: ctx.clone(),
-            config,
-        });
+        let core = Arc::new(ClientCore::new(runtime, ctx.clone()));
         core.block_on(async {
             for record in store.channels()? {
                 let name = ChannelName::parse(&record.name)?;
@@ -250,9 +119,9 @@ impl Client {
                 let active = record.status == ChannelStatus::Active;
                 let owner = record.owner;
                 let state = ChannelState::new(name, ctx.clone(), group, record);
-                ctx.channels()?.insert(state.name.to_string(), state.clone());
+                core.channels.lock()?.insert(state.name.to_string(), state.clone());
                 if active {
-                    state.start(false).await?;
+                    inbound::start(&state, false).await?;
                     if let (true, Some(api)) = (owner, &ctx.api) {
                         admission::ensure_running(&state, api)?;
                     }
@@ -260,12 +129,12 @@ impl Client {
             }
             Ok(())
         })?;
-        Ok(Client { core })
+        Ok(Client { core, config: Arc::new(config) })
     }
 
     /// The configuration this client was started with.
     pub fn config(&self) -> ClientConfig {
-        self.core.config.clone()
+        ClientConfig::clone(&self.config)
     }
 
     /// This client's identity bytes.
@@ -298,7 +167,7 @@ impl Client {
         let name = ChannelName::parse(channel)?;
         let api = self.api("invite")?;
         let state =
-            self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
+            self.core.channels.get(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
         state.ensure_active()?;
         self.core.block_on(async {
             let token = api.create_invite(name.as_str(), max_uses, ttl).await?;
@@ -314,7 +183,7 @@ impl Client {
     pub fn join_with_token(&self, channel: &str, token: &str, timeout: Duration) -> Result<Channel, Error> {
         let name = ChannelName::parse(channel)?;
         let api = self.api("join_with_token")?;
-        if self.core.ctx.channel(name.as_str())?.is_some() {
+        if self.core.channels.get(name.as_str())?.is_some() {
             return Err(Error::Channel(format!("channel already exists: {name}")));
         }
         let key_package = self.generate_key_package()?;
@@ -378,7 +247,7 @@ impl Client {
             owner,
         };
         let state = {
-            let mut channels = ctx.channels()?;
+            let mut channels = self.core.channels.lock()?;
             if channels.contains_key(name.as_str()) {
                 return Err(Error::Channel(format!("channel already exists: {name}")));
             }
@@ -388,7 +257,7 @@ impl Client {
             channels.insert(name.to_string(), state.clone());
             state
         };
-        let relay_epoch = match state.start(true).await {
+        let relay_epoch = match inbound::start(&state, true).await {
             Ok(epoch) => epoch,
             Err(e) => {
                 self.discard(&state, &record).await;
@@ -414,7 +283,7 @@ impl Client {
         let ctx = &self.core.ctx;
         ctx.relay.unsubscribe(&state.name).await;
         state.progress.send_modify(|p| p.lifecycle = Lifecycle::Left);
-        if let Ok(mut channels) = ctx.channels() {
+        if let Ok(mut channels) = self.core.channels.lock() {
             channels.remove(state.name.as_str());
         }
         if let Err(e) = ctx.store.delete_channel(&record.name, &record.group_id) {
@@ -424,7 +293,7 @@ impl Client {
 
     /// Names of every channel in the registry (including ones this client was removed from); none once closed.
     pub fn channels(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.core.ctx.channels().map(|c| c.keys().cloned().collect()).unwrap_or_default();
+        let mut names: Vec<String> = self.core.channels.lock().map(|c| c.keys().cloned().collect()).unwrap_or_default();
         names.sort();
         names
     }
@@ -432,12 +301,12 @@ impl Client {
     /// A handle to a channel in the registry.
     pub fn open_channel(&self, name: &str) -> Result<Channel, Error> {
         let name = ChannelName::parse(name)?;
-        // A closed client has let go of its channel table (see `Context::release_channels`).
+        // A closed client has let go of its channel table (see `ClientCore::close`).
         if self.core.ctx.is_closed() {
             return Err(Error::Runtime("client is closed".into()));
         }
         let state =
-            self.core.ctx.channel(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
+            self.core.channels.get(name.as_str())?.ok_or_else(|| Error::Channel(format!("unknown channel: {name}")))?;
         Ok(Channel::new(self.core.clone(), state))
     }
 
@@ -450,5 +319,74 @@ impl Client {
     /// then returns `Recv::Closed` and every other call fails with "client is closed".
     pub fn close(&self) {
         self.core.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Weak;
+    use std::time::Instant;
+
+    use skytale_relay::{Relay, RelayConfig, RelayHandle};
+    use tempfile::TempDir;
+
+    use super::*;
+
+    /// A relay on loopback. It runs on its own runtime: the client's blocking calls must not run inside one.
+    struct LoopbackRelay {
+        handle: RelayHandle,
+        _runtime: tokio::runtime::Runtime,
+        _dir: TempDir,
+    }
+
+    impl LoopbackRelay {
+        fn start() -> Self {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
+            let handle = runtime.block_on(Relay::start(config)).unwrap();
+            Self { handle, _runtime: runtime, _dir: dir }
+        }
+    }
+
+    /// A client that created a channel and sent on it, and a weak reference to its store.
+    fn client_with_a_channel(relay: &LoopbackRelay, data_dir: &TempDir) -> (Client, Channel, Weak<Store>) {
+        let client = Client::connect(ClientConfig {
+            endpoint: format!("http://{}", relay.handle.local_addr()),
+            data_dir: data_dir.path().to_path_buf(),
+            identity: b"agent-a".to_vec(),
+            api_key: None,
+            api_url: None,
+        })
+        .unwrap();
+        let store = Arc::downgrade(&client.core.ctx.store);
+        let channel = client.create_channel("acme/lifecycle/general").unwrap();
+        channel.send(b"one message").unwrap();
+        (client, channel, store)
+    }
+
+    #[test]
+    fn a_closed_client_frees_its_store() {
+        let relay = LoopbackRelay::start();
+        let data_dir = tempfile::tempdir().unwrap();
+        let (client, channel, store) = client_with_a_channel(&relay, &data_dir);
+        client.close();
+        drop((client, channel));
+        assert!(store.upgrade().is_none(), "the store (its SQLite connections) outlived the closed client");
+    }
+
+    #[test]
+    fn dropping_the_last_handle_frees_the_store() {
+        let relay = LoopbackRelay::start();
+        let data_dir = tempfile::tempdir().unwrap();
+        let (client, channel, store) = client_with_a_channel(&relay, &data_dir);
+        drop((client, channel));
+        // Without close, the runtime stops in the background: its worker threads drop the tasks that still hold
+        // the channel's state (and through it the store) a moment later.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "the store (its SQLite connections) outlived the dropped client");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

@@ -1,14 +1,16 @@
-//! What every part of a running client shares: storage, the MLS client, the relay link and the open channels.
+//! What every part of a running client shares: storage, the MLS client, the relay link and the API.
+//!
+//! Every channel's state holds the context, so the context holds no channel: the table of open channels belongs
+//! to the client's core. Nothing reachable from here leads back to a channel, so once the client's handles and
+//! its runtime's tasks are gone, so are the store, the MLS client and the groups.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
 use crate::api::ApiClient;
-use crate::error::Error;
 use crate::mls::MlsClient;
-use crate::state::ChannelState;
 use crate::store::Store;
 use crate::transport::Relay;
 
@@ -21,7 +23,6 @@ pub(crate) struct Context {
     pub api: Option<Arc<ApiClient>>,
     /// Channels whose admission task (see `admission`) is running.
     pub admissions: Mutex<HashSet<String>>,
-    channels: Mutex<HashMap<String, Arc<ChannelState>>>,
     /// Set once by `Client::close`; every `recv` then returns `Recv::Closed`.
     pub closed: watch::Sender<bool>,
 }
@@ -41,24 +42,8 @@ impl Context {
             relay,
             api,
             admissions: Mutex::new(HashSet::new()),
-            channels: Mutex::new(HashMap::new()),
             closed: watch::Sender::new(false),
         }
-    }
-
-    pub fn channels(&self) -> Result<MutexGuard<'_, HashMap<String, Arc<ChannelState>>>, Error> {
-        self.channels.lock().map_err(|_| Error::Runtime("channel table lock poisoned".into()))
-    }
-
-    pub fn channel(&self, name: &str) -> Result<Option<Arc<ChannelState>>, Error> {
-        Ok(self.channels()?.get(name).cloned())
-    }
-
-    /// Empties the channel table. Each channel's state points back at this context, so until the table lets go
-    /// of them the context, its store (SQLite connections) and the MLS client would keep each other alive after
-    /// the client is closed or dropped.
-    pub fn release_channels(&self) {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     pub fn is_closed(&self) -> bool {

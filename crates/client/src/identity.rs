@@ -11,13 +11,16 @@ use std::io::Write;
 use std::path::Path;
 
 use mls_rs::crypto::{SignaturePublicKey, SignatureSecretKey};
-use mls_rs::{CipherSuiteProvider, CryptoProvider};
+use mls_rs::{CipherSuite, CipherSuiteProvider, CryptoProvider};
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 
 use crate::error::Error;
-use crate::mls::CIPHER_SUITE;
 
 const KEY_FILE: &str = "identity.key";
+
+/// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the one ciphersuite of every channel. It lives with the
+/// identity because the stored signing key is a key of this suite (Ed25519).
+pub(crate) const CIPHER_SUITE: CipherSuite = CipherSuite::CURVE25519_AES128;
 
 /// The identity bytes with their signing key pair.
 #[derive(Clone)]

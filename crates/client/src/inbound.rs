@@ -9,12 +9,10 @@
 //! the batch's inbox rows are kept in memory and written, with the group state, by the next successful attempt;
 //! the worker retries on its own with backoff, so a quiet channel does not keep them in memory forever.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mls_rs::error::MlsError;
-use mls_rs::group::proposal::Proposal;
 use mls_rs::group::{CommitEffect, CommitMessageDescription, ReceivedMessage};
 use mls_rs::MlsMessage;
 use tokio::sync::mpsc;
@@ -22,17 +20,31 @@ use tokio::sync::mpsc;
 use crate::error::Error;
 use crate::frames::Delivery;
 use crate::mls::{apply_own_commit, identity_at, mls_err, MlsGroup};
+use crate::operations::is_designated_committer;
 use crate::state::{ChannelState, Lifecycle};
 use crate::store::{ChannelStatus, InboxItem};
-use crate::transport::ChannelEvent;
+use crate::transport::{ChannelEvent, Route};
 
+/// Deliveries queued per channel before the stream is slowed down.
+const EVENT_QUEUE: usize = 1024;
 /// Most deliveries applied in one store transaction.
 const BATCH: usize = 64;
 const FIRST_STORE_RETRY: Duration = Duration::from_millis(200);
 const MAX_STORE_RETRY: Duration = Duration::from_secs(5);
 
+/// Starts the inbound worker of `state`'s channel and subscribes the channel from its resume point. With
+/// `wait_for_ack`, returns the relay's current epoch for the channel (`None`: the relay has no message for it yet).
+pub(crate) async fn start(state: &Arc<ChannelState>, wait_for_ack: bool) -> Result<Option<u64>, Error> {
+    let (events, queue) = mpsc::channel(EVENT_QUEUE);
+    tokio::spawn(run(state.clone(), queue));
+    let progress = state.progress.subscribe();
+    let route = Route { events, resume_from: Box::new(move || progress.borrow().resume_point()) };
+    let start = state.progress.borrow().resume_point();
+    state.ctx.relay.subscribe(&state.name, start, route, wait_for_ack).await
+}
+
 /// Runs until the channel's route is dropped (leave, removal, client close).
-pub(crate) async fn run(state: Arc<ChannelState>, mut events: mpsc::Receiver<ChannelEvent>) {
+async fn run(state: Arc<ChannelState>, mut events: mpsc::Receiver<ChannelEvent>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut store_retry: Option<Duration> = None;
     loop {
@@ -173,28 +185,4 @@ fn commit_effect(applied: Result<CommitMessageDescription, MlsError>, seq: u64) 
             Effect::Deliver(InboxItem::MlsFailure { seq, reason: format!("cannot apply own commit seq {seq}: {e}") })
         }
     }
-}
-
-/// Pending proposals (a member leaving) are committed by exactly one member to avoid pointless races: the one
-/// with the lowest leaf index among those staying. The relay's one-commit-per-epoch rule arbitrates anyway.
-pub(crate) fn is_designated_committer(group: &MlsGroup) -> bool {
-    if !group.commit_required() {
-        return false;
-    }
-    let leaving = leaving_members(group);
-    let me = group.current_member_index();
-    !leaving.contains(&me)
-        && group.roster().members_iter().map(|m| m.index).filter(|i| !leaving.contains(i)).min() == Some(me)
-}
-
-/// Leaf indexes that pending remove proposals take out of the group.
-pub(crate) fn leaving_members(group: &MlsGroup) -> HashSet<u32> {
-    group
-        .get_cached_proposals()
-        .iter()
-        .filter_map(|p| match p.proposal() {
-            Proposal::Remove(r) => Some(r.to_remove()),
-            _ => None,
-        })
-        .collect()
 }

@@ -18,6 +18,7 @@ mod inbound;
 mod joining;
 mod mls;
 mod operations;
+mod runtime;
 mod signing;
 mod state;
 mod store;

@@ -13,18 +13,14 @@ use mls_rs::client_builder::{
 use mls_rs::group::{CommitMessageDescription, Member};
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
-use mls_rs::CipherSuite;
 use mls_rs_provider_sqlite::connection_strategy::FileConnectionStrategy;
 use mls_rs_provider_sqlite::storage::SqLiteKeyPackageStorage;
 use mls_rs_provider_sqlite::SqLiteDataStorageEngine;
 
 use crate::error::Error;
-use crate::identity::SigningKey;
+use crate::identity::{SigningKey, CIPHER_SUITE};
 use crate::signing::CachedKeyProvider;
 use crate::store::{GroupStore, Store};
-
-/// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.
-pub(crate) const CIPHER_SUITE: CipherSuite = CipherSuite::CURVE25519_AES128;
 
 pub(crate) type MlsConfig = WithCryptoProvider<
     CachedKeyProvider,
@@ -77,6 +73,15 @@ pub(crate) fn apply_own_commit(
     }
     *own_commit = None;
     Some(group.apply_pending_commit())
+}
+
+/// Parses an MLSMessage that must hold a key package.
+pub(crate) fn parse_key_package(bytes: &[u8]) -> Result<mls_rs::MlsMessage, Error> {
+    let message = mls_rs::MlsMessage::from_bytes(bytes).map_err(mls_err("malformed key package"))?;
+    if message.as_key_package().is_none() {
+        return Err(Error::Mls(format!("malformed key package: got a {:?} message", message.wire_format())));
+    }
+    Ok(message)
 }
 
 /// Wraps an mls-rs error with what the client was doing.

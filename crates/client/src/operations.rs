@@ -9,16 +9,17 @@
 //! times. Application messages refused as stale are re-encrypted at the new epoch and resent under the same
 //! msg-id.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use mls_rs::group::proposal::Proposal;
 use mls_rs::group::CommitOutput;
 use mls_rs::MlsMessage;
 
 use crate::error::Error;
 use crate::frames::PayloadKind;
-use crate::inbound::leaving_members;
 use crate::mls::{mls_err, MlsGroup};
-use crate::state::{ChannelState, Lifecycle};
+use crate::state::{ChannelState, ChannelTable, Lifecycle};
 use crate::transport::{refusal_error, BatchOutcome, PublishOutcome};
 
 /// How many times an operation is rebuilt after losing an epoch race before giving up.
@@ -248,9 +249,9 @@ impl ChannelState {
         Ok(())
     }
 
-    /// Publishes a proposal removing this member, then forgets the channel locally. The remaining members commit
-    /// the removal.
-    pub async fn leave(self: &Arc<Self>) -> Result<(), Error> {
+    /// Publishes a proposal removing this member, then forgets the channel locally (also in `channels`). The
+    /// remaining members commit the removal.
+    pub async fn leave(self: &Arc<Self>, channels: &ChannelTable) -> Result<(), Error> {
         let _serialised = self.ops.lock().await;
         for _ in 0..MAX_ATTEMPTS {
             let proposal = {
@@ -275,17 +276,41 @@ impl ChannelState {
                 PublishOutcome::Refused(r) => return Err(refusal_error(&r)),
             }
         }
-        self.forget().await
+        self.forget(channels).await
     }
 
-    async fn forget(&self) -> Result<(), Error> {
+    async fn forget(&self, channels: &ChannelTable) -> Result<(), Error> {
         let core = self.core.lock().await;
         self.ctx.relay.unsubscribe(&self.name).await;
         self.ctx.store.delete_channel(self.name.as_str(), &core.record.group_id)?;
-        self.ctx.channels()?.remove(self.name.as_str());
+        channels.lock()?.remove(self.name.as_str());
         self.progress.send_modify(|p| p.lifecycle = Lifecycle::Left);
         Ok(())
     }
+}
+
+/// Pending proposals (a member leaving) are committed by exactly one member to avoid pointless races: the one
+/// with the lowest leaf index among those staying. The relay's one-commit-per-epoch rule arbitrates anyway.
+pub(crate) fn is_designated_committer(group: &MlsGroup) -> bool {
+    if !group.commit_required() {
+        return false;
+    }
+    let leaving = leaving_members(group);
+    let me = group.current_member_index();
+    !leaving.contains(&me)
+        && group.roster().members_iter().map(|m| m.index).filter(|i| !leaving.contains(i)).min() == Some(me)
+}
+
+/// Leaf indexes that pending remove proposals take out of the group.
+fn leaving_members(group: &MlsGroup) -> HashSet<u32> {
+    group
+        .get_cached_proposals()
+        .iter()
+        .filter_map(|p| match p.proposal() {
+            Proposal::Remove(r) => Some(r.to_remove()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn is_stale_refusal(outcome: &Option<PublishOutcome>) -> bool {

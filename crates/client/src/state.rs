@@ -5,12 +5,12 @@
 //! so the inbound worker can always make progress. `ops` serialises commit-producing operations of the channel:
 //! mls-rs keeps one pending commit per group, so two concurrent commits would overwrite each other's.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use skytale_proto::ChannelName;
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{watch, Mutex};
 use tokio::time::{timeout_at, Instant};
 
 use crate::context::Context;
@@ -18,10 +18,7 @@ use crate::error::Error;
 use crate::frames::StartPoint;
 use crate::mls::{mls_err, MlsGroup};
 use crate::store::{ChannelRecord, ChannelStatus, InboxItem};
-use crate::transport::{Route, SEND_DEADLINE};
-
-/// Deliveries queued per channel before the stream is slowed down.
-const EVENT_QUEUE: usize = 1024;
+use crate::transport::SEND_DEADLINE;
 
 /// Where the channel stands, published after every change so waiters (recv, commit retries) wake up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,17 +137,6 @@ impl ChannelState {
         self.progress.borrow().lifecycle
     }
 
-    /// Starts the inbound worker and subscribes the channel from its resume point. With `wait_for_ack`, returns
-    /// the relay's current epoch for the channel (`None`: the relay has no message for it yet).
-    pub async fn start(self: &Arc<Self>, wait_for_ack: bool) -> Result<Option<u64>, Error> {
-        let (events, queue) = mpsc::channel(EVENT_QUEUE);
-        tokio::spawn(crate::inbound::run(self.clone(), queue));
-        let progress = self.progress.subscribe();
-        let route = Route { events, resume_from: Box::new(move || progress.borrow().resume_point()) };
-        let start = self.progress.borrow().resume_point();
-        self.ctx.relay.subscribe(&self.name, start, route, wait_for_ack).await
-    }
-
     /// Marks the channel as owned by this client (it admits invite joiners), durably.
     pub async fn become_owner(&self) -> Result<(), Error> {
         let mut core = self.core.lock().await;
@@ -194,5 +180,24 @@ impl ChannelState {
                 )));
             }
         }
+    }
+}
+
+/// The open channels of a client, by name. The client's core owns it; a channel's state never refers to it (nor
+/// to the core), so the states and the [`Context`] they share cannot keep each other alive.
+#[derive(Default)]
+pub(crate) struct ChannelTable(std::sync::Mutex<HashMap<String, Arc<ChannelState>>>);
+
+impl ChannelTable {
+    pub fn lock(&self) -> Result<MutexGuard<'_, HashMap<String, Arc<ChannelState>>>, Error> {
+        self.0.lock().map_err(|_| Error::Runtime("channel table lock poisoned".into()))
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<Arc<ChannelState>>, Error> {
+        Ok(self.lock()?.get(name).cloned())
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 }
