@@ -1,4 +1,5 @@
-"""A consumer slower than its producer still gets every message (DESIGN §3.5: backpressure, never loss)."""
+"""A consumer slower than its producer still gets every message: backpressure, never loss (docs/relay.md, "Memory
+and backpressure")."""
 
 from __future__ import annotations
 

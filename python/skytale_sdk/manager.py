@@ -4,7 +4,7 @@ A tool call in an agent framework needs request/response ("what arrived on chann
 The manager therefore runs one listener thread per channel that moves messages from the native iterator into a
 bounded in-memory inbox, and ``receive()`` drains that inbox.
 
-Guarantees (DESIGN §8):
+Guarantees (docs/python.md):
 
 - ``receive()`` sleeps on a ``threading.Condition`` and is woken by the arrival itself: no polling.
 - ``receive()`` returns everything the relay had stored for the channel when it was called, so messages sent (and

@@ -1,4 +1,4 @@
-//! Owner-side admission of invite joiners (DESIGN §6).
+//! Owner-side admission of invite joiners (docs/client.md, "Invites and joins").
 //!
 //! For every channel this client owns, one task long-polls the API for pending join requests (the API answers
 //! as soon as one arrives), checks each key package, rejects the unusable ones and adds all the others in ONE

@@ -1,5 +1,5 @@
 //! Relay access tokens: obtained from the API with the client's API key, and due for refresh at two thirds of
-//! their lifetime (DESIGN §5).
+//! their lifetime (docs/client.md, "API, auth and tokens").
 //!
 //! Every stream the transport opens asks for a fresh token (so a reconnect presents every grant recorded so
 //! far), and the transport's refresher replaces the token of the open stream in-band when
