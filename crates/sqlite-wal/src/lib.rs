@@ -6,7 +6,8 @@
 //! waits; in the client it lands on a random `send` or delivery batch (it made the client's p99 one-way latency
 //! 17 ms). So the writer's connection runs with `wal_autocheckpoint=0` and counts its commits here; every
 //! `commits_per_checkpoint` commits a thread wakes and runs a PASSIVE checkpoint on its own connection, which
-//! never blocks the writer. Durability is unchanged: a committed transaction is in the WAL either way.
+//! never blocks the writer. Durability is unchanged: a committed transaction is in the WAL (fsynced first when the
+//! writer runs `synchronous=FULL`) either way.
 
 use std::num::NonZeroU64;
 use std::path::Path;
