@@ -9,19 +9,24 @@
 //! always sees its latest state.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mls_rs_core::group::{EpochRecord, GroupState, GroupStateStorage};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use skytale_sqlite_wal::{Checkpointer, StartError};
 use zeroize::Zeroizing;
 
-use crate::checkpoint::Checkpointer;
 use crate::error::Error;
 
 /// How many prior epochs of a group are kept (mls-rs uses them to decrypt late messages of an old epoch; the
 /// relay's epoch rule makes those rare, so a small window suffices).
 const PRIOR_EPOCHS_KEPT: u64 = 3;
+
+/// Commits between two WAL checkpoints (run on their own thread, see `skytale_sqlite_wal`): a snapshot-sized
+/// commit writes a few pages, so the WAL stays in the low MB.
+const COMMITS_PER_CHECKPOINT: NonZeroU64 = NonZeroU64::new(256).unwrap();
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS channel (
@@ -172,11 +177,15 @@ impl Store {
         // last few transactions, consistently (state, registry and inbox move together). See docs/client.md.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
-        // Checkpoints (and their fsyncs) run on a background thread instead; see `checkpoint`.
+        // Checkpoints (and their fsyncs) run on a background thread instead; see `skytale_sqlite_wal`.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
         add_missing_columns(&conn)?;
-        let checkpointer = Checkpointer::start(path)?;
+        let checkpointer =
+            Checkpointer::start(path, COMMITS_PER_CHECKPOINT, "skytale-checkpoint").map_err(|e| match e {
+                StartError::Open(e) => Error::storage(e),
+                StartError::Thread(e) => Error::Runtime(format!("cannot start the checkpoint thread: {e}")),
+            })?;
         Ok(Arc::new(Self { conn: Mutex::new(conn), staged: Mutex::new(HashMap::new()), checkpointer }))
     }
 
