@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use skytale_proto::pb;
 use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
-use super::requests::Waiter;
-use super::{runtime_lock, Relay, SEND_DEADLINE};
+use super::requests::ById;
+use super::{Relay, SEND_DEADLINE};
 use crate::credentials::Credentials;
 use crate::error::{with_causes, Error};
 use crate::frames::{self, Incoming};
@@ -189,36 +189,17 @@ impl Relay {
         let Some(credentials) = &self.credentials else { return Ok(()) };
         let jwt = credentials.fresh_token().await?;
         let deadline = Instant::now() + SEND_DEADLINE;
-        loop {
-            let link = self.wait_for_link(deadline).await?;
+        let mut refresh = ById::new(&self.refreshes, || {
             let link_id = format!("refresh-{:x}", rand::random::<u64>());
-            let (reply, answer) = oneshot::channel();
-            self.refreshes
-                .lock()
-                .map_err(runtime_lock)?
-                .insert(link_id.clone(), Waiter { generation: link.generation, reply });
-            if !self.link_is(link.generation) || link.frames.send(frames::token_refresh(&link_id, &jwt)).await.is_err()
-            {
-                self.refreshes.lock().map_err(runtime_lock)?.remove(&link_id);
-                self.await_link_change(link.generation, deadline).await?;
-                continue;
+            let frame = frames::token_refresh(&link_id, &jwt);
+            (link_id, frame)
+        });
+        match self.exchange(&mut refresh, deadline).await? {
+            Some(Ok(())) => Ok(()),
+            Some(Err(refusal)) => {
+                Err(Error::Auth(format!("relay refused the refreshed token ({}): {}", refusal.code, refusal.message)))
             }
-            match timeout_at(deadline, answer).await {
-                Ok(Ok(Ok(()))) => return Ok(()),
-                Ok(Ok(Err(refusal))) => {
-                    return Err(Error::Auth(format!(
-                        "relay refused the refreshed token ({}): {}",
-                        refusal.code, refusal.message
-                    )))
-                }
-                Ok(Err(_link_lost)) => continue,
-                Err(_) => {
-                    self.refreshes.lock().map_err(runtime_lock)?.remove(&link_id);
-                    return Err(Error::Transport(format!(
-                        "relay did not answer the token refresh within {SEND_DEADLINE:?}"
-                    )));
-                }
-            }
+            None => Err(Error::Transport(format!("relay did not answer the token refresh within {SEND_DEADLINE:?}"))),
         }
     }
 

@@ -35,7 +35,7 @@ use crate::error::Error;
 use crate::frames::RelayRefusal;
 use crate::tls::TrustRoots;
 use link::Link;
-use requests::Waiter;
+use requests::Waiters;
 use routes::Subscription;
 
 pub(crate) use requests::{BatchOutcome, PublishOutcome};
@@ -63,12 +63,13 @@ pub(crate) struct Relay {
     generation: AtomicU64,
     next_id: AtomicU64,
     max_payload: AtomicUsize,
-    acks: Mutex<HashMap<String, Waiter<PublishOutcome>>>,
+    /// Publishes waiting for the relay's verdict, by msg-id.
+    acks: Waiters<PublishOutcome>,
     /// Head queries waiting for the relay's answer, by query id.
-    heads: Mutex<HashMap<String, Waiter<Result<u64, RelayRefusal>>>>,
+    heads: Waiters<Result<u64, RelayRefusal>>,
     subscriptions: Mutex<HashMap<u64, Subscription>>,
     /// Token refreshes waiting for the relay's reply, by link id.
-    refreshes: Mutex<HashMap<String, Waiter<Result<(), RelayRefusal>>>>,
+    refreshes: Waiters<Result<(), RelayRefusal>>,
     routes: RwLock<HashMap<ChannelName, Route>>,
     shutdown: watch::Sender<bool>,
 }
@@ -86,10 +87,10 @@ impl Relay {
             generation: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             max_payload: AtomicUsize::new(skytale_proto::meta::DEFAULT_MAX_PAYLOAD),
-            acks: Mutex::new(HashMap::new()),
-            heads: Mutex::new(HashMap::new()),
+            acks: Waiters::default(),
+            heads: Waiters::default(),
             subscriptions: Mutex::new(HashMap::new()),
-            refreshes: Mutex::new(HashMap::new()),
+            refreshes: Waiters::default(),
             routes: RwLock::new(HashMap::new()),
             shutdown: watch::Sender::new(false),
         });

@@ -2,13 +2,16 @@
 //! same pattern in `routes`), each matched to its answer by id and sent again on the next link when its link
 //! dies before the answer.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::Mutex;
 
 use skytale_proto::pb;
 use skytale_proto::ChannelName;
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
 
+use super::link::Link;
 use super::routes::ChannelEvent;
 use super::{refusal_error, runtime_lock, Relay, SEND_DEADLINE};
 use crate::error::Error;
@@ -30,12 +33,157 @@ pub(crate) struct BatchOutcome {
     pub error: Option<Error>,
 }
 
-pub(super) struct Waiter<T> {
-    pub generation: u64,
-    pub reply: oneshot::Sender<T>,
+struct Waiter<T> {
+    generation: u64,
+    reply: oneshot::Sender<T>,
+}
+
+/// Requests of one kind waiting for the relay's answer, by the id the answer carries. A waiter belongs to the
+/// link it was sent on: when that link ends, dropping the waiter tells its caller to send again.
+pub(super) struct Waiters<T>(Mutex<HashMap<String, Waiter<T>>>);
+
+impl<T> Default for Waiters<T> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<T> Waiters<T> {
+    fn register(&self, id: String, generation: u64, reply: oneshot::Sender<T>) -> Result<(), Error> {
+        self.0.lock().map_err(runtime_lock)?.insert(id, Waiter { generation, reply });
+        Ok(())
+    }
+
+    /// Registers one waiter per id under one lock (a batch of publishes); the receivers come in `ids`' order.
+    fn register_all(
+        &self,
+        generation: u64,
+        ids: impl Iterator<Item = String>,
+    ) -> Result<Vec<oneshot::Receiver<T>>, Error> {
+        let mut waiters = self.0.lock().map_err(runtime_lock)?;
+        Ok(ids
+            .map(|id| {
+                let (reply, answer) = oneshot::channel();
+                waiters.insert(id, Waiter { generation, reply });
+                answer
+            })
+            .collect())
+    }
+
+    fn forget(&self, id: &str) -> Result<(), Error> {
+        self.0.lock().map_err(runtime_lock)?.remove(id);
+        Ok(())
+    }
+
+    fn forget_all<'a>(&self, ids: impl Iterator<Item = &'a str>) {
+        if let Ok(mut waiters) = self.0.lock() {
+            for id in ids {
+                waiters.remove(id);
+            }
+        }
+    }
+
+    /// Drops every waiter registered on a link up to `generation`.
+    fn forget_links_up_to(&self, generation: u64) {
+        if let Ok(mut waiters) = self.0.lock() {
+            waiters.retain(|_, w| w.generation > generation);
+        }
+    }
+
+    /// The waiter for `id`, if any (an answer is delivered once).
+    fn take(&self, id: &str) -> Option<oneshot::Sender<T>> {
+        self.0.lock().ok().and_then(|mut waiters| waiters.remove(id)).map(|waiter| waiter.reply)
+    }
+
+    fn answer(&self, id: &str, answer: T) {
+        if let Some(reply) = self.take(id) {
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+/// One kind of request, as [`Relay::exchange`] sends it: each attempt registers a waiter and yields its frame.
+pub(super) trait Request {
+    type Answer;
+
+    /// Registers `reply` as the waiter for this attempt's answer on link `generation`; returns the frame to send.
+    fn register(&mut self, generation: u64, reply: oneshot::Sender<Self::Answer>) -> Result<pb::Message, Error>;
+
+    /// Forgets this attempt's waiter: its frame was not sent, or no answer came in time.
+    fn forget(&self) -> Result<(), Error>;
+}
+
+/// A request answered under a string id (a publish's msg-id, a head query's id, a token refresh's link id).
+/// `attempt` yields each attempt's id and frame: the same msg-id again for a publish, a fresh id otherwise.
+pub(super) struct ById<'a, T, F> {
+    waiters: &'a Waiters<T>,
+    attempt: F,
+    id: String,
+}
+
+impl<'a, T, F: FnMut() -> (String, pb::Message)> ById<'a, T, F> {
+    pub fn new(waiters: &'a Waiters<T>, attempt: F) -> Self {
+        Self { waiters, attempt, id: String::new() }
+    }
+}
+
+impl<T, F: FnMut() -> (String, pb::Message)> Request for ById<'_, T, F> {
+    type Answer = T;
+
+    fn register(&mut self, generation: u64, reply: oneshot::Sender<T>) -> Result<pb::Message, Error> {
+        let (id, frame) = (self.attempt)();
+        self.waiters.register(id.clone(), generation, reply)?;
+        self.id = id;
+        Ok(frame)
+    }
+
+    fn forget(&self) -> Result<(), Error> {
+        self.waiters.forget(&self.id)
+    }
 }
 
 impl Relay {
+    /// Sends `request` and waits for its answer: on the current link, register a waiter and send the frame; if
+    /// the link was replaced meanwhile or dies before the answer, again on the next link, until `deadline`.
+    /// `None`: no answer by then.
+    pub(super) async fn exchange<R: Request>(
+        &self,
+        request: &mut R,
+        deadline: Instant,
+    ) -> Result<Option<R::Answer>, Error> {
+        loop {
+            let link = self.wait_for_link(deadline).await?;
+            let Some(answer) = self.send_on(&link, request, deadline).await? else { continue };
+            match timeout_at(deadline, answer).await {
+                Ok(Ok(answer)) => return Ok(Some(answer)),
+                Ok(Err(_link_lost)) => continue,
+                Err(_) => {
+                    request.forget()?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// One attempt of `request` on `link`: registers its waiter and sends its frame. `None`: the link was replaced
+    /// or closed first; the waiter is forgotten and the link has changed (or the deadline error is returned).
+    pub(super) async fn send_on<R: Request>(
+        &self,
+        link: &Link,
+        request: &mut R,
+        deadline: Instant,
+    ) -> Result<Option<oneshot::Receiver<R::Answer>>, Error> {
+        let (reply, answer) = oneshot::channel();
+        let frame = request.register(link.generation, reply)?;
+        // If the link was replaced while registering, the supervisor may already have swept the waiters.
+        if !self.link_is(link.generation) || link.frames.send(frame).await.is_err() {
+            request.forget()?;
+            self.await_link_change(link.generation, deadline).await?;
+            return Ok(None);
+        }
+        Ok(Some(answer))
+    }
+
     /// Publishes one MLS message and waits for the relay's verdict, resending across outages until
     /// [`SEND_DEADLINE`].
     pub async fn publish(
@@ -47,27 +195,10 @@ impl Relay {
     ) -> Result<PublishOutcome, Error> {
         let deadline = Instant::now() + SEND_DEADLINE;
         let frame = frames::publish(&self.source, channel, kind, blob, msg_id);
-        loop {
-            let link = self.wait_for_link(deadline).await?;
-            let (reply, answer) = oneshot::channel();
-            self.acks
-                .lock()
-                .map_err(runtime_lock)?
-                .insert(msg_id.to_owned(), Waiter { generation: link.generation, reply });
-            // If the link was replaced while registering, the supervisor may already have swept the waiters.
-            if !self.link_is(link.generation) || link.frames.send(frame.clone()).await.is_err() {
-                self.acks.lock().map_err(runtime_lock)?.remove(msg_id);
-                self.await_link_change(link.generation, deadline).await?;
-                continue;
-            }
-            match timeout_at(deadline, answer).await {
-                Ok(Ok(outcome)) => return Ok(outcome),
-                Ok(Err(_link_lost)) => continue,
-                Err(_) => {
-                    self.acks.lock().map_err(runtime_lock)?.remove(msg_id);
-                    return Err(Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}")));
-                }
-            }
+        let mut publish = ById::new(&self.acks, || (msg_id.to_owned(), frame.clone()));
+        match self.exchange(&mut publish, deadline).await? {
+            Some(outcome) => Ok(outcome),
+            None => Err(Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}"))),
         }
     }
 
@@ -99,17 +230,11 @@ impl Relay {
                 Ok(link) => link,
                 Err(e) => return BatchOutcome { outcomes, error: Some(e) },
             };
-            let mut answers = Vec::with_capacity(unanswered.len());
-            match self.acks.lock() {
-                Ok(mut acks) => {
-                    for &i in &unanswered {
-                        let (reply, answer) = oneshot::channel();
-                        acks.insert(frames[i].0.clone(), Waiter { generation: link.generation, reply });
-                        answers.push((i, answer));
-                    }
-                }
-                Err(poisoned) => return BatchOutcome { outcomes, error: Some(runtime_lock(poisoned)) },
-            }
+            let answers: Vec<(usize, oneshot::Receiver<PublishOutcome>)> =
+                match self.acks.register_all(link.generation, unanswered.iter().map(|&i| frames[i].0.clone())) {
+                    Ok(answers) => unanswered.iter().copied().zip(answers).collect(),
+                    Err(e) => return BatchOutcome { outcomes, error: Some(e) },
+                };
             let mut sent = self.link_is(link.generation);
             for &(i, _) in &answers {
                 if !sent {
@@ -118,7 +243,7 @@ impl Relay {
                 sent = link.frames.send(frames[i].1.clone()).await.is_ok();
             }
             if !sent {
-                self.forget_acks(answers.iter().map(|&(i, _)| frames[i].0.as_str()));
+                self.acks.forget_all(answers.iter().map(|&(i, _)| frames[i].0.as_str()));
                 if let Err(e) = self.await_link_change(link.generation, deadline).await {
                     return BatchOutcome { outcomes, error: Some(e) };
                 }
@@ -136,19 +261,11 @@ impl Relay {
                     Ok(Err(_)) => link_lost = true,
                     Err(_) => {
                         let left = unanswered[position..].iter().map(|&j| frames[j].0.as_str());
-                        self.forget_acks(left);
+                        self.acks.forget_all(left);
                         let error = Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}"));
                         return BatchOutcome { outcomes, error: Some(error) };
                     }
                 }
-            }
-        }
-    }
-
-    fn forget_acks<'a>(&self, msg_ids: impl Iterator<Item = &'a str>) {
-        if let Ok(mut acks) = self.acks.lock() {
-            for msg_id in msg_ids {
-                acks.remove(msg_id);
             }
         }
     }
@@ -163,71 +280,32 @@ impl Relay {
             StartPoint::Seq(_) => None,
         };
         let deadline = Instant::now() + SEND_DEADLINE;
-        loop {
-            let link = self.wait_for_link(deadline).await?;
+        let mut query = ById::new(&self.heads, || {
             let query_id = self.new_msg_id();
-            let (reply, answer) = oneshot::channel();
-            self.heads
-                .lock()
-                .map_err(runtime_lock)?
-                .insert(query_id.clone(), Waiter { generation: link.generation, reply });
-            if !self.link_is(link.generation)
-                || link.frames.send(frames::head_query(&self.source, channel, &query_id, from_epoch)).await.is_err()
-            {
-                self.heads.lock().map_err(runtime_lock)?.remove(&query_id);
-                self.await_link_change(link.generation, deadline).await?;
-                continue;
-            }
-            match timeout_at(deadline, answer).await {
-                Ok(Ok(Ok(head))) => return Ok(head),
-                Ok(Ok(Err(refusal))) => return Err(refusal_error(&refusal)),
-                Ok(Err(_link_lost)) => continue,
-                Err(_) => {
-                    self.heads.lock().map_err(runtime_lock)?.remove(&query_id);
-                    return Err(Error::Transport(format!(
-                        "relay did not answer the head query within {SEND_DEADLINE:?}"
-                    )));
-                }
-            }
+            let frame = frames::head_query(&self.source, channel, &query_id, from_epoch);
+            (query_id, frame)
+        });
+        match self.exchange(&mut query, deadline).await? {
+            Some(Ok(head)) => Ok(head),
+            Some(Err(refusal)) => Err(refusal_error(&refusal)),
+            None => Err(Error::Transport(format!("relay did not answer the head query within {SEND_DEADLINE:?}"))),
         }
     }
 
+    /// Hands an incoming frame to whoever waits for it.
     pub(super) async fn dispatch(&self, incoming: Incoming) {
         match incoming {
-            Incoming::PublishAck { msg_id, seq } => self.answer_publish(&msg_id, PublishOutcome::Stored(seq)),
-            Incoming::HeadReply { query_id, head } => {
-                if let Some(waiter) = self.take_head_waiter(&query_id) {
-                    let _ = waiter.reply.send(Ok(head));
-                }
-            }
+            Incoming::PublishAck { msg_id, seq } => self.acks.answer(&msg_id, PublishOutcome::Stored(seq)),
+            Incoming::HeadReply { query_id, head } => self.heads.answer(&query_id, Ok(head)),
             // Head queries and publishes share the id space of `skytale-msg-id` (both random), so a refusal
             // answers whichever of them is waiting on that id.
-            Incoming::PublishRefused { msg_id, refusal } => match self.take_head_waiter(&msg_id) {
-                Some(waiter) => {
-                    let _ = waiter.reply.send(Err(refusal));
+            Incoming::PublishRefused { msg_id, refusal } => match self.heads.take(&msg_id) {
+                Some(reply) => {
+                    let _ = reply.send(Err(refusal));
                 }
-                None => self.answer_publish(&msg_id, PublishOutcome::Refused(refusal)),
+                None => self.acks.answer(&msg_id, PublishOutcome::Refused(refusal)),
             },
-            Incoming::SubscriptionAck { id, result } => {
-                // A successful subscription stays registered: the relay may still end it later with a refusal
-                // (e.g. `retention_expired` when retention overtakes a lagging cursor).
-                let entry = self.subscriptions.lock().ok().and_then(|mut subs| {
-                    let sub = subs.get_mut(&id)?;
-                    let answered = (sub.channel.clone(), sub.waiter.take());
-                    if result.is_err() {
-                        subs.remove(&id);
-                    }
-                    Some(answered)
-                });
-                let Some((channel, waiter)) = entry else { return };
-                match (waiter, result) {
-                    (Some(waiter), result) => {
-                        let _ = waiter.send(result);
-                    }
-                    (None, Err(refusal)) => self.route(&channel, ChannelEvent::SubscriptionRefused(refusal)).await,
-                    (None, Ok(_)) => {}
-                }
-            }
+            Incoming::SubscriptionAck { id, result } => self.answer_subscription(id, result).await,
             Incoming::Delivery(delivery) => {
                 let channel = delivery.channel.clone();
                 self.route(&channel, ChannelEvent::Delivery(delivery)).await;
@@ -236,40 +314,17 @@ impl Relay {
                 if let Some(limit) = max_payload {
                     self.max_payload.store(limit, Ordering::Relaxed);
                 }
-                let waiter = self.refreshes.lock().ok().and_then(|mut refreshes| refreshes.remove(&link_id));
-                if let Some(waiter) = waiter {
-                    let _ = waiter.reply.send(refusal.map_or(Ok(()), Err));
-                }
+                self.refreshes.answer(&link_id, refusal.map_or(Ok(()), Err));
             }
             Incoming::Ignored(why) => tracing::debug!(why, "frame ignored"),
         }
     }
 
-    fn answer_publish(&self, msg_id: &str, outcome: PublishOutcome) {
-        let waiter = self.acks.lock().ok().and_then(|mut acks| acks.remove(msg_id));
-        if let Some(waiter) = waiter {
-            let _ = waiter.reply.send(outcome);
-        }
-    }
-
-    /// The head query waiting on `query_id`, if any (it is answered once).
-    fn take_head_waiter(&self, query_id: &str) -> Option<Waiter<Result<u64, RelayRefusal>>> {
-        self.heads.lock().ok().and_then(|mut heads| heads.remove(query_id))
-    }
-
     /// Drops every waiter registered on a link up to `generation`, so its caller retries on the next link.
     pub(super) fn forget_waiters(&self, generation: u64) {
-        if let Ok(mut acks) = self.acks.lock() {
-            acks.retain(|_, w| w.generation > generation);
-        }
-        if let Ok(mut heads) = self.heads.lock() {
-            heads.retain(|_, w| w.generation > generation);
-        }
-        if let Ok(mut subs) = self.subscriptions.lock() {
-            subs.retain(|_, s| s.generation > generation);
-        }
-        if let Ok(mut refreshes) = self.refreshes.lock() {
-            refreshes.retain(|_, w| w.generation > generation);
-        }
+        self.acks.forget_links_up_to(generation);
+        self.heads.forget_links_up_to(generation);
+        self.forget_subscriptions(generation);
+        self.refreshes.forget_links_up_to(generation);
     }
 }
