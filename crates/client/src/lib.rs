@@ -7,7 +7,6 @@
 mod admission;
 mod api;
 mod channel;
-mod checkpoint;
 mod client;
 mod context;
 mod credentials;

@@ -18,7 +18,6 @@
 
 mod auth;
 mod channel;
-mod checkpoint;
 mod codec;
 mod config;
 mod error;

@@ -7,6 +7,7 @@
 //! turns many concurrent publishes into one fsync; the single thread makes sequence and epoch decisions race-free.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,10 +15,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rusqlite::Connection;
 use skytale_proto::ChannelName;
+use skytale_sqlite_wal::{Checkpointer, StartError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
-use crate::checkpoint::Checkpointer;
 use crate::config::SyncMode;
 use crate::error::RelayError;
 use crate::mls_framing::{ContentType, MlsHeader};
@@ -27,6 +28,9 @@ use crate::store::{self, Expiry, StoreError, StoredMessage};
 const MAX_BATCH: usize = 512;
 /// Appends waiting for the writer; publishers beyond this wait (backpressure instead of unbounded memory).
 const QUEUE_CAPACITY: usize = 4096;
+/// Commits between two WAL checkpoints (run on their own thread, see `skytale_sqlite_wal`): a batch writes a
+/// handful of pages, so the WAL stays in the low MB.
+const COMMITS_PER_CHECKPOINT: NonZeroU64 = NonZeroU64::new(128).unwrap();
 
 /// A publish that passed validation, to be admitted to its channel's log.
 #[derive(Debug)]
@@ -87,7 +91,11 @@ impl LogWriter {
             );
         }
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let checkpointer = Checkpointer::start(path)?;
+        let checkpointer =
+            Checkpointer::start(path, COMMITS_PER_CHECKPOINT, "skytale-log-checkpoint").map_err(|e| match e {
+                StartError::Open(e) => RelayError::from(StoreError::from(e)),
+                StartError::Thread(e) => RelayError::WriterThread(e),
+            })?;
         let sequencer = Sequencer { conn, checkpointer, heads, hub };
         let thread = std::thread::Builder::new()
             .name("skytale-log-writer".into())

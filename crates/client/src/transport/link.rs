@@ -1,0 +1,249 @@
+//! The link: one gRPC stream to the relay at a time. Opening and negotiating it, reading it until it breaks,
+//! reconnecting with backoff, and keeping its token fresh.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use skytale_proto::pb;
+use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
+use tokio::sync::mpsc;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Endpoint;
+
+use super::requests::ById;
+use super::{Relay, SEND_DEADLINE};
+use crate::credentials::Credentials;
+use crate::error::{with_causes, Error};
+use crate::frames::{self, Incoming};
+use crate::tls;
+
+/// How long `connect` (and each reconnect attempt) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Retry pace of a failed token refresh (the old token stays valid for a third of its lifetime).
+const REFRESH_RETRY: Duration = Duration::from_secs(1);
+const MAX_REFRESH_RETRY: Duration = Duration::from_secs(30);
+const OUTGOING_QUEUE: usize = 256;
+/// Frames carry at most one MLS message of at most the relay's payload limit; leave room for a generous limit.
+const MAX_FRAME: usize = 64 << 20;
+
+/// The open stream's sending half, and which link it is (every reconnect is a new generation).
+#[derive(Clone)]
+pub(super) struct Link {
+    pub frames: mpsc::Sender<pb::Message>,
+    pub generation: u64,
+}
+
+type Inbound = tonic::Streaming<pb::Message>;
+
+fn status_error(status: tonic::Status) -> Error {
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Error::Auth(status.message().to_owned()),
+        _ => Error::Transport(format!("relay stream failed: {}", status.message())),
+    }
+}
+
+impl Relay {
+    pub(super) async fn open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
+        match timeout(CONNECT_TIMEOUT, self.try_open_link()).await {
+            Ok(result) => result,
+            Err(_) => {
+                Err(Error::Transport(format!("relay {} did not answer within {CONNECT_TIMEOUT:?}", self.endpoint)))
+            }
+        }
+    }
+
+    async fn try_open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
+        let unreachable = |e: tonic::transport::Error| {
+            Error::Transport(format!("cannot reach relay {}: {}", self.endpoint, with_causes(&e)))
+        };
+        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(10));
+        if tls::is_https(&self.endpoint) {
+            endpoint = endpoint
+                .tls_config(self.roots.grpc())
+                .map_err(|e| Error::Transport(format!("invalid TLS settings for {}: {e}", self.endpoint)))?;
+        }
+        // Fetched per link: a reconnect presents a fresh token with every grant recorded so far.
+        let bearer = match &self.credentials {
+            Some(credentials) => Some(bearer_value(&credentials.token_for_new_stream().await?)?),
+            None => None,
+        };
+        let channel = endpoint.connect().await.map_err(unreachable)?;
+        let mut client = DataPlaneServiceClient::new(channel)
+            .max_decoding_message_size(MAX_FRAME)
+            .max_encoding_message_size(MAX_FRAME);
+        let (frames, outgoing) = mpsc::channel(OUTGOING_QUEUE);
+        let link_id = format!("{:x}", rand::random::<u64>());
+        frames
+            .send(frames::link_negotiation(&link_id))
+            .await
+            .map_err(|_| Error::Transport("link closed before negotiation".into()))?;
+        let mut request = tonic::Request::new(ReceiverStream::new(outgoing));
+        if let Some(bearer) = bearer {
+            request.metadata_mut().insert("authorization", bearer);
+        }
+        let mut inbound = client.open_channel(request).await.map_err(status_error)?.into_inner();
+        loop {
+            match inbound.message().await.map_err(status_error)? {
+                Some(frame) => match frames::classify(frame) {
+                    Incoming::LinkReply { max_payload, .. } => {
+                        if let Some(limit) = max_payload {
+                            self.max_payload.store(limit, Ordering::Relaxed);
+                        }
+                        return Ok((frames, inbound));
+                    }
+                    other => tracing::debug!(?other, "frame before link negotiation reply ignored"),
+                },
+                None => return Err(Error::Transport("relay closed the stream during link negotiation".into())),
+            }
+        }
+    }
+
+    pub(super) async fn supervise(self: Arc<Self>, mut first: Option<(mpsc::Sender<pb::Message>, Inbound)>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut backoff = INITIAL_BACKOFF;
+        while !*shutdown.borrow_and_update() {
+            let (frames, inbound) = match first.take() {
+                Some(link) => link,
+                None => match self.open_link().await {
+                    Ok(link) => link,
+                    Err(e) => {
+                        tracing::warn!(error = %e, ?backoff, "relay reconnect failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                },
+            };
+            backoff = INITIAL_BACKOFF;
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+            let link = Link { frames, generation };
+            self.link.send_replace(Some(link.clone()));
+            self.resubscribe_all(&link).await;
+            tokio::select! {
+                reason = self.read(inbound) => tracing::warn!(%reason, "relay link lost"),
+                _ = shutdown.changed() => {}
+            }
+            self.link.send_replace(None);
+            self.forget_waiters(generation);
+        }
+        self.link.send_replace(None);
+        self.forget_waiters(u64::MAX);
+    }
+
+    async fn read(&self, mut inbound: Inbound) -> String {
+        loop {
+            match inbound.message().await {
+                Ok(Some(frame)) => self.dispatch(frames::classify(frame)).await,
+                Ok(None) => return "relay closed the stream".into(),
+                Err(status) => return status.to_string(),
+            }
+        }
+    }
+
+    /// Waits until a link is up (or the deadline passes / the client closes).
+    pub(super) async fn wait_for_link(&self, deadline: Instant) -> Result<Link, Error> {
+        let mut link = self.link.subscribe();
+        loop {
+            if *self.shutdown.borrow() {
+                return Err(Error::Transport("client is closed".into()));
+            }
+            if let Some(current) = link.borrow_and_update().clone() {
+                return Ok(current);
+            }
+            if timeout_at(deadline, link.changed()).await.is_err() {
+                return Err(Error::Transport(format!("relay {} unreachable for {SEND_DEADLINE:?}", self.endpoint)));
+            }
+        }
+    }
+
+    pub(super) fn link_is(&self, generation: u64) -> bool {
+        self.link.borrow().as_ref().is_some_and(|l| l.generation == generation)
+    }
+
+    pub(super) async fn await_link_change(&self, generation: u64, deadline: Instant) -> Result<(), Error> {
+        let mut link = self.link.subscribe();
+        while link.borrow_and_update().as_ref().is_some_and(|l| l.generation == generation) {
+            if timeout_at(deadline, link.changed()).await.is_err() {
+                return Err(Error::Transport(format!("relay {} unreachable for {SEND_DEADLINE:?}", self.endpoint)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the open stream's token with a fresh one (carrying every grant recorded so far) and waits for
+    /// the relay to accept it. Without credentials there is nothing to refresh. If the link drops meanwhile, the
+    /// next link is opened with a fresh token anyway, and the refresh is repeated on it.
+    pub async fn refresh_token(&self) -> Result<(), Error> {
+        let Some(credentials) = &self.credentials else { return Ok(()) };
+        let jwt = credentials.fresh_token().await?;
+        let deadline = Instant::now() + SEND_DEADLINE;
+        let mut refresh = ById::new(&self.refreshes, || {
+            let link_id = format!("refresh-{:x}", rand::random::<u64>());
+            let frame = frames::token_refresh(&link_id, &jwt);
+            (link_id, frame)
+        });
+        match self.exchange(&mut refresh, deadline).await? {
+            Some(Ok(())) => Ok(()),
+            Some(Err(refusal)) => {
+                Err(Error::Auth(format!("relay refused the refreshed token ({}): {}", refusal.code, refusal.message)))
+            }
+            None => Err(Error::Transport(format!("relay did not answer the token refresh within {SEND_DEADLINE:?}"))),
+        }
+    }
+
+    /// Refreshes the stream's token whenever the last fetched one reaches its refresh time; a failed refresh is
+    /// logged and retried with backoff (the current token stays valid for another third of its lifetime).
+    pub(super) async fn keep_token_fresh(self: Arc<Self>, credentials: Arc<Credentials>) {
+        let mut due = credentials.refresh_due();
+        let mut shutdown = self.shutdown.subscribe();
+        let mut retry = REFRESH_RETRY;
+        let mut retry_at: Option<Instant> = None;
+        while !*shutdown.borrow_and_update() {
+            let wake = retry_at.or(*due.borrow_and_update());
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = sleep => {}
+                // A token was fetched elsewhere (reconnect, explicit refresh): recompute.
+                Ok(()) = due.changed() => {
+                    retry_at = None;
+                    continue;
+                }
+                _ = shutdown.changed() => continue,
+            }
+            match self.refresh_token().await {
+                Ok(()) => {
+                    retry = REFRESH_RETRY;
+                    retry_at = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, ?retry, "token refresh failed; retrying");
+                    retry_at = Some(Instant::now() + retry);
+                    retry = (retry * 2).min(MAX_REFRESH_RETRY);
+                }
+            }
+        }
+    }
+}
+
+fn bearer_value(jwt: &str) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Error> {
+    format!("Bearer {jwt}")
+        .parse()
+        .map_err(|_| Error::Auth("the API issued a token that is not a valid header value".into()))
+}

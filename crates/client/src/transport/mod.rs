@@ -1,0 +1,144 @@
+//! The client's single gRPC stream to the relay (`DataPlaneService/OpenChannel`), kept alive across outages.
+//!
+//! A supervisor task owns the stream: it opens it, negotiates the link (learning the relay's payload limit),
+//! resubscribes every routed channel from the position the channel reports, and reads frames until the stream
+//! breaks; then it reconnects with exponential backoff (capped at [`link::MAX_BACKOFF`]). Callers never see the
+//! individual links: [`Relay::publish`] waits for a link, sends, and if the link dies before the relay answers it
+//! resends the same frame (same msg-id, which the relay deduplicates) on the next link, up to a deadline.
+//!
+//! Deliveries go to each channel's bounded queue with `send().await`, so a channel that falls behind slows the
+//! stream (HTTP/2 flow control) instead of losing messages.
+//!
+//! With credentials (an API key), every link is opened with a freshly fetched `authorization: Bearer <JWT>`, and
+//! a refresher task replaces the open link's token in-band (a `Link` frame with `skytale-authorization`, see
+//! docs/protocol.md) when the token reaches two thirds of its lifetime, without dropping the stream.
+//!
+//! [`link`] opens, supervises and re-authenticates the stream; [`requests`] matches the relay's answers to the
+//! requests waiting for them (publishes, head queries, token refreshes); [`routes`] hands each channel its
+//! deliveries and keeps its subscription.
+
+mod link;
+mod requests;
+mod routes;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use skytale_proto::pb;
+use skytale_proto::ChannelName;
+use tokio::sync::watch;
+
+use crate::credentials::Credentials;
+use crate::error::Error;
+use crate::frames::RelayRefusal;
+use crate::tls::TrustRoots;
+use link::Link;
+use requests::Waiters;
+use routes::Subscription;
+
+pub(crate) use requests::{BatchOutcome, PublishOutcome};
+pub(crate) use routes::{ChannelEvent, Route};
+
+/// How long a publish or subscribe keeps trying across outages before failing with a transport error.
+pub(crate) const SEND_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How the transport reaches and authenticates to the relay.
+pub(crate) struct RelayAccess {
+    pub endpoint: String,
+    pub source: pb::Name,
+    pub roots: TrustRoots,
+    /// `None`: anonymous streams (a relay run with `--auth none`).
+    pub credentials: Option<Arc<Credentials>>,
+}
+
+/// Shared state of the relay connection.
+pub(crate) struct Relay {
+    endpoint: String,
+    source: pb::Name,
+    roots: TrustRoots,
+    credentials: Option<Arc<Credentials>>,
+    link: watch::Sender<Option<Link>>,
+    generation: AtomicU64,
+    next_id: AtomicU64,
+    max_payload: AtomicUsize,
+    /// Publishes waiting for the relay's verdict, by msg-id.
+    acks: Waiters<PublishOutcome>,
+    /// Head queries waiting for the relay's answer, by query id.
+    heads: Waiters<Result<u64, RelayRefusal>>,
+    subscriptions: Mutex<HashMap<u64, Subscription>>,
+    /// Token refreshes waiting for the relay's reply, by link id.
+    refreshes: Waiters<Result<(), RelayRefusal>>,
+    routes: RwLock<HashMap<ChannelName, Route>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Relay {
+    /// Connects to the relay (failing fast if it is unreachable or refuses the credentials) and starts the
+    /// supervisor task, plus the token refresher when there are credentials.
+    pub async fn connect(access: RelayAccess) -> Result<Arc<Self>, Error> {
+        let relay = Arc::new(Self {
+            endpoint: access.endpoint,
+            source: access.source,
+            roots: access.roots,
+            credentials: access.credentials,
+            link: watch::Sender::new(None),
+            generation: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            max_payload: AtomicUsize::new(skytale_proto::meta::DEFAULT_MAX_PAYLOAD),
+            acks: Waiters::default(),
+            heads: Waiters::default(),
+            subscriptions: Mutex::new(HashMap::new()),
+            refreshes: Waiters::default(),
+            routes: RwLock::new(HashMap::new()),
+            shutdown: watch::Sender::new(false),
+        });
+        let first = relay.open_link().await?;
+        tokio::spawn(relay.clone().supervise(Some(first)));
+        if let Some(credentials) = relay.credentials.clone() {
+            tokio::spawn(relay.clone().keep_token_fresh(credentials));
+        }
+        Ok(relay)
+    }
+
+    /// Largest MLS message the relay accepts, as negotiated on the current (or last) link.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload.load(Ordering::Relaxed)
+    }
+
+    /// Stops the supervisor; pending and future calls fail with a transport error.
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        self.link.send_replace(None);
+        // Dropping the routes closes every channel's event queue, which ends its inbound worker.
+        if let Ok(mut routes) = self.routes.write() {
+            routes.clear();
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh idempotency id for a publish.
+    pub fn new_msg_id(&self) -> String {
+        hex::encode(rand::random::<[u8; 16]>())
+    }
+}
+
+fn runtime_lock<T>(_: T) -> Error {
+    Error::Runtime("transport lock poisoned".into())
+}
+
+/// Maps a relay refusal that the client does not handle itself to the public error.
+pub(crate) fn refusal_error(refusal: &RelayRefusal) -> Error {
+    use skytale_proto::meta::error_code;
+    let text = format!("relay refused ({}): {}", refusal.code, refusal.message);
+    match refusal.code.as_str() {
+        error_code::UNAUTHORIZED => Error::Auth(text),
+        error_code::STORAGE => Error::Transport(text),
+        c if c.starts_with("quota") => Error::Quota(text),
+        _ => Error::Channel(text),
+    }
+}
