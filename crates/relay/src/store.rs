@@ -137,7 +137,7 @@ pub fn open_writer(path: &Path, sync: SyncMode) -> Result<Connection, StoreError
         SyncMode::Full => "FULL",
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
-    // Checkpoints run on their own thread (`checkpoint`), never inside a batch's commit.
+    // Checkpoints run on their own thread (`skytale_sqlite_wal::Checkpointer`), never inside a batch's commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
