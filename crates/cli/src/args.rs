@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::duration::parse_duration;
+use crate::duration::{parse_duration, parse_nonzero_duration};
 use crate::org::parse_org;
 
 #[derive(Debug, Parser)]
@@ -58,6 +59,18 @@ pub struct RelayArgs {
     /// The API's signing key file (PKCS#8 PEM, mode 0600), for a relay on the API's host.
     #[arg(long)]
     pub jwt_key_file: Option<PathBuf>,
+    /// Open connections at most, authenticated or not; beyond it new ones are closed at once.
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_CONNECTIONS, value_parser = parse_positive::<usize>)]
+    pub max_connections: usize,
+    /// Open connections at most from one IP address.
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = parse_positive::<usize>)]
+    pub max_connections_per_ip: usize,
+    /// Concurrent streams per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_STREAMS_PER_CONNECTION, value_parser = parse_positive::<u32>)]
+    pub max_streams_per_connection: u32,
+    /// A connection that has not sent the HTTP/2 preface this long after it was accepted is closed, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = parse_nonzero_duration)]
+    pub handshake_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -151,5 +164,14 @@ impl From<Sync> for skytale_relay::SyncMode {
             Sync::Normal => skytale_relay::SyncMode::Normal,
             Sync::Full => skytale_relay::SyncMode::Full,
         }
+    }
+}
+
+/// A whole number of at least 1: a limit of 0 would refuse everything.
+fn parse_positive<T: FromStr + Default + PartialEq>(text: &str) -> Result<T, String> {
+    match text.parse::<T>() {
+        Ok(value) if value != T::default() => Ok(value),
+        Ok(_) => Err("must be at least 1".to_owned()),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
     }
 }

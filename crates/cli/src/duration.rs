@@ -17,6 +17,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     value.checked_mul(seconds_per_unit).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"))
 }
 
+/// [`parse_duration`], refusing zero: for timeouts, where zero would close everything at once.
+pub fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?} must be longer than zero")),
+        duration => Ok(duration),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

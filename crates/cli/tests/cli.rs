@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use common::mls_group::new_group;
 use common::{blob, channel, meta, seq, From, Stream};
@@ -25,12 +26,14 @@ struct Running {
 
 /// Starts `skytale args...` and reads its first `lines` lines of stdout.
 fn skytale_printing(args: &[&str], lines: usize) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skytale"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start skytale");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command.args(args);
+    spawn_printing(command, lines)
+}
+
+/// Starts `command` (which runs `skytale`) and reads its first `lines` lines of stdout.
+fn spawn_printing(mut command: Command, lines: usize) -> Running {
+    let mut child = command.env("RUST_LOG", "warn").stdout(Stdio::piped()).spawn().expect("start skytale");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let exports = (0..lines)
         .map(|_| {
@@ -153,6 +156,73 @@ async fn acknowledged_messages_survive_sigkill() {
     }
     running.signal("TERM");
     assert!(running.wait().await.0.success());
+}
+
+/// The relay's open-file limit in the next test: the common default soft limit.
+const RELAY_FILE_LIMIT: u32 = 1024;
+/// Sockets that connect and never send a byte: more than the relay can hold open.
+const SILENT_SOCKETS: usize = 1100;
+
+/// 1 100 silent sockets against a relay limited to 1 024 open files (docs/relay.md, "Connection limits"). The
+/// caps are raised above the attack so that the file limit is what runs out: the relay backs off instead of
+/// spinning on `EMFILE`, closes the silent sockets at the handshake timeout, and a publisher and a subscriber
+/// that connect during the attack exchange messages.
+#[tokio::test]
+async fn silent_sockets_beyond_the_file_limit_do_not_shut_out_a_publisher_and_a_subscriber() {
+    assert!(
+        open_files_limit() > SILENT_SOCKETS as u64 + 100,
+        "this test needs `ulimit -n` above {} for its own sockets",
+        SILENT_SOCKETS + 100
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("relay.log");
+    let mut args = relay_args(&dir.path().join("relay"));
+    let limits = ["--max-connections", "5000", "--max-connections-per-ip", "5000", "--handshake-timeout", "2s"];
+    args.extend(limits.map(String::from));
+    // The shell lowers its own limit and becomes the relay; this process keeps its higher one.
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", &format!("ulimit -n {RELAY_FILE_LIMIT} && exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_skytale")])
+        .args(&args)
+        .stderr(std::fs::File::create(&log_path).expect("create the relay's log file"));
+    let running = spawn_printing(command, 1);
+
+    let mut silent = Vec::with_capacity(SILENT_SOCKETS);
+    for _ in 0..SILENT_SOCKETS {
+        silent.push(tokio::net::TcpStream::connect(running.relay()).await.expect("TCP connect to the relay"));
+    }
+    let ch = channel("acme/team/under-attack");
+    let mut group = new_group(false);
+    let mut subscriber = Stream::open(running.relay()).await;
+    subscriber.subscribe_ok(&ch, 1, From::Seq(1)).await;
+    let mut publisher = Stream::open(running.relay()).await;
+    for n in 1..=3 {
+        let payload = group.application(format!("message {n}").as_bytes());
+        assert_eq!(publisher.publish_ok(&ch, &format!("m{n}"), payload.clone()).await, n);
+        let delivered = subscriber.deliveries(1).await;
+        assert_eq!((seq(&delivered[0]), blob(&delivered[0])), (n, payload.as_slice()));
+    }
+    for socket in &mut silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(60), tokio::io::AsyncReadExt::read(socket, &mut byte));
+        assert!(matches!(read.await, Ok(Ok(0) | Err(_))), "a silent socket was not closed");
+    }
+
+    running.signal("TERM");
+    assert!(running.wait().await.0.success());
+    let log = std::fs::read_to_string(&log_path).expect("read the relay's log");
+    assert!(log.contains("accept failed, backing off"), "the relay never ran out of files:\n{log}");
+}
+
+/// This process's soft limit on open files, from `/proc/self/limits`.
+fn open_files_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|soft| if soft == "unlimited" { Some(u64::MAX) } else { soft.parse().ok() })
+        .expect("a soft limit on open files")
 }
 
 #[test]

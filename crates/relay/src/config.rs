@@ -10,6 +10,20 @@ use crate::RelayAuth;
 /// Default retention: messages older than a week are dropped (docs/relay.md, "Retention").
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// Default [`RelayConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Default [`RelayConfig::max_connections_per_ip`].
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// Default [`RelayConfig::max_streams_per_connection`]: the smallest limit RFC 9113 recommends. A client needs
+/// one stream; the limit only bounds what one connection can make the relay hold.
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 100;
+/// Default [`RelayConfig::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default [`RelayConfig::keepalive_interval`].
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Default [`RelayConfig::keepalive_timeout`].
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How hard SQLite works to make an acknowledged append survive a crash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SyncMode {
@@ -41,11 +55,24 @@ pub struct RelayConfig {
     /// use anonymous streams; anything reachable by others must set [`RelayAuth::Jwt`] (`skytale relay` does by
     /// default).
     pub auth: RelayAuth,
+    /// Open connections at most, counted from accept on, before any authentication; beyond it a new
+    /// connection is closed at once (docs/relay.md, "Connection limits").
+    pub max_connections: usize,
+    /// Open connections at most from one peer IP address, counted the same way.
+    pub max_connections_per_ip: usize,
+    /// Concurrent streams per connection, advertised in HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub max_streams_per_connection: u32,
+    /// A connection that has not sent the HTTP/2 client preface this long after it was accepted is closed.
+    pub handshake_timeout: Duration,
+    /// The relay pings a connection it has heard nothing from for this long...
+    pub keepalive_interval: Duration,
+    /// ...and closes it if the ping is not answered within this.
+    pub keepalive_timeout: Duration,
 }
 
 impl RelayConfig {
     /// A configuration with the defaults: 1 MiB payloads, 7 days retention, no size cap, `SyncMode::Normal`,
-    /// no authentication.
+    /// no authentication, and the connection limits of the `DEFAULT_*` constants.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen,
@@ -55,6 +82,12 @@ impl RelayConfig {
             retention_bytes: None,
             sync: SyncMode::default(),
             auth: RelayAuth::None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
         }
     }
 }

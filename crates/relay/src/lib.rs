@@ -2,7 +2,7 @@
 //! Delivery Service of every channel it carries (`docs/protocol.md`, "Delivery-Service rules").
 //!
 //! Reading order follows the path of a message:
-//! [`service`] accepts a stream → [`session`] reads its frames → [`publish`] validates a publish (with
+//! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames → [`publish`] validates a publish (with
 //! [`mls_framing`]) → [`log`] numbers it, checks its epoch and commits it to the [`store`] → [`channel`] wakes
 //! the channel's subscribers → each [`subscription`] cursor delivers it. [`retention`] trims the log;
 //! [`auth`] is where a stream's identity is decided.
@@ -22,6 +22,7 @@ mod codec;
 mod config;
 mod error;
 mod frames;
+mod incoming;
 mod jwks;
 mod log;
 pub mod mls_framing;
@@ -37,10 +38,14 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::server::TcpIncoming;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
 
 pub use auth::RelayAuth;
-pub use config::{RelayConfig, SyncMode, DEFAULT_RETENTION};
+pub use config::{
+    RelayConfig, SyncMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_STREAMS_PER_CONNECTION, DEFAULT_RETENTION,
+};
 pub use error::RelayError;
 pub use jwks::{fetch_verifier, JwksError};
 /// The verifier [`RelayAuth::Jwt`] holds, re-exported so embedders need not depend on `skytale-auth` directly.
@@ -113,10 +118,19 @@ impl Relay {
             stop_signal.clone(),
             config.max_payload.saturating_add(FRAME_OVERHEAD),
         );
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let accept_policy = incoming::AcceptPolicy {
+            max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            handshake_timeout: config.handshake_timeout,
+        };
+        let incoming = ReceiverStream::new(incoming::accept(listener, accept_policy, stop_signal.clone()))
+            .map(Ok::<_, std::convert::Infallible>);
         let mut server_stop = stop_signal.clone();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
+                .max_concurrent_streams(config.max_streams_per_connection)
+                .http2_keepalive_interval(Some(config.keepalive_interval))
+                .http2_keepalive_timeout(Some(config.keepalive_timeout))
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move { stopped(&mut server_stop).await }),
         );

@@ -19,6 +19,10 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     config.retention_bytes = args.retention_bytes;
     config.sync = args.sync.into();
     config.auth = auth;
+    config.max_connections = args.max_connections;
+    config.max_connections_per_ip = args.max_connections_per_ip;
+    config.max_streams_per_connection = args.max_streams_per_connection;
+    config.handshake_timeout = args.handshake_timeout;
     if matches!(config.auth, RelayAuth::None) {
         tracing::warn!("--auth none: every stream may use every channel; for local development only");
     }

@@ -67,6 +67,15 @@ impl Stream {
         Ok(Stream { outgoing, incoming })
     }
 
+    /// Opens an anonymous stream; the reason as text if the connection or the stream is refused.
+    pub async fn try_open(relay: SocketAddr) -> Result<Stream, String> {
+        let mut client =
+            DataPlaneServiceClient::connect(format!("http://{relay}")).await.map_err(|error| error.to_string())?;
+        let (outgoing, queue) = mpsc::channel(1024);
+        let incoming = client.open_channel(ReceiverStream::new(queue)).await.map_err(|status| status.to_string())?;
+        Ok(Stream { outgoing, incoming: incoming.into_inner() })
+    }
+
     /// A sender that can feed this stream from another task.
     pub fn sender(&self) -> mpsc::Sender<pb::Message> {
         self.outgoing.clone()

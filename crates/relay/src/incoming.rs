@@ -1,0 +1,234 @@
+//! The relay's accept loop: which TCP connections reach the gRPC server at all.
+//!
+//! Everything here happens before a client has said who it is, so it must cost an anonymous peer little and
+//! end on its own: a connection is counted against the caps the moment it is accepted (total and per peer IP),
+//! and it is handed to the HTTP/2 server only once it has sent the HTTP/2 client preface, within
+//! [`RelayConfig::handshake_timeout`](crate::RelayConfig). Sockets that never send a byte are closed instead of
+//! being held for ever, and an accept that fails for lack of file descriptors backs off instead of retrying at
+//! once (a busy loop that starves the connections already open).
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// What every HTTP/2 client sends first (RFC 9113, section 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// First pause after an accept failed for lack of resources (file descriptors, memory); it doubles on each
+/// further failure up to [`MAX_ACCEPT_BACKOFF`] and starts over after the next successful accept.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Connections that sent their preface and wait for the gRPC server to take them.
+const HANDOFF_CAPACITY: usize = 64;
+
+/// The caps and the deadline applied before a connection reaches the server.
+#[derive(Clone, Copy, Debug)]
+pub struct AcceptPolicy {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub handshake_timeout: Duration,
+}
+
+/// Accepts on `listener` until `stop`; yields connections that sent the HTTP/2 preface in time and fit the
+/// caps. The receiver is the server's incoming stream; the listener closes when the loop ends.
+pub fn accept(listener: TcpListener, policy: AcceptPolicy, stop: watch::Receiver<bool>) -> mpsc::Receiver<Admitted> {
+    let (handoff, incoming) = mpsc::channel(HANDOFF_CAPACITY);
+    let counts = Arc::new(ConnectionCounts::new(policy));
+    tokio::spawn(accept_loop(listener, counts, policy.handshake_timeout, handoff, stop));
+    incoming
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    counts: Arc<ConnectionCounts>,
+    handshake_timeout: Duration,
+    handoff: mpsc::Sender<Admitted>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = MIN_ACCEPT_BACKOFF;
+    loop {
+        let accepted = tokio::select! {
+            _ = crate::stopped(&mut stop) => return,
+            _ = handoff.closed() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = MIN_ACCEPT_BACKOFF;
+                // Dropping the stream closes it: over a cap, the peer gets an immediate close rather than a
+                // socket that keeps a file descriptor of ours.
+                let Some(permit) = ConnectionCounts::admit(&counts, peer.ip()) else {
+                    tracing::debug!(%peer, "connection refused: too many connections");
+                    continue;
+                };
+                tokio::spawn(handshake(stream, peer, permit, handshake_timeout, handoff.clone()));
+            }
+            // The peer gave up between its SYN and our accept: nothing to wait for.
+            Err(error) if is_per_connection(&error) => tracing::debug!(%error, "accept failed"),
+            Err(error) => {
+                if backoff == MIN_ACCEPT_BACKOFF {
+                    tracing::warn!(%error, "accept failed, backing off until connections close");
+                }
+                tokio::select! {
+                    _ = crate::stopped(&mut stop) => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Errors that concern one connection only, as opposed to the listener's resources (`EMFILE`, `ENFILE`,
+/// `ENOBUFS`, `ENOMEM`), which only time and closing connections can cure.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
+    )
+}
+
+/// Waits for the peer's HTTP/2 preface and hands the connection to the server; closes it if the preface is
+/// late or wrong.
+async fn handshake(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    permit: ConnectionPermit,
+    timeout: Duration,
+    handoff: mpsc::Sender<Admitted>,
+) {
+    let mut preface = [0u8; PREFACE.len()];
+    let refusal = match tokio::time::timeout(timeout, stream.read_exact(&mut preface)).await {
+        Ok(Ok(_)) if preface == *PREFACE => stream.set_nodelay(true).err().map(|e| format!("TCP_NODELAY: {e}")),
+        Ok(Ok(_)) => Some("not HTTP/2".to_owned()),
+        Ok(Err(error)) => Some(format!("closed before its HTTP/2 preface: {error}")),
+        Err(_) => Some(format!("no HTTP/2 preface within {timeout:?}")),
+    };
+    if let Some(reason) = refusal {
+        tracing::debug!(%peer, "connection closed: {reason}");
+        return;
+    }
+    // Fails only when the server stopped; the connection is closed with it.
+    let _ = handoff.send(Admitted { stream, preface_replayed: 0, _permit: permit }).await;
+}
+
+/// Open connections, in total and per peer address.
+struct ConnectionCounts {
+    policy: AcceptPolicy,
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Default)]
+struct OpenConnections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl ConnectionCounts {
+    fn new(policy: AcceptPolicy) -> Self {
+        Self { policy, open: Mutex::new(OpenConnections::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenConnections> {
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a new connection from `ip`, or `None` if it would exceed a cap.
+    fn admit(counts: &Arc<Self>, ip: IpAddr) -> Option<ConnectionPermit> {
+        let mut open = counts.lock();
+        if open.total >= counts.policy.max_connections {
+            return None;
+        }
+        let from_ip = open.per_ip.entry(ip).or_default();
+        if *from_ip >= counts.policy.max_connections_per_ip {
+            return None;
+        }
+        *from_ip += 1;
+        open.total += 1;
+        Some(ConnectionPermit { counts: Arc::clone(counts), ip })
+    }
+}
+
+/// One counted connection; uncounted when dropped, i.e. when the connection is closed.
+struct ConnectionPermit {
+    counts: Arc<ConnectionCounts>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut open = self.counts.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(from_ip) = open.per_ip.get_mut(&self.ip) {
+            *from_ip = from_ip.saturating_sub(1);
+            if *from_ip == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A connection that sent the HTTP/2 preface. The preface was consumed to check it, so reads first replay it
+/// for the HTTP/2 server; the connection stays counted until the server drops it.
+pub struct Admitted {
+    stream: TcpStream,
+    preface_replayed: usize,
+    _permit: ConnectionPermit,
+}
+
+impl Connected for Admitted {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Admitted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let rest = &PREFACE[self.preface_replayed..];
+        if rest.is_empty() {
+            return Pin::new(&mut self.stream).poll_read(cx, buf);
+        }
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        self.preface_replayed += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Admitted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
