@@ -5,7 +5,7 @@
 //! cursor waiting on that channel. Cursors read recent messages from the cache and older ones from SQLite.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use skytale_proto::ChannelName;
 use tokio::sync::watch;
@@ -17,25 +17,85 @@ const RECENT_MAX_MESSAGES: usize = 1024;
 /// ...and at most this many bytes of them, so memory stays bounded however large payloads are.
 const RECENT_MAX_BYTES: usize = 4 << 20;
 
-/// All channel feeds, created on first use (a subscribe or the first message).
-#[derive(Default)]
+/// Every channel feed in use, and where the feed of each channel with stored messages starts.
+///
+/// A feed lives only while something holds it: a subscription's cursor, a head query waiting for its turn, or
+/// the log writer handing it a committed batch. When the last of them lets go, the feed (with its cache of
+/// recent messages) is freed and a name that never had a message is forgotten, so subscribing to or querying
+/// ever new names costs nothing once they are done with. The next user of a stored channel gets a new feed
+/// starting from the head, epoch and retention mark the writer last recorded here.
 pub struct ChannelHub {
-    feeds: Mutex<HashMap<ChannelName, Arc<ChannelFeed>>>,
+    table: Arc<Mutex<FeedTable>>,
 }
 
+type FeedTable = HashMap<ChannelName, TableEntry>;
+
+struct TableEntry {
+    /// The log's state of a channel with stored messages, kept current by the log writer; `None` for a name
+    /// with a feed in use but nothing stored.
+    stored: Option<FeedStart>,
+    /// The feed in use, if any.
+    feed: Weak<ChannelFeed>,
+}
+
+impl Default for ChannelHub {
+    fn default() -> Self {
+        Self { table: Arc::new(Mutex::new(HashMap::new())) }
+    }
+}
+
+fn lock(table: &Mutex<FeedTable>) -> MutexGuard<'_, FeedTable> {
+    table.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// Never drop an `Arc<ChannelFeed>` while the table is locked: the last one's `Drop` locks it too. Every method
+// below returns the feed it upgraded instead.
 impl ChannelHub {
-    /// The feed of `channel`, creating an empty one if the channel has never been seen.
+    /// The feed of `channel`: the one in use, or a new one starting where the log is.
     pub fn feed(&self, channel: &ChannelName) -> Arc<ChannelFeed> {
-        let mut feeds = self.feeds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(feeds.entry(channel.clone()).or_insert_with(|| Arc::new(ChannelFeed::new(FeedStart::EMPTY))))
+        let mut table = lock(&self.table);
+        let entry = table.entry(channel.clone()).or_insert_with(|| TableEntry { stored: None, feed: Weak::new() });
+        if let Some(feed) = entry.feed.upgrade() {
+            return feed;
+        }
+        let start = entry.stored.unwrap_or(FeedStart::EMPTY);
+        let feed = Arc::new(ChannelFeed::new(channel.clone(), start, Arc::downgrade(&self.table)));
+        entry.feed = Arc::downgrade(&feed);
+        feed
     }
 
-    /// Installs the feed of a channel loaded from the store at startup.
-    pub fn restore(&self, channel: ChannelName, start: FeedStart) -> Arc<ChannelFeed> {
-        let mut feeds = self.feeds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let feed = Arc::new(ChannelFeed::new(start));
-        feeds.insert(channel, Arc::clone(&feed));
-        feed
+    /// Records a channel loaded from the store at startup.
+    pub fn restore(&self, channel: ChannelName, start: FeedStart) {
+        lock(&self.table).insert(channel, TableEntry { stored: Some(start), feed: Weak::new() });
+    }
+
+    /// Called by the log writer once a batch is committed: records `channel`'s new head and epoch, and returns
+    /// its feed if one is in use, for the writer to append the batch's messages to. Both happen under one lock
+    /// with [`feed`](Self::feed), so a feed either existed before (and gets the messages) or starts after them.
+    pub fn committed(&self, channel: &ChannelName, head: u64, epoch: u64) -> Option<Arc<ChannelFeed>> {
+        let mut table = lock(&self.table);
+        let entry = table.entry(channel.clone()).or_insert_with(|| TableEntry { stored: None, feed: Weak::new() });
+        let stored = entry.stored.get_or_insert(FeedStart::EMPTY);
+        stored.head = head;
+        stored.epoch = Some(epoch);
+        entry.feed.upgrade()
+    }
+
+    /// Called by the log writer once retention removed `channel`'s messages up to `through_seq`: records the
+    /// new retention mark and returns the feed in use, if any, for the writer to expire its cache.
+    pub fn expired(&self, channel: &ChannelName, through_seq: u64, through_epoch: u64) -> Option<Arc<ChannelFeed>> {
+        let mut table = lock(&self.table);
+        let entry = table.get_mut(channel)?;
+        if let Some(stored) = entry.stored.as_mut() {
+            stored.low_seq = through_seq + 1;
+            stored.expired_epoch = Some(through_epoch);
+        }
+        entry.feed.upgrade()
+    }
+
+    /// Channels held in memory: every channel with stored messages, and every other name with a feed in use.
+    pub fn channels_in_memory(&self) -> usize {
+        lock(&self.table).len()
     }
 }
 
@@ -66,6 +126,9 @@ pub struct RetentionExpired {
 
 /// One channel's head, current epoch, retention mark and recent messages.
 pub struct ChannelFeed {
+    channel: ChannelName,
+    /// The hub's table, to leave it when the last user is done (see [`ChannelHub`]).
+    table: Weak<Mutex<FeedTable>>,
     head: watch::Sender<u64>,
     state: Mutex<FeedState>,
 }
@@ -80,7 +143,7 @@ struct FeedState {
 }
 
 impl ChannelFeed {
-    fn new(start: FeedStart) -> Self {
+    fn new(channel: ChannelName, start: FeedStart, table: Weak<Mutex<FeedTable>>) -> Self {
         let (head, _) = watch::channel(start.head);
         let state = FeedState {
             epoch: start.epoch,
@@ -89,7 +152,7 @@ impl ChannelFeed {
             recent: VecDeque::new(),
             recent_bytes: 0,
         };
-        Self { head, state: Mutex::new(state) }
+        Self { channel, table, head, state: Mutex::new(state) }
     }
 
     fn state(&self) -> MutexGuard<'_, FeedState> {
@@ -191,5 +254,26 @@ impl ChannelFeed {
             out.push(Arc::clone(message));
         }
         Some(out)
+    }
+}
+
+impl Drop for ChannelFeed {
+    /// The last user is gone: the table stops pointing at this feed, and forgets a name without stored messages.
+    fn drop(&mut self) {
+        let Some(table) = self.table.upgrade() else {
+            return;
+        };
+        let mut table = lock(&table);
+        let forget = match table.get_mut(&self.channel) {
+            // A feed created for the name since this one's last user left is in use: it stays.
+            Some(entry) if entry.feed.strong_count() == 0 => {
+                entry.feed = Weak::new();
+                entry.stored.is_none()
+            }
+            _ => false,
+        };
+        if forget {
+            table.remove(&self.channel);
+        }
     }
 }

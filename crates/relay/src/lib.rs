@@ -78,6 +78,7 @@ pub struct RelayHandle {
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     retention: JoinHandle<()>,
     writer: Arc<LogWriter>,
+    hub: Arc<ChannelHub>,
 }
 
 impl Relay {
@@ -108,7 +109,7 @@ impl Relay {
         let (stop, stop_signal) = watch::channel(false);
         let shared = Arc::new(Shared {
             writer: Arc::clone(&writer),
-            hub,
+            hub: Arc::clone(&hub),
             reader: Arc::new(ReadPool::new(db_path)),
             max_payload: config.max_payload,
             auth: config.auth.clone(),
@@ -136,7 +137,7 @@ impl Relay {
         );
         let retention = tokio::spawn(retention::run(Arc::clone(&writer), policy, stop_signal));
         tracing::info!(%local_addr, data_dir = %config.data_dir.display(), auth = ?config.auth, "relay listening");
-        Ok(RelayHandle { local_addr, stop, server, retention, writer })
+        Ok(RelayHandle { local_addr, stop, server, retention, writer, hub })
     }
 }
 
@@ -149,6 +150,13 @@ impl RelayHandle {
     /// The address the relay listens on (with the actual port when started on port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// How many channels the relay holds in memory: one small record per channel with stored messages, plus
+    /// one feed per other name while a subscription or a head query uses it (docs/relay.md, "Memory and
+    /// backpressure"). For tests and diagnostics.
+    pub fn channels_in_memory(&self) -> usize {
+        self.hub.channels_in_memory()
     }
 
     /// Ends every stream, stops accepting connections, finishes pending writes and closes the log.

@@ -76,7 +76,7 @@ impl LogWriter {
         let mut heads = HashMap::new();
         for row in store::load_channels(&conn)? {
             let name = ChannelName::parse(&row.name).map_err(|_| StoreError::CorruptName(row.name.clone()))?;
-            let feed = hub.restore(
+            hub.restore(
                 name.clone(),
                 FeedStart {
                     head: row.next_seq - 1,
@@ -87,7 +87,7 @@ impl LogWriter {
             );
             heads.insert(
                 name,
-                ChannelHead { id: row.id, group_id: row.group_id, epoch: row.epoch, next_seq: row.next_seq, feed },
+                ChannelHead { id: row.id, group_id: row.group_id, epoch: row.epoch, next_seq: row.next_seq },
             );
         }
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
@@ -142,8 +142,6 @@ struct ChannelHead {
     group_id: Vec<u8>,
     epoch: u64,
     next_seq: u64,
-    /// Where committed messages go for subscribers.
-    feed: Arc<ChannelFeed>,
 }
 
 struct Sequencer {
@@ -153,9 +151,17 @@ struct Sequencer {
     hub: Arc<ChannelHub>,
 }
 
+/// A committed batch's new messages for one channel whose feed is in use.
+struct Published {
+    channel_id: i64,
+    feed: Arc<ChannelFeed>,
+    messages: Vec<Arc<StoredMessage>>,
+    epoch_after: u64,
+}
+
 /// The outcome of admitting one request inside a batch, before the commit.
 enum Admission {
-    Stored { feed: Arc<ChannelFeed>, message: Arc<StoredMessage>, epoch_after: u64 },
+    Stored { channel_id: i64, message: Arc<StoredMessage>, epoch_after: u64 },
     Duplicate(u64),
     Refused(AppendError),
 }
@@ -207,21 +213,24 @@ impl Sequencer {
                 return;
             }
         };
-        self.heads.extend(staged);
         // Subscribers learn of the batch first (once per channel, not per message), so that by the time a
-        // publisher sees its ack every head query and subscription already sees the message.
-        let mut published: Vec<(Arc<ChannelFeed>, Vec<Arc<StoredMessage>>, u64)> = Vec::new();
+        // publisher sees its ack every head query and subscription already sees the message. Channels nobody
+        // follows right now have no feed: the hub records where their next feed starts.
+        let mut published = Vec::new();
+        for (channel, head) in &staged {
+            if let Some(feed) = self.hub.committed(channel, head.next_seq.saturating_sub(1), head.epoch) {
+                published.push(Published { channel_id: head.id, feed, messages: Vec::new(), epoch_after: head.epoch });
+            }
+        }
+        self.heads.extend(staged);
         let mut results = Vec::with_capacity(admissions.len());
         for admission in admissions {
             results.push(match admission {
-                Admission::Stored { feed, message, epoch_after } => {
+                Admission::Stored { channel_id, message, epoch_after } => {
                     let seq = message.seq;
-                    match published.iter_mut().find(|(f, _, _)| Arc::ptr_eq(f, &feed)) {
-                        Some((_, messages, epoch)) => {
-                            messages.push(message);
-                            *epoch = epoch_after;
-                        }
-                        None => published.push((feed, vec![message], epoch_after)),
+                    if let Some(to) = published.iter_mut().find(|to| to.channel_id == channel_id) {
+                        to.messages.push(message);
+                        to.epoch_after = epoch_after;
                     }
                     Ok(seq)
                 }
@@ -229,7 +238,7 @@ impl Sequencer {
                 Admission::Refused(error) => Err(error),
             });
         }
-        for (feed, messages, epoch_after) in published {
+        for Published { feed, messages, epoch_after, .. } in published {
             feed.append(messages, epoch_after);
         }
         for (result, reply) in results.into_iter().zip(replies) {
@@ -249,7 +258,7 @@ impl Sequencer {
         let now_ms = unix_millis();
         let mut admissions = Vec::with_capacity(requests.len());
         for request in requests {
-            admissions.push(admit(&tx, &self.hub, &self.heads, staged, request, now_ms)?);
+            admissions.push(admit(&tx, &self.heads, staged, request, now_ms)?);
         }
         for head in staged.values() {
             store::update_channel_head(&tx, head.id, head.epoch, head.next_seq)?;
@@ -266,7 +275,11 @@ impl Sequencer {
         self.checkpointer.committed();
         for expiry in &expiries {
             match ChannelName::parse(&expiry.channel) {
-                Ok(name) => self.hub.feed(&name).expire_through(expiry.through_seq, expiry.through_epoch),
+                Ok(name) => {
+                    if let Some(feed) = self.hub.expired(&name, expiry.through_seq, expiry.through_epoch) {
+                        feed.expire_through(expiry.through_seq, expiry.through_epoch);
+                    }
+                }
                 Err(_) => return Err(StoreError::CorruptName(expiry.channel.clone())),
             }
         }
@@ -279,7 +292,6 @@ impl Sequencer {
 /// message; the message epoch must be the channel's current epoch; an accepted commit opens the next epoch.
 fn admit(
     conn: &Connection,
-    hub: &ChannelHub,
     committed: &HashMap<ChannelName, ChannelHead>,
     staged: &mut HashMap<ChannelName, ChannelHead>,
     request: AppendRequest,
@@ -295,7 +307,6 @@ fn admit(
                 group_id: header.group_id.clone(),
                 epoch: header.epoch,
                 next_seq: 1,
-                feed: hub.feed(&channel),
             },
         };
         staged.insert(channel.clone(), head);
@@ -323,7 +334,7 @@ fn admit(
     if header.content_type == ContentType::Commit {
         head.epoch += 1;
     }
-    Ok(Admission::Stored { feed: Arc::clone(&head.feed), message: Arc::new(message), epoch_after: head.epoch })
+    Ok(Admission::Stored { channel_id: head.id, message: Arc::new(message), epoch_after: head.epoch })
 }
 
 /// Wall-clock time in milliseconds since the Unix epoch, as stored in `messages.stored_at_ms`.
