@@ -188,9 +188,12 @@ async fn silent_sockets_beyond_the_file_limit_do_not_shut_out_a_publisher_and_a_
     let running = spawn_printing(command, 1);
 
     let mut silent = Vec::with_capacity(SILENT_SOCKETS);
-    for _ in 0..SILENT_SOCKETS {
-        silent.push(tokio::net::TcpStream::connect(running.relay()).await.expect("TCP connect to the relay"));
-    }
+    let connecting = async {
+        for _ in 0..SILENT_SOCKETS {
+            silent.push(tokio::net::TcpStream::connect(running.relay()).await.expect("TCP connect to the relay"));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), connecting).await.expect("every silent socket connected in time");
     let ch = channel("acme/team/under-attack");
     let mut group = new_group(false);
     let mut subscriber = Stream::open(running.relay()).await;
@@ -202,11 +205,14 @@ async fn silent_sockets_beyond_the_file_limit_do_not_shut_out_a_publisher_and_a_
         let delivered = subscriber.deliveries(1).await;
         assert_eq!((seq(&delivered[0]), blob(&delivered[0])), (n, payload.as_slice()));
     }
-    for socket in &mut silent {
-        let mut byte = [0u8; 1];
-        let read = tokio::time::timeout(Duration::from_secs(60), tokio::io::AsyncReadExt::read(socket, &mut byte));
-        assert!(matches!(read.await, Ok(Ok(0) | Err(_))), "a silent socket was not closed");
-    }
+    let all_closed = async {
+        for socket in &mut silent {
+            let mut byte = [0u8; 1];
+            let read = tokio::io::AsyncReadExt::read(socket, &mut byte).await;
+            assert!(matches!(read, Ok(0) | Err(_)), "the relay sent bytes to a silent socket");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all_closed).await.expect("every silent socket closed in time");
 
     running.signal("TERM");
     assert!(running.wait().await.0.success());

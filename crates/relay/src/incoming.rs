@@ -108,7 +108,12 @@ async fn handshake(
     handoff: mpsc::Sender<Admitted>,
 ) {
     let mut preface = [0u8; PREFACE.len()];
-    let refusal = match tokio::time::timeout(timeout, stream.read_exact(&mut preface)).await {
+    let read = tokio::select! {
+        read = tokio::time::timeout(timeout, stream.read_exact(&mut preface)) => read,
+        // The server stopped: nothing will take this connection any more.
+        () = handoff.closed() => return,
+    };
+    let refusal = match read {
         Ok(Ok(_)) if preface == *PREFACE => stream.set_nodelay(true).err().map(|e| format!("TCP_NODELAY: {e}")),
         Ok(Ok(_)) => Some("not HTTP/2".to_owned()),
         Ok(Err(error)) => Some(format!("closed before its HTTP/2 preface: {error}")),

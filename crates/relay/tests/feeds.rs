@@ -13,6 +13,8 @@ use skytale_relay::RelayHandle;
 
 /// Distinct names subscribed to, unsubscribed from and queried.
 const NAMES: usize = 100_000;
+/// Guard against a hung test: the relay answers all of them in seconds.
+const FLOOD_WAIT: Duration = Duration::from_secs(600);
 
 /// Waits until the relay holds `expected` channels in memory; fails the test if it never does. Stopped cursors
 /// let go of their feed when their task is dropped, just after the unsubscribe is answered.
@@ -52,13 +54,16 @@ async fn names_subscribed_and_queried_once_are_forgotten_and_stored_channels_res
     });
     // Each name is answered three times: subscribed, unsubscribed, head 0 (head replies come through their
     // own pipeline, so the three kinds interleave).
-    for _ in 0..3 * NAMES {
-        let frame = stream.recv().await;
-        assert!(!is_error(&frame), "{frame:?}");
-        if let Some(head) = meta(&frame, keys::HEAD_SEQ) {
-            assert_eq!(head, "0");
+    let answers = async {
+        for _ in 0..3 * NAMES {
+            let frame = stream.recv().await;
+            assert!(!is_error(&frame), "{frame:?}");
+            if let Some(head) = meta(&frame, keys::HEAD_SEQ) {
+                assert_eq!(head, "0");
+            }
         }
-    }
+    };
+    tokio::time::timeout(FLOOD_WAIT, answers).await.expect("every name answered in time");
     feeding.await.expect("feeding task");
     wait_for_channels_in_memory(&relay, 1).await;
 
