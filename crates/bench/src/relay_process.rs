@@ -16,13 +16,19 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Starts `skytale relay --auth none` on a free loopback port and waits for its `export SKYTALE_RELAY=...`
-    /// line. Its logs are discarded (per-stream info lines would cost the relay time we are measuring).
+    /// Starts `skytale relay --auth none` without connection caps on a free loopback port and waits for its
+    /// `export SKYTALE_RELAY=...` line. Its logs are discarded (per-stream info lines would cost the relay time
+    /// we are measuring).
     pub fn start(skytale: &Path) -> anyhow::Result<Self> {
         let data_dir = tempfile::tempdir().context("creating the relay's data directory")?;
         let mut child = Command::new(skytale)
             .args(["relay", "--auth", "none", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
+            // The benchmarks measure what one relay carries, with every connection from 127.0.0.1 and, for
+            // `idle-streams --streams-per-connection`, many streams on one: the connection caps (docs/relay.md,
+            // "Connection limits") would measure themselves instead.
+            .args(["--max-connections", "1000000", "--max-connections-per-ip", "1000000"])
+            .args(["--max-streams-per-connection", "1000000"])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
