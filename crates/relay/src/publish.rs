@@ -102,7 +102,7 @@ fn relay_fields_unset(publish: &pb::Publish) -> Result<(), String> {
         let kind = pb::SessionMessageType::try_from(session.session_message_type)
             .map_or_else(|_| format!("unknown value {}", session.session_message_type), |k| k.as_str_name().to_owned());
         return Err(format!(
-            "a publish has session_message_type MSG, not {kind}: acks and other session messages come from the relay"
+            "a publish must have session_message_type MSG, not {kind}: acks and other session messages come from the relay"
         ));
     }
     if publish.header.as_ref().and_then(|h| h.error) == Some(true) {
