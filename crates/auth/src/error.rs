@@ -2,23 +2,36 @@
 
 use std::path::PathBuf;
 
-/// Why a token was refused.
+/// Why a token was refused. Each message is a sentence for the person holding the token: what is wrong with it
+/// and what to do, never the JWT library's own wording (which names serde variants and internal types).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TokenError {
     /// No token was presented (no `authorization` header, or not a `Bearer` one).
-    #[error("missing bearer token")]
+    #[error("missing token: send `authorization: Bearer <JWT>` with a token from the API's POST /v1/tokens")]
     Missing,
-    /// The token is not a well-formed JWT of the expected shape.
+    /// The token is not a well-formed JWT of the expected shape; the detail says which part is wrong.
     #[error("malformed token: {0}")]
     Malformed(String),
+    /// The header names an algorithm other than EdDSA (`none` and HMAC ones included): refused before any key
+    /// is looked at, so a token can never choose how it is checked.
+    #[error("token algorithm {0} is not accepted; expected EdDSA")]
+    WrongAlgorithm(String),
+    /// The header's key id is not one of the keys this verifier trusts.
+    #[error(
+        "token signed by unknown key {0}: it was not issued by the Skytale API this service trusts; fetch a new token"
+    )]
+    UnknownKey(String),
+    /// The signature does not verify with the key the header names: the token was altered or forged.
+    #[error("bad token signature: the token was altered, or not signed by the Skytale API")]
+    BadSignature,
     /// The token was valid once but its `exp` has passed.
-    #[error("token expired")]
+    #[error("expired token: fetch a new one from the API")]
     Expired,
-    /// The signature does not verify, or the token names a key this verifier does not know.
-    #[error("token signature is not valid for any known key")]
-    Forged,
+    /// The token's `nbf` is still in the future.
+    #[error("token not valid yet: its start time (nbf) is in the future; check the clocks of the API and this host")]
+    NotYetValid,
     /// Signed by a known key but meant for another issuer or audience.
-    #[error("token is not issued for this service: {0}")]
+    #[error("token not meant for this service: {0}")]
     WrongAudience(String),
 }
 

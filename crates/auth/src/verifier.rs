@@ -8,6 +8,7 @@ use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
 
 use crate::issuer::public_jwk;
 use crate::{key_file, Claims, KeyError, TokenError, AUDIENCE, CLOCK_LEEWAY_SECS, ISSUER};
@@ -55,6 +56,8 @@ impl TokenVerifier {
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = CLOCK_LEEWAY_SECS;
+        // Checked only when a token has `nbf` (the API's do not); a token made to start later waits for it.
+        validation.validate_nbf = true;
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -70,22 +73,70 @@ impl TokenVerifier {
         self.verify(token)
     }
 
-    /// Verifies a compact JWT: signature by a known key, expiry (with leeway), issuer and audience.
+    /// Verifies a compact JWT: algorithm, signature by a known key, expiry and start (with leeway), issuer and
+    /// audience.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(TokenError::Malformed(format!("algorithm {:?}, expected EdDSA", header.alg)));
+        let header = read_header(token)?;
+        if header.alg != "EdDSA" {
+            return Err(TokenError::WrongAlgorithm(shown(&header.alg)));
         }
-        let kid = header.kid.ok_or_else(|| TokenError::Malformed("no key id (kid) in header".to_owned()))?;
-        let key = self.keys.get(&kid).ok_or(TokenError::Forged)?;
+        let kid = header.kid.ok_or_else(|| malformed("its header names no key id (kid)"))?;
+        let key = self.keys.get(&kid).ok_or_else(|| TokenError::UnknownKey(shown(&kid)))?;
         jsonwebtoken::decode::<Claims>(token, key, &self.validation).map(|data| data.claims).map_err(|e| {
-            match e.kind() {
+            match e.into_kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidSignature | ErrorKind::InvalidEddsaKey => TokenError::Forged,
-                ErrorKind::InvalidIssuer => TokenError::WrongAudience(format!("issuer is not {ISSUER}")),
-                ErrorKind::InvalidAudience => TokenError::WrongAudience(format!("audience is not {AUDIENCE}")),
-                _ => TokenError::Malformed(e.to_string()),
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                ErrorKind::InvalidSignature | ErrorKind::InvalidEddsaKey => TokenError::BadSignature,
+                ErrorKind::InvalidIssuer => TokenError::WrongAudience(format!("its issuer is not {ISSUER}")),
+                ErrorKind::InvalidAudience => TokenError::WrongAudience(format!("its audience is not {AUDIENCE}")),
+                ErrorKind::MissingRequiredClaim(claim) => malformed(&format!("it has no `{}` claim", shown(&claim))),
+                ErrorKind::InvalidClaimFormat(claim) => {
+                    malformed(&format!("its `{}` claim has the wrong type", shown(&claim)))
+                }
+                ErrorKind::InvalidToken => malformed(NOT_A_JWT),
+                ErrorKind::Base64(_) => malformed("a part of it is not base64url"),
+                ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                    malformed("its claims are not those of a Skytale token (iss, aud, sub, org, iat, exp)")
+                }
+                _ => malformed("its signature could not be checked"),
             }
         })
     }
+}
+
+const NOT_A_JWT: &str = "it is not a JWT (three base64url parts separated by dots)";
+
+/// The two header fields a verifier looks at before anything else. `alg` is read as plain text, not as the JWT
+/// library's algorithm enum, so `none` or an unknown name gets the wrong-algorithm error rather than a JSON one.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+fn read_header(token: &str) -> Result<RawHeader, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_claims), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed(NOT_A_JWT));
+    };
+    let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed("its header is not base64url"))?;
+    serde_json::from_slice(&json).map_err(|_| malformed("its header is not a JSON object with an `alg` text"))
+}
+
+fn malformed(detail: &str) -> TokenError {
+    TokenError::Malformed(detail.to_owned())
+}
+
+/// Most of a name taken from a token, escaped: enough to recognise it in a message, never a wall of text or a
+/// control character from whoever wrote the token.
+fn shown(text: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    let mut out: String = text.chars().take(MAX_CHARS).flat_map(char::escape_debug).collect();
+    if text.chars().nth(MAX_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
 }

@@ -25,15 +25,16 @@ fn token_verifies_through_published_jwks_and_carries_grants() {
 }
 
 #[test]
-fn token_from_another_key_is_forged() {
+fn token_from_another_key_names_the_unknown_key() {
     let issuer = TokenIssuer::ephemeral().unwrap();
     let stranger = TokenIssuer::ephemeral().unwrap();
     let token = stranger.issue("acct", "acme", vec![]).unwrap().token;
-    assert_eq!(issuer.verifier().unwrap().verify(&token), Err(TokenError::Forged));
+    let kid = stranger.jwks().keys[0].common.key_id.clone().unwrap();
+    assert_eq!(issuer.verifier().unwrap().verify(&token), Err(TokenError::UnknownKey(kid)));
 }
 
 #[test]
-fn tampered_payload_is_forged() {
+fn tampered_payload_has_a_bad_signature() {
     let issuer = TokenIssuer::ephemeral().unwrap();
     let token = issuer.issue("acct", "acme", vec![]).unwrap().token;
     let other = issuer.issue("acct", "evil", vec![]).unwrap().token;
@@ -41,7 +42,7 @@ fn tampered_payload_is_forged() {
     let parts: Vec<&str> = token.split('.').collect();
     let other_parts: Vec<&str> = other.split('.').collect();
     let spliced = format!("{}.{}.{}", parts[0], other_parts[1], parts[2]);
-    assert_eq!(issuer.verifier().unwrap().verify(&spliced), Err(TokenError::Forged));
+    assert_eq!(issuer.verifier().unwrap().verify(&spliced), Err(TokenError::BadSignature));
 }
 
 #[test]
@@ -50,6 +51,43 @@ fn missing_and_malformed_tokens_are_named() {
     assert_eq!(verifier.verify_bearer(None), Err(TokenError::Missing));
     assert_eq!(verifier.verify_bearer(Some("Basic abc")), Err(TokenError::Missing));
     assert!(matches!(verifier.verify("not-a-jwt"), Err(TokenError::Malformed(_))));
+}
+
+/// Every refusal is one sentence about the token, in the words of `TokenError`'s messages.
+fn refusal(verifier: &TokenVerifier, token: &str) -> String {
+    verifier.verify(token).expect_err("the token is refused").to_string()
+}
+
+#[test]
+fn forged_algorithms_and_garbage_are_refused_in_plain_words() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    let issuer = TokenIssuer::ephemeral().unwrap();
+    let verifier = issuer.verifier().unwrap();
+    let good = issuer.issue("acct", "acme", vec![]).unwrap().token;
+    let claims = good.split('.').nth(1).unwrap();
+
+    // {"alg":"none","typ":"JWT"}: jsonwebtoken's own header parser answers "unknown variant `none`".
+    let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{claims}.");
+    assert_eq!(refusal(&verifier, &unsigned), "token algorithm none is not accepted; expected EdDSA");
+    assert_eq!(verifier.verify(&unsigned), Err(TokenError::WrongAlgorithm("none".to_owned())));
+
+    let parsed = verifier.verify(&good).unwrap();
+    let hmac = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &parsed, &EncodingKey::from_secret(b"k")).unwrap();
+    assert_eq!(refusal(&verifier, &hmac), "token algorithm HS256 is not accepted; expected EdDSA");
+
+    for (garbage, expected) in [
+        ("", "malformed token: it is not a JWT (three base64url parts separated by dots)"),
+        ("a.b", "malformed token: it is not a JWT (three base64url parts separated by dots)"),
+        ("%%%.b.c", "malformed token: its header is not base64url"),
+        // base64url of `[1,2]`.
+        ("WzEsMl0.b.c", "malformed token: its header is not a JSON object with an `alg` text"),
+    ] {
+        assert_eq!(refusal(&verifier, garbage), expected, "for {garbage:?}");
+    }
+    // An EdDSA header without a key id.
+    let no_kid = format!("eyJhbGciOiJFZERTQSJ9.{claims}.{}", good.split('.').nth(2).unwrap());
+    assert_eq!(refusal(&verifier, &no_kid), "malformed token: its header names no key id (kid)");
 }
 
 #[test]
@@ -108,4 +146,14 @@ fn expired_token_is_named_expired() {
     let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap();
 
     assert_eq!(issuer.verifier().unwrap().verify(&token), Err(TokenError::Expired));
+    assert_eq!(TokenError::Expired.to_string(), "expired token: fetch a new one from the API");
+
+    // Valid claims that only start in an hour (well past the leeway).
+    let mut not_yet = serde_json::to_value(&claims).unwrap();
+    not_yet["exp"] = (claims.iat + 4 * 3600).into();
+    not_yet["nbf"] = (claims.iat + 3 * 3600).into();
+    let token = jsonwebtoken::encode(&header, &not_yet, &EncodingKey::from_ed_der(der.as_bytes())).unwrap();
+    let refused = issuer.verifier().unwrap().verify(&token);
+    assert_eq!(refused, Err(TokenError::NotYetValid));
+    assert!(refused.unwrap_err().to_string().starts_with("token not valid yet"));
 }

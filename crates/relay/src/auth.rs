@@ -9,7 +9,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use skytale_auth::{Claims, TokenError, TokenVerifier, CLOCK_LEEWAY_SECS};
+use skytale_auth::{Claims, TokenVerifier, CLOCK_LEEWAY_SECS};
 use skytale_proto::meta::error_code;
 use skytale_proto::ChannelName;
 use tonic::metadata::MetadataMap;
@@ -67,22 +67,7 @@ pub fn identify(auth: &RelayAuth, request_metadata: &MetadataMap) -> Result<Stre
     verifier
         .verify_bearer(header)
         .map(StreamIdentity::Account)
-        .map_err(|error| Status::unauthenticated(describe(&error)))
-}
-
-/// A message naming the problem with a token, in words a user can act on.
-fn describe(error: &TokenError) -> String {
-    match error {
-        TokenError::Missing => {
-            "missing token: send `authorization: Bearer <JWT>` with a token from the API's POST /v1/tokens".to_owned()
-        }
-        TokenError::Malformed(detail) => format!("malformed token: {detail}"),
-        TokenError::Expired => "expired token: fetch a new one from the API".to_owned(),
-        TokenError::Forged => {
-            "forged token: its signature does not verify with any key of the API this relay trusts".to_owned()
-        }
-        TokenError::WrongAudience(detail) => format!("token not meant for this relay: {detail}"),
-    }
+        .map_err(|error| Status::unauthenticated(error.to_string()))
 }
 
 fn unauthorized(message: String) -> Refusal {
@@ -125,7 +110,7 @@ impl StreamIdentity {
             // A JWT relay only admits streams with a verified account.
             return Err(unauthorized("this stream has no account to refresh".to_owned()));
         };
-        let claims = verifier.verify_bearer(Some(bearer)).map_err(|error| unauthorized(describe(&error)))?;
+        let claims = verifier.verify_bearer(Some(bearer)).map_err(|error| unauthorized(error.to_string()))?;
         if claims.sub != current.sub {
             return Err(unauthorized(format!(
                 "the new token is for account {}, this stream belongs to {}",

@@ -61,6 +61,7 @@ pub fn validate(
         msg_id: Some(id.clone()),
         refusal: Refusal::new(code, message),
     };
+    relay_fields_unset(&publish).map_err(|message| refuse(error_code::BAD_REQUEST, message))?;
     let blob = match publish.msg.as_ref().and_then(|m| m.content_type.as_ref()) {
         Some(PayloadKind::AppPayload(payload)) => &payload.blob,
         _ => return Err(refuse(error_code::BAD_REQUEST, "publish without app_payload".into())),
@@ -87,6 +88,27 @@ pub fn validate(
         // Encoded here, on the stream's task, so the single log writer only copies bytes.
         frame: publish.encode_to_vec().into(),
     })
+}
+
+/// Refuses a publish that sets what only the relay may set (docs/protocol.md, "Publish"). The frame is stored as
+/// sent and delivered to every subscriber, and these are the fields a subscriber reads to tell a delivery from
+/// an ack or an error; so they are refused, not corrected, and the client learns of its bug. (The frame's
+/// metadata needs no such check: it is never stored.)
+fn relay_fields_unset(publish: &pb::Publish) -> Result<(), String> {
+    let Some(session) = &publish.session else {
+        return Err("publish without a session header: it needs session_message_type MSG".to_owned());
+    };
+    if session.session_message_type != pb::SessionMessageType::Msg as i32 {
+        let kind = pb::SessionMessageType::try_from(session.session_message_type)
+            .map_or_else(|_| format!("unknown value {}", session.session_message_type), |k| k.as_str_name().to_owned());
+        return Err(format!(
+            "a publish must have session_message_type MSG, not {kind}: acks and other session messages come from the relay"
+        ));
+    }
+    if publish.header.as_ref().and_then(|h| h.error) == Some(true) {
+        return Err("a publish may not set header.error: error frames come from the relay".to_owned());
+    }
+    Ok(())
 }
 
 /// Reads the destination channel and the `skytale-msg-id` every `Publish` frame (message or head query) needs.

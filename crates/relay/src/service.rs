@@ -16,7 +16,7 @@ use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth;
-use crate::codec::{OutFrame, RelayCodec};
+use crate::codec::{InFrame, OutFrame, RelayCodec};
 use crate::session::{self, Shared};
 
 /// Frames queued for one client. Small on purpose: when the client reads slowly, HTTP/2 flow control fills up,
@@ -76,12 +76,12 @@ struct DataPlane {
 
 struct OpenChannel(Arc<DataPlane>);
 
-impl StreamingService<pb::Message> for OpenChannel {
+impl StreamingService<InFrame> for OpenChannel {
     type Response = OutFrame;
     type ResponseStream = ReceiverStream<Result<OutFrame, Status>>;
     type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
 
-    fn call(&mut self, request: Request<Streaming<pb::Message>>) -> Self::Future {
+    fn call(&mut self, request: Request<Streaming<InFrame>>) -> Self::Future {
         let plane = Arc::clone(&self.0);
         Box::pin(async move { plane.open_channel(request) })
     }
@@ -90,7 +90,7 @@ impl StreamingService<pb::Message> for OpenChannel {
 impl DataPlane {
     fn open_channel(
         &self,
-        request: Request<Streaming<pb::Message>>,
+        request: Request<Streaming<InFrame>>,
     ) -> Result<Response<ReceiverStream<Result<OutFrame, Status>>>, Status> {
         let identity = auth::identify(&self.shared.auth, request.metadata()).inspect_err(
             |status| tracing::info!(peer = ?request.remote_addr(), "stream refused: {}", status.message()),

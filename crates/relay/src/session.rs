@@ -1,8 +1,8 @@
 //! One client stream: reads its frames in order and acts on each (link negotiation, subscribe, unsubscribe,
 //! publish). Publishes are handed to the log writer without waiting, so a client can pipeline them; their
 //! replies go through a per-stream pipeline that emits acks and errors in the order the publishes arrived.
-//! Malformed frames get an error frame and the stream goes on; the stream only ends when the client leaves or
-//! the relay shuts down.
+//! Malformed frames, undecodable ones included, get an error frame and the stream goes on; the stream only ends
+//! when the client leaves or the relay shuts down (or sends a frame over the gRPC size limit).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use tonic::{Status, Streaming};
 
 use crate::auth::{RelayAuth, StreamIdentity};
 use crate::channel::{ChannelFeed, ChannelHub};
-use crate::codec::OutFrame;
+use crate::codec::{InFrame, OutFrame};
 use crate::frames::{self, Refusal};
 use crate::log::{AppendError, AppendResult, LogWriter};
 use crate::publish;
@@ -88,7 +88,7 @@ enum Ending {
 pub async fn serve(
     shared: Arc<Shared>,
     identity: StreamIdentity,
-    mut inbound: Streaming<pb::Message>,
+    mut inbound: Streaming<InFrame>,
     outbound: Outbound,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -132,8 +132,14 @@ pub async fn serve(
 }
 
 impl Session {
-    async fn dispatch(&mut self, frame: pb::Message) -> Result<(), StreamClosed> {
-        let pb::Message { message_type, metadata } = frame;
+    async fn dispatch(&mut self, frame: InFrame) -> Result<(), StreamClosed> {
+        let pb::Message { message_type, metadata } = match frame {
+            Ok(message) => message,
+            Err(error) => {
+                let refusal = Refusal::new(error_code::BAD_REQUEST, format!("undecodable frame, skipped: {error}"));
+                return self.refuse(None, None, &refusal).await;
+            }
+        };
         match message_type {
             Some(MessageType::Link(pb::Link { link_type: Some(pb::link::LinkType::LinkNegotiation(request)) })) => {
                 self.link_negotiation(request, &metadata).await
@@ -189,13 +195,23 @@ impl Session {
         pipeline.queue.send(reply).await.map_err(|_| StreamClosed)
     }
 
-    /// Answers a publish or head query with an error frame, in reply order.
+    /// Answers a publish, head query or unusable frame with an error frame, in reply order. A frame that breaks
+    /// the protocol is logged at warn: it is a client bug (or an attack) the operator should hear of, where a
+    /// stale epoch or an expired token is the normal course of things.
     async fn refuse(
         &mut self,
         channel: Option<&ChannelName>,
         msg_id: Option<&str>,
         refusal: &Refusal,
     ) -> Result<(), StreamClosed> {
+        if let error_code::BAD_REQUEST | error_code::BAD_MESSAGE = refusal.code {
+            tracing::warn!(
+                identity = self.identity.describe(),
+                code = refusal.code,
+                "frame refused: {}",
+                refusal.message
+            );
+        }
         let frame = frames::publish_refused(channel, msg_id, refusal);
         self.reply(PendingReply::Frame(Box::new(frame))).await
     }

@@ -117,10 +117,13 @@ pub struct Expiry {
     pub through_epoch: u64,
 }
 
-// Sequence numbers and epochs are below 2^63 (the relay refuses larger epochs before storing), so they round-trip
-// through SQLite's signed integers unchanged.
+/// A sequence number or epoch as an SQLite integer. Every one the relay stores is below 2^63 (it refuses larger
+/// epochs before storing, and seqs count up from 1), so those round-trip unchanged. Larger ones only come from the
+/// wire, as lower bounds of a read (`skytale-from-seq`, `skytale-from-epoch`); they become `i64::MAX`, which no
+/// stored value reaches, so "at least that" selects nothing, exactly as it should. Never a cast: 2^63 must not
+/// wrap to a negative bound that selects the whole log.
 fn sql(v: u64) -> i64 {
-    v as i64
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn unsql(v: i64) -> u64 {

@@ -77,25 +77,69 @@ fn assert_refused_naming(status: &tonic::Status, problem: &str) {
     assert!(status.message().starts_with(problem), "{status:?}");
 }
 
+/// `{"alg":"none","typ":"JWT"}`, base64url: the header of an unsigned token.
+const ALG_NONE_HEADER: &str = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
+
+/// The token's header, claims and signature.
+fn parts(token: &str) -> [&str; 3] {
+    let parts: Vec<&str> = token.split('.').collect();
+    parts.try_into().expect("a compact JWT")
+}
+
+fn assert_plain_words(status: &tonic::Status, expected: &str) {
+    assert_refused_naming(status, expected);
+    for internal in ["JSON", "variant", "ErrorKind", "Base64"] {
+        assert!(!status.message().contains(internal), "library internals in {status:?}");
+    }
+}
+
 #[tokio::test]
-async fn missing_malformed_forged_and_expired_tokens_are_refused_by_name() {
+async fn every_bad_token_is_refused_in_plain_words() {
     let dir = tempfile::tempdir().unwrap();
     let minter = Minter::new();
     let relay = minter.relay(&dir).await;
+    let good = minter.token("acct_a", "acme", &[]);
+    let [_, good_claims, good_signature] = parts(&good);
 
-    assert_refused_naming(&refused_status(&relay, None).await, "missing token");
-    assert_refused_naming(&refused_status(&relay, Some("not-a-jwt")).await, "malformed token");
-    let stranger = TokenIssuer::ephemeral().unwrap();
-    let forged = stranger.issue("acct_a", "acme", vec![]).unwrap().token;
-    assert_refused_naming(&refused_status(&relay, Some(&forged)).await, "forged token");
+    assert_plain_words(&refused_status(&relay, None).await, "missing token");
+    assert_plain_words(&refused_status(&relay, Some("not-a-jwt")).await, "malformed token: it is not a JWT");
+    assert_plain_words(&refused_status(&relay, Some("a.b.c")).await, "malformed token: its header");
+
+    // alg=none: the good token's claims, no signature.
+    let unsigned = format!("{ALG_NONE_HEADER}.{good_claims}.");
+    assert_plain_words(
+        &refused_status(&relay, Some(&unsigned)).await,
+        "token algorithm none is not accepted; expected EdDSA",
+    );
+    // HS256 with a secret of the attacker's choosing.
+    let claims = claims_of(&minter, &good);
+    let hmac =
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"guess")).unwrap();
+    assert_plain_words(
+        &refused_status(&relay, Some(&hmac)).await,
+        "token algorithm HS256 is not accepted; expected EdDSA",
+    );
+
+    // Another API's key, and this API's header and signature around other claims.
+    let stranger = TokenIssuer::ephemeral().unwrap().issue("acct_a", "acme", vec![]).unwrap().token;
+    assert_plain_words(&refused_status(&relay, Some(&stranger)).await, "token signed by unknown key");
+    let [header, _, _] = parts(&good);
+    let other = minter.token("acct_a", "evil", &[]);
+    let spliced = format!("{header}.{}.{good_signature}", parts(&other)[1]);
+    assert_plain_words(&refused_status(&relay, Some(&spliced)).await, "bad token signature");
+
     let expired = minter.token_expiring_at("acct_a", "acme", now_secs() - 3600);
-    assert_refused_naming(&refused_status(&relay, Some(&expired)).await, "expired token");
+    assert_plain_words(&refused_status(&relay, Some(&expired)).await, "expired token: fetch a new one");
 
     // The same relay accepts a good token.
-    let good = minter.token("acct_a", "acme", &[]);
     let mut stream = Stream::open_with(relay.local_addr(), Some(&good)).await.unwrap();
     stream.subscribe_ok(&channel("acme/team/ok"), 1, From::Live).await;
     relay.shutdown().await;
+}
+
+/// The claims a token of `minter` carries.
+fn claims_of(minter: &Minter, token: &str) -> Claims {
+    minter.issuer.verifier().unwrap().verify(token).unwrap()
 }
 
 #[tokio::test]
@@ -181,6 +225,7 @@ async fn a_refresh_for_another_account_is_refused_and_the_old_claims_stay() {
     stream.send(common::token_refresh("r2", &forged)).await;
     let reply = stream.recv().await;
     assert_eq!(meta(&reply, keys::ERROR_CODE), Some("unauthorized"));
+    assert!(meta(&reply, keys::ERROR).is_some_and(|e| e.starts_with("token signed by unknown key")), "{reply:?}");
     relay.shutdown().await;
 }
 

@@ -5,7 +5,9 @@
 mod common;
 
 use common::mls_group::new_group;
-use common::{ack_seq, as_publish, channel, config, error_code, head_query, is_error, meta, publish, start, Stream};
+use common::{
+    ack_seq, as_publish, channel, config, error_code, head_query, is_error, meta, publish, seq, start, From, Stream,
+};
 use skytale_proto::meta::{self as keys, error_code as code};
 use skytale_proto::pb::{self, message::MessageType};
 use skytale_proto::ChannelName;
@@ -108,5 +110,44 @@ async fn a_head_query_from_an_epoch_counts_only_what_a_subscription_from_it_deli
     from_seq.metadata.insert(keys::FROM_SEQ.to_owned(), "1".to_owned());
     stream.send(from_seq).await;
     assert_eq!(error_code(&stream.recv().await), code::BAD_REQUEST);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_from_epoch_beyond_every_stored_epoch_answers_0_and_subscribes_to_nothing_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(config(dir.path())).await;
+    let ch = channel("acme/team/general");
+    let mut group = new_group(false);
+    let mut publisher = Stream::open(relay.local_addr()).await;
+    publisher.publish_ok(&ch, "m1", group.application(b"x")).await;
+    publisher.publish_ok(&ch, "m2", group.application(b"y")).await;
+    let mut stream = Stream::open(relay.local_addr()).await;
+
+    // 2^63 and up are no SQLite integers; the relay stores no epoch that large, so these mean "nothing yet".
+    for (query_id, epoch) in [("q1", 1u64 << 63), ("q2", u64::MAX)] {
+        stream.send(head_query_from_epoch(&ch, query_id, epoch)).await;
+        assert_eq!(head_of(&stream.recv().await, query_id), 0, "from epoch {epoch}");
+    }
+    // 2^64 is not a u64 at all: refused, naming the key.
+    let mut too_big = head_query(&ch, Some("q3"));
+    too_big.metadata.insert(keys::FROM_EPOCH.to_owned(), "18446744073709551616".to_owned());
+    stream.send(too_big).await;
+    let refused = stream.recv().await;
+    assert_eq!(error_code(&refused), code::BAD_REQUEST);
+    assert!(meta(&refused, keys::ERROR).is_some_and(|e| e.contains(keys::FROM_EPOCH)), "{refused:?}");
+
+    // A subscription from 2^63 is accepted and delivers nothing, neither what is stored nor what comes next.
+    stream.subscribe_ok(&ch, 1, From::Epoch(1 << 63)).await;
+    publisher.publish_ok(&ch, "m3", group.application(b"z")).await;
+    // Replacing it: the next frame is the new subscription's ack (so the old one sent nothing), and the same
+    // stream then delivers the whole log from seq 1 and answers queries.
+    stream.subscribe_ok(&ch, 2, From::Seq(1)).await;
+    let seqs: Vec<u64> = stream.deliveries(3).await.iter().map(seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    stream.send(head_query_from_epoch(&ch, "q4", 1 << 63)).await;
+    assert_eq!(head_of(&stream.recv().await, "q4"), 0);
+    stream.send(head_query(&ch, Some("q5"))).await;
+    assert_eq!(head_of(&stream.recv().await, "q5"), 3);
     relay.shutdown().await;
 }

@@ -10,14 +10,16 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use prost::Message as _;
 use skytale_proto::meta;
-use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
 use skytale_proto::pb::{self, message::MessageType};
 use skytale_proto::ChannelName;
 use skytale_relay::{Relay, RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::Streaming;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::{Status, Streaming};
 
 /// Guard against a hung test: no single frame should take anywhere near this long.
 const FRAME_WAIT: Duration = Duration::from_secs(60);
@@ -44,8 +46,57 @@ pub enum From {
 
 /// One client stream to the relay.
 pub struct Stream {
-    outgoing: mpsc::Sender<pb::Message>,
+    /// Encoded frames, so a test can also send bytes that are no `Message` at all.
+    outgoing: mpsc::Sender<Vec<u8>>,
     incoming: Streaming<pb::Message>,
+}
+
+/// Sends frames as the bytes given; reads the relay's frames as `Message`s.
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = pb::Message;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = pb::Message;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<pb::Message>, Status> {
+        pb::Message::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("relay sent an undecodable frame: {e}")))
+    }
+}
+
+/// Feeds a [`Stream`] from another task.
+pub struct FrameSender(mpsc::Sender<Vec<u8>>);
+
+impl FrameSender {
+    pub async fn send(&self, frame: pb::Message) {
+        self.0.send(frame.encode_to_vec()).await.expect("stream open");
+    }
 }
 
 impl Stream {
@@ -56,33 +107,44 @@ impl Stream {
     /// Opens a stream sending `authorization: Bearer <token>` (no header for `None`); returns the relay's
     /// refusal status if it does not accept the stream.
     pub async fn open_with(relay: SocketAddr, token: Option<&str>) -> Result<Stream, tonic::Status> {
-        let mut client = DataPlaneServiceClient::connect(format!("http://{relay}")).await.expect("connect to relay");
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{relay}")).expect("relay address");
+        let channel = endpoint.connect().await.expect("connect to relay");
+        Self::open_on(channel, token).await
+    }
+
+    /// Opens an anonymous stream; the reason as text if the connection or the stream is refused.
+    pub async fn try_open(relay: SocketAddr) -> Result<Stream, String> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{relay}")).expect("relay address");
+        let channel = endpoint.connect().await.map_err(|error| error.to_string())?;
+        Self::open_on(channel, None).await.map_err(|status| status.to_string())
+    }
+
+    async fn open_on(channel: tonic::transport::Channel, token: Option<&str>) -> Result<Stream, tonic::Status> {
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.expect("connection ready");
         let (outgoing, queue) = mpsc::channel(1024);
         let mut request = tonic::Request::new(ReceiverStream::new(queue));
         if let Some(token) = token {
             let value = format!("Bearer {token}").parse().expect("ASCII token");
             request.metadata_mut().insert("authorization", value);
         }
-        let incoming = client.open_channel(request).await?.into_inner();
+        let path = PathAndQuery::from_static("/dataplane.proto.v1.DataPlaneService/OpenChannel");
+        let incoming = client.streaming(request, path, RawCodec).await?.into_inner();
         Ok(Stream { outgoing, incoming })
     }
 
-    /// Opens an anonymous stream; the reason as text if the connection or the stream is refused.
-    pub async fn try_open(relay: SocketAddr) -> Result<Stream, String> {
-        let mut client =
-            DataPlaneServiceClient::connect(format!("http://{relay}")).await.map_err(|error| error.to_string())?;
-        let (outgoing, queue) = mpsc::channel(1024);
-        let incoming = client.open_channel(ReceiverStream::new(queue)).await.map_err(|status| status.to_string())?;
-        Ok(Stream { outgoing, incoming: incoming.into_inner() })
-    }
-
-    /// A sender that can feed this stream from another task.
-    pub fn sender(&self) -> mpsc::Sender<pb::Message> {
-        self.outgoing.clone()
+    /// A sender that can feed this stream from another task, frames encoded as [`Stream::send`] does.
+    pub fn sender(&self) -> FrameSender {
+        FrameSender(self.outgoing.clone())
     }
 
     pub async fn send(&self, frame: pb::Message) {
-        self.outgoing.send(frame).await.expect("stream open");
+        self.send_raw(frame.encode_to_vec()).await;
+    }
+
+    /// Sends `bytes` as one frame, whatever they are.
+    pub async fn send_raw(&self, bytes: Vec<u8>) {
+        self.outgoing.send(bytes).await.expect("stream open");
     }
 
     /// The next frame from the relay; fails the test if the stream ends or errors.
@@ -135,7 +197,7 @@ impl Stream {
         let target = channel.clone();
         let feeding = tokio::spawn(async move {
             for (msg_id, blob) in messages {
-                sender.send(publish(&target, &msg_id, blob)).await.expect("stream open");
+                sender.send(publish(&target, &msg_id, blob)).await;
             }
         });
         let mut seqs = Vec::with_capacity(count);
