@@ -58,6 +58,9 @@ def test_iterator_still_delivers_after_a_timeout(make_client):
 
 def test_keyboard_interrupt_interrupts_a_blocking_iterator(make_client):
     channel = make_client("alice").create_channel(CHANNEL)
+    # Python's own Ctrl-C handler, whatever this process inherited: a shell starts background commands with SIGINT
+    # ignored, and then the signal below would never arrive.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
     # Deliver SIGINT to this process once the main thread is blocked in next(); no message will ever arrive.
     interrupter = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGINT))
     interrupter.start()
@@ -67,6 +70,7 @@ def test_keyboard_interrupt_interrupts_a_blocking_iterator(make_client):
                 pass
     finally:
         interrupter.cancel()
+        signal.signal(signal.SIGINT, inherited)
     # The channel is unaffected.
     channel.send(b"after the interrupt")
 
