@@ -2,10 +2,10 @@
 //! Delivery Service of every channel it carries (`docs/protocol.md`, "Delivery-Service rules").
 //!
 //! Reading order follows the path of a message:
-//! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames → [`publish`] validates a publish (with
-//! [`mls_framing`]) → [`log`] numbers it, checks its epoch and commits it to the [`store`] → [`channel`] wakes
-//! the channel's subscribers → each [`subscription`] cursor delivers it. [`retention`] trims the log;
-//! [`auth`] is where a stream's identity is decided.
+//! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames →
+//! [`publish`] validates a publish (with [`mls_framing`]) → [`log`] numbers it, checks its epoch and commits it
+//! to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor delivers it.
+//! [`retention`] trims the log; [`auth`] is where a stream's identity is decided.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), skytale_relay::RelayError> {
