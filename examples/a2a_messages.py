@@ -1,7 +1,7 @@
 """Two agents exchange A2A messages (the a2a-sdk's own ``Message`` type) over an end-to-end encrypted channel.
 
 Start ``skytale dev --relay-port 0 --api-port 0`` in one shell, paste the three ``export SKYTALE_...`` lines it
-prints into another, and run ``python examples/a2a_messages.py`` there (needs ``pip install skytale-sdk[a2a]``).
+prints into another, and run ``python examples/a2a_messages.py`` there (needs ``pip install '.[a2a]'``).
 Each run uses fresh agents and a fresh context, so it can be repeated against the same ``skytale dev``.
 """
 

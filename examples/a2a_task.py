@@ -5,7 +5,7 @@ requests read from the channel by ``SkytaleA2AServer``; the client is the SDK's 
 ``create_client`` with a transport that sends its requests over the channel instead of HTTP.
 
 Start ``skytale dev --relay-port 0 --api-port 0`` in one shell, paste the three ``export SKYTALE_...`` lines it
-prints into another, and run ``python examples/a2a_task.py`` there (needs ``pip install skytale-sdk[a2a]``).
+prints into another, and run ``python examples/a2a_task.py`` there (needs ``pip install '.[a2a]'``).
 Each run uses fresh agents and a fresh context, so it can be repeated against the same ``skytale dev``.
 """
 
@@ -42,6 +42,7 @@ class ShoutingAgent(AgentExecutor):
     """Opens a task, works on it, and returns the user's text upper-cased as an artifact."""
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.message is not None  # a request always carries the user's message
         task = context.current_task or new_task_from_user_message(context.message)
         if context.current_task is None:
             await event_queue.enqueue_event(task)

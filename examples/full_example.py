@@ -2,20 +2,16 @@
 
 Run it with ``scripts/quickstart.sh``, or against your own ``skytale dev``: start
 ``skytale dev --relay-port 0 --api-port 0`` in one shell, paste the three ``export SKYTALE_...`` lines it prints
-into another, and run ``python examples/full_example.py`` there. Once created, ``myorg/team/general`` belongs to
-that run's MLS group, so a second run needs a fresh ``skytale dev`` (quickstart.sh starts one each time).
+into another, and run ``python examples/full_example.py`` there. The managers read ``SKYTALE_RELAY``,
+``SKYTALE_API_URL`` and ``SKYTALE_API_KEY`` from the environment.
 
-Only the setup differs from the reference: the managers read ``SKYTALE_RELAY``, ``SKYTALE_API_URL`` and
-``SKYTALE_API_KEY`` (printed by ``skytale dev``) from the environment, and keep their default data_dirs in a fresh
-temp directory, so every run starts with new agents.
+Run it again against the same stack and it does the same: the agents' data_dirs (by default
+``<temp dir>/skytale-<hex(identity)>``) hold the channel, so ``create`` and ``join_with_token`` are no-ops and
+Bob receives the two new messages. Against a new stack, give the agents new data_dirs (``TMPDIR=$(mktemp -d)``,
+as quickstart.sh does): the old ones hold a channel the new relay never had, and the managers say so.
 """
 
-import tempfile
-
 from skytale_sdk import SkytaleChannelManager
-
-# Setup: the managers' default data_dirs (<temp dir>/skytale-<hex(identity)>) go into a directory of this run.
-tempfile.tempdir = tempfile.mkdtemp(prefix="skytale-full-example-")
 
 # Agent A: create a channel and generate an invite
 alice = SkytaleChannelManager(identity=b"alice")

@@ -1,7 +1,7 @@
 """An MCP client calls an MCP server's tool over an end-to-end encrypted Skytale channel.
 
 Start ``skytale dev --relay-port 0 --api-port 0`` in one shell, paste the three ``export SKYTALE_...`` lines it
-prints into another, and run ``python examples/mcp_tool_call.py`` there (needs ``pip install skytale-sdk[mcp]``).
+prints into another, and run ``python examples/mcp_tool_call.py`` there (needs ``pip install '.[mcp]'``).
 Each run uses fresh agents and a fresh channel, so it can be repeated against the same ``skytale dev``.
 """
 
@@ -12,6 +12,7 @@ import uuid
 import anyio
 from mcp import ClientSession
 from mcp.server.mcpserver import MCPServer
+from mcp.types import TextContent
 
 from skytale_sdk import SkytaleChannelManager
 from skytale_sdk.integrations.mcp_transport import serve, skytale_client
@@ -46,7 +47,8 @@ async def main() -> None:
                 tools = await session.list_tools()
                 print("tools:", [tool.name for tool in tools.tools])
                 result = await session.call_tool("add", {"a": 2, "b": 40})
-                print("add(2, 40) =", result.content[0].text)
+                answer = result.content[0]
+                print("add(2, 40) =", answer.text if isinstance(answer, TextContent) else answer)
 
         tasks.cancel_scope.cancel()
 

@@ -10,6 +10,8 @@ log() { printf '==> lint: %s\n' "$*" >&2; }
 
 log "cargo fmt --check"
 cargo fmt --all --check
+# The fuzz targets (fuzz/, outside the workspace; their code is the crates' `fuzzing` modules, linted above).
+rustfmt --check --edition 2021 fuzz/fuzz_targets/*.rs
 
 # --release shares build-script outputs (ring, the proto code generation) with setup.sh's release build.
 log "cargo clippy (warnings denied)"
@@ -28,3 +30,10 @@ log "ruff format --check"
 # under target/ rather than into the work tree.
 log "stubtest skytale_sdk._native"
 MYPYPATH=python MYPY_CACHE_DIR=target/mypy-cache .venv/bin/python -m mypy.stubtest skytale_sdk._native
+
+# What a user copies: the examples and the README's samples (extracted, so the two cannot drift apart) type-check
+# against the installed package, with both type checkers users run.
+log "mypy and pyright on examples/ and the README's samples"
+.venv/bin/python tests/readme.py target/readme-samples
+MYPY_CACHE_DIR=target/mypy-cache .venv/bin/python -m mypy examples target/readme-samples
+.venv/bin/pyright --pythonpath .venv/bin/python examples target/readme-samples

@@ -45,12 +45,15 @@ if [ ! -x .venv/bin/python ]; then
     log "creating .venv"
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout, hypothesis, a2a, mcp, uvicorn, ruff, mypy' \
-    >/dev/null 2>&1; then
-    log "installing maturin, pytest, hypothesis, ruff, mypy and the integrations' packages (a2a-sdk, mcp) into .venv"
-    .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q 'maturin>=1.8,<2' pytest pytest-timeout hypothesis \
-        'a2a-sdk[http-server]>=1.3,<2' 'mcp>=2.3,<3' uvicorn 'ruff>=0.17,<0.18' 'mypy>=2,<3'
+if ! .venv/bin/python -c 'import maturin, pytest, pytest_timeout, hypothesis, a2a, mcp, uvicorn, ruff, mypy
+import langchain_core, langgraph.prebuilt, agents, pyright' >/dev/null 2>&1 || [ ! -x .venv/bin/schemathesis ]; then
+    log "installing maturin, pytest, hypothesis, ruff, mypy, pyright, schemathesis and the integrations' packages" \
+        "(a2a-sdk, mcp, langchain-core, langgraph, openai-agents) into .venv"
+    .venv/bin/python -m pip install -q --no-cache-dir --upgrade pip
+    .venv/bin/python -m pip install -q --no-cache-dir 'maturin>=1.8,<2' pytest pytest-timeout hypothesis \
+        'a2a-sdk[http-server]>=1.3,<2' 'mcp>=2.3,<3' uvicorn 'ruff>=0.17,<0.18' 'mypy>=2,<3' \
+        'schemathesis>=4.32,<4.33' 'langchain-core>=1.8,<2' 'langgraph>=1.2,<2' 'openai-agents>=0.24,<0.25' \
+        'pyright[nodejs]>=1.1.400,<1.2'
 fi
 
 log "building the skytale CLI (release)"
@@ -61,7 +64,7 @@ log "building and installing skytale_sdk into .venv (release)"
 wheel_dir="target/wheels-setup"
 rm -rf "$wheel_dir"
 .venv/bin/maturin build --release --interpreter .venv/bin/python --out "$wheel_dir"
-.venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheel_dir"/skytale_sdk-*.whl
+.venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps "$wheel_dir"/skytale_sdk-*.whl
 .venv/bin/python -c 'import skytale_sdk' >/dev/null
 
 log "ready: .venv/bin/skytale and .venv/bin/python (with skytale_sdk)"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the lint standard (scripts/lint.sh), Rust (every crate, the API's storage also on a
-# throwaway PostgreSQL) and Python (the SDK against real relay and `skytale dev` processes).
+# throwaway PostgreSQL), Python (the SDK against real relay and `skytale dev` processes) and fuzzing (the cargo-fuzz
+# targets for SKYTALE_FUZZ_SECONDS each, 60 by default, and schemathesis against the API for
+# SKYTALE_SCHEMATHESIS_SECONDS, 90 by default).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,10 +31,12 @@ postgres_stop="$(sed -n 's/^postgres.sh: stop with: //p' "$postgres_log")"
 eval "$postgres_env"
 export SKYTALE_TEST_POSTGRES_URL
 
-# The lint standard and both suites always run, so one failing does not hide the others' results.
+# The lint standard, both suites and the fuzzing always run, so one failing does not hide the others' results.
 status=0
 scripts/lint.sh || status=1
 # --release reuses the artifacts setup.sh just built instead of compiling everything a second time.
 SKYTALE_REQUIRE_POSTGRES=1 cargo test --release --workspace || status=1
 .venv/bin/python -m pytest tests/ -v || status=1
+scripts/fuzz.sh || status=1
+scripts/schemathesis.sh || status=1
 exit "$status"

@@ -101,6 +101,15 @@ class DevStack:
             if name in DEV_EXPORTS:
                 self.env[name] = value
 
+    def freeze(self) -> None:
+        """Stops the process in its tracks (SIGSTOP): its sockets stay open and nothing answers."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

@@ -332,7 +332,7 @@ def test_import_without_a2a_sdk_names_the_extra() -> None:
         "import skytale_sdk.integrations  # the package itself imports no optional package\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert "pip install skytale-sdk[a2a]" in result.stdout
+    assert "pip install '.[a2a]'" in result.stdout
 
 
 # A task between an a2a-sdk client and an a2a-sdk server

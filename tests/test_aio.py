@@ -40,6 +40,22 @@ def test_send_and_receive_with_invites(dev_env: DevStack, channel_name: str) -> 
     asyncio.run(scenario())
 
 
+def test_receive_messages_members_and_leave(dev_env: DevStack, channel_name: str) -> None:
+    async def scenario() -> None:
+        alice, bob = await pair(channel_name)
+        async with alice, bob:
+            assert sorted(await bob.members(channel_name)) == [b"alice", b"bob"]
+            await alice.send(channel_name, "with metadata")
+            [message] = await bob.receive_messages(channel_name, timeout=PATIENCE)
+            assert (message.payload, message.sender) == (b"with metadata", b"alice")
+            await bob.leave(channel_name)
+            assert await bob.list_channels() == []
+            while await alice.members(channel_name) != [b"alice"]:
+                await asyncio.sleep(0.02)  # until Alice applied Bob's leave (bounded by the wait_for below)
+
+    asyncio.run(asyncio.wait_for(scenario(), PATIENCE))
+
+
 def test_receive_waits_without_blocking_the_loop(dev_env: DevStack, channel_name: str) -> None:
     async def scenario() -> None:
         alice, bob = await pair(channel_name)

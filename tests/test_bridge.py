@@ -443,9 +443,9 @@ def test_a_missing_extra_is_an_import_error_naming_it(
     with alice, bob, carol, ProtocolBridge(bob) as bridge:
         monkeypatch.setitem(sys.modules, "a2a", None)  # what `import a2a` finds when a2a-sdk is not installed
         monkeypatch.setitem(sys.modules, "mcp.types", None)
-        with pytest.raises(ImportError, match=r"need the a2a-sdk package: pip install 'skytale-sdk\[a2a\]'"):
+        with pytest.raises(ImportError, match=r"need the a2a-sdk package: pip install '\.\[a2a\]' in the Skytale"):
             bridge.bridge(first, second, Protocol.A2A, Protocol.SLIM)
-        with pytest.raises(ImportError, match=r"need the mcp package: pip install 'skytale-sdk\[mcp\]'"):
+        with pytest.raises(ImportError, match=r"need the mcp package: pip install '\.\[mcp\]' in the Skytale"):
             bridge.bridge(first, second, Protocol.SLIM, Protocol.MCP)
         # Pass-through needs neither.
         bridge.bridge(first, second, Protocol.A2A, Protocol.A2A)

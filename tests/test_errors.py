@@ -83,6 +83,19 @@ def test_garbage_welcome_is_an_mls_error(make_client, pair):
     assert_still_usable(carol_channel, bob_channel)
 
 
+def test_a_welcome_tried_on_a_mistyped_name_still_joins_the_right_one(make_client, pair):
+    _, alice_channel, _, bob_channel = pair
+    carol = make_client("carol")
+    welcome = alice_channel.add_member(carol.generate_key_package())
+    with pytest.raises(
+        ChannelError, match="the Welcome is not for channel acme/team/genreal: .*check the channel name"
+    ):
+        carol.join_channel("acme/team/genreal", welcome)
+    assert carol.channels() == []
+    carol_channel = carol.join_channel(CHANNEL, welcome)
+    assert_still_usable(carol_channel, bob_channel)
+
+
 def test_oversize_payload_is_a_channel_error_and_nothing_is_sent(make_relay, make_client):
     limit = 4096
     small_relay = make_relay(max_payload=limit)
@@ -118,7 +131,21 @@ def test_unreachable_relay_is_a_transport_error(tmp_path):
     # Port 1 on loopback: nothing listens there, so the connection is refused at once.
     with pytest.raises(TransportError) as raised:
         SkytaleClient("http://127.0.0.1:1", str(tmp_path / "alice"), b"alice")
-    assert str(raised.value).startswith("transport error:")
+    message = str(raised.value)
+    assert message.startswith("transport error: cannot reach the relay at http://127.0.0.1:1 (")
+    assert message.count("transport error") == 1
+    assert "skytale dev" in message and "SKYTALE_RELAY" in message
+
+
+def test_an_identity_is_bytes_or_str_and_nothing_else(relay, tmp_path):
+    from skytale_sdk import SkytaleClient
+
+    with SkytaleClient(relay.endpoint, str(tmp_path / "alice"), "alice") as alice:
+        assert alice.identity == b"alice"
+    with SkytaleClient(relay.endpoint, str(tmp_path / "alice"), b"alice") as alice:
+        assert alice.identity == b"alice"
+    with pytest.raises(TypeError, match="identity must be bytes or str, not int"):
+        SkytaleClient(relay.endpoint, str(tmp_path / "bob"), 7)  # type: ignore[arg-type]
 
 
 def test_errors_carry_a_code(pair):

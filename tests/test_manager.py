@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -124,6 +125,51 @@ def test_list_channels_and_unknown_channels(dev_env: DevStack, channel_name: str
             alice.create("bad")
 
 
+def test_receive_messages_reads_the_same_inbox_with_metadata(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        alice.send(channel_name, "first")
+        alice.send(channel_name, "second")
+        wait_until(lambda: bob.pending(channel_name) == 2)
+        messages = bob.receive_messages(channel_name)
+        assert [(m.payload, m.sender) for m in messages] == [(b"first", b"alice"), (b"second", b"alice")]
+        assert messages[0].seq < messages[1].seq
+        assert all(isinstance(m.timestamp, float) for m in messages)
+        assert bob.receive(channel_name, timeout=0) == []  # the same inbox: nothing left for receive()
+
+
+def test_members_and_leave(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob:
+        assert sorted(alice.members(channel_name)) == sorted(bob.members(channel_name)) == [b"alice", b"bob"]
+        with bob.view(channel_name) as view:
+            bob.leave(channel_name)
+            assert view.receive(timeout=0) == []  # the view ended with the channel
+        assert bob.list_channels() == []
+        with pytest.raises(ChannelError, match="unknown channel"):
+            bob.send(channel_name, "gone")
+        wait_until(lambda: alice.members(channel_name) == [b"alice"])
+        alice.send(channel_name, "still works")
+    with SkytaleChannelManager("bob") as bob_again:
+        assert channel_name not in bob_again.list_channels()
+
+
+def test_remove_member_and_rotate_key(dev_env: DevStack, channel_name: str) -> None:
+    alice, bob = pair(channel_name)
+    with alice, bob, SkytaleChannelManager("carol") as carol:
+        # A Welcome that is never used leaves a member who never joins: remove_member cleans it up.
+        alice.add_member(channel_name, carol.key_package())
+        assert sorted(alice.members(channel_name)) == [b"alice", b"bob", b"carol"]
+        alice.remove_member(channel_name, "carol")
+        wait_until(lambda: sorted(bob.members(channel_name)) == [b"alice", b"bob"])
+        alice.rotate_key(channel_name)
+        alice.send(channel_name, "after the rotation")
+        assert receive_exactly(bob, channel_name, 1) == ["after the rotation"]
+        alice.remove_member(channel_name, b"bob")
+        with pytest.raises(ChannelError, match="removed from channel"):
+            receive_exactly(bob, channel_name, 1)
+
+
 def test_reopening_the_data_dir_resumes_every_channel(dev_env: DevStack, channel_name: str) -> None:
     alice, bob = pair(channel_name)
     with alice:
@@ -137,6 +183,42 @@ def test_reopening_the_data_dir_resumes_every_channel(dev_env: DevStack, channel
             assert receive_exactly(bob_again, channel_name, 2) == ["while bob was away 1", "while bob was away 2"]
             bob_again.send(channel_name, "back")
             assert receive_exactly(alice, channel_name, 1) == ["back"]
+
+
+def test_a_script_run_again_creates_and_joins_as_no_ops_and_carries_on(dev_env: DevStack, channel_name: str) -> None:
+    def run(text: str) -> list[str]:
+        """What a script does: create, invite, join, exchange, in fresh managers on the same data_dirs."""
+        with SkytaleChannelManager("alice") as alice, SkytaleChannelManager("bob") as bob:
+            alice.create(channel_name)
+            bob.join_with_token(channel_name, alice.invite(channel_name))
+            alice.send(channel_name, text)
+            return receive_exactly(bob, channel_name, 1)
+
+    assert run("first run") == ["first run"]
+    assert run("second run") == ["second run"]
+    with SkytaleChannelManager("alice") as alice:
+        assert sorted(alice.members(channel_name)) == [b"alice", b"bob"]
+
+
+def test_a_channel_gone_from_a_reset_relay_is_reported_with_the_data_dir_and_what_to_do(
+    make_relay, tmp_path, monkeypatch, channel_name: str
+) -> None:
+    for name in ("SKYTALE_API_KEY", "SKYTALE_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    data_dir = str(tmp_path / "alice")
+    first = make_relay()
+    with SkytaleChannelManager("alice", endpoint=first.endpoint, data_dir=data_dir) as alice:
+        alice.create(channel_name)
+        alice.send(channel_name, "before the reset")
+    # Another relay, which never saw the channel: as after a new `skytale dev` stack.
+    fresh = make_relay()
+    with SkytaleChannelManager("alice", endpoint=fresh.endpoint, data_dir=data_dir) as alice:
+        gone = f"channel error: channel {channel_name} is gone from the relay: data_dir {data_dir} holds it"
+        with pytest.raises(ChannelError, match="^" + re.escape(gone)) as raised:
+            alice.create(channel_name)
+        assert "use a new data_dir" in str(raised.value)
+        with pytest.raises(ChannelError, match=re.escape(gone)):
+            alice.send(channel_name, "after the reset")
 
 
 def test_envelopes_and_raw_messages_share_a_channel(dev_env: DevStack, channel_name: str) -> None:

@@ -475,7 +475,7 @@ def test_import_without_mcp_names_the_extra() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode != 0
     assert "ImportError" in result.stderr
-    assert "pip install skytale-sdk[mcp]" in result.stderr
+    assert "pip install '.[mcp]'" in result.stderr
 
 
 def run_python(arguments: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import skytale_sdk
@@ -12,6 +14,7 @@ def test_public_names_import():
         AuthError,
         Channel,
         ChannelError,
+        DataDirError,
         MessageIterator,
         MlsError,
         QuotaExceededError,
@@ -19,6 +22,12 @@ def test_public_names_import():
         SkytaleError,
         TransportError,
     )
+
+
+def test_the_version_is_the_distributions():
+    from importlib.metadata import version
+
+    assert skytale_sdk.__version__ == version("skytale-sdk")
 
 
 def test_every_error_is_a_skytale_runtime_error_with_a_code():
@@ -36,3 +45,10 @@ def test_typing_markers_are_installed():
     package_dir = Path(skytale_sdk.__file__).parent
     assert (package_dir / "py.typed").is_file()
     assert (package_dir / "_native.pyi").is_file()
+
+
+def test_the_agent_tools_need_no_extra():
+    blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in ("mcp", "langchain_core", "agents", "pydantic"))
+    code = f"import sys; {blocked}; from skytale_sdk.tools import TOOL_SPECS, SkytaleTools, ToolError"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -1,4 +1,5 @@
-"""Crashes: the relay killed mid-stream, a client process killed while others keep talking."""
+"""Processes: the relay killed mid-stream, a client process killed while others keep talking, and a second
+process refused the data_dir of a running one."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import sys
 import threading
 from pathlib import Path
 
-from channels import form_channel, inbox, payloads, take
-from skytale_sdk import TransportError
+import pytest
+
+from channels import form_channel, inbox, payloads, take, wait_until
+from skytale_sdk import DataDirError, SkytaleChannelManager, SkytaleClient, TransportError
 
 CHANNEL = "acme/team/general"
 AGENT_SCRIPT = Path(__file__).with_name("agent.py")
@@ -105,3 +108,41 @@ def test_killed_client_process_gets_exactly_the_missed_messages_on_restart(relay
         assert bob.read_messages(1) == [b"live"]
     finally:
         bob.kill()
+
+
+def test_connected_says_whether_the_relay_is_there(relay, make_client, tmp_path):
+    client = make_client("alice")
+    with SkytaleChannelManager(identity="bob", endpoint=relay.endpoint, data_dir=str(tmp_path / "bob")) as bob:
+        assert client.connected and bob.connected
+        relay.kill()
+        wait_until(lambda: not client.connected and not bob.connected)
+        relay.start()  # same port, same data directory
+        wait_until(lambda: client.connected and bob.connected)
+    client.close()
+    assert not client.connected
+
+
+def test_a_second_process_on_a_data_dir_is_refused_naming_the_holder_and_the_first_keeps_working(
+    relay, make_client, tmp_path
+):
+    alice_channel = make_client("alice").create_channel(CHANNEL)
+    bob_dir = tmp_path / "bob-agent"
+    bob = AgentProcess(relay.endpoint, bob_dir, "bob", "join")
+    try:
+        bob.write(alice_channel.add_member(bytes.fromhex(bob.read("key-package"))).hex())
+        bob.read("ready")
+        in_use = f"data_dir error: {bob_dir} is in use by process {bob.process.pid}"
+        with pytest.raises(DataDirError, match="^" + in_use) as refused:
+            SkytaleClient(relay.endpoint, str(bob_dir), b"bob")
+        assert "SKYTALE_DATA_DIR" in str(refused.value)
+        assert refused.value.code == "data_dir"
+        with pytest.raises(DataDirError, match="^" + in_use):
+            SkytaleChannelManager(identity="bob", endpoint=relay.endpoint, data_dir=str(bob_dir))
+
+        alice_channel.send(b"still delivered")
+        assert bob.read_messages(1) == [b"still delivered"]
+    finally:
+        bob.kill()
+    # The lock went with the process: the directory opens again, with bob's channel in it.
+    with SkytaleClient(relay.endpoint, str(bob_dir), b"bob") as again:
+        assert again.channels() == [CHANNEL]

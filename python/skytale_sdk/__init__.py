@@ -5,11 +5,12 @@ The client classes come from the native extension ``skytale_sdk._native``; :clas
 :mod:`skytale_sdk.aio` offers the manager to asyncio code. Errors are documented in :mod:`skytale_sdk.errors`.
 """
 
-from ._native import Channel, Message, MessageIterator, SkytaleClient
+from ._native import Channel, Message, MessageIterator, SkytaleClient, __version__
 from .envelope import Envelope, Protocol
 from .errors import (
     AuthError,
     ChannelError,
+    DataDirError,
     MlsError,
     QuotaExceededError,
     SkytaleError,
@@ -18,6 +19,7 @@ from .errors import (
 from .manager import ChannelView, SkytaleChannelManager
 
 __all__ = [
+    "__version__",
     "SkytaleClient",
     "Channel",
     "MessageIterator",
@@ -32,4 +34,5 @@ __all__ = [
     "ChannelError",
     "AuthError",
     "QuotaExceededError",
+    "DataDirError",
 ]

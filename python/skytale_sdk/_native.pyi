@@ -18,8 +18,12 @@ __all__ = [
     "ChannelError",
     "AuthError",
     "QuotaExceededError",
+    "DataDirError",
     "_interpreter_exiting",
+    "__version__",
 ]
+
+__version__: str
 
 class SkytaleError(RuntimeError):
     """Base class of every Skytale error."""
@@ -31,6 +35,7 @@ class TransportError(SkytaleError): ...
 class ChannelError(SkytaleError): ...
 class AuthError(SkytaleError): ...
 class QuotaExceededError(SkytaleError): ...
+class DataDirError(SkytaleError): ...
 
 @final
 class Message:
@@ -84,6 +89,9 @@ class Channel:
     def name(self) -> str: ...
     @property
     def epoch(self) -> int: ...
+    def ensure_active(self) -> None:
+        """Raises the channel's ``ChannelError`` if it can no longer be used: removed, left, or gone from the relay
+        (whose data was reset)."""
     def add_member(self, key_package: bytes) -> bytes:
         """Adds the key package's owner; returns the Welcome it joins with."""
     def add_members(self, key_packages: list[bytes]) -> bytes:
@@ -94,12 +102,14 @@ class Channel:
     def rotate_key(self) -> None:
         """Commits a fresh leaf key for this member (new epoch, forward secrecy)."""
     def send(self, payload: bytes) -> None:
-        """Returns once the relay has durably accepted the message. Concurrent calls overlap their round trips."""
+        """Returns once the relay has durably accepted the message. Concurrent calls overlap their round trips.
+        A payload too large for the relay once encrypted raises ``ChannelError`` before anything is sent, naming
+        the largest payload that fits."""
     def send_many(self, payloads: Sequence[bytes]) -> None:
         """Sends every payload in order (one state write, publishes pipelined on the stream); returns once the
-        relay durably stored all of them. A payload over ``max_payload`` raises ``ChannelError`` before anything
-        is sent; a later failure raises with a message saying how many of the batch were stored (the first ones,
-        in order)."""
+        relay durably stored all of them. A payload too large for the relay once encrypted raises ``ChannelError``
+        before anything is sent; a later failure raises with a message saying how many of the batch were stored
+        (the first ones, in order)."""
     @overload
     def messages(self, with_meta: Literal[False] = False, timeout: float | None = None) -> MessageIterator[bytes]: ...
     @overload
@@ -127,14 +137,20 @@ class SkytaleClient:
         cls,
         endpoint: str,
         data_dir: str | os.PathLike[str],
-        identity: bytes,
+        identity: bytes | str,
         api_key: str | None = None,
         api_url: str | None = None,
     ) -> SkytaleClient: ...
     @property
     def identity(self) -> bytes: ...
     @property
-    def max_payload(self) -> int: ...
+    def connected(self) -> bool:
+        """Whether the client has a stream to the relay right now. While it has none (the relay is down or
+        unreachable) it reconnects on its own: receiving finds nothing new and sends wait."""
+    @property
+    def max_payload(self) -> int:
+        """The relay's limit on one encrypted message, in bytes (default 1 MiB). The largest payload ``send``
+        accepts is smaller by the encryption's overhead, up to a quarter; a refused send names it."""
     def create_channel(self, name: str) -> Channel: ...
     def invite(self, channel: str, max_uses: int = 1, ttl: int = 3600) -> str:
         """An invite token (``skt_inv_...``) for ``channel``, redeemable ``max_uses`` times within ``ttl`` seconds;
@@ -153,7 +169,7 @@ class SkytaleClient:
         exc_type: type[BaseException] | None = None,
         exc_value: BaseException | None = None,
         traceback: TracebackType | None = None,
-    ) -> bool: ...
+    ) -> None: ...
 
 def _interpreter_exiting() -> None:
     """The native module's own ``atexit`` hook (registered on import): closes the gate that parks threads whose

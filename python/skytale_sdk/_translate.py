@@ -112,7 +112,8 @@ def _a2a() -> tuple[Any, Any]:
         from google.protobuf import json_format
     except ImportError as error:
         raise ImportError(
-            f"the bridge's A2A translations need the a2a-sdk package: pip install 'skytale-sdk[a2a]' ({error})"
+            "the bridge's A2A translations need the a2a-sdk package: pip install '.[a2a]' in the Skytale source tree "
+            f"({error})"
         ) from error
     return a2a_types, json_format
 
@@ -123,7 +124,8 @@ def _jsonrpc_adapter() -> Any:
         from mcp.types import jsonrpc_message_adapter
     except ImportError as error:
         raise ImportError(
-            f"the bridge's MCP translations need the mcp package: pip install 'skytale-sdk[mcp]' ({error})"
+            "the bridge's MCP translations need the mcp package: pip install '.[mcp]' in the Skytale source tree "
+            f"({error})"
         ) from error
     return jsonrpc_message_adapter
 

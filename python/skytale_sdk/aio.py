@@ -69,8 +69,24 @@ class AsyncSkytaleChannelManager:
     async def join_with_token(self, channel_name: str, token: str, timeout: float = 60.0) -> None:
         await asyncio.to_thread(self._sync.join_with_token, channel_name, token, timeout)
 
+    @property
+    def connected(self) -> bool:
+        return self._sync.connected
+
     async def list_channels(self) -> list[str]:
         return self._sync.list_channels()
+
+    async def members(self, channel_name: str) -> list[bytes]:
+        return self._sync.members(channel_name)
+
+    async def remove_member(self, channel_name: str, identity: bytes | str) -> None:
+        await asyncio.to_thread(self._sync.remove_member, channel_name, identity)
+
+    async def rotate_key(self, channel_name: str) -> None:
+        await asyncio.to_thread(self._sync.rotate_key, channel_name)
+
+    async def leave(self, channel_name: str) -> None:
+        await asyncio.to_thread(self._sync.leave, channel_name)
 
     async def send(self, channel_name: str, message: str | bytes) -> None:
         await asyncio.to_thread(self._sync.send, channel_name, message)
@@ -86,6 +102,10 @@ class AsyncSkytaleChannelManager:
     async def receive(self, channel_name: str, timeout: float = 5.0) -> list[str]:
         """As :meth:`SkytaleChannelManager.receive`, awaiting instead of blocking."""
         return [as_text(message.payload) for message in await self._receive(channel_name, timeout)]
+
+    async def receive_messages(self, channel_name: str, timeout: float = 5.0) -> list[Message]:
+        """As :meth:`receive`, each as a :class:`~skytale_sdk.Message` (with ``sender``, ``seq``, ``timestamp``)."""
+        return await self._receive(channel_name, timeout)
 
     async def receive_latest(self, channel_name: str, timeout: float = 5.0) -> str | None:
         messages = await self.receive(channel_name, timeout)

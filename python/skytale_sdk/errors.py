@@ -10,6 +10,8 @@ reference SDK's ``except RuntimeError`` keeps working. The message starts with t
   (unknown channel, already exists, removed, payload too large)
 - :class:`AuthError`: ``auth error:`` (API key or token refused)
 - :class:`QuotaExceededError`: ``quota exceeded:`` (an account limit was hit)
+- :class:`DataDirError`: ``data_dir error:`` (the data_dir is held by another client, belongs to another identity,
+  or cannot be read or written)
 - :class:`SkytaleError` itself: ``runtime error:`` (internal)
 
 The classes are defined by the native extension, which raises them; this module is their documented home.
@@ -18,6 +20,7 @@ The classes are defined by the native extension, which raises them; this module 
 from ._native import (
     AuthError,
     ChannelError,
+    DataDirError,
     MlsError,
     QuotaExceededError,
     SkytaleError,
@@ -31,4 +34,5 @@ __all__ = [
     "ChannelError",
     "AuthError",
     "QuotaExceededError",
+    "DataDirError",
 ]

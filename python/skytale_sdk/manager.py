@@ -160,8 +160,14 @@ class SkytaleChannelManager(Closing):
     # Membership
 
     def create(self, channel_name: str) -> None:
-        """Creates the channel (this agent is its only member) and starts listening."""
+        """Creates the channel (this agent is its only member) and starts listening. A channel this agent already
+        holds is left as it is, so a script can be run again: unless it can no longer be used (removed, left, or
+        gone from a relay whose data was reset), which raises its :class:`ChannelError`."""
         self._ensure_open()
+        held = self._held(channel_name)
+        if held is not None:
+            held.ensure_active()
+            return
         self._listen(self._client.create_channel(channel_name))
 
     def join(self, channel_name: str, welcome: bytes) -> None:
@@ -185,14 +191,50 @@ class SkytaleChannelManager(Closing):
         return self._client.invite(channel_name, max_uses, ttl)
 
     def join_with_token(self, channel_name: str, token: str, timeout: float = 60.0) -> None:
-        """Joins with an invite token, waiting up to ``timeout`` seconds to be admitted; starts listening."""
+        """Joins with an invite token, waiting up to ``timeout`` seconds to be admitted; starts listening. A channel
+        this agent already holds is left as it is, and the token unused, as :meth:`create` does."""
         self._ensure_open()
+        held = self._held(channel_name)
+        if held is not None:
+            held.ensure_active()
+            return
         self._listen(self._client.join_with_token(channel_name, token, timeout))
+
+    @property
+    def connected(self) -> bool:
+        """Whether this agent has a stream to the relay right now. While it has none, ``receive()`` returns nothing
+        new (the messages wait at the relay) and sends wait for the reconnection, which is automatic."""
+        return self._client.connected
 
     def list_channels(self) -> list[str]:
         """The channels this manager listens on."""
         with self._lock:
             return list(self._feeds)
+
+    def members(self, channel_name: str) -> list[bytes]:
+        """The channel's current members, as identity bytes (this agent included)."""
+        return self._feed(channel_name).channel.members()
+
+    def remove_member(self, channel_name: str, identity: bytes | str) -> None:
+        """Removes the member with ``identity`` (str as UTF-8) from the channel; its listener ends with a
+        :class:`ChannelError` saying so. Also how to clean up after an ``add_member`` whose Welcome was never used."""
+        member = identity.encode("utf-8") if isinstance(identity, str) else identity
+        self._feed(channel_name).channel.remove_member(member)
+
+    def rotate_key(self, channel_name: str) -> None:
+        """Commits a fresh key for this agent in the channel (a new epoch: forward secrecy); the others follow."""
+        self._feed(channel_name).channel.rotate_key()
+
+    def leave(self, channel_name: str) -> None:
+        """Leaves the channel (the other members see this agent removed) and stops listening on it; messages
+        buffered but not yet received are dropped, and every view of the channel ends."""
+        feed = self._feed(channel_name)
+        feed.channel.leave()
+        with self._lock:
+            if self._feeds.get(channel_name) is feed:
+                del self._feeds[channel_name]
+        feed.stop()
+        feed.join()
 
     # Messages
 
@@ -213,6 +255,11 @@ class SkytaleChannelManager(Closing):
         Raises ``QuotaExceededError`` once after the inbox had filled up, and the channel's error once it
         failed."""
         return [as_text(message.payload) for message in self._feed(channel_name).receive(timeout)]
+
+    def receive_messages(self, channel_name: str, timeout: float = 5.0) -> list[Message]:
+        """As :meth:`receive` (the same inbox), each as a :class:`~skytale_sdk.Message`: the payload with its
+        ``sender`` (the identity MLS authenticated), ``seq``, ``epoch`` and ``timestamp``."""
+        return self._feed(channel_name).receive(timeout)
 
     def receive_latest(self, channel_name: str, timeout: float = 5.0) -> str | None:
         """Only the most recent message (the older buffered ones are discarded), or ``None``."""
@@ -258,6 +305,11 @@ class SkytaleChannelManager(Closing):
     def _ensure_open(self) -> None:
         if self._closed:
             raise SkytaleError("runtime error: the SkytaleChannelManager is closed")
+
+    def _held(self, channel_name: str) -> Channel | None:
+        with self._lock:
+            feed = self._feeds.get(channel_name)
+        return None if feed is None else feed.channel
 
     def _listen(self, channel: Channel) -> None:
         feed = ChannelFeed(channel, self._buffer_limit)

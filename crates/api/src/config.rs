@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where the API listens and keeps its state.
 #[derive(Clone, Debug)]
@@ -13,18 +14,28 @@ pub struct ApiConfig {
     /// Ed25519 signing key (PKCS#8 PEM, 0600), created on first start. Relays on the same host may read it to
     /// verify tokens instead of fetching the JWKS.
     pub key_file: PathBuf,
+    /// How long an issued access token is valid (default [`skytale_auth::TOKEN_LIFETIME`], 15 minutes). A
+    /// revoked key's tokens, and so its relay streams, last at most this long after the revocation.
+    pub token_lifetime: Duration,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics` (docs/operations.md, "Health and metrics"); `None`
+    /// serves them nowhere. `skytale dev` leaves it `None` and serves the API's
+    /// [`admin_component`](crate::ApiHandle::admin_component) on its own admin listener.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// Default listen address of the API.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 impl ApiConfig {
-    /// Everything under `data_dir`: `api.db` (SQLite) and `api-signing-key.pem`, listening on `listen`.
+    /// Everything under `data_dir`: `api.db` (SQLite) and `api-signing-key.pem`, listening on `listen`, with
+    /// tokens of the default lifetime and no admin listener.
     pub fn in_data_dir(data_dir: &Path, listen: SocketAddr) -> Self {
         Self {
             listen,
             database_url: format!("sqlite://{}", data_dir.join("api.db").display()),
             key_file: data_dir.join("api-signing-key.pem"),
+            token_lifetime: skytale_auth::TOKEN_LIFETIME,
+            admin_listen: None,
         }
     }
 }

@@ -9,6 +9,7 @@ mod admin;
 mod caller;
 mod config;
 mod error;
+mod metrics;
 mod routes;
 mod secrets;
 mod server;

@@ -1,12 +1,15 @@
 //! Starting and stopping the server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use skytale_admin::{AdminError, AdminHandle, AdminServer, Component, Readiness};
 use skytale_auth::{KeyError, TokenIssuer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::metrics::ApiMetrics;
 use crate::routes::{router, Route};
 use crate::signals::Signals;
 use crate::state::{AppState, Shared};
@@ -26,6 +29,8 @@ pub enum ServeError {
     Serve(std::io::Error),
     #[error("server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
 }
 
 /// The API server.
@@ -36,18 +41,28 @@ impl Api {
     /// the background.
     pub async fn start(config: ApiConfig) -> Result<ApiHandle, ServeError> {
         let storage = Storage::open(&config.database_url).await?;
-        let issuer = TokenIssuer::load_or_create(&config.key_file)?;
+        let issuer = TokenIssuer::load_or_create(&config.key_file)?.with_lifetime(config.token_lifetime);
         let verifier = issuer.verifier()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+        let (metrics, registry) = ApiMetrics::new();
+        let component = Component { name: "api", registry: Arc::new(registry), readiness: readiness(storage.clone()) };
+        let admin = match AdminServer::start_if(config.admin_listen, vec![component.clone()]).await {
+            Ok(admin) => admin,
+            Err(error) => {
+                storage.close().await;
+                return Err(error.into());
+            }
+        };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = AppState::new(Shared {
             storage: storage.clone(),
             issuer,
             verifier,
-            signals: Signals::new(shutdown_rx.clone()),
+            signals: Signals::new(shutdown_rx.clone(), metrics.long_polls_waiting.clone()),
+            metrics: Arc::new(metrics),
         });
         let (app, routes) = router(state);
         let mut stop = shutdown_rx;
@@ -60,8 +75,16 @@ impl Api {
                 .await
         });
         tracing::info!(%local_addr, "skytale API listening");
-        Ok(ApiHandle { local_addr, shutdown_tx, task, storage, routes })
+        Ok(ApiHandle { local_addr, shutdown_tx, task, storage, routes, component, admin })
     }
+}
+
+/// The API is ready while its database answers a trivial query.
+fn readiness(storage: Storage) -> Readiness {
+    Arc::new(move || {
+        let storage = storage.clone();
+        Box::pin(async move { storage.check().await.map_err(|error| format!("the database does not answer: {error}")) })
+    })
 }
 
 /// A running server. Dropping it stops the server too; [`ApiHandle::shutdown`] waits for it.
@@ -71,6 +94,8 @@ pub struct ApiHandle {
     task: JoinHandle<std::io::Result<()>>,
     storage: Storage,
     routes: Vec<Route>,
+    component: Component,
+    admin: Option<AdminHandle>,
 }
 
 impl ApiHandle {
@@ -89,9 +114,23 @@ impl ApiHandle {
         &self.routes
     }
 
+    /// The address of the admin listener (`/healthz`, `/readyz`, `/metrics`), if [`ApiConfig::admin_listen`]
+    /// asked for one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminHandle::local_addr)
+    }
+
+    /// The API's metrics and readiness check, for an admin listener shared with other servers (`skytale dev`).
+    pub fn admin_component(&self) -> Component {
+        self.component.clone()
+    }
+
     /// Stops accepting, ends open long-polls (they answer with the current state), waits for in-flight requests
     /// and closes the database.
     pub async fn shutdown(self) -> Result<(), ServeError> {
+        if let Some(admin) = self.admin {
+            admin.shutdown().await;
+        }
         self.shutdown_tx.send_replace(true);
         let served = self.task.await?;
         self.storage.close().await;

@@ -11,6 +11,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
+use skytale_admin::GaugeGuard;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
@@ -28,13 +30,15 @@ pub(crate) enum Subject {
 pub(crate) struct Signals {
     subjects: Mutex<HashMap<Subject, Weak<Notify>>>,
     shutdown: watch::Receiver<bool>,
+    /// The long-polls in [`wait_for`](Self::wait_for) now.
+    waiting: Gauge,
 }
 
 impl Signals {
     /// `shutdown` turns true when the server stops; every wait then returns at once so shutdown is not held up
-    /// by open long-polls.
-    pub(crate) fn new(shutdown: watch::Receiver<bool>) -> Self {
-        Self { subjects: Mutex::new(HashMap::new()), shutdown }
+    /// by open long-polls. `waiting` counts the waits in progress.
+    pub(crate) fn new(shutdown: watch::Receiver<bool>, waiting: Gauge) -> Self {
+        Self { subjects: Mutex::new(HashMap::new()), shutdown, waiting }
     }
 
     /// Wakes everyone waiting on `subject`.
@@ -57,6 +61,7 @@ impl Signals {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
+        let _waiting = GaugeGuard::new(&self.waiting);
         let notify = self.subscribe(subject);
         let deadline = Instant::now() + wait;
         let mut shutdown = self.shutdown.clone();

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use skytale_auth::{TokenIssuer, TokenVerifier};
 
+use crate::metrics::ApiMetrics;
 use crate::signals::Signals;
 use crate::storage::Storage;
 
@@ -17,6 +18,7 @@ pub(crate) struct Shared {
     /// Accepts this API's own tokens as credentials, so an SDK holding only a token can still call the API.
     pub verifier: TokenVerifier,
     pub signals: Signals,
+    pub metrics: Arc<ApiMetrics>,
 }
 
 impl AppState {

@@ -1,7 +1,7 @@
 //! Minting tokens (API side).
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -28,6 +28,7 @@ pub struct IssuedToken {
 pub struct TokenIssuer {
     encoding_key: EncodingKey,
     jwk: Jwk,
+    lifetime: Duration,
 }
 
 impl TokenIssuer {
@@ -44,13 +45,24 @@ impl TokenIssuer {
 
     fn from_signing_key(key: &SigningKey) -> Result<Self, KeyError> {
         let der = key.to_pkcs8_der().map_err(|e| KeyError::Signing(e.to_string()))?;
-        Ok(Self { encoding_key: EncodingKey::from_ed_der(der.as_bytes()), jwk: public_jwk(key)? })
+        Ok(Self {
+            encoding_key: EncodingKey::from_ed_der(der.as_bytes()),
+            jwk: public_jwk(key)?,
+            lifetime: TOKEN_LIFETIME,
+        })
+    }
+
+    /// Issues tokens valid for `lifetime` instead of [`TOKEN_LIFETIME`]. How long a revoked API key's streams
+    /// keep working depends on it (docs/security.md, "Who can do what").
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = lifetime;
+        self
     }
 
     /// Issues a token for `account` of `org`, also valid for the `granted` channels of other orgs.
     pub fn issue(&self, account: &str, org: &str, granted: Vec<String>) -> Result<IssuedToken, KeyError> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let expires_at = now + TOKEN_LIFETIME.as_secs();
+        let expires_at = now + self.lifetime.as_secs();
         let claims = Claims {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),

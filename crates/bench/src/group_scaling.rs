@@ -9,12 +9,17 @@
 //! `client` figures go through `skytale_client::Channel`, i.e. what a user pays: MLS, the group-state write to
 //! `state.db`, the relay's durable append and the echo applied back. `mls` figures are the same operations on a
 //! bare mls-rs group of the same size with in-memory storage (build the commit, then apply it): the protocol's
-//! own share. Sizes come from the bare group (the same messages the client publishes).
+//! own share. Sizes come from the bare group (the same messages the client publishes). `relay` figures are what
+//! a relay with auth on adds for each of those commits: validating it with its MLS external observer (against
+//! the group before it) and serialising the group after it for the store, i.e. the log writer's own work for a
+//! handshake beyond the write every message costs. An application message costs the relay one hash lookup of
+//! the stream's member key instead, which is why it is not measured here.
 //!
 //! JSON keys: `repetitions`, `sizes: {"<N>": {members, build_group_ms, add_member_p50_ms, remove_member_p50_ms,
 //! rotate_key_p50_ms, mls_add_member_p50_ms, mls_remove_member_p50_ms, mls_rotate_key_p50_ms,
-//! add_commit_bytes, remove_commit_bytes, rotate_commit_bytes, welcome_bytes}}` (`*_ms`: p50 over the
-//! repetitions; `build_group_ms`: the one commit adding N - 1 members, through the client).
+//! relay_add_member_p50_ms, relay_remove_member_p50_ms, relay_rotate_key_p50_ms, add_commit_bytes,
+//! remove_commit_bytes, rotate_commit_bytes, welcome_bytes}}` (`*_ms`: p50 over the repetitions;
+//! `build_group_ms`: the one commit adding N - 1 members, through the client).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -25,6 +30,9 @@ use mls_rs::identity::SigningIdentity;
 use mls_rs::{CipherSuiteProvider, CryptoProvider, ExtensionList, MlsMessage};
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use serde_json::json;
+
+use skytale_relay::mls_framing::parse_header;
+use skytale_relay::{MemberKey, ObservedGroup, Observer};
 
 use crate::fixture::Site;
 use crate::limits::CIPHER_SUITE;
@@ -69,6 +77,9 @@ pub fn run(args: Args) -> anyhow::Result<serde_json::Value> {
                 "mls_add_member_p50_ms": p50(bare.add_ms),
                 "mls_remove_member_p50_ms": p50(bare.remove_ms),
                 "mls_rotate_key_p50_ms": p50(bare.rotate_ms),
+                "relay_add_member_p50_ms": p50(bare.relay_add_ms),
+                "relay_remove_member_p50_ms": p50(bare.relay_remove_ms),
+                "relay_rotate_key_p50_ms": p50(bare.relay_rotate_ms),
                 "add_commit_bytes": bare.add_commit_bytes,
                 "remove_commit_bytes": bare.remove_commit_bytes,
                 "rotate_commit_bytes": bare.rotate_commit_bytes,
@@ -163,6 +174,9 @@ struct BareFigures {
     add_ms: Vec<f64>,
     remove_ms: Vec<f64>,
     rotate_ms: Vec<f64>,
+    relay_add_ms: Vec<f64>,
+    relay_remove_ms: Vec<f64>,
+    relay_rotate_ms: Vec<f64>,
     add_commit_bytes: usize,
     remove_commit_bytes: usize,
     rotate_commit_bytes: usize,
@@ -180,10 +194,19 @@ fn bare_mls(members: &[Offline], extras: &[Offline]) -> anyhow::Result<BareFigur
         builder.build()?;
         group.apply_pending_commit()?;
     }
+    let creator_key = MemberKey::from_bytes(group.current_member_signing_identity()?.signature_key.to_vec());
+    let observer = Observer::default();
+    let mut relay = Validator {
+        group: observer.create(&group.group_info_message(true)?.to_bytes()?, &creator_key)?,
+        committer: creator_key,
+    };
     let mut figures = BareFigures {
         add_ms: Vec::new(),
         remove_ms: Vec::new(),
         rotate_ms: Vec::new(),
+        relay_add_ms: Vec::new(),
+        relay_remove_ms: Vec::new(),
+        relay_rotate_ms: Vec::new(),
         add_commit_bytes: 0,
         remove_commit_bytes: 0,
         rotate_commit_bytes: 0,
@@ -195,7 +218,9 @@ fn bare_mls(members: &[Offline], extras: &[Offline]) -> anyhow::Result<BareFigur
         let added = group.commit_builder().add_member(key_package)?.build()?;
         group.apply_pending_commit()?;
         figures.add_ms.push(ms_since(start));
-        figures.add_commit_bytes = added.commit_message.to_bytes()?.len();
+        let commit = added.commit_message.to_bytes()?;
+        figures.relay_add_ms.push(relay.validate(&commit)?);
+        figures.add_commit_bytes = commit.len();
         let welcome = added.welcome_messages.first().ok_or_else(|| anyhow::anyhow!("add produced no Welcome"))?;
         figures.welcome_bytes = welcome.to_bytes()?.len();
 
@@ -204,13 +229,37 @@ fn bare_mls(members: &[Offline], extras: &[Offline]) -> anyhow::Result<BareFigur
         let removed = group.commit_builder().remove_member(index)?.build()?;
         group.apply_pending_commit()?;
         figures.remove_ms.push(ms_since(start));
-        figures.remove_commit_bytes = removed.commit_message.to_bytes()?.len();
+        let commit = removed.commit_message.to_bytes()?;
+        figures.relay_remove_ms.push(relay.validate(&commit)?);
+        figures.remove_commit_bytes = commit.len();
 
         let start = Instant::now();
         let rotated = group.commit(Vec::new())?;
         group.apply_pending_commit()?;
         figures.rotate_ms.push(ms_since(start));
-        figures.rotate_commit_bytes = rotated.commit_message.to_bytes()?.len();
+        let commit = rotated.commit_message.to_bytes()?;
+        figures.relay_rotate_ms.push(relay.validate(&commit)?);
+        figures.rotate_commit_bytes = commit.len();
     }
     Ok(figures)
+}
+
+/// The relay's view of the bare group, kept in step with it.
+struct Validator {
+    group: ObservedGroup,
+    committer: MemberKey,
+}
+
+impl Validator {
+    /// Validates `commit` as the relay's log writer does and moves to the group after it; returns the time taken.
+    fn validate(&mut self, commit: &[u8]) -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let header = parse_header(commit)?;
+        let (next, _roster_change) = self.group.apply(commit, &header, &self.committer)?;
+        let snapshot = next.snapshot()?;
+        let elapsed = ms_since(start);
+        anyhow::ensure!(!snapshot.is_empty(), "the group state serialised to nothing");
+        self.group = next;
+        Ok(elapsed)
+    }
 }

@@ -1,5 +1,6 @@
 //! Command-line interface of `skytale`, declared with clap.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -27,6 +28,8 @@ pub enum Command {
     Api(ApiArgs),
     /// Create or revoke API keys directly in the API's database.
     Keys(KeysArgs),
+    /// Run the MCP server exposing Skytale channels as tools (Python: `skytale_sdk.mcp_server`).
+    Mcp(McpArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +74,34 @@ pub struct RelayArgs {
     /// A connection that has not sent the HTTP/2 preface this long after it was accepted is closed, e.g. 5s.
     #[arg(long, default_value = "5s", value_parser = parse_nonzero_duration)]
     pub handshake_timeout: Duration,
+    /// Channels one account may create (auth on).
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_CHANNELS_PER_ACCOUNT, value_parser = parse_positive::<u64>)]
+    pub max_channels_per_account: u64,
+    /// Channels the accounts of one org may create together (auth on).
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_CHANNELS_PER_ORG, value_parser = parse_positive::<u64>)]
+    pub max_channels_per_org: u64,
+    /// Subscriptions at most on one stream; beyond, a new one is refused with `quota_subscriptions`.
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM, value_parser = parse_positive::<usize>)]
+    pub max_subscriptions_per_stream: usize,
+    /// Distinct channel names one stream may subscribe to, publish to or query; beyond, `quota_names`.
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_NAMES_PER_STREAM, value_parser = parse_positive::<usize>)]
+    pub max_names_per_stream: usize,
+    /// A stream without a subscription that sends no publish or head query for this long is closed, e.g. 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_nonzero_duration)]
+    pub idle_stream_timeout: Duration,
+    /// A stream whose token expired gets no deliveries until it refreshes, and is closed this long after, e.g. 60s.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub token_grace: Duration,
+    /// Bytes of deliveries read but not yet sent, at most, per connection; a subscriber over it waits.
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, value_parser = parse_positive::<usize>)]
+    pub max_in_flight_per_connection: usize,
+    /// The same, for all connections of one account together.
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT, value_parser = parse_positive::<usize>)]
+    pub max_in_flight_per_account: usize,
+    /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9090 (port 0 picks a
+    /// free one, logged); off unless given.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +118,10 @@ pub struct DevArgs {
     /// Org of the dev account: its API key may create every channel `ORG/*/*`.
     #[arg(long, default_value = "myorg", value_parser = parse_org)]
     pub org: String,
+    /// Serve /healthz, /readyz and /metrics of the relay and the API together on this address, e.g.
+    /// 127.0.0.1:9090 (port 0 picks a free one, logged: stdout keeps its three lines); off unless given.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +138,14 @@ pub struct ApiArgs {
     /// Ed25519 signing key (PKCS#8 PEM, 0600), created if missing [default: DATA_DIR/api-signing-key.pem].
     #[arg(long)]
     pub key_file: Option<PathBuf>,
+    /// How long an access token is valid, e.g. 15m; a revoked key's relay streams end at most this long (plus
+    /// the relay's clock leeway and --token-grace) after the revocation.
+    #[arg(long, default_value = "15m", value_parser = parse_nonzero_duration)]
+    pub token_lifetime: Duration,
+    /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9090 (port 0 picks a
+    /// free one, logged); off unless given.
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +185,15 @@ pub struct DatabaseArgs {
     /// The API server's data directory [default: ~/.skytale/api].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// Everything after `skytale mcp` goes to the Python server unchanged (`skytale mcp --help` is its help).
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct McpArgs {
+    /// The server's arguments: --transport stdio|streamable-http, --host, --port, --path, --identity.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

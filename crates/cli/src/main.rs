@@ -9,6 +9,7 @@ mod duration;
 mod org;
 mod shutdown;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,6 +22,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only for a terminal: escape codes in a log file are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let result = match cli.command {
@@ -28,6 +31,7 @@ async fn main() -> ExitCode {
         Command::Dev(args) => commands::dev::run(args).await,
         Command::Api(args) => commands::api::run(args).await,
         Command::Keys(args) => commands::keys::run(args.command).await,
+        Command::Mcp(args) => commands::mcp::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,16 +4,19 @@
 // The relay's raw SLIM test client and real MLS messages.
 #[path = "../../relay/tests/common/mod.rs"]
 mod common;
+#[path = "../../relay/tests/common/scrape.rs"]
+mod scrape;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::mls_group::new_group;
 use common::{blob, channel, meta, seq, From, Stream};
+use skytale_auth::CLOCK_LEEWAY_SECS;
 use skytale_client::{Client, ClientConfig, Recv};
 use skytale_proto::meta as keys;
 
@@ -33,7 +36,10 @@ fn skytale_printing(args: &[&str], lines: usize) -> Running {
 
 /// Starts `command` (which runs `skytale`) and reads its first `lines` lines of stdout.
 fn spawn_printing(mut command: Command, lines: usize) -> Running {
-    let mut child = command.env("RUST_LOG", "warn").stdout(Stdio::piped()).spawn().expect("start skytale");
+    if command.get_envs().all(|(name, _)| name != "RUST_LOG") {
+        command.env("RUST_LOG", "warn");
+    }
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("start skytale");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let exports = (0..lines)
         .map(|_| {
@@ -43,6 +49,50 @@ fn spawn_printing(mut command: Command, lines: usize) -> Running {
         })
         .collect();
     Running { child, stdout, exports }
+}
+
+/// Starts `skytale args...` with `--admin-listen 127.0.0.1:0`, reads its first `lines` lines of stdout and, from
+/// its log (the admin address is logged, never printed), its admin listener's address.
+fn skytale_with_admin(args: &[&str], lines: usize) -> (Running, SocketAddr) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command.args(args).args(["--admin-listen", "127.0.0.1:0"]);
+    command.env("RUST_LOG", "warn,skytale_admin=info").stderr(Stdio::piped());
+    let mut running = spawn_printing(command, lines);
+    let stderr = running.child.stderr.take().expect("piped stderr");
+    (running, admin_address_from_log(stderr))
+}
+
+/// The address in the admin listener's "admin listening" log line. The log is read to its end on a thread of its
+/// own, so the process never blocks on a full pipe.
+fn admin_address_from_log(stderr: ChildStderr) -> SocketAddr {
+    let (found, address) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let line = strip_ansi(&line);
+            if let Some(rest) = line.split_once("admin listening").map(|(_, rest)| rest) {
+                let addr = rest.split_once("local_addr=").map(|(_, addr)| addr.split_whitespace().next().unwrap_or(""));
+                let _ = found.send(addr.and_then(|addr| addr.parse::<SocketAddr>().ok()));
+            }
+        }
+    });
+    address
+        .recv_timeout(Duration::from_secs(30))
+        .expect("an `admin listening` log line in time")
+        .expect("a socket address in the `admin listening` log line")
+}
+
+/// `text` without terminal colour codes (`ESC [ ... m`), which the log has on or off depending on the terminal.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|c| c.is_ascii_alphabetic());
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// Starts a command that announces one service (`skytale relay`, `skytale api`).
@@ -177,7 +227,9 @@ async fn silent_sockets_beyond_the_file_limit_do_not_shut_out_a_publisher_and_a_
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("relay.log");
     let mut args = relay_args(&dir.path().join("relay"));
-    let limits = ["--max-connections", "5000", "--max-connections-per-ip", "5000", "--handshake-timeout", "2s"];
+    // The handshake timeout must outlast connecting every socket, even on a loaded machine: sockets closed before
+    // the last ones connect would keep the relay under its file limit.
+    let limits = ["--max-connections", "5000", "--max-connections-per-ip", "5000", "--handshake-timeout", "10s"];
     args.extend(limits.map(String::from));
     // The shell lowers its own limit and becomes the relay; this process keeps its higher one.
     let mut command = Command::new("sh");
@@ -218,6 +270,83 @@ async fn silent_sockets_beyond_the_file_limit_do_not_shut_out_a_publisher_and_a_
     assert!(running.wait().await.0.success());
     let log = std::fs::read_to_string(&log_path).expect("read the relay's log");
     assert!(log.contains("accept failed, backing off"), "the relay never ran out of files:\n{log}");
+}
+
+/// The scenario within the default caps: 10 connections of 100 streams each (the default
+/// `--max-streams-per-connection`), every stream subscribed to one channel and never reading.
+const STALLED_CONNECTIONS: usize = 10;
+const STALLED_STREAMS_PER_CONNECTION: usize = 100;
+/// How much the relay's resident memory may grow while it fans one 1 MiB message out to the stalled
+/// subscribers (docs/security.md, "Limits that hold"): the message is held once, whatever the number of
+/// subscribers, so this leaves a wide margin over the ~1 MiB it costs; a copy per subscriber is ~1 GiB.
+const STALLED_RSS_GROWTH_BOUND: u64 = 64 << 20;
+/// How long the relay's memory is watched after the ack: the fan-out happens in this time.
+const STALLED_WATCH: Duration = Duration::from_secs(5);
+
+/// 1 000 subscribers that never read and one 1 MiB publish: the publisher is acked, the relay's memory stays
+/// within [`STALLED_RSS_GROWTH_BOUND`], and every subscriber still gets the message once it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_mib_publish_to_1000_stalled_subscribers_stays_within_the_memory_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = run(&relay_args(dir.path()));
+    let pid = running.child.id();
+    let ch = channel("acme/team/stalled");
+    let mut stalled = Vec::with_capacity(STALLED_CONNECTIONS * STALLED_STREAMS_PER_CONNECTION);
+    for _ in 0..STALLED_CONNECTIONS {
+        let connection = common::connect(running.relay()).await;
+        for _ in 0..STALLED_STREAMS_PER_CONNECTION {
+            let mut stream = Stream::open_on(connection.clone(), None).await.expect("stream opens");
+            stream.subscribe_ok(&ch, 1, From::Live).await;
+            stalled.push(stream);
+        }
+    }
+    let before = rss_bytes(pid);
+
+    let mut group = new_group(false);
+    let payload = group.application(&vec![7u8; (1 << 20) - 1024]);
+    let mut publisher = Stream::open(running.relay()).await;
+    assert_eq!(publisher.publish_ok(&ch, "big", payload.clone()).await, 1);
+    let mut peak = before;
+    for _ in 0..STALLED_WATCH.as_millis() / 50 {
+        peak = peak.max(rss_bytes(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "relay RSS with {} stalled subscribers: {} MiB before the publish, peak {} MiB after",
+        stalled.len(),
+        before >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak.saturating_sub(before) <= STALLED_RSS_GROWTH_BOUND,
+        "relay RSS grew from {} MiB to {} MiB",
+        before >> 20,
+        peak >> 20
+    );
+
+    // Nothing was dropped: every stalled subscriber gets the message once it reads (all at once, since streams
+    // of one connection share its flow-control window and its in-flight budget).
+    let readers: Vec<_> = stalled
+        .into_iter()
+        .map(|mut stream| tokio::spawn(async move { stream.deliveries(1).await.remove(0) }))
+        .collect();
+    for reader in readers {
+        let delivery = reader.await.expect("reader task");
+        assert_eq!((seq(&delivery), blob(&delivery)), (1, payload.as_slice()));
+    }
+    running.signal("TERM");
+    assert!(running.wait().await.0.success());
+}
+
+/// Resident memory of process `pid`, from `/proc/PID/status`.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc status");
+    kib * 1024
 }
 
 /// This process's soft limit on open files, from `/proc/self/limits`.
@@ -272,6 +401,13 @@ fn dev_prints_three_exports_serves_a_client_and_keeps_its_key_across_restarts() 
     let key_file = dir.path().join("api-keys").join("myorg.key");
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
+    // A second stack on the same directory is refused at once, naming the process that runs the first.
+    let refused = Command::new(env!("CARGO_BIN_EXE_skytale")).args(args).output().expect("run skytale");
+    assert!(!refused.status.success());
+    assert!(refused.stdout.is_empty(), "a refused stack announced itself");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let in_use = format!("{} is in use by process {}", dir.path().display(), first.child.id());
+    assert!(stderr.contains(&in_use) && stderr.contains("pass another --dir"), "{stderr}");
 
     let alice_dir = tempfile::tempdir().unwrap();
     let alice = client(&relay, &api_url, &api_key, alice_dir.path(), "alice");
@@ -321,25 +457,8 @@ fn keys_created_on_the_command_line_work_against_skytale_api_until_revoked() {
     let api = skytale(&["api", "--listen", "127.0.0.1:0", "--data-dir", &api_dir_arg]);
     let api_url = exported(&api.exports[0], "SKYTALE_API_URL").to_owned();
 
-    let keys = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_skytale"))
-            .arg("keys")
-            .args(args)
-            .args(["--data-dir", &api_dir_arg])
-            .output()
-            .expect("run skytale keys")
-    };
-    let created = keys(&["create", "--org", "acme", "--name", "alice"]);
-    assert!(created.status.success(), "{created:?}");
-    let stdout = String::from_utf8(created.stdout).unwrap();
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    let api_key = exported(lines[0], "SKYTALE_API_KEY");
-    let key_id = lines[1]
-        .strip_prefix("# ")
-        .and_then(|comment| comment.split("skytale keys revoke ").nth(1))
-        .unwrap_or_else(|| panic!("no key id in {:?}", lines[1]));
-    assert!(key_id.starts_with("key_"), "{key_id}");
+    let (api_key, key_id) = create_key(&api_dir_arg, "alice");
+    let api_key = api_key.as_str();
 
     let relay_dir = tempfile::tempdir().unwrap();
     let jwks_url = format!("{api_url}/.well-known/jwks.json");
@@ -352,9 +471,9 @@ fn keys_created_on_the_command_line_work_against_skytale_api_until_revoked() {
     alice.create_channel("acme/team/cli").unwrap().send(b"hi").unwrap();
     alice.close();
 
-    let revoked = keys(&["revoke", key_id]);
+    let revoked = keys_command(&api_dir_arg, &["revoke", &key_id]);
     assert!(revoked.status.success(), "{revoked:?}");
-    let again = keys(&["revoke", key_id]);
+    let again = keys_command(&api_dir_arg, &["revoke", &key_id]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no live API key"), "{again:?}");
 
@@ -374,4 +493,253 @@ fn keys_created_on_the_command_line_work_against_skytale_api_until_revoked() {
     let (status, rest) = api.wait_blocking();
     assert!(status.success(), "{status}");
     assert_eq!(rest, "", "exactly one line on stdout");
+}
+
+/// `skytale keys ARGS --data-dir DIR`.
+fn keys_command(api_dir: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_skytale"))
+        .arg("keys")
+        .args(args)
+        .args(["--data-dir", api_dir])
+        .output()
+        .expect("run skytale keys")
+}
+
+/// Creates an account of org acme with `skytale keys create`; returns its API key and key id.
+fn create_key(api_dir: &str, name: &str) -> (String, String) {
+    let created = keys_command(api_dir, &["create", "--org", "acme", "--name", name]);
+    assert!(created.status.success(), "{created:?}");
+    let stdout = String::from_utf8(created.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    let key_id = lines[1]
+        .strip_prefix("# ")
+        .and_then(|comment| comment.split("skytale keys revoke ").nth(1))
+        .unwrap_or_else(|| panic!("no key id in {:?}", lines[1]));
+    assert!(key_id.starts_with("key_"), "{key_id}");
+    (exported(lines[0], "SKYTALE_API_KEY").to_owned(), key_id.to_owned())
+}
+
+/// `POST /v1/tokens` with `api_key`: the token and its expiry (unix seconds), or the HTTP status of a refusal.
+async fn fetch_token(api_url: &str, api_key: &str) -> Result<(String, u64), reqwest::StatusCode> {
+    let response = reqwest::Client::new()
+        .post(format!("{api_url}/v1/tokens"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .expect("the API answers");
+    if !response.status().is_success() {
+        return Err(response.status());
+    }
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    Ok((body["token"].as_str().expect("token").to_owned(), body["expires_at"].as_u64().expect("expires_at")))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The revocation test's token lifetime and relay grace period: short, so the test sees a revoked key's stream
+/// end in under a minute (the relay's clock leeway, 30 s, comes on top).
+const SHORT_TOKEN_LIFETIME: &str = "4s";
+const SHORT_GRACE: u64 = 2;
+
+/// A stream opened with a key that is then revoked ends once its last token expired, with the relay's clock
+/// leeway and grace period (docs/security.md, "Who can do what"), saying why; meanwhile clients whose tokens
+/// live just as short but who refresh them in-band exchange messages throughout and never see their stream end.
+#[test]
+fn a_revoked_keys_stream_ends_within_its_tokens_life_leeway_and_grace_while_refreshing_clients_carry_on() {
+    let api_dir = tempfile::tempdir().unwrap();
+    let api_dir_arg = api_dir.path().display().to_string();
+    let api = skytale(&[
+        "api",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &api_dir_arg,
+        "--token-lifetime",
+        SHORT_TOKEN_LIFETIME,
+    ]);
+    let api_url = exported(&api.exports[0], "SKYTALE_API_URL").to_owned();
+    let (alice_key, _) = create_key(&api_dir_arg, "alice");
+    let (mallory_key, mallory_key_id) = create_key(&api_dir_arg, "mallory");
+
+    let relay_dir = tempfile::tempdir().unwrap();
+    let log_path = relay_dir.path().join("relay.log");
+    let jwks_url = format!("{api_url}/.well-known/jwks.json");
+    let grace = format!("{SHORT_GRACE}s");
+    let mut command = Command::new("sh");
+    command
+        // The relay's info lines say which streams it ended and why.
+        .args(["-c", "RUST_LOG=skytale_relay=info exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_skytale")])
+        .args(["relay", "--listen", "127.0.0.1:0", "--jwks-url", &jwks_url, "--token-grace", &grace, "--data-dir"])
+        .arg(relay_dir.path().join("data"))
+        .stderr(std::fs::File::create(&log_path).expect("create the relay's log file"));
+    let relay = spawn_printing(command, 1);
+    let relay_url = format!("http://{}", relay.relay());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (token, expires_at) = runtime.block_on(fetch_token(&api_url, &mallory_key)).expect("a token for mallory");
+    let mut mallory = runtime.block_on(Stream::open_with(relay.relay(), Some(&token))).expect("stream opens");
+    let revoked = keys_command(&api_dir_arg, &["revoke", &mallory_key_id]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let refused = runtime.block_on(fetch_token(&api_url, &mallory_key));
+    assert_eq!(refused.err(), Some(reqwest::StatusCode::UNAUTHORIZED));
+    // Mallory's stream stays usable until its token expires, then ends.
+    let watching = runtime.spawn(async move {
+        mallory.send(common::link_negotiation("mallory")).await;
+        assert!(meta(&mallory.recv().await, keys::MAX_PAYLOAD).is_some());
+        let frame = mallory.recv().await;
+        let ended = mallory.try_recv().await;
+        (common::error_code(&frame).to_owned(), meta(&frame, keys::ERROR).map(str::to_owned), ended.err(), now_secs())
+    });
+
+    let alice_dir = tempfile::tempdir().unwrap();
+    let alice = client(&relay_url, &api_url, &alice_key, alice_dir.path(), "alice");
+    let bob_dir = tempfile::tempdir().unwrap();
+    let bob = client(&relay_url, &api_url, &alice_key, bob_dir.path(), "bob");
+    let channel = alice.create_channel("acme/team/revocation").unwrap();
+    let bobs = add_member(&channel, &bob);
+    let documented_end = expires_at + CLOCK_LEEWAY_SECS + SHORT_GRACE;
+    // Past the end of alice's and bob's first tokens too, leeway and grace included: only refreshes keep them.
+    let mut n = 0;
+    while now_secs() <= documented_end + 10 {
+        n += 1;
+        let text = format!("message {n}");
+        channel.send(text.as_bytes()).unwrap();
+        match bobs.recv(Some(Duration::from_secs(20))) {
+            Ok(Recv::Message(message)) => assert_eq!(message.payload, text.as_bytes()),
+            other => panic!("expected bob to receive {text:?}, got {other:?}"),
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    let (code, message, status, ended_at) = runtime.block_on(watching).expect("mallory's stream watched");
+    assert_eq!(code, "unauthorized");
+    assert!(message.as_deref().is_some_and(|m| m.contains("not refreshed")), "{message:?}");
+    assert_eq!(status.map(|s| s.code()), Some(tonic::Code::Unauthenticated));
+    assert!(ended_at > expires_at + CLOCK_LEEWAY_SECS, "ended at {ended_at}, while its token was valid");
+    assert!(ended_at <= documented_end + 2, "ended at {ended_at}, documented by {documented_end}");
+    alice.close();
+    bob.close();
+
+    relay.signal("TERM");
+    assert!(relay.wait_blocking().0.success());
+    let log = std::fs::read_to_string(&log_path).expect("read the relay's log");
+    let ended: Vec<&str> = log.lines().filter(|line| line.contains("stream closed: its token expired")).collect();
+    assert_eq!(ended.len(), 1, "only mallory's stream ends for its token:\n{log}");
+    api.signal("TERM");
+    assert!(api.wait_blocking().0.success());
+}
+
+/// Frames refused for breaking the protocol in the log-volume test: ten times what is logged.
+const REFUSED_FRAMES: usize = 100;
+
+/// A client sending nothing but bad frames gets every one refused, and the relay logs only the first ten at warn,
+/// then how many more it refused (docs/protocol.md, "Frames the relay cannot use").
+#[tokio::test]
+async fn refused_frames_are_logged_at_warn_at_most_ten_a_minute_per_stream_then_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("relay.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command.args(relay_args(&dir.path().join("relay"))).stderr(std::fs::File::create(&log_path).unwrap());
+    let running = spawn_printing(command, 1);
+
+    let mut stream = Stream::open(running.relay()).await;
+    for _ in 0..REFUSED_FRAMES {
+        stream.send_raw(vec![0xff; 8]).await;
+    }
+    for _ in 0..REFUSED_FRAMES {
+        assert_eq!(common::error_code(&stream.recv().await), "bad_request");
+    }
+    running.signal("TERM");
+    assert!(running.wait().await.0.success());
+    drop(stream);
+
+    let log = std::fs::read_to_string(&log_path).expect("read the relay's log");
+    let logged = log.lines().filter(|line| line.contains("frame refused")).count();
+    assert_eq!(logged, 10, "{log}");
+    let summary = format!("{} more frames refused and not logged", REFUSED_FRAMES - 10);
+    assert_eq!(log.lines().filter(|line| line.contains(&summary)).count(), 1, "{log}");
+}
+
+#[test]
+fn keys_create_without_a_database_refuses_to_make_one_nobody_reads() {
+    let home = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_skytale"))
+        .args(["keys", "create", "--org", "acme"])
+        .env("HOME", home.path())
+        .output()
+        .expect("run skytale");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "printed a key no server knows");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let missing = home.path().join(".skytale").join("api").join("api.db");
+    assert!(stderr.contains(&format!("no API database at {}", missing.display())), "{stderr}");
+    assert!(stderr.contains("--data-dir") && stderr.contains("D/api"), "{stderr}");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn dev_on_a_taken_port_says_to_pass_port_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_skytale"))
+        .args(["dev", "--dir"])
+        .arg(dir.path())
+        .args(["--relay-port", "0", "--api-port", &port])
+        .output()
+        .expect("run skytale");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the port is taken") && stderr.contains("pass --api-port 0"), "{stderr}");
+    // Written to a pipe, the log has no colour codes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[tokio::test]
+async fn relay_and_api_serve_health_and_metrics_on_their_admin_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay_args = relay_args(&dir.path().join("relay"));
+    let (relay, relay_admin) = skytale_with_admin(&relay_args.iter().map(String::as_str).collect::<Vec<_>>(), 1);
+    let api_dir = dir.path().join("api").display().to_string();
+    let (api, api_admin) = skytale_with_admin(&["api", "--listen", "127.0.0.1:0", "--data-dir", &api_dir], 1);
+    exported(&api.exports[0], "SKYTALE_API_URL");
+
+    for (admin, series) in [(relay_admin, "skytale_relay_streams_open"), (api_admin, "skytale_api_long_polls_waiting")]
+    {
+        assert!(admin.ip().is_loopback(), "{admin}");
+        assert_eq!(scrape::get(admin, "/healthz").await.0, reqwest::StatusCode::OK);
+        let (status, body) = scrape::get(admin, "/readyz").await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        assert_eq!(scrape::Scrape::take(admin).await.series_named(series).len(), 1, "{series}");
+    }
+    for running in [relay, api] {
+        running.signal("TERM");
+        let (status, rest) = running.wait().await;
+        assert!(status.success(), "{status}");
+        assert_eq!(rest, "", "one line on stdout");
+    }
+}
+
+#[tokio::test]
+async fn dev_serves_the_relay_and_the_api_on_one_admin_listener_and_still_prints_three_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let (dev, admin) = skytale_with_admin(&["dev", "--dir", &dir_arg, "--relay-port", "0", "--api-port", "0"], 3);
+    exported(&dev.exports[2], "SKYTALE_API_KEY");
+    assert_eq!(scrape::get(admin, "/healthz").await.0, reqwest::StatusCode::OK);
+    let (status, body) = scrape::get(admin, "/readyz").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let scrape = scrape::Scrape::take(admin).await;
+    assert_eq!(scrape.value("skytale_relay_streams_open", &[]), 0.0);
+    assert_eq!(scrape.series_named("skytale_relay_streams_open").len(), 1);
+    assert_eq!(scrape.series_named("skytale_api_long_polls_waiting").len(), 1);
+
+    dev.signal("INT");
+    let (status, rest) = dev.wait().await;
+    assert!(status.success(), "{status}");
+    assert_eq!(rest, "", "exactly three lines on stdout");
 }

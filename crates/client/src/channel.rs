@@ -84,6 +84,13 @@ impl Channel {
         self.state.name.to_string()
     }
 
+    /// Fails with the channel's error if it can no longer be used: removed by another member, left, gone from the
+    /// relay (whose data was reset), or its client closed. Every operation checks this first; a script that finds
+    /// the channel already held (a re-run) checks it to know the channel is still good.
+    pub fn ensure_active(&self) -> Result<(), Error> {
+        self.state.ensure_active()
+    }
+
     /// The MLS epoch of the channel as applied locally.
     pub fn epoch(&self) -> u64 {
         self.state.progress.borrow().epoch
@@ -204,6 +211,7 @@ impl Channel {
             match lifecycle {
                 Lifecycle::Active => {}
                 Lifecycle::Removed => return Err(self.state.removed_error()),
+                Lifecycle::Lost => return Err(self.state.lost_error()),
                 Lifecycle::Left => return Ok(Received::Closed),
             }
             if !wait_for_change(&mut progress, &mut client_closed, &mut handle_closed, deadline).await {

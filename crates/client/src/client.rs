@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mls_rs::ExtensionList;
+use skytale_dir_lock::{DirLock, LockError};
 use skytale_proto::ChannelName;
 
 use crate::api::ApiClient;
@@ -19,8 +20,10 @@ use crate::channel::Channel;
 use crate::context::Context;
 use crate::credentials::Credentials;
 use crate::error::Error;
+use crate::frames::StartPoint;
+use crate::identity::MemberProver;
 use crate::mls::{build_client, mls_err, MlsGroup};
-use crate::runtime::{new_runtime, ClientCore};
+use crate::runtime::{block_on_interruptible, new_runtime, ClientCore};
 use crate::state::ChannelState;
 use crate::store::{ChannelRecord, ChannelStatus, Store};
 use crate::tls::TrustRoots;
@@ -79,7 +82,71 @@ fn create_private_dir(dir: &std::path::Path) -> Result<(), Error> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(|e| Error::Runtime(format!("cannot create data_dir {}: {e}", dir.display())))
+    builder.create(dir).map_err(|e| Error::DataDir(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// Reopens every channel of the registry: subscribes each from where it stopped, then asks the relay how far
+/// each log goes, all at once. A channel created here whose GroupInfo never reached the relay is announced; one
+/// whose log the relay does not have (its data was reset) is lost, and says so on every use.
+async fn reopen_channels(core: &ClientCore, store: &Store) -> Result<(), Error> {
+    let ctx = &core.ctx;
+    let mut reopened = Vec::new();
+    for record in store.channels()? {
+        let name = ChannelName::parse(&record.name)?;
+        let group = ctx.mls.load_group(&record.group_id).map_err(mls_err("cannot load stored group"))?;
+        let active = record.status == ChannelStatus::Active;
+        let (owner, applied_seq) = (record.owner, record.applied_seq);
+        // Created here, at epoch 0 with nothing applied: the process may have stopped before the GroupInfo that
+        // creates the channel at the relay was stored.
+        let maybe_unannounced = owner && record.join_epoch == 0 && applied_seq == 0;
+        let state = ChannelState::new(name, ctx.clone(), group, record);
+        core.channels.lock()?.insert(state.name.to_string(), state.clone());
+        if active {
+            inbound::start(&state, false).await?;
+            reopened.push((state, maybe_unannounced, applied_seq, owner));
+        }
+    }
+    let heads = reopened.iter().map(|(state, ..)| ctx.relay.head(&state.name, StartPoint::Seq(1)));
+    let heads = futures::future::join_all(heads).await;
+    for ((state, maybe_unannounced, applied_seq, owner), head) in reopened.into_iter().zip(heads) {
+        match head {
+            Ok(0) if maybe_unannounced => state.announce().await?,
+            // A member has applied at least the commit that added it, or the GroupInfo that created the channel.
+            Ok(head) if head == 0 || head < applied_seq => {
+                tracing::warn!(channel = %state.name, head, applied_seq, "the relay does not have this channel's log");
+                ctx.relay.unsubscribe(&state.name).await;
+                state.progress.send_modify(|p| p.lifecycle = Lifecycle::Lost);
+                continue;
+            }
+            Ok(_) => {}
+            // The subscription reports what is wrong with the channel, if anything.
+            Err(error) => tracing::warn!(channel = %state.name, %error, "cannot ask the relay how far the log goes"),
+        }
+        if let (true, Some(api)) = (owner, &ctx.api) {
+            admission::ensure_running(&state, api)?;
+        }
+    }
+    Ok(())
+}
+
+/// Creating `name` found another group's channel of that name at the relay.
+fn taken_at_relay(name: &ChannelName, data_dir: &std::path::Path) -> Error {
+    Error::Channel(format!(
+        "channel already exists on the relay: {name} is another MLS group's (if it was this identity's, its state is \
+         in another data_dir than {}; otherwise pick another name, or join it with an invite)",
+        data_dir.display()
+    ))
+}
+
+/// One process, and one client, per data_dir: two writers of one MLS state break its channels for good.
+fn lock_data_dir(dir: &std::path::Path) -> Result<DirLock, Error> {
+    DirLock::acquire(dir).map_err(|error| match error {
+        LockError::Held { .. } => Error::DataDir(format!(
+            "{error}; a data_dir belongs to one client at a time: close the other client, or give this one its own \
+             data_dir (the data_dir argument, or SKYTALE_DATA_DIR)"
+        )),
+        LockError::Io { .. } => Error::DataDir(error.to_string()),
+    })
 }
 
 impl Client {
@@ -92,6 +159,7 @@ impl Client {
         let roots = TrustRoots::from_env()?;
         let api = api_client(&config, &roots)?;
         create_private_dir(&config.data_dir)?;
+        let data_dir_lock = lock_data_dir(&config.data_dir)?;
         let key = identity::load_or_create(&config.data_dir, &config.identity)?;
         let store = Store::open(&config.data_dir.join("state.db"))?;
         let mls = build_client(&key, &config.data_dir.join("keys.db"), store.clone())?;
@@ -101,8 +169,9 @@ impl Client {
             source: source_name(&config.identity)?,
             roots,
             credentials: api.clone().map(|api| Arc::new(Credentials::new(api))),
+            member: MemberProver::new(&key),
         };
-        let relay = runtime.block_on(Relay::connect(access));
+        let relay = block_on_interruptible(runtime.handle(), Relay::connect(access));
         let relay = match relay {
             Ok(relay) => relay,
             Err(e) => {
@@ -110,25 +179,10 @@ impl Client {
                 return Err(e);
             }
         };
-        let ctx = Arc::new(Context::new(config.identity.clone(), store.clone(), mls, relay, api));
-        let core = Arc::new(ClientCore::new(runtime, ctx.clone()));
-        core.block_on(async {
-            for record in store.channels()? {
-                let name = ChannelName::parse(&record.name)?;
-                let group = ctx.mls.load_group(&record.group_id).map_err(mls_err("cannot load stored group"))?;
-                let active = record.status == ChannelStatus::Active;
-                let owner = record.owner;
-                let state = ChannelState::new(name, ctx.clone(), group, record);
-                core.channels.lock()?.insert(state.name.to_string(), state.clone());
-                if active {
-                    inbound::start(&state, false).await?;
-                    if let (true, Some(api)) = (owner, &ctx.api) {
-                        admission::ensure_running(&state, api)?;
-                    }
-                }
-            }
-            Ok(())
-        })?;
+        let ctx =
+            Arc::new(Context::new(config.identity.clone(), config.data_dir.clone(), store.clone(), mls, relay, api));
+        let core = Arc::new(ClientCore::new(runtime, ctx.clone(), data_dir_lock));
+        core.block_on(reopen_channels(&core, &store))?;
         Ok(Client { core, config: Arc::new(config) })
     }
 
@@ -222,10 +276,30 @@ impl Client {
     pub fn join_channel(&self, name: &str, welcome: &[u8]) -> Result<Channel, Error> {
         let name = ChannelName::parse(name)?;
         let welcome = mls_rs::MlsMessage::from_bytes(welcome).map_err(mls_err("malformed Welcome"))?;
+        // Checked before joining, which uses up the key package the Welcome was made for: a Welcome tried on a
+        // mistyped name stays good for the right one.
+        let group_info =
+            self.core.ctx.mls.examine_welcome_message(&welcome).map_err(mls_err("cannot join with this Welcome"))?;
+        self.core.block_on(self.check_welcome_is_for(&name, group_info.group_context().epoch()))?;
         let (group, _) =
             self.core.ctx.mls.join_group(None, &welcome, None).map_err(mls_err("cannot join with this Welcome"))?;
         let state = self.core.block_on(self.install(name, group, false))?;
         Ok(Channel::new(self.core.clone(), state))
+    }
+
+    /// Refuses a Welcome into `join_epoch` for a channel without the commit that made that epoch: the commit that
+    /// added us is stored (in epoch `join_epoch - 1`) before the Welcome is handed out, so a log that does not reach
+    /// it (a mistyped name has none) is another channel's. `install` checks the epoch again once joined.
+    async fn check_welcome_is_for(&self, name: &ChannelName, join_epoch: u64) -> Result<(), Error> {
+        let commit_epoch = join_epoch.saturating_sub(1);
+        if self.core.ctx.relay.head(name, StartPoint::Epoch(commit_epoch)).await? == 0 {
+            return Err(Error::Channel(format!(
+                "the Welcome is not for channel {name}: it joins at epoch {join_epoch}, and the relay has no commit \
+                 into that epoch for {name}; check the channel name (the Welcome was not used, so it still joins \
+                 its own channel)"
+            )));
+        }
+        Ok(())
     }
 
     /// Registers a new group under `name`, persists it and subscribes it. A freshly created group must not find
@@ -248,8 +322,11 @@ impl Client {
         };
         let state = {
             let mut channels = self.core.channels.lock()?;
-            if channels.contains_key(name.as_str()) {
-                return Err(Error::Channel(format!("channel already exists: {name}")));
+            if let Some(held) = channels.get(name.as_str()) {
+                return Err(match held.lifecycle() {
+                    Lifecycle::Lost => held.lost_error(),
+                    _ => Error::Channel(format!("channel already exists: {name}")),
+                });
             }
             group.write_to_storage().map_err(mls_err("cannot save group state"))?;
             ctx.store.persist(&record, &[])?;
@@ -261,12 +338,20 @@ impl Client {
             Ok(epoch) => epoch,
             Err(e) => {
                 self.discard(&state, &record).await;
-                return Err(e);
+                // With auth on, a relay refuses a non-member's subscription to a channel that exists.
+                let taken = created && matches!(&e, Error::Auth(m) if m.contains(skytale_proto::meta::NOT_A_MEMBER));
+                return Err(if taken { taken_at_relay(&name, &ctx.data_dir) } else { e });
             }
         };
         if created && relay_epoch.is_some() {
             self.discard(&state, &record).await;
-            return Err(Error::Channel(format!("channel already exists on the relay: {name}")));
+            return Err(taken_at_relay(&name, &ctx.data_dir));
+        }
+        if created {
+            if let Err(e) = state.announce().await {
+                self.discard(&state, &record).await;
+                return Err(e);
+            }
         }
         if !created && relay_epoch.is_none_or(|epoch| epoch < record.join_epoch) {
             self.discard(&state, &record).await;
@@ -310,7 +395,15 @@ impl Client {
         Ok(Channel::new(self.core.clone(), state))
     }
 
-    /// Largest plaintext `send` accepts (the relay's negotiated payload limit).
+    /// Whether the client has a stream to the relay right now. While it has none (the relay is down or
+    /// unreachable), it reconnects on its own; `recv` then has nothing new to give, and sends wait.
+    pub fn is_connected(&self) -> bool {
+        !self.core.ctx.is_closed() && self.core.ctx.relay.is_connected()
+    }
+
+    /// The relay's limit on one encrypted MLS message, as it announced on the current (or last) stream. The
+    /// largest payload `send` accepts is smaller by the encryption's overhead (padding costs up to a quarter);
+    /// a refused send names it.
     pub fn max_payload(&self) -> usize {
         self.core.ctx.relay.max_payload()
     }

@@ -5,6 +5,7 @@
 //! its runtime's tasks are gone, so are the store, the MLS client and the groups.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -16,6 +17,8 @@ use crate::transport::Relay;
 
 pub(crate) struct Context {
     pub identity: Vec<u8>,
+    /// Named in errors whose remedy is another data_dir.
+    pub data_dir: PathBuf,
     pub store: Arc<Store>,
     pub mls: MlsClient,
     pub relay: Arc<Relay>,
@@ -30,6 +33,7 @@ pub(crate) struct Context {
 impl Context {
     pub fn new(
         identity: Vec<u8>,
+        data_dir: PathBuf,
         store: Arc<Store>,
         mls: MlsClient,
         relay: Arc<Relay>,
@@ -37,6 +41,7 @@ impl Context {
     ) -> Self {
         Self {
             identity,
+            data_dir,
             store,
             mls,
             relay,

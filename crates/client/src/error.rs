@@ -27,6 +27,9 @@ pub enum Error {
     /// An account limit was hit.
     #[error("quota exceeded: {0}")]
     Quota(String),
+    /// The data_dir cannot be used: held by another client, made for another identity, unreadable.
+    #[error("data_dir error: {0}")]
+    DataDir(String),
     /// Local failure: storage, runtime, misuse from an async context.
     #[error("runtime error: {0}")]
     Runtime(String),
@@ -42,6 +45,7 @@ impl Error {
             Error::Transport(_) => "transport",
             Error::Auth(_) => "auth",
             Error::Quota(_) => "quota",
+            Error::DataDir(_) => "data_dir",
             Error::Runtime(_) => "runtime",
         }
     }

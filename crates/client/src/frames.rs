@@ -15,6 +15,8 @@ pub(crate) enum PayloadKind {
     Application,
     Commit,
     Proposal,
+    /// The creator's GroupInfo, which creates the channel at the relay.
+    GroupInfo,
 }
 
 impl PayloadKind {
@@ -23,6 +25,7 @@ impl PayloadKind {
             PayloadKind::Application => meta::payload_type::APPLICATION,
             PayloadKind::Commit => meta::payload_type::COMMIT,
             PayloadKind::Proposal => meta::payload_type::PROPOSAL,
+            PayloadKind::GroupInfo => meta::payload_type::GROUP_INFO,
         }
     }
 }

@@ -14,6 +14,8 @@ use mls_rs::crypto::{SignaturePublicKey, SignatureSecretKey};
 use mls_rs::{CipherSuite, CipherSuiteProvider, CryptoProvider};
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 
+use skytale_proto::meta;
+
 use crate::error::Error;
 
 const KEY_FILE: &str = "identity.key";
@@ -30,18 +32,51 @@ pub(crate) struct SigningKey {
     pub secret: SignatureSecretKey,
 }
 
+/// Proves to the relay that a stream is opened by the holder of this client's MLS signing key: the relay lets a
+/// stream write and read a channel only while that key is a member of the channel's group (docs/protocol.md,
+/// "Membership").
+pub(crate) struct MemberProver {
+    public_hex: String,
+    secret: SignatureSecretKey,
+}
+
+impl MemberProver {
+    pub(crate) fn new(key: &SigningKey) -> Self {
+        Self { public_hex: hex::encode(key.public.as_bytes()), secret: key.secret.clone() }
+    }
+
+    /// The `skytale-member-key` and `skytale-member-proof` header values for a stream opened with `token` (empty
+    /// without credentials).
+    pub(crate) fn headers(&self, token: &str) -> Result<[(&'static str, String); 2], Error> {
+        let provider = RustCryptoProvider::new()
+            .cipher_suite_provider(CIPHER_SUITE)
+            .ok_or_else(|| Error::Mls(format!("cipher suite {CIPHER_SUITE:?} is not available")))?;
+        let proof = provider
+            .sign(&self.secret, &meta::member_proof_message(token))
+            .map_err(|e| Error::Mls(format!("cannot sign the stream's member proof: {e}")))?;
+        Ok([(meta::MEMBER_KEY, self.public_hex.clone()), (meta::MEMBER_PROOF, hex::encode(proof))])
+    }
+}
+
 /// Loads the signing key of `data_dir`, generating and storing it on first use.
 pub(crate) fn load_or_create(data_dir: &Path, identity: &[u8]) -> Result<SigningKey, Error> {
     let path = data_dir.join(KEY_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => {
-            let key = parse(&text).map_err(|why| Error::Runtime(format!("{} is corrupt: {why}", path.display())))?;
+            let key = parse(&text).map_err(|why| {
+                Error::DataDir(format!(
+                    "{} is corrupt: {why}; without it this data_dir's channels cannot be used (restore it from a \
+                     backup, or start over with an empty data_dir)",
+                    path.display()
+                ))
+            })?;
             if key.identity != identity {
-                return Err(Error::Runtime(format!(
-                    "data_dir {} belongs to identity {}, not {}",
+                return Err(Error::DataDir(format!(
+                    "{} belongs to identity {}, not {}: each identity needs its own data_dir (pass another \
+                     data_dir, or SKYTALE_DATA_DIR)",
                     data_dir.display(),
-                    hex::encode(&key.identity),
-                    hex::encode(identity)
+                    describe_identity(&key.identity),
+                    describe_identity(identity)
                 )));
             }
             Ok(key)
@@ -51,11 +86,19 @@ pub(crate) fn load_or_create(data_dir: &Path, identity: &[u8]) -> Result<Signing
             write_private(data_dir, &path, &render(&key))?;
             Ok(key)
         }
-        Err(e) => Err(Error::Runtime(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => Err(Error::DataDir(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
-fn generate(identity: &[u8]) -> Result<SigningKey, Error> {
+/// An identity as a user wrote it: quoted text when it is printable UTF-8, else hex.
+fn describe_identity(identity: &[u8]) -> String {
+    match std::str::from_utf8(identity) {
+        Ok(text) if !text.chars().any(char::is_control) => format!("{text:?}"),
+        _ => format!("0x{}", hex::encode(identity)),
+    }
+}
+
+pub(crate) fn generate(identity: &[u8]) -> Result<SigningKey, Error> {
     let provider = RustCryptoProvider::new()
         .cipher_suite_provider(CIPHER_SUITE)
         .ok_or_else(|| Error::Mls(format!("cipher suite {CIPHER_SUITE:?} is not available")))?;
@@ -97,7 +140,7 @@ fn parse(text: &str) -> Result<SigningKey, String> {
 
 fn write_private(dir: &Path, path: &Path, contents: &str) -> Result<(), Error> {
     let tmp = dir.join(format!("{KEY_FILE}.tmp"));
-    let io = |e: std::io::Error| Error::Runtime(format!("cannot write {}: {e}", path.display()));
+    let io = |e: std::io::Error| Error::DataDir(format!("cannot write {}: {e}", path.display()));
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -135,8 +178,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         load_or_create(dir.path(), b"agent-a").unwrap();
         let err = load_or_create(dir.path(), b"agent-b").err().unwrap();
-        assert!(matches!(err, Error::Runtime(_)), "{err}");
-        assert!(err.to_string().contains("belongs to identity"), "{err}");
+        assert!(matches!(err, Error::DataDir(_)), "{err}");
+        let expected = format!(
+            "data_dir error: {} belongs to identity \"agent-a\", not \"agent-b\": each identity needs its own data_dir",
+            dir.path().display()
+        );
+        assert!(err.to_string().starts_with(&expected), "{err}");
+        let binary = load_or_create(dir.path(), &[0, 0xff]).err().unwrap();
+        assert!(binary.to_string().contains("not 0x00ff:"), "{binary}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use mls_rs::error::MlsError;
 use mls_rs::group::{CommitEffect, CommitMessageDescription, ReceivedMessage};
-use mls_rs::MlsMessage;
+use mls_rs::{MlsMessage, WireFormat};
 use tokio::sync::mpsc;
 
 use crate::error::Error;
@@ -146,14 +146,13 @@ async fn apply(state: &Arc<ChannelState>, events: impl Iterator<Item = ChannelEv
 fn process(group: &mut MlsGroup, delivery: &Delivery) -> Effect {
     let seq = delivery.seq;
     let failure = |reason: String| Effect::Deliver(InboxItem::MlsFailure { seq, reason });
-    let message = match MlsMessage::from_bytes(&delivery.blob) {
-        Ok(m) => m,
-        Err(e) => return failure(format!("message seq {seq} is not an MLS message: {e}")),
+    let message = match read_message(delivery, group.group_id()) {
+        Ok(message) => message,
+        Err(reason) => return failure(reason),
     };
-    if message.group_id().is_some_and(|id| id != group.group_id()) {
-        return failure(format!(
-            "message seq {seq} belongs to another MLS group: the channel at the relay is not the group this client joined"
-        ));
+    if message.wire_format() == WireFormat::GroupInfo {
+        // The channel's creation record, which the relay follows the group from: nothing for a member.
+        return Effect::Internal;
     }
     let epoch = message.epoch().unwrap_or_else(|| group.current_epoch());
     match group.process_incoming_message(message) {
@@ -174,6 +173,20 @@ fn process(group: &mut MlsGroup, delivery: &Delivery) -> Effect {
         Err(MlsError::CantProcessMessageFromSelf) => Effect::Internal,
         Err(e) => failure(format!("cannot process message seq {seq}: {e}")),
     }
+}
+
+/// Decodes a delivered MLS message and checks that it is for the channel's group (`group_id`); otherwise says
+/// why not, for the inbox.
+pub(crate) fn read_message(delivery: &Delivery, group_id: &[u8]) -> Result<MlsMessage, String> {
+    let seq = delivery.seq;
+    let message =
+        MlsMessage::from_bytes(&delivery.blob).map_err(|e| format!("message seq {seq} is not an MLS message: {e}"))?;
+    if message.group_id().is_some_and(|id| id != group_id) {
+        return Err(format!(
+            "message seq {seq} belongs to another MLS group: the channel at the relay is not the group this client joined"
+        ));
+    }
+    Ok(message)
 }
 
 /// What applying this member's own commit (at `seq`) did: never a removal of itself, but the same failure

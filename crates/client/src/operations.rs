@@ -15,9 +15,11 @@ use std::sync::Arc;
 use mls_rs::group::proposal::Proposal;
 use mls_rs::group::CommitOutput;
 use mls_rs::MlsMessage;
+use skytale_proto::meta::error_code;
 
 use crate::error::Error;
 use crate::frames::PayloadKind;
+use crate::message_size;
 use crate::mls::{mls_err, MlsGroup};
 use crate::state::{ChannelState, ChannelTable, Lifecycle};
 use crate::transport::{refusal_error, BatchOutcome, PublishOutcome};
@@ -46,6 +48,16 @@ impl ChannelState {
                 self.ensure_active()?;
                 let output = build(&mut core.group)?;
                 let blob = output.commit_message.to_bytes().map_err(mls_err("cannot encode commit"))?;
+                let limit = self.ctx.relay.max_payload();
+                if blob.len() > limit {
+                    // Never sent, so it must not stay pending: the next commit starts from the same epoch.
+                    core.group.clear_pending_commit();
+                    return Err(Error::Channel(format!(
+                        "the commit is {} bytes, over the relay limit of {limit} bytes; commit fewer changes at once \
+                         (add fewer members per call)",
+                        blob.len()
+                    )));
+                }
                 core.own_commit = Some(blob.clone());
                 core.save(&self.ctx)?;
                 let epoch = core.group.current_epoch();
@@ -70,6 +82,25 @@ impl ChannelState {
             }
         }
         Err(Error::Channel(format!("gave up on channel {} after losing {MAX_ATTEMPTS} epoch races", self.name)))
+    }
+
+    /// Creates the channel at the relay with this group's GroupInfo (carrying the ratchet tree): the relay follows
+    /// the group from it and checks every later handshake against it. Returns once the echo is applied; fails with
+    /// "channel already exists on the relay" when another group holds the name.
+    pub async fn announce(&self) -> Result<(), Error> {
+        let blob = {
+            let core = self.core.lock().await;
+            let info = core.group.group_info_message(true).map_err(mls_err("cannot build the GroupInfo"))?;
+            info.to_bytes().map_err(mls_err("cannot encode the GroupInfo"))?
+        };
+        let msg_id = self.ctx.relay.new_msg_id();
+        match self.ctx.relay.publish(&self.name, PayloadKind::GroupInfo, blob, &msg_id).await? {
+            PublishOutcome::Stored(seq) => self.wait_for("its creation", |p| p.applied_seq >= seq).await,
+            PublishOutcome::Refused(r) if r.code == error_code::CHANNEL_EXISTS => {
+                Err(Error::Channel(format!("channel already exists on the relay: {}", self.name)))
+            }
+            PublishOutcome::Refused(r) => Err(refusal_error(&r)),
+        }
     }
 
     /// Adds the owners of `key_packages` (MLSMessage key packages) in ONE commit and returns the one Welcome that
@@ -115,14 +146,12 @@ impl ChannelState {
             .map(drop)
     }
 
-    /// Encrypts and publishes an application message; returns once the relay stored it.
+    /// Encrypts and publishes an application message; returns once the relay stored it. A payload whose MLS
+    /// message would exceed the relay's limit is refused before it is encrypted (see `message_size`).
     pub async fn send(&self, payload: &[u8]) -> Result<(), Error> {
-        let limit = self.ctx.relay.max_payload();
-        if payload.len() > limit {
-            return Err(Error::Channel(format!(
-                "payload of {} bytes exceeds the relay limit of {limit} bytes",
-                payload.len()
-            )));
+        let group_id = self.group_id_len().await;
+        if let Some(oversize) = message_size::oversize(payload.len(), self.ctx.relay.max_payload(), group_id) {
+            return Err(Error::Channel(format!("payload of {} bytes {oversize}", payload.len())));
         }
         let msg_id = self.ctx.relay.new_msg_id();
         for _ in 0..MAX_ATTEMPTS {
@@ -153,8 +182,10 @@ impl ChannelState {
                     self.wait_for("the new epoch", |p| p.epoch > epoch).await?;
                 }
                 PublishOutcome::Refused(r) if r.code == skytale_proto::meta::error_code::PAYLOAD_TOO_LARGE => {
+                    // The relay's limit shrank since the check above (it restarted with another setting).
+                    let advice = message_size::advice(self.ctx.relay.max_payload(), group_id);
                     return Err(Error::Channel(format!(
-                        "payload of {} bytes exceeds the relay limit of {limit} bytes once encrypted ({})",
+                        "payload of {} bytes is too large once encrypted: {}; {advice}",
                         payload.len(),
                         r.message
                     )));
@@ -166,16 +197,19 @@ impl ChannelState {
     }
 
     /// Encrypts `payloads` in one go (one state write for the batch), publishes them back to back and returns
-    /// once the relay stored all of them, in order. Oversized payloads fail the call before anything is sent.
-    /// Messages refused for a stale epoch (a commit landed mid-batch) are re-encrypted at the new epoch and resent
-    /// with their msg-ids, like `send`; any other failure names how many of the batch the relay stored.
+    /// once the relay stored all of them, in order. A payload too large for the relay once encrypted fails the
+    /// call before anything is encrypted or sent. Messages refused for a stale epoch (a commit landed mid-batch)
+    /// are re-encrypted at the new epoch and resent with their msg-ids, like `send`; any other failure names how
+    /// many of the batch the relay stored.
     pub async fn send_many(&self, payloads: &[Vec<u8>]) -> Result<(), Error> {
-        let limit = self.ctx.relay.max_payload();
-        if let Some((index, payload)) = payloads.iter().enumerate().find(|(_, p)| p.len() > limit) {
-            return Err(Error::Channel(format!(
-                "payload {index} of the batch ({} bytes) exceeds the relay limit of {limit} bytes; nothing was sent",
-                payload.len()
-            )));
+        let (limit, group_id) = (self.ctx.relay.max_payload(), self.group_id_len().await);
+        for (index, payload) in payloads.iter().enumerate() {
+            if let Some(oversize) = message_size::oversize(payload.len(), limit, group_id) {
+                return Err(Error::Channel(format!(
+                    "payload {index} of the batch ({} bytes) {oversize}; nothing was sent",
+                    payload.len()
+                )));
+            }
         }
         let msg_ids: Vec<String> = payloads.iter().map(|_| self.ctx.relay.new_msg_id()).collect();
         let total = payloads.len();
@@ -214,14 +248,6 @@ impl ChannelState {
                 self.commit_pending_proposals().await.map_err(|e| batch_error(e, stored, total))?;
                 continue;
             };
-            if let Some((offset, blob)) = blobs.iter().enumerate().find(|(_, b)| b.len() > limit) {
-                let error = Error::Channel(format!(
-                    "payload {} of the batch exceeds the relay limit of {limit} bytes once encrypted ({} bytes)",
-                    stored + offset,
-                    blob.len()
-                ));
-                return Err(batch_error(error, stored, total));
-            }
             let batch = msg_ids[stored..].iter().cloned().zip(blobs).collect();
             let BatchOutcome { outcomes, error } =
                 self.ctx.relay.publish_batch(&self.name, PayloadKind::Application, batch).await;
@@ -279,6 +305,11 @@ impl ChannelState {
         self.forget(channels).await
     }
 
+    /// The length of the channel's MLS group id, which the size of its messages depends on.
+    async fn group_id_len(&self) -> usize {
+        self.core.lock().await.group.group_id().len()
+    }
+
     async fn forget(&self, channels: &ChannelTable) -> Result<(), Error> {
         let core = self.core.lock().await;
         self.ctx.relay.unsubscribe(&self.name).await;
@@ -329,6 +360,7 @@ fn batch_error(error: Error, stored: usize, total: usize) -> Error {
         Error::Auth(m) => Error::Auth(progress(m)),
         Error::Quota(m) => Error::Quota(progress(m)),
         Error::Runtime(m) => Error::Runtime(progress(m)),
+        Error::DataDir(m) => Error::DataDir(progress(m)),
         other @ Error::InvalidName(_) => other,
     }
 }

@@ -11,8 +11,11 @@ use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use skytale_dir_lock::DirLock;
+
 use crate::context::Context;
 use crate::error::Error;
+use crate::interrupt;
 use crate::state::ChannelTable;
 
 /// How long `close` waits for blocking calls still running on other threads (they were all woken by the close)
@@ -29,8 +32,28 @@ pub(crate) fn new_runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Runtime(format!("cannot start runtime: {e}")))
 }
 
+/// Runs `future` to completion on `handle` from a plain thread, unless this thread's installed check (see
+/// `interrupt`) stops it first.
+pub(crate) fn block_on_interruptible<T>(
+    handle: &tokio::runtime::Handle,
+    future: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match interrupt::installed() {
+        None => handle.block_on(future),
+        Some(check) => handle.block_on(async {
+            tokio::select! {
+                biased;
+                outcome = future => outcome,
+                () = interrupt::requested(check) => Err(interrupt::interrupted()),
+            }
+        }),
+    }
+}
+
 /// One client's runtime, context and channel table, shared by all its handles.
 pub(crate) struct ClientCore {
+    /// The data_dir's lock, released by `close` (or when the core is dropped).
+    data_dir_lock: Mutex<Option<DirLock>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     calls: Calls,
@@ -40,10 +63,11 @@ pub(crate) struct ClientCore {
 }
 
 impl ClientCore {
-    /// The core of a client whose relay link (in `ctx`) was connected on `runtime`.
-    pub fn new(runtime: tokio::runtime::Runtime, ctx: Arc<Context>) -> Self {
+    /// The core of a client whose relay link (in `ctx`) was connected on `runtime`, holding its data_dir's lock.
+    pub fn new(runtime: tokio::runtime::Runtime, ctx: Arc<Context>, data_dir_lock: DirLock) -> Self {
         let handle = runtime.handle().clone();
         Self {
+            data_dir_lock: Mutex::new(Some(data_dir_lock)),
             runtime: Mutex::new(Some(runtime)),
             handle,
             calls: Calls::default(),
@@ -60,7 +84,7 @@ impl ClientCore {
             ));
         }
         let _call = self.calls.enter().ok_or_else(|| Error::Runtime("client is closed".into()))?;
-        self.handle.block_on(future)
+        block_on_interruptible(&self.handle, future)
     }
 
     /// Starts `future` on the client's runtime without waiting for it.
@@ -92,6 +116,8 @@ impl ClientCore {
         self.ctx.store.stop_checkpoints();
         // A closed client keeps no channel: `channels()` is empty and the groups are freed while handles live.
         self.channels.clear();
+        // Nothing of this client writes to the data_dir any more: another client may open it.
+        self.data_dir_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 

@@ -35,6 +35,9 @@ pub(crate) enum Lifecycle {
     Removed,
     /// This client left with `leave()`; the channel is forgotten.
     Left,
+    /// The relay has no log for the channel although this client applied part of it or joined it: the relay's data
+    /// was reset (a new `skytale dev` stack). Nothing can be sent or received on it; see `lost_error`.
+    Lost,
 }
 
 impl Progress {
@@ -151,6 +154,16 @@ impl ChannelState {
         Error::Channel(format!("removed from channel {} by another member", self.name))
     }
 
+    pub fn lost_error(&self) -> Error {
+        Error::Channel(format!(
+            "channel {name} is gone from the relay: data_dir {dir} holds it, but the relay has no message of it, so \
+             the relay's data was reset (e.g. a new skytale dev stack) and the channel cannot be used. To start \
+             over, use a new data_dir (or delete {dir}), then create or join {name} again",
+            name = self.name,
+            dir = self.ctx.data_dir.display()
+        ))
+    }
+
     /// Fails unless the channel is still active.
     pub fn ensure_active(&self) -> Result<(), Error> {
         if self.ctx.is_closed() {
@@ -160,6 +173,7 @@ impl ChannelState {
             Lifecycle::Active => Ok(()),
             Lifecycle::Removed => Err(self.removed_error()),
             Lifecycle::Left => Err(Error::Channel(format!("channel {} was left", self.name))),
+            Lifecycle::Lost => Err(self.lost_error()),
         }
     }
 

@@ -69,7 +69,11 @@ fn oversize_payload_is_refused_before_sending() {
     let a = alice.create_channel("acme/x/big").unwrap();
     let b = add(&a, &bob);
     let err = a.send(&vec![0u8; 5000]).err().unwrap();
-    assert_eq!(err.to_string(), "channel error: payload of 5000 bytes exceeds the relay limit of 4096 bytes");
+    assert_eq!(
+        err.to_string(),
+        "channel error: payload of 5000 bytes exceeds the relay limit of 4096 bytes once encrypted (an MLS message of \
+         5214 bytes); send at most 3515 bytes per message"
+    );
     a.send(b"small").unwrap();
     assert_eq!(next_text(&b), "small");
     assert_idle(&b);
@@ -90,6 +94,13 @@ fn unreachable_relay_fails_fast_with_a_transport_error() {
     let err = Client::connect(config).err().unwrap();
     assert!(matches!(err, Error::Transport(_)), "{err}");
     assert_eq!(err.code(), "transport");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("transport error: cannot reach the relay at http://127.0.0.1:{port} (")),
+        "{text}"
+    );
+    assert_eq!(text.matches("transport error").count(), 1, "{text}");
+    assert!(text.contains("skytale dev") && text.contains("SKYTALE_RELAY"), "{text}");
 }
 
 #[test]
@@ -117,16 +128,21 @@ fn close_ends_recv_and_is_idempotent() {
 }
 
 #[test]
-fn a_welcome_used_for_another_channel_is_refused() {
+fn a_welcome_tried_on_another_channel_is_refused_and_still_joins_its_own() {
     let relay = TestRelay::start();
     let (alice, _a) = client(&relay, "alice");
     let (bob, _b) = client(&relay, "bob");
     let a = alice.create_channel("acme/x/real").unwrap();
     let welcome = a.add_member(&bob.generate_key_package().unwrap()).unwrap();
-    let err = bob.join_channel("acme/x/elsewhere", &welcome).err().unwrap();
+    let err = bob.join_channel("acme/x/rael", &welcome).err().unwrap();
     assert!(matches!(err, Error::Channel(_)), "{err}");
-    assert!(err.to_string().contains("the Welcome is not for channel acme/x/elsewhere"), "{err}");
+    assert!(err.to_string().contains("the Welcome is not for channel acme/x/rael"), "{err}");
+    assert!(err.to_string().contains("check the channel name"), "{err}");
     assert!(bob.channels().is_empty());
+
+    let b = bob.join_channel("acme/x/real", &welcome).unwrap();
+    a.send(b"joined after all").unwrap();
+    assert_eq!(next_text(&b), "joined after all");
 }
 
 #[test]
@@ -146,4 +162,19 @@ fn add_members_adds_several_in_one_commit() {
     assert_eq!(next_text(&c), "both");
     let err = a.add_members(&[]).err().unwrap();
     assert!(matches!(err, Error::Channel(_)), "{err}");
+}
+
+#[test]
+fn a_data_dir_is_one_clients_at_a_time_and_free_again_once_it_closes() {
+    let relay = TestRelay::start();
+    let (alice, dir) = client(&relay, "alice");
+    let err = Client::connect(config(&relay, dir.path(), "alice")).err().unwrap();
+    assert!(matches!(err, Error::DataDir(_)), "{err}");
+    let in_use =
+        format!("data_dir error: {} is in use by this process (pid {})", dir.path().display(), std::process::id());
+    assert!(err.to_string().starts_with(&in_use) && err.to_string().contains("SKYTALE_DATA_DIR"), "{err}");
+    alice.create_channel("acme/x/locked").unwrap().send(b"still mine").unwrap();
+    alice.close();
+    let again = reconnect(&relay, dir.path(), "alice");
+    again.open_channel("acme/x/locked").unwrap().send(b"mine again").unwrap();
 }

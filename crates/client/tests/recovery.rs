@@ -73,7 +73,8 @@ fn reopening_a_data_dir_with_another_identity_is_refused() {
     let (alice, dir) = client(&relay, "alice");
     alice.close();
     let err = skytale_client::Client::connect(config(&relay, dir.path(), "mallory")).err().unwrap();
-    assert!(err.to_string().starts_with("runtime error:"), "{err}");
+    let expected = format!("data_dir error: {} belongs to identity \"alice\", not \"mallory\"", dir.path().display());
+    assert!(err.to_string().starts_with(&expected), "{err}");
 }
 
 #[test]
@@ -103,4 +104,33 @@ fn a_failed_store_write_is_reported_on_recv_and_loses_nothing() {
     a.send(b"after").unwrap();
     assert_eq!(next_text(&b), "after");
     assert_idle(&b);
+}
+
+#[test]
+fn a_channel_the_relay_no_longer_has_is_reported_lost_naming_the_data_dir() {
+    let first_relay = TestRelay::start();
+    let (alice, dir) = client(&first_relay, "alice");
+    alice.create_channel("acme/team/reset").unwrap().send(b"before the reset").unwrap();
+    alice.close();
+
+    // A relay that never saw the channel: its data was reset.
+    let fresh_relay = TestRelay::start();
+    let alice = reconnect(&fresh_relay, dir.path(), "alice");
+    assert_eq!(alice.channels(), vec!["acme/team/reset".to_string()]);
+    let channel = alice.open_channel("acme/team/reset").unwrap();
+    let lost = format!(
+        "channel error: channel acme/team/reset is gone from the relay: data_dir {} holds it",
+        dir.path().display()
+    );
+    for err in [
+        channel.ensure_active().unwrap_err(),
+        channel.send(b"after").unwrap_err(),
+        channel.recv(Some(WAIT)).unwrap_err(),
+        alice.create_channel("acme/team/reset").err().unwrap(),
+    ] {
+        assert!(err.to_string().starts_with(&lost), "{err}");
+        assert!(err.to_string().contains("use a new data_dir"), "{err}");
+    }
+    // The other channels of the data_dir are unaffected.
+    alice.create_channel("acme/team/new").unwrap().send(b"fine").unwrap();
 }

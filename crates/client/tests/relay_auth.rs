@@ -94,19 +94,38 @@ fn a_bad_api_key_is_an_auth_error() {
 }
 
 #[test]
-fn joining_another_orgs_channel_without_a_grant_is_refused_by_the_relay() {
+fn a_client_without_an_api_key_is_told_to_configure_one() {
+    let stack = AuthStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ClientConfig { api_key: None, api_url: None, ..stack.config(dir.path(), "alice", "unused") };
+    let err = Client::connect(config).err().unwrap();
+    assert_auth_error(
+        &err,
+        "requires an API key: pass api_key and api_url (or set SKYTALE_API_KEY and SKYTALE_API_URL",
+    );
+}
+
+#[test]
+fn a_member_added_from_another_org_by_welcome_needs_no_grant_and_a_stranger_gets_nothing() {
     let stack = AuthStack::start();
     let (alice, _a) = stack.client("alice", &stack.key("acme", "alice").secret);
     let (bob, _b) = stack.client("bob", &stack.key("globex", "bob").secret);
+    let (carol, _c) = stack.client("carol", &stack.key("globex", "carol").secret);
     let a = alice.create_channel("acme/team/private").unwrap();
-    a.send(b"for acme only").unwrap();
+    a.send(b"before bob").unwrap();
 
-    // A Welcome handed over out of band does not make acme's channel globex's: the relay refuses bob's subscribe.
-    let key_package = bob.generate_key_package().unwrap();
-    let welcome = a.add_member(&key_package).unwrap();
-    let err = bob.join_channel("acme/team/private", &welcome).err().unwrap();
-    assert_auth_error(&err, "unauthorized");
-    assert!(bob.channels().is_empty());
+    // Membership is the group's: the Welcome admits bob's key, whatever his org (docs/protocol.md, "Membership").
+    let welcome = a.add_member(&bob.generate_key_package().unwrap()).unwrap();
+    let b = bob.join_channel("acme/team/private", &welcome).unwrap();
+    a.send(b"for the members").unwrap();
+    assert_eq!(next_text(&b), "for the members");
+    b.send(b"bob here").unwrap();
+    assert_eq!(next_text(&a), "bob here");
+
+    // A Welcome meant for someone else does not let carol in: her key is not in the group.
+    let err = carol.join_channel("acme/team/private", &welcome).err().unwrap();
+    assert!(err.to_string().contains("key package"), "{err}");
+    assert!(carol.channels().is_empty());
 }
 
 #[test]

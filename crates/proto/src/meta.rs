@@ -32,11 +32,36 @@ pub const CHANNEL_EPOCH: &str = "skytale-channel-epoch";
 /// highest stored sequence number (0 if none), read after every earlier publish of the same stream was stored.
 pub const HEAD_SEQ: &str = "skytale-head-seq";
 
+/// Client -> relay, as a gRPC request header at stream open: the hex Ed25519 public key of the client's MLS
+/// signing identity. A relay with auth on lets the stream use a channel only while this key is a member of the
+/// channel's MLS group (docs/protocol.md, "Membership").
+pub const MEMBER_KEY: &str = "skytale-member-key";
+/// Client -> relay, as a gRPC request header at stream open: the hex Ed25519 signature by [`MEMBER_KEY`] over
+/// [`member_proof_message`] of the stream's token, proving the stream holds the key and binding it to the token.
+pub const MEMBER_PROOF: &str = "skytale-member-proof";
+/// In the message of an `unauthorized` refusal: the stream's member key is not in the channel's group, so the
+/// channel exists and is not this stream's. A client that was creating that channel reports the name as taken.
+pub const NOT_A_MEMBER: &str = "is not a member of";
+
+/// What a stream's [`MEMBER_PROOF`] signs: a fixed label and the stream's bearer token (empty without one). The
+/// label keeps the signature from being mistaken for any MLS signature made with the same key, and the token
+/// (which names the account and expires) keeps a proof seen once from opening streams for another account.
+pub fn member_proof_message(token: &str) -> Vec<u8> {
+    const LABEL: &[u8] = b"skytale member proof v1\n";
+    let mut message = Vec::with_capacity(LABEL.len() + token.len());
+    message.extend_from_slice(LABEL);
+    message.extend_from_slice(token.as_bytes());
+    message
+}
+
 /// `ApplicationPayload.payload_type` values, saying which kind of MLS message `blob` holds.
 pub mod payload_type {
     pub const APPLICATION: &str = "mls/application";
     pub const COMMIT: &str = "mls/commit";
     pub const PROPOSAL: &str = "mls/proposal";
+    /// The channel's creation: the creator's GroupInfo (with the ratchet tree), from which the relay follows
+    /// the group's public state.
+    pub const GROUP_INFO: &str = "mls/group-info";
 }
 
 /// Stable error codes (the value of [`ERROR_CODE`]).
@@ -45,7 +70,8 @@ pub mod error_code {
     pub const STALE_EPOCH: &str = "stale_epoch";
     /// `blob` is larger than the relay's payload limit.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
-    /// `blob` is not an MLS PublicMessage/PrivateMessage, or belongs to another group.
+    /// `blob` is not an MLS message the channel accepts (malformed, another group's, a handshake that is not a
+    /// valid PublicMessage of a current member).
     pub const BAD_MESSAGE: &str = "bad_message";
     /// The frame is not valid for this stream (missing header, bad name, ...).
     pub const BAD_REQUEST: &str = "bad_request";
@@ -55,6 +81,16 @@ pub mod error_code {
     pub const UNAUTHORIZED: &str = "unauthorized";
     /// The relay could not store the message.
     pub const STORAGE: &str = "storage";
+    /// A GroupInfo for a channel that already exists: a channel is created once.
+    pub const CHANNEL_EXISTS: &str = "channel_exists";
+    /// The account or org has created as many channels as the relay allows.
+    pub const QUOTA_EXCEEDED: &str = "quota_exceeded";
+    /// The stream already has as many subscriptions as the relay allows one stream.
+    pub const QUOTA_SUBSCRIPTIONS: &str = "quota_subscriptions";
+    /// The stream already used as many distinct channel names as the relay allows one stream.
+    pub const QUOTA_NAMES: &str = "quota_names";
+    /// The relay ended a stream that had no subscription and sent no publish or head query for too long.
+    pub const IDLE_TIMEOUT: &str = "idle_timeout";
 }
 
 /// Payload limit when the relay is not configured otherwise: 1 MiB.

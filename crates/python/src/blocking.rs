@@ -1,7 +1,8 @@
 //! Running client calls from Python: off the GIL, and with panics contained.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, ThreadId};
 
 use pyo3::prelude::*;
@@ -9,7 +10,8 @@ use skytale_client::Error;
 
 use crate::errors;
 
-/// Runs `call` with the GIL released and converts its outcome for Python.
+/// Runs `call` with the GIL released and converts its outcome for Python. On the main thread, a signal handler
+/// that raises (Ctrl-C) interrupts the call within 50 ms, and its exception is raised instead.
 ///
 /// Client calls block on network round trips and disk writes; holding the GIL meanwhile would freeze every other
 /// Python thread (including the one that would read the reply). A panic inside the client is caught here and
@@ -21,16 +23,59 @@ where
     T: Send,
     F: FnOnce() -> Result<T, Error> + Send,
 {
+    let on_main_thread = MAIN_THREAD.get() == Some(&thread::current().id());
     let (outcome, reacquiring) = py.detach(|| {
-        let outcome = catch_unwind(AssertUnwindSafe(call));
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            if on_main_thread {
+                skytale_client::while_checking(signal_handler_raised, call)
+            } else {
+                call()
+            }
+        }));
         (outcome, EXIT_GATE.pass_or_park())
     });
-    drop(reacquiring); // the GIL is held again
+    // The GIL is held again.
+    drop(reacquiring);
+    // The call was cut short by a signal handler's exception (Ctrl-C's KeyboardInterrupt): raise that.
+    if let Some(error) = SIGNAL_HANDLER_ERROR.with_borrow_mut(Option::take) {
+        return Err(error);
+    }
     match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => Err(errors::from_client(py, &error)),
         Err(panic) => Err(errors::from_panic(py, panic.as_ref())),
     }
+}
+
+/// The thread Python runs signal handlers on, once known (see [`record_main_thread`]).
+static MAIN_THREAD: OnceLock<ThreadId> = OnceLock::new();
+
+thread_local! {
+    /// The exception a signal handler raised during a blocking call of this thread, to be raised in its place.
+    static SIGNAL_HANDLER_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// Records the main thread, if the module is imported on it. Python runs signal handlers (KeyboardInterrupt for
+/// Ctrl-C) only there, so only its blocking calls check for them; other threads never take the GIL back
+/// mid-call, which they must not do while the interpreter finalizes (see [`ExitGate`]).
+pub fn record_main_thread(py: Python<'_>) -> PyResult<()> {
+    let threading = py.import("threading")?;
+    if threading.call_method0("current_thread")?.is(&threading.call_method0("main_thread")?) {
+        let _ = MAIN_THREAD.set(thread::current().id());
+    }
+    Ok(())
+}
+
+/// Runs Python's pending signal handlers, with the GIL taken back for the moment; `true` if one raised, which
+/// interrupts the blocking call (`skytale_client::while_checking`).
+fn signal_handler_raised() -> bool {
+    Python::attach(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(error) => {
+            SIGNAL_HANDLER_ERROR.with_borrow_mut(|pending| *pending = Some(error));
+            true
+        }
+    })
 }
 
 /// Registered with `atexit` when the module is imported, so it runs after every `atexit` hook registered later

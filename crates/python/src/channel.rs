@@ -34,6 +34,11 @@ impl Channel {
         detached(py, || Ok(self.inner.epoch()))
     }
 
+    /// Raises the channel's `ChannelError` if it can no longer be used (removed, left, or gone from the relay).
+    fn ensure_active(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.ensure_active())
+    }
+
     fn add_member(&self, py: Python<'_>, key_package: &[u8]) -> PyResult<Vec<u8>> {
         detached(py, || self.inner.add_member(key_package))
     }

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyBytes, PyString, PyType};
 use skytale_client::{Client, ClientConfig};
 
 use crate::blocking::detached;
@@ -25,11 +26,12 @@ impl SkytaleClient {
         py: Python<'_>,
         endpoint: String,
         data_dir: PathBuf,
-        identity: &[u8],
+        identity: &Bound<'_, PyAny>,
         api_key: Option<String>,
         api_url: Option<String>,
     ) -> PyResult<Self> {
-        let config = ClientConfig { endpoint, data_dir, identity: identity.to_vec(), api_key, api_url };
+        let identity = identity_bytes(identity)?;
+        let config = ClientConfig { endpoint, data_dir, identity, api_key, api_url };
         let inner = detached(py, || Client::connect(config))?;
         Ok(Self { inner })
     }
@@ -40,7 +42,14 @@ impl SkytaleClient {
         detached(py, || Ok(self.inner.identity()))
     }
 
-    /// The largest payload the relay accepts, in bytes.
+    /// Whether the client has a stream to the relay right now (it reconnects on its own when not).
+    #[getter]
+    fn connected(&self, py: Python<'_>) -> PyResult<bool> {
+        detached(py, || Ok(self.inner.is_connected()))
+    }
+
+    /// The relay's limit on one encrypted message, in bytes; the largest payload `send` accepts is smaller by the
+    /// encryption's overhead.
     #[getter]
     fn max_payload(&self, py: Python<'_>) -> PyResult<usize> {
         detached(py, || Ok(self.inner.max_payload()))
@@ -98,8 +107,19 @@ impl SkytaleClient {
         _exc_type: Option<&Bound<'_, PyType>>,
         _exc_value: Option<&Bound<'_, PyAny>>,
         _traceback: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
+    ) -> PyResult<()> {
+        self.close(py)
     }
+}
+
+/// An identity as bytes, or as str (UTF-8), as the manager takes it.
+fn identity_bytes(identity: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(bytes) = identity.cast::<PyBytes>() {
+        return Ok(bytes.as_bytes().to_vec());
+    }
+    if let Ok(text) = identity.cast::<PyString>() {
+        return Ok(text.to_cow()?.as_bytes().to_vec());
+    }
+    let type_name = identity.get_type().name()?;
+    Err(PyTypeError::new_err(format!("identity must be bytes or str, not {type_name}")))
 }

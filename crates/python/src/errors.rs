@@ -37,6 +37,12 @@ create_exception!(
 );
 create_exception!(skytale_sdk._native, AuthError, SkytaleError, "The API key or token was refused: `auth error: ...`.");
 create_exception!(skytale_sdk._native, QuotaExceededError, SkytaleError, "The account's quota is exhausted.");
+create_exception!(
+    skytale_sdk._native,
+    DataDirError,
+    SkytaleError,
+    "The data_dir cannot be used (held by another client, made for another identity): `data_dir error: ...`."
+);
 
 /// `.code` of a `SkytaleError` that did not come from the client (a contained panic).
 const RUNTIME_CODE: &str = "runtime";
@@ -52,6 +58,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("ChannelError", py.get_type::<ChannelError>(), "channel"),
         ("AuthError", py.get_type::<AuthError>(), "auth"),
         ("QuotaExceededError", py.get_type::<QuotaExceededError>(), "quota"),
+        ("DataDirError", py.get_type::<DataDirError>(), "data_dir"),
     ];
     for (name, class, code) in classes {
         class.setattr("code", code)?;
@@ -69,6 +76,7 @@ pub fn from_client(py: Python<'_>, error: &Error) -> PyErr {
         Error::Transport(_) => TransportError::new_err(message),
         Error::Auth(_) => AuthError::new_err(message),
         Error::Quota(_) => QuotaExceededError::new_err(message),
+        Error::DataDir(_) => DataDirError::new_err(message),
         Error::Runtime(_) => SkytaleError::new_err(message),
     };
     with_code(py, exception, error.code())

@@ -16,12 +16,15 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The distribution's version: maturin takes it from this crate's (the workspace's) version.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<client::SkytaleClient>()?;
     m.add_class::<channel::Channel>()?;
     m.add_class::<messages::MessageIterator>()?;
     m.add_class::<messages::Message>()?;
     m.add_class::<sync::SyncRequest>()?;
     errors::register(m)?;
+    blocking::record_main_thread(m.py())?;
     m.add_function(wrap_pyfunction!(blocking::interpreter_exiting, m)?)?;
     let exiting = m.getattr("_interpreter_exiting")?;
     m.py().import("atexit")?.call_method1("register", (exiting,))?;

@@ -1,21 +1,24 @@
 //! Who is on the other end of a stream, and what it may use (`docs/protocol.md`, "Authentication and token
 //! refresh").
 //!
-//! This is the one place where stream identity is decided: [`identify`] runs once when a stream opens, every
-//! subscribe/publish asks [`StreamIdentity::authorize`], and an in-band refresh goes through
-//! [`StreamIdentity::refresh`]. The relay never calls the API: a token's claims (its org and the channels granted
-//! by invites) are all it needs, which is why a refresh must replace them on the open stream.
+//! This is the one place where stream identity is decided: [`identify`] runs once when a stream opens (the token,
+//! and the MLS member key the stream proves by signing it), every subscribe/publish asks [`StreamIdentity`] what
+//! the token allows, and an in-band refresh goes through [`StreamIdentity::refresh`]. The relay never calls the
+//! API: a token's claims (its org and the channels granted by invites) decide what an account may create and
+//! read before a channel exists; once it exists, its MLS group decides, by member key.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use skytale_auth::{Claims, TokenVerifier, CLOCK_LEEWAY_SECS};
-use skytale_proto::meta::error_code;
+use skytale_auth::{Claims, TokenError, TokenVerifier, CLOCK_LEEWAY_SECS};
+use skytale_proto::meta::{self, error_code};
 use skytale_proto::ChannelName;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
 use crate::frames::Refusal;
+use crate::membership::MemberKey;
+use crate::metrics::AuthFailure;
 
 /// The gRPC request header carrying the stream's token at open.
 const AUTHORIZATION_HEADER: &str = "authorization";
@@ -40,34 +43,89 @@ impl fmt::Debug for RelayAuth {
     }
 }
 
-/// The party behind a stream.
+/// The party behind a stream: its account (from the token) and the MLS member key it proved.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StreamIdentity {
-    /// No credentials are checked (`RelayAuth::None`).
-    Anonymous,
-    /// An account, as its latest verified token describes it.
-    Account(Claims),
+pub struct StreamIdentity {
+    /// The account, as its latest verified token describes it; `None` on a relay with auth off.
+    claims: Option<Claims>,
+    /// The key of the client's MLS signing identity, proven at stream open (`skytale-member-key` and
+    /// `skytale-member-proof`). Only checked with auth on: channels are then written and read by member key.
+    member: Option<MemberKey>,
 }
 
-/// Decides the identity of a new stream from its gRPC request metadata. With JWT auth a missing or bad token
-/// fails the call with `UNAUTHENTICATED`, naming the problem.
-pub fn identify(auth: &RelayAuth, request_metadata: &MetadataMap) -> Result<StreamIdentity, Status> {
+/// The account creating a channel, and its org.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Creator {
+    pub account: String,
+    pub org: String,
+}
+
+/// Decides the identity of a new stream from its gRPC request metadata. With JWT auth a missing or bad token, or
+/// a member proof that does not verify, fails the call with `UNAUTHENTICATED`, naming the problem; the failure's
+/// kind goes with it, for the metrics.
+pub fn identify(auth: &RelayAuth, request_metadata: &MetadataMap) -> Result<StreamIdentity, (AuthFailure, Status)> {
     let verifier = match auth {
-        RelayAuth::None => return Ok(StreamIdentity::Anonymous),
+        RelayAuth::None => return Ok(StreamIdentity { claims: None, member: None }),
         RelayAuth::Jwt(verifier) => verifier,
     };
-    let header = match request_metadata.get(AUTHORIZATION_HEADER) {
-        None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .map_err(|_| Status::unauthenticated("malformed token: the authorization header is not ASCII"))?,
-        ),
-    };
-    verifier
+    let header =
+        ascii_header(request_metadata, AUTHORIZATION_HEADER).map_err(|status| (AuthFailure::Malformed, status))?;
+    let claims = verifier
         .verify_bearer(header)
-        .map(StreamIdentity::Account)
-        .map_err(|error| Status::unauthenticated(error.to_string()))
+        .map_err(|error| (token_failure(&error), Status::unauthenticated(error.to_string())))?;
+    let token = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
+    let member = member_key(request_metadata, token).map_err(|status| (AuthFailure::MemberProof, status))?;
+    Ok(StreamIdentity { claims: Some(claims), member })
+}
+
+fn token_failure(error: &TokenError) -> AuthFailure {
+    match error {
+        TokenError::Missing => AuthFailure::Missing,
+        TokenError::Malformed(_) | TokenError::WrongAlgorithm(_) => AuthFailure::Malformed,
+        TokenError::UnknownKey(_) | TokenError::BadSignature => AuthFailure::Forged,
+        TokenError::Expired => AuthFailure::Expired,
+        TokenError::NotYetValid => AuthFailure::NotYetValid,
+        TokenError::WrongAudience(_) => AuthFailure::WrongAudience,
+    }
+}
+
+fn ascii_header<'m>(metadata: &'m MetadataMap, name: &str) -> Result<Option<&'m str>, Status> {
+    metadata
+        .get(name)
+        .map(|value| {
+            value.to_str().map_err(|_| Status::unauthenticated(format!("malformed header {name}: it is not ASCII")))
+        })
+        .transpose()
+}
+
+/// Reads and checks the stream's member proof: the key, and its signature over the proof message of `token`.
+fn member_key(metadata: &MetadataMap, token: &str) -> Result<Option<MemberKey>, Status> {
+    let key = ascii_header(metadata, meta::MEMBER_KEY)?;
+    let proof = ascii_header(metadata, meta::MEMBER_PROOF)?;
+    let (key, proof) = match (key, proof) {
+        (None, None) => return Ok(None),
+        (Some(key), Some(proof)) => (key, proof),
+        _ => {
+            return Err(Status::unauthenticated(format!(
+                "{} and {} go together: send both or neither",
+                meta::MEMBER_KEY,
+                meta::MEMBER_PROOF
+            )))
+        }
+    };
+    let hex_value = |name: &str, value: &str| {
+        hex::decode(value).map_err(|_| Status::unauthenticated(format!("malformed {name}: it must be hex")))
+    };
+    let key = MemberKey::from_bytes(hex_value(meta::MEMBER_KEY, key)?);
+    let proof = hex_value(meta::MEMBER_PROOF, proof)?;
+    if !key.verify(&proof, &meta::member_proof_message(token)) {
+        return Err(Status::unauthenticated(format!(
+            "bad {}: it is not a signature by {} over this stream's token",
+            meta::MEMBER_PROOF,
+            meta::MEMBER_KEY
+        )));
+    }
+    Ok(Some(key))
 }
 
 fn unauthorized(message: String) -> Refusal {
@@ -79,16 +137,45 @@ fn now_secs() -> u64 {
 }
 
 impl StreamIdentity {
-    /// Whether this stream may subscribe or publish to `channel` now: the token must not have expired (with the
-    /// same clock leeway the verifier allows) and must cover the channel by org or grant.
-    pub fn authorize(&self, channel: &ChannelName) -> Result<(), Refusal> {
-        let claims = match self {
-            StreamIdentity::Anonymous => return Ok(()),
-            StreamIdentity::Account(claims) => claims,
+    /// The identity of a stream with a verified token and no member proof (what the fuzz targets start from).
+    pub(crate) fn from_claims(claims: Claims) -> Self {
+        Self { claims: Some(claims), member: None }
+    }
+
+    /// The stream's account id (whose channel quota and in-flight budget it uses), unless the relay runs with auth
+    /// off.
+    pub(crate) fn account(&self) -> Option<&str> {
+        self.claims.as_ref().map(|claims| claims.sub.as_str())
+    }
+
+    /// Who a channel created on this stream counts against (the channel quota); `None` with auth off.
+    pub fn creator(&self) -> Option<Creator> {
+        self.claims.as_ref().map(|claims| Creator { account: claims.sub.clone(), org: claims.org.clone() })
+    }
+
+    /// The member key this stream proved, if it did.
+    pub fn member_key(&self) -> Option<&MemberKey> {
+        self.member.as_ref()
+    }
+
+    /// The stream's token, unless the relay runs with auth off; fails once it has expired (with the same clock
+    /// leeway the verifier allows).
+    fn fresh_claims(&self, channel: &ChannelName) -> Result<Option<&Claims>, Refusal> {
+        let Some(claims) = &self.claims else {
+            return Ok(None);
         };
         if claims.exp.saturating_add(CLOCK_LEEWAY_SECS) < now_secs() {
             return Err(unauthorized(format!("token expired: refresh it to use {channel}")));
         }
+        Ok(Some(claims))
+    }
+
+    /// Whether this stream may start reading `channel` (subscribe, head query) before the channel exists: the
+    /// token must cover it by org or grant. Once the channel exists its members decide (`session`).
+    pub fn authorize(&self, channel: &ChannelName) -> Result<(), Refusal> {
+        let Some(claims) = self.fresh_claims(channel)? else {
+            return Ok(());
+        };
         if !claims.may_use_channel(channel) {
             return Err(unauthorized(format!(
                 "account {} of org {} may not use channel {channel}: it is neither under the org nor granted",
@@ -98,34 +185,65 @@ impl StreamIdentity {
         Ok(())
     }
 
+    /// Whether this stream may publish to `channel`: an unexpired token, and to create a channel, the channel's
+    /// org. (Who may write an existing channel is its MLS group's business, checked by the log writer.)
+    pub fn authorize_publish(&self, channel: &ChannelName, creating: bool) -> Result<(), Refusal> {
+        let Some(claims) = self.fresh_claims(channel)? else {
+            return Ok(());
+        };
+        let [org, _, _] = channel.components();
+        if creating && org != claims.org {
+            return Err(unauthorized(format!(
+                "account {} of org {} may not create channel {channel}: an account creates channels in its own org",
+                claims.sub, claims.org
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether this stream's token is still valid for `channel`, with no other check: reading a channel that
+    /// exists is up to its members.
+    pub fn authorize_token(&self, channel: &ChannelName) -> Result<(), Refusal> {
+        self.fresh_claims(channel).map(drop)
+    }
+
     /// Replaces the stream's claims with those of `bearer` (the value of `skytale-authorization`), which must be
-    /// a valid token for the same account. On failure the old claims stay.
-    pub fn refresh(&mut self, auth: &RelayAuth, bearer: &str) -> Result<(), Refusal> {
+    /// a valid token for the same account. On failure the old claims stay. The member key stays as proven.
+    pub fn refresh(&mut self, auth: &RelayAuth, bearer: &str) -> Result<(), (AuthFailure, Refusal)> {
         let verifier = match auth {
             // Nothing is checked on such a relay, so a refresh has nothing to change.
             RelayAuth::None => return Ok(()),
             RelayAuth::Jwt(verifier) => verifier,
         };
-        let StreamIdentity::Account(current) = &*self else {
+        let Some(current) = &self.claims else {
             // A JWT relay only admits streams with a verified account.
-            return Err(unauthorized("this stream has no account to refresh".to_owned()));
+            return Err((AuthFailure::OtherAccount, unauthorized("this stream has no account to refresh".to_owned())));
         };
-        let claims = verifier.verify_bearer(Some(bearer)).map_err(|error| unauthorized(error.to_string()))?;
+        let claims = verifier
+            .verify_bearer(Some(bearer))
+            .map_err(|error| (token_failure(&error), unauthorized(error.to_string())))?;
         if claims.sub != current.sub {
-            return Err(unauthorized(format!(
+            let refusal = unauthorized(format!(
                 "the new token is for account {}, this stream belongs to {}",
                 claims.sub, current.sub
-            )));
+            ));
+            return Err((AuthFailure::OtherAccount, refusal));
         }
-        *self = StreamIdentity::Account(claims);
+        self.claims = Some(claims);
         Ok(())
+    }
+
+    /// Through when (unix seconds) this stream's token is valid, with the verifier's clock leeway, as
+    /// [`authorize`](Self::authorize) counts it; `None` on a relay with auth off, where there is no token to expire.
+    pub fn valid_through(&self) -> Option<u64> {
+        self.claims.as_ref().map(|claims| claims.exp.saturating_add(CLOCK_LEEWAY_SECS))
     }
 
     /// A short description for logs (never the token itself).
     pub fn describe(&self) -> String {
-        match self {
-            StreamIdentity::Anonymous => "anonymous".to_owned(),
-            StreamIdentity::Account(claims) => format!("{} (org {})", claims.sub, claims.org),
+        match &self.claims {
+            None => "anonymous".to_owned(),
+            Some(claims) => format!("{} (org {})", claims.sub, claims.org),
         }
     }
 }

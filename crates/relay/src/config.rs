@@ -23,6 +23,28 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Default [`RelayConfig::keepalive_timeout`].
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Channels one account may create, with auth on (`--max-channels-per-account`).
+pub const DEFAULT_MAX_CHANNELS_PER_ACCOUNT: u64 = 1_000;
+/// Channels the accounts of one org may create together, with auth on (`--max-channels-per-org`).
+pub const DEFAULT_MAX_CHANNELS_PER_ORG: u64 = 10_000;
+/// Default [`RelayConfig::max_subscriptions_per_stream`]. A client carries every channel it follows on one
+/// stream, so this is far above what an agent follows; it bounds what one stream can make the relay hold.
+pub const DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM: usize = 4096;
+/// Default [`RelayConfig::max_names_per_stream`]: room for every subscription plus as many channels that are only
+/// published to or queried.
+pub const DEFAULT_MAX_NAMES_PER_STREAM: usize = 4 * DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM;
+/// Default [`RelayConfig::idle_stream_timeout`]. Clients reconnect on their own, so a stream closed for idling
+/// costs a client that starts using a channel later only a reconnect.
+pub const DEFAULT_IDLE_STREAM_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// Default [`RelayConfig::token_grace`]. Clients refresh at two thirds of a token's life, so a legitimate stream
+/// reaches this only when it could not refresh (the API unreachable) for the last third and the clock leeway.
+pub const DEFAULT_TOKEN_GRACE: Duration = Duration::from_secs(60);
+/// Default [`RelayConfig::max_in_flight_per_connection`]: 16 MiB, a dozen maximal messages or a few catch-up
+/// batches; a client reading at network speed never has this much unsent.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 16 << 20;
+/// Default [`RelayConfig::max_in_flight_per_account`]: 256 MiB, sixteen connections' worth, so one stalled
+/// process of an account does not hold up its others.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT: usize = 256 << 20;
 
 /// How hard SQLite works to make an acknowledged append survive a crash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,11 +90,48 @@ pub struct RelayConfig {
     pub keepalive_interval: Duration,
     /// ...and closes it if the ping is not answered within this.
     pub keepalive_timeout: Duration,
+    /// How many channels an account, and an org, may create (auth on: channels created with auth off have no
+    /// account to count against). Every channel costs the relay a row in memory from start to stop.
+    pub channel_quota: ChannelQuota,
+    /// Subscriptions at most on one stream; beyond, a new one is refused with `quota_subscriptions`
+    /// (docs/protocol.md, "Stream limits").
+    pub max_subscriptions_per_stream: usize,
+    /// Distinct channel names at most one stream may use (subscribe to, publish to or query) over its life;
+    /// beyond, a frame naming a new one is refused with `quota_names`.
+    pub max_names_per_stream: usize,
+    /// A stream without a subscription that has had no publish or head query acted on for this long is ended
+    /// (`idle_timeout`).
+    pub idle_stream_timeout: Duration,
+    /// A stream whose token expired (clock leeway included) gets no deliveries until it refreshes in-band, and is
+    /// ended if it has not refreshed this long after the expiry.
+    pub token_grace: Duration,
+    /// Bytes of deliveries read and not yet written to the socket, at most, on one connection; a subscriber
+    /// over it waits (docs/relay.md, "Memory and backpressure").
+    pub max_in_flight_per_connection: usize,
+    /// The same, for all the streams of one account together (authenticated streams only).
+    pub max_in_flight_per_account: usize,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics` (docs/operations.md, "Health and metrics"); `None`
+    /// (the default) serves them nowhere. `skytale dev` leaves it `None` and serves the relay's
+    /// [`admin_component`](crate::RelayHandle::admin_component) on its own admin listener.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+/// Caps on channel creation, counted over every channel the relay stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelQuota {
+    pub per_account: u64,
+    pub per_org: u64,
+}
+
+impl Default for ChannelQuota {
+    fn default() -> Self {
+        Self { per_account: DEFAULT_MAX_CHANNELS_PER_ACCOUNT, per_org: DEFAULT_MAX_CHANNELS_PER_ORG }
+    }
 }
 
 impl RelayConfig {
     /// A configuration with the defaults: 1 MiB payloads, 7 days retention, no size cap, `SyncMode::Normal`,
-    /// no authentication, and the connection limits of the `DEFAULT_*` constants.
+    /// no authentication, the connection and stream limits of the `DEFAULT_*` constants, and no admin listener.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen,
@@ -88,6 +147,14 @@ impl RelayConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            channel_quota: ChannelQuota::default(),
+            max_subscriptions_per_stream: DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM,
+            max_names_per_stream: DEFAULT_MAX_NAMES_PER_STREAM,
+            idle_stream_timeout: DEFAULT_IDLE_STREAM_TIMEOUT,
+            token_grace: DEFAULT_TOKEN_GRACE,
+            max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+            max_in_flight_per_account: DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT,
+            admin_listen: None,
         }
     }
 }

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub enum RelayError {
     #[error("cannot create data directory {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
+    #[error("{0}: one relay per data directory (stop the other relay, or give this one another data directory)")]
+    DataDirLocked(skytale_dir_lock::LockError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("message store: {0}")]
@@ -15,4 +17,6 @@ pub enum RelayError {
     WriterStopped,
     #[error("cannot start the log writer thread: {0}")]
     WriterThread(std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] skytale_admin::AdminError),
 }

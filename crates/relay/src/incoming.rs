@@ -5,7 +5,9 @@
 //! and it is handed to the HTTP/2 server only once it has sent the HTTP/2 client preface, within
 //! [`RelayConfig::handshake_timeout`](crate::RelayConfig). Sockets that never send a byte are closed instead of
 //! being held for ever, and an accept that fails for lack of file descriptors backs off instead of retrying at
-//! once (a busy loop that starves the connections already open).
+//! once (a busy loop that starves the connections already open). Each admitted connection also gets the in-flight
+//! budget its streams share ([`ConnectionBudget`]), which the server hands to every stream through
+//! [`ConnectionInfo`].
 
 use std::collections::HashMap;
 use std::io;
@@ -19,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tonic::transport::server::{Connected, TcpConnectInfo};
+
+use crate::inflight::ConnectionBudget;
 
 /// What every HTTP/2 client sends first (RFC 9113, section 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -37,6 +41,8 @@ pub struct AcceptPolicy {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub handshake_timeout: Duration,
+    /// Bytes of deliveries in flight per connection (`inflight`).
+    pub in_flight_per_connection: usize,
 }
 
 /// Accepts on `listener` until `stop`; yields connections that sent the HTTP/2 preface in time and fit the
@@ -44,14 +50,14 @@ pub struct AcceptPolicy {
 pub fn accept(listener: TcpListener, policy: AcceptPolicy, stop: watch::Receiver<bool>) -> mpsc::Receiver<Admitted> {
     let (handoff, incoming) = mpsc::channel(HANDOFF_CAPACITY);
     let counts = Arc::new(ConnectionCounts::new(policy));
-    tokio::spawn(accept_loop(listener, counts, policy.handshake_timeout, handoff, stop));
+    tokio::spawn(accept_loop(listener, counts, policy, handoff, stop));
     incoming
 }
 
 async fn accept_loop(
     listener: TcpListener,
     counts: Arc<ConnectionCounts>,
-    handshake_timeout: Duration,
+    policy: AcceptPolicy,
     handoff: mpsc::Sender<Admitted>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -71,7 +77,8 @@ async fn accept_loop(
                     tracing::debug!(%peer, "connection refused: too many connections");
                     continue;
                 };
-                tokio::spawn(handshake(stream, peer, permit, handshake_timeout, handoff.clone()));
+                let budget = ConnectionBudget::new(policy.in_flight_per_connection);
+                tokio::spawn(handshake(stream, peer, permit, budget, policy.handshake_timeout, handoff.clone()));
             }
             // The peer gave up between its SYN and our accept: nothing to wait for.
             Err(error) if is_per_connection(&error) => tracing::debug!(%error, "accept failed"),
@@ -104,6 +111,7 @@ async fn handshake(
     mut stream: TcpStream,
     peer: SocketAddr,
     permit: ConnectionPermit,
+    budget: ConnectionBudget,
     timeout: Duration,
     handoff: mpsc::Sender<Admitted>,
 ) {
@@ -124,7 +132,7 @@ async fn handshake(
         return;
     }
     // Fails only when the server stopped; the connection is closed with it.
-    let _ = handoff.send(Admitted { stream, preface_replayed: 0, _permit: permit }).await;
+    let _ = handoff.send(Admitted { stream, preface_replayed: 0, budget, _permit: permit }).await;
 }
 
 /// Open connections, in total and per peer address.
@@ -188,14 +196,32 @@ impl Drop for ConnectionPermit {
 pub struct Admitted {
     stream: TcpStream,
     preface_replayed: usize,
+    budget: ConnectionBudget,
     _permit: ConnectionPermit,
 }
 
-impl Connected for Admitted {
-    type ConnectInfo = TcpConnectInfo;
+/// What the server tells each stream about its connection: the peer, and the budget its streams share.
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo {
+    tcp: TcpConnectInfo,
+    budget: ConnectionBudget,
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+impl ConnectionInfo {
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.tcp.remote_addr()
+    }
+
+    pub fn budget(&self) -> ConnectionBudget {
+        self.budget.clone()
+    }
+}
+
+impl Connected for Admitted {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo { tcp: self.stream.connect_info(), budget: self.budget.clone() }
     }
 }
 

@@ -2,10 +2,13 @@
 //! Delivery Service of every channel it carries (`docs/protocol.md`, "Delivery-Service rules").
 //!
 //! Reading order follows the path of a message:
-//! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames →
-//! [`publish`] validates a publish (with [`mls_framing`]) → [`log`] numbers it, checks its epoch and commits it
-//! to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor delivers it.
-//! [`retention`] trims the log; [`auth`] is where a stream's identity is decided.
+//! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames, each into a
+//! [`request`] → [`publish`] validates a publish (with [`mls_framing`]) → [`log`] numbers it, checks its epoch and
+//! commits it to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor
+//! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided; [`stream_guard`]
+//! holds each stream to its limits and [`inflight`] bounds what deliveries may wait unsent, per connection and
+//! account; [`metrics`] names every series the admin listener exports; [`fuzzing`] runs the input handling for the
+//! fuzz targets.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), skytale_relay::RelayError> {
@@ -16,26 +19,38 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
+mod append;
 mod auth;
 mod channel;
 mod codec;
 mod config;
 mod error;
 mod frames;
+#[doc(hidden)]
+pub mod fuzzing;
+mod groups;
 mod incoming;
+mod inflight;
 mod jwks;
 mod log;
+mod membership;
+mod metrics;
 pub mod mls_framing;
 mod publish;
+mod request;
 mod retention;
 mod service;
 mod session;
 mod store;
+mod stream_guard;
 mod subscription;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use skytale_admin::{AdminHandle, AdminServer, Component};
+use skytale_dir_lock::DirLock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -43,21 +58,30 @@ use tokio_stream::StreamExt;
 
 pub use auth::RelayAuth;
 pub use config::{
-    RelayConfig, SyncMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_STREAMS_PER_CONNECTION, DEFAULT_RETENTION,
+    ChannelQuota, RelayConfig, SyncMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_STREAM_TIMEOUT,
+    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CHANNELS_PER_ACCOUNT,
+    DEFAULT_MAX_CHANNELS_PER_ORG, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
+    DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_NAMES_PER_STREAM,
+    DEFAULT_MAX_STREAMS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM, DEFAULT_RETENTION, DEFAULT_TOKEN_GRACE,
 };
 pub use error::RelayError;
 pub use jwks::{fetch_verifier, JwksError};
+/// The MLS external observer the log writer validates handshakes with: public so that its cost can be measured
+/// on its own (`skytale-bench group-scaling`).
+pub use membership::{MemberKey, ObservedGroup, Observer};
 /// The verifier [`RelayAuth::Jwt`] holds, re-exported so embedders need not depend on `skytale-auth` directly.
 pub use skytale_auth::{KeyError, TokenVerifier};
 pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 pub use store::DB_FILE;
 
 use channel::ChannelHub;
-use log::LogWriter;
+use inflight::InFlight;
+use log::{LogWriter, WriteRules};
+use metrics::RelayMetrics;
 use retention::RetentionPolicy;
 use session::Shared;
 use store::ReadPool;
+use stream_guard::StreamLimits;
 
 /// Room above `max_payload` for the rest of a frame (header, names, metadata). A frame larger than the payload
 /// limit plus this is refused by gRPC itself; anything smaller reaches the relay, which answers an oversize
@@ -79,6 +103,11 @@ pub struct RelayHandle {
     retention: JoinHandle<()>,
     writer: Arc<LogWriter>,
     hub: Arc<ChannelHub>,
+    in_flight: Arc<InFlight>,
+    component: Component,
+    admin: Option<AdminHandle>,
+    /// Held until [`shutdown`](Self::shutdown) has stopped the log writer (or the handle is dropped).
+    _data_dir_lock: DirLock,
 }
 
 impl Relay {
@@ -87,19 +116,37 @@ impl Relay {
     pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| RelayError::DataDir { path: config.data_dir.clone(), source })?;
+        let data_dir_lock = DirLock::acquire(&config.data_dir).map_err(RelayError::DataDirLocked)?;
         let db_path = config.data_dir.join(DB_FILE);
         let hub = Arc::new(ChannelHub::default());
-        let writer = Arc::new(LogWriter::start(&db_path, config.sync, Arc::clone(&hub))?);
+        let follows_groups = matches!(config.auth, RelayAuth::Jwt(_));
+        let rules = WriteRules { follow_groups: follows_groups, channel_quota: config.channel_quota };
+        let (metrics, registry) = RelayMetrics::new();
+        let metrics = Arc::new(metrics);
+        let writer =
+            Arc::new(LogWriter::start(&db_path, config.sync, Arc::clone(&hub), rules, metrics.append_latency.clone())?);
         let policy = RetentionPolicy { max_age: config.retention, max_bytes: config.retention_bytes };
         // Subscriptions must never see messages that are past retention, so expire before serving.
-        if let Err(error) = retention::sweep(&writer, policy).await {
+        if let Err(error) = retention::sweep(&writer, policy, &metrics.retention_removed).await {
             writer.stop().await;
             return Err(error);
         }
+        let component =
+            Component { name: "relay", registry: Arc::new(registry), readiness: readiness(db_path.clone()) };
+        let admin = match AdminServer::start_if(config.admin_listen, vec![component.clone()]).await {
+            Ok(admin) => admin,
+            Err(error) => {
+                writer.stop().await;
+                return Err(error.into());
+            }
+        };
 
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(listener) => listener,
             Err(source) => {
+                if let Some(admin) = admin {
+                    admin.shutdown().await;
+                }
                 writer.stop().await;
                 return Err(RelayError::Listen { addr: config.listen, source });
             }
@@ -107,12 +154,22 @@ impl Relay {
         let local_addr = listener.local_addr().map_err(|source| RelayError::Listen { addr: config.listen, source })?;
 
         let (stop, stop_signal) = watch::channel(false);
+        let in_flight = Arc::new(InFlight::new(config.max_in_flight_per_account));
         let shared = Arc::new(Shared {
             writer: Arc::clone(&writer),
             hub: Arc::clone(&hub),
             reader: Arc::new(ReadPool::new(db_path)),
             max_payload: config.max_payload,
             auth: config.auth.clone(),
+            follows_groups,
+            limits: StreamLimits {
+                max_subscriptions: config.max_subscriptions_per_stream,
+                max_names: config.max_names_per_stream,
+                idle_timeout: config.idle_stream_timeout,
+                token_grace: config.token_grace,
+            },
+            in_flight: Arc::clone(&in_flight),
+            metrics: Arc::clone(&metrics),
         });
         let service = service::DataPlaneServer::new(
             shared,
@@ -123,6 +180,7 @@ impl Relay {
             max_connections: config.max_connections,
             max_connections_per_ip: config.max_connections_per_ip,
             handshake_timeout: config.handshake_timeout,
+            in_flight_per_connection: config.max_in_flight_per_connection,
         };
         let incoming = ReceiverStream::new(incoming::accept(listener, accept_policy, stop_signal.clone()))
             .map(Ok::<_, std::convert::Infallible>);
@@ -135,10 +193,36 @@ impl Relay {
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move { stopped(&mut server_stop).await }),
         );
-        let retention = tokio::spawn(retention::run(Arc::clone(&writer), policy, stop_signal));
+        let retention =
+            tokio::spawn(retention::run(Arc::clone(&writer), policy, metrics.retention_removed.clone(), stop_signal));
         tracing::info!(%local_addr, data_dir = %config.data_dir.display(), auth = ?config.auth, "relay listening");
-        Ok(RelayHandle { local_addr, stop, server, retention, writer, hub })
+        Ok(RelayHandle {
+            local_addr,
+            stop,
+            server,
+            retention,
+            writer,
+            hub,
+            in_flight,
+            component,
+            admin,
+            _data_dir_lock: data_dir_lock,
+        })
     }
+}
+
+/// The relay is ready while its log answers a new reader ([`store::probe`]).
+fn readiness(db_path: std::path::PathBuf) -> skytale_admin::Readiness {
+    Arc::new(move || {
+        let db_path = db_path.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || store::probe(&db_path)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(format!("the message log does not answer: {error}")),
+                Err(error) => Err(format!("the message log check failed: {error}")),
+            }
+        })
+    })
 }
 
 /// Resolves once `shutdown` is (or becomes) true, or its sender is gone, which also means stop.
@@ -159,8 +243,28 @@ impl RelayHandle {
         self.hub.channels_in_memory()
     }
 
+    /// Bytes of deliveries read from the log and not yet written to a socket, on all connections together
+    /// (docs/relay.md, "Memory and backpressure"). For tests and diagnostics.
+    pub fn in_flight_bytes(&self) -> usize {
+        self.in_flight.bytes()
+    }
+
+    /// The address of the admin listener (`/healthz`, `/readyz`, `/metrics`), if
+    /// [`RelayConfig::admin_listen`] asked for one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminHandle::local_addr)
+    }
+
+    /// The relay's metrics and readiness check, for an admin listener shared with other servers (`skytale dev`).
+    pub fn admin_component(&self) -> Component {
+        self.component.clone()
+    }
+
     /// Ends every stream, stops accepting connections, finishes pending writes and closes the log.
     pub async fn shutdown(mut self) {
+        if let Some(admin) = self.admin.take() {
+            admin.shutdown().await;
+        }
         self.stop.send_replace(true);
         // Graceful shutdown waits for clients to close their connections; one that never reads must not keep
         // the relay alive forever.

@@ -10,17 +10,22 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rusqlite::Connection;
+use skytale_admin::AtomicHistogram;
 use skytale_proto::ChannelName;
 use skytale_sqlite_wal::{Checkpointer, StartError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::append::{AppendError, AppendResult};
+use crate::auth::Creator;
 use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
-use crate::config::SyncMode;
+use crate::config::{ChannelQuota, SyncMode};
 use crate::error::RelayError;
+use crate::groups::{self, StagedGroups, Submission, TrackedGroups};
+use crate::membership::{MemberKey, RosterChange};
 use crate::mls_framing::{ContentType, MlsHeader};
 use crate::store::{self, Expiry, StoreError, StoredMessage};
 
@@ -40,27 +45,35 @@ pub struct AppendRequest {
     pub header: MlsHeader,
     /// The `Publish` frame, encoded: what the log stores.
     pub frame: Bytes,
+    /// The MLS message itself when it is a handshake (commit, proposal, GroupInfo), which the relay validates.
+    pub handshake: Option<Vec<u8>>,
+    /// The MLS member key the publishing stream proved, if any.
+    pub sender: Option<MemberKey>,
+    /// For a channel's creation with auth on: whose quota it counts against.
+    pub creator: Option<Creator>,
 }
 
-/// Why an append was not stored.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AppendError {
-    #[error("message epoch {message_epoch} is not the channel's current epoch {channel_epoch}")]
-    StaleEpoch { message_epoch: u64, channel_epoch: u64 },
-    #[error("message belongs to another MLS group than the one channel {0} is bound to")]
-    ForeignGroup(ChannelName),
-    #[error("the relay could not store the message: {0}")]
-    Storage(String),
+/// How the log writer admits writes beyond the framing rules.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteRules {
+    /// Channels are created by their first member's GroupInfo and every write is checked against the channel's
+    /// MLS group (`membership`); without, any first message binds a channel and only the framing rules apply (a
+    /// relay with auth off, for local development).
+    pub follow_groups: bool,
+    pub channel_quota: ChannelQuota,
 }
-
-/// The sequence number of the stored message (the original one for a retried msg id).
-pub type AppendResult = Result<u64, AppendError>;
 
 enum Command {
     // Boxed: a request is much larger than the other commands.
-    Append(Box<AppendRequest>, oneshot::Sender<AppendResult>),
+    Append(Box<AppendRequest>, Pending),
     Expire { cutoff_ms: i64, max_bytes: Option<u64>, reply: oneshot::Sender<Result<Vec<Expiry>, StoreError>> },
     Stop,
+}
+
+/// An append's way back to its publisher, and when the writer received it (its latency runs from there).
+struct Pending {
+    reply: oneshot::Sender<AppendResult>,
+    received: Instant,
 }
 
 /// Handle to the writer thread; cheap to share behind an `Arc`.
@@ -70,8 +83,15 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    /// Opens the log at `path`, restores every channel's feed into `hub`, and starts the writer thread.
-    pub fn start(path: &Path, sync: SyncMode, hub: Arc<ChannelHub>) -> Result<Self, RelayError> {
+    /// Opens the log at `path`, restores every channel's feed into `hub`, and starts the writer thread, which
+    /// records each append's latency in `append_latency`.
+    pub fn start(
+        path: &Path,
+        sync: SyncMode,
+        hub: Arc<ChannelHub>,
+        rules: WriteRules,
+        append_latency: AtomicHistogram,
+    ) -> Result<Self, RelayError> {
         let conn = store::open_writer(path, sync)?;
         let mut heads = HashMap::new();
         for row in store::load_channels(&conn)? {
@@ -96,7 +116,9 @@ impl LogWriter {
                 StartError::Open(e) => RelayError::from(StoreError::from(e)),
                 StartError::Thread(e) => RelayError::WriterThread(e),
             })?;
-        let sequencer = Sequencer { conn, checkpointer, heads, hub };
+        let groups = rules.follow_groups.then(TrackedGroups::new);
+        let quota = rules.channel_quota;
+        let sequencer = Sequencer { conn, checkpointer, heads, hub, groups, quota, append_latency };
         let thread = std::thread::Builder::new()
             .name("skytale-log-writer".into())
             .spawn(move || sequencer.run(queue))
@@ -108,7 +130,8 @@ impl LogWriter {
     /// Waits while the writer's queue is full.
     pub async fn submit(&self, request: AppendRequest) -> Result<oneshot::Receiver<AppendResult>, RelayError> {
         let (reply, outcome) = oneshot::channel();
-        self.commands.send(Command::Append(Box::new(request), reply)).await.map_err(|_| RelayError::WriterStopped)?;
+        let pending = Pending { reply, received: Instant::now() };
+        self.commands.send(Command::Append(Box::new(request), pending)).await.map_err(|_| RelayError::WriterStopped)?;
         Ok(outcome)
     }
 
@@ -149,6 +172,10 @@ struct Sequencer {
     checkpointer: Checkpointer,
     heads: HashMap<ChannelName, ChannelHead>,
     hub: Arc<ChannelHub>,
+    /// `None`: channel groups are not followed.
+    groups: Option<TrackedGroups>,
+    quota: ChannelQuota,
+    append_latency: AtomicHistogram,
 }
 
 /// A committed batch's new messages for one channel whose feed is in use.
@@ -176,11 +203,11 @@ impl Sequencer {
                     // The requester may have given up; nothing to do then.
                     let _ = reply.send(self.expire(cutoff_ms, max_bytes));
                 }
-                Command::Append(request, reply) => {
-                    let mut batch = vec![(*request, reply)];
+                Command::Append(request, pending) => {
+                    let mut batch = vec![(*request, pending)];
                     while batch.len() < MAX_BATCH {
                         match queue.try_recv() {
-                            Ok(Command::Append(request, reply)) => batch.push((*request, reply)),
+                            Ok(Command::Append(request, pending)) => batch.push((*request, pending)),
                             Ok(other) => {
                                 next = Some(other);
                                 break;
@@ -198,21 +225,26 @@ impl Sequencer {
         tracing::debug!("log writer stopped");
     }
 
-    fn append_batch(&mut self, batch: Vec<(AppendRequest, oneshot::Sender<AppendResult>)>) {
+    fn append_batch(&mut self, batch: Vec<(AppendRequest, Pending)>) {
         let mut staged: HashMap<ChannelName, ChannelHead> = HashMap::new();
+        let mut staged_groups = StagedGroups::new();
         let (requests, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-        let admissions = self.admit_all(requests, &mut staged);
+        let admissions = self.admit_all(requests, &mut staged, &mut staged_groups);
         let admissions = match admissions {
             Ok(admissions) => admissions,
             Err(error) => {
                 tracing::error!(%error, "append batch failed, nothing stored");
                 let refusal = AppendError::Storage(error.to_string());
-                for reply in replies {
+                for Pending { reply, .. } in replies {
                     let _ = reply.send(Err(refusal.clone()));
                 }
                 return;
             }
         };
+        let committed = Instant::now();
+        for pending in &replies {
+            self.append_latency.observe(committed.saturating_duration_since(pending.received));
+        }
         // Subscribers learn of the batch first (once per channel, not per message), so that by the time a
         // publisher sees its ack every head query and subscription already sees the message. Channels nobody
         // follows right now have no feed: the hub records where their next feed starts.
@@ -223,6 +255,9 @@ impl Sequencer {
             }
         }
         self.heads.extend(staged);
+        if let Some(groups) = &mut self.groups {
+            groups.install(staged_groups);
+        }
         let mut results = Vec::with_capacity(admissions.len());
         for admission in admissions {
             results.push(match admission {
@@ -241,7 +276,7 @@ impl Sequencer {
         for Published { feed, messages, epoch_after, .. } in published {
             feed.append(messages, epoch_after);
         }
-        for (result, reply) in results.into_iter().zip(replies) {
+        for (result, Pending { reply, .. }) in results.into_iter().zip(replies) {
             // The publisher may have disconnected meanwhile; the message is stored either way.
             let _ = reply.send(result);
         }
@@ -253,12 +288,21 @@ impl Sequencer {
         &mut self,
         requests: Vec<AppendRequest>,
         staged: &mut HashMap<ChannelName, ChannelHead>,
+        staged_groups: &mut StagedGroups,
     ) -> Result<Vec<Admission>, StoreError> {
         let tx = self.conn.transaction()?;
         let now_ms = unix_millis();
         let mut admissions = Vec::with_capacity(requests.len());
+        let mut batch = Batch {
+            conn: &tx,
+            committed: &self.heads,
+            staged,
+            groups: self.groups.as_mut(),
+            staged_groups,
+            quota: self.quota,
+        };
         for request in requests {
-            admissions.push(admit(&tx, &self.heads, staged, request, now_ms)?);
+            admissions.push(batch.admit(request, now_ms)?);
         }
         for head in staged.values() {
             store::update_channel_head(&tx, head.id, head.epoch, head.next_seq)?;
@@ -287,54 +331,140 @@ impl Sequencer {
     }
 }
 
-/// Applies the Delivery-Service rules (`docs/protocol.md`) to one request, in log order:
-/// an already stored msg id is answered with its original seq; the channel is bound to the group of its first
-/// message; the message epoch must be the channel's current epoch; an accepted commit opens the next epoch.
-fn admit(
-    conn: &Connection,
-    committed: &HashMap<ChannelName, ChannelHead>,
-    staged: &mut HashMap<ChannelName, ChannelHead>,
-    request: AppendRequest,
-    now_ms: i64,
-) -> Result<Admission, StoreError> {
-    let AppendRequest { channel, msg_id, header, frame } = request;
-    // Checked before inserting, so the name is cloned once per channel and batch, not once per message.
-    if !staged.contains_key(&channel) {
-        let head = match committed.get(&channel) {
-            Some(head) => head.clone(),
-            None => ChannelHead {
-                id: store::insert_channel(conn, channel.as_str(), &header.group_id, header.epoch)?,
-                group_id: header.group_id.clone(),
-                epoch: header.epoch,
-                next_seq: 1,
-            },
-        };
-        staged.insert(channel.clone(), head);
-    }
-    let head = staged.get_mut(&channel).expect("the channel's head was staged just above");
+/// One batch's view while it is admitted: the log as committed plus what the batch staged so far.
+struct Batch<'b> {
+    conn: &'b Connection,
+    committed: &'b HashMap<ChannelName, ChannelHead>,
+    staged: &'b mut HashMap<ChannelName, ChannelHead>,
+    groups: Option<&'b mut TrackedGroups>,
+    staged_groups: &'b mut StagedGroups,
+    quota: ChannelQuota,
+}
 
-    if header.group_id != head.group_id || header.epoch != head.epoch {
-        // A retry of a stored message is acknowledged even if the channel has moved on since.
-        if let Some(seq) = store::seq_of_msg_id(conn, head.id, &msg_id)? {
+impl Batch<'_> {
+    /// Applies the Delivery-Service rules (`docs/protocol.md`) to one request, in log order: an already stored
+    /// msg id is answered with its original seq; a channel is created by its first message (with followed
+    /// groups, only by a GroupInfo of the publishing member) and bound to that group; every message must carry
+    /// the channel's current epoch; with followed groups, handshakes must be valid for the group and come from
+    /// the member that signed them, and application messages from a member's stream; an accepted commit opens
+    /// the next epoch.
+    fn admit(&mut self, request: AppendRequest, now_ms: i64) -> Result<Admission, StoreError> {
+        let AppendRequest { channel, msg_id, header, frame, handshake, sender, creator } = request;
+        let submission =
+            Submission { channel: &channel, header: &header, blob: handshake.as_deref(), sender: sender.as_ref() };
+        // Checked before inserting, so the name is cloned once per channel and batch, not once per message.
+        if !self.staged.contains_key(&channel) {
+            let head = match self.committed.get(&channel) {
+                Some(head) => head.clone(),
+                None => match self.create(&submission, creator.as_ref())? {
+                    Ok(head) => head,
+                    Err(refusal) => return Ok(Admission::Refused(refusal)),
+                },
+            };
+            self.staged.insert(channel.clone(), head);
+        }
+        let head = self.staged.get_mut(&channel).expect("the channel's head was staged just above");
+        let creating = header.content_type == ContentType::GroupInfo;
+
+        // A retry of a stored message is acknowledged even if the channel has moved on since, and a handshake
+        // is never validated twice.
+        let settled = header.group_id != head.group_id
+            || header.epoch != head.epoch
+            || (creating && head.next_seq > 1)
+            || handshake.is_some();
+        if settled {
+            if let Some(seq) = store::seq_of_msg_id(self.conn, head.id, &msg_id)? {
+                return Ok(Admission::Duplicate(seq));
+            }
+        }
+        if creating && head.next_seq > 1 {
+            return Ok(Admission::Refused(AppendError::ChannelExists(channel)));
+        }
+        if header.group_id != head.group_id {
+            return Ok(Admission::Refused(AppendError::ForeignGroup(channel)));
+        }
+        if header.epoch != head.epoch {
+            return Ok(Admission::Refused(AppendError::StaleEpoch {
+                message_epoch: header.epoch,
+                channel_epoch: head.epoch,
+            }));
+        }
+        let channel_id = head.id;
+        let next_group = match (&mut self.groups, creating) {
+            (Some(groups), false) => match groups.check(self.conn, self.staged_groups, channel_id, &submission)? {
+                Ok(next_group) => next_group,
+                Err(refusal) => return Ok(Admission::Refused(refusal)),
+            },
+            _ => None,
+        };
+
+        let head = self.staged.get_mut(&channel).expect("the channel's head was staged just above");
+        let message = StoredMessage::new(head.next_seq, header.epoch, now_ms, &msg_id, &frame);
+        if !store::insert_message(self.conn, channel_id, &msg_id, &message)? {
+            let seq = store::seq_of_msg_id(self.conn, channel_id, &msg_id)?.ok_or(StoreError::LostMessage)?;
             return Ok(Admission::Duplicate(seq));
         }
-        return Ok(Admission::Refused(if header.group_id != head.group_id {
-            AppendError::ForeignGroup(channel)
-        } else {
-            AppendError::StaleEpoch { message_epoch: header.epoch, channel_epoch: head.epoch }
-        }));
+        head.next_seq += 1;
+        if header.content_type == ContentType::Commit {
+            head.epoch += 1;
+        }
+        if let Some((group, change)) = next_group {
+            groups::stage(self.conn, self.staged_groups, channel_id, head.epoch, group, &change)?;
+        }
+        Ok(Admission::Stored { channel_id, message: Arc::new(message), epoch_after: head.epoch })
     }
 
-    let message = StoredMessage::new(head.next_seq, header.epoch, now_ms, &msg_id, &frame);
-    if !store::insert_message(conn, head.id, &msg_id, &message)? {
-        let seq = store::seq_of_msg_id(conn, head.id, &msg_id)?.ok_or(StoreError::LostMessage)?;
-        return Ok(Admission::Duplicate(seq));
+    /// Creates the channel of `submission`, its first message: with followed groups that must be a GroupInfo
+    /// signed by the stream's member, whose group the channel then follows, and within `creator`'s quota.
+    fn create(
+        &mut self,
+        submission: &Submission<'_>,
+        creator: Option<&Creator>,
+    ) -> Result<Result<ChannelHead, AppendError>, StoreError> {
+        let group = match &self.groups {
+            Some(groups) => match groups.create(submission) {
+                Ok(group) => Some(group),
+                Err(refusal) => return Ok(Err(refusal)),
+            },
+            None => None,
+        };
+        let creator = creator.filter(|_| group.is_some());
+        if let Some(refusal) = creator.map(|creator| self.over_quota(creator)).transpose()?.flatten() {
+            return Ok(Err(refusal));
+        }
+        let header = submission.header;
+        let id = store::insert_channel(self.conn, submission.channel.as_str(), &header.group_id, header.epoch)?;
+        if let Some(creator) = creator {
+            store::record_creator(self.conn, id, &creator.account, &creator.org)?;
+        }
+        if let Some(group) = group {
+            let change = RosterChange { added: group.members().cloned().collect(), removed: Vec::new() };
+            groups::stage(self.conn, self.staged_groups, id, header.epoch, group, &change)?;
+        }
+        Ok(Ok(ChannelHead { id, group_id: header.group_id.clone(), epoch: header.epoch, next_seq: 1 }))
     }
-    head.next_seq += 1;
-    if header.content_type == ContentType::Commit {
-        head.epoch += 1;
+
+    /// Why `creator` may not create another channel, if it may not. Counted in the batch's transaction, so
+    /// channels created earlier in the same batch count too.
+    fn over_quota(&self, creator: &Creator) -> Result<Option<AppendError>, StoreError> {
+        let (by_account, by_org) = store::channels_created(self.conn, &creator.account, &creator.org)?;
+        let ChannelQuota { per_account, per_org } = self.quota;
+        Ok(if by_account >= per_account {
+            Some(AppendError::QuotaExceeded(format!(
+                "account {} has created {by_account} channels, the relay's limit per account \
+                 (--max-channels-per-account): ask the operator for more",
+                creator.account
+            )))
+        } else if by_org >= per_org {
+            Some(AppendError::QuotaExceeded(format!(
+                "org {} has created {by_org} channels, the relay's limit per org (--max-channels-per-org): ask the \
+                 operator for more",
+                creator.org
+            )))
+        } else {
+            None
+        })
     }
-    Ok(Admission::Stored { channel_id: head.id, message: Arc::new(message), epoch_after: head.epoch })
 }
 
 /// Wall-clock time in milliseconds since the Unix epoch, as stored in `messages.stored_at_ms`.

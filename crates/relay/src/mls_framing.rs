@@ -1,12 +1,15 @@
 //! Reads the clear-text framing of an MLS message (RFC 9420 §6): the relay needs the group id, epoch and
 //! content type to enforce one commit per epoch, and all of them are readable without any key for both
-//! PublicMessage and PrivateMessage. Nothing else of the message is interpreted; the relay never decrypts.
+//! PublicMessage and PrivateMessage; a channel's creation is the creator's GroupInfo, whose group context starts
+//! with the same two fields. This is the cheap first look every message gets: only handshake messages are then
+//! validated further (`membership`), and the relay never decrypts.
 //!
 //! ```text
 //! MLSMessage     = version u16 (1 = mls10) | wire_format u16 | body
 //! PublicMessage  = group_id<V> | epoch u64 | sender | authenticated_data<V> | content_type u8 | ...
 //! PrivateMessage = group_id<V> | epoch u64 | content_type u8 | authenticated_data<V>
 //!                  | encrypted_sender_data<V> | ciphertext<V>
+//! GroupInfo      = version u16 | cipher_suite u16 | group_id<V> | epoch u64 | ...
 //! sender         = sender_type u8 | leaf_index u32 (member) / sender_index u32 (external) / nothing (new member)
 //! ```
 //! `<V>` is a vector with a QUIC-style variable-length size prefix (RFC 9420 §2.1.2).
@@ -14,12 +17,12 @@
 /// The only protocol version defined so far: `mls10`.
 const MLS10: u16 = 1;
 
-/// Which of the two group-message wire formats a blob uses (Welcome, GroupInfo and KeyPackage are refused:
-/// they are not channel traffic).
+/// Which wire format a blob uses (Welcome and KeyPackage are refused: they are not channel traffic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WireFormat {
     Public,
     Private,
+    GroupInfo,
 }
 
 /// What the message carries, as declared in its framing.
@@ -28,6 +31,8 @@ pub enum ContentType {
     Application,
     Proposal,
     Commit,
+    /// A GroupInfo: not an RFC 9420 content type, but what such a blob carries (the group's public state).
+    GroupInfo,
 }
 
 /// The parts of an MLS message header the Delivery Service acts on.
@@ -37,6 +42,9 @@ pub struct MlsHeader {
     pub group_id: Vec<u8>,
     pub epoch: u64,
     pub content_type: ContentType,
+    /// The sender's leaf index, for a PublicMessage sent by a member (the only sender whose key the relay can
+    /// look up before verifying the signature).
+    pub member_sender: Option<u32>,
 }
 
 /// Why a blob is not an MLS PublicMessage or PrivateMessage.
@@ -46,7 +54,7 @@ pub enum FramingError {
     Truncated(&'static str),
     #[error("unsupported MLS protocol version {0}")]
     UnsupportedVersion(u16),
-    #[error("wire format {0} is not a PublicMessage (1) or PrivateMessage (2)")]
+    #[error("wire format {0} is not a PublicMessage (1), PrivateMessage (2) or GroupInfo (4)")]
     UnsupportedWireFormat(u16),
     #[error("invalid variable-length size prefix in {0}")]
     InvalidLength(&'static str),
@@ -68,13 +76,21 @@ pub fn parse_header(blob: &[u8]) -> Result<MlsHeader, FramingError> {
     let wire_format = match r.u16("wire_format")? {
         1 => WireFormat::Public,
         2 => WireFormat::Private,
+        4 => WireFormat::GroupInfo,
         other => return Err(FramingError::UnsupportedWireFormat(other)),
     };
+    if wire_format == WireFormat::GroupInfo {
+        // The group context's own version and cipher suite come first; the rest is checked with the signature.
+        r.u16("group_context.version")?;
+        r.u16("group_context.cipher_suite")?;
+    }
     let group_id = r.vector("group_id")?.to_vec();
     let epoch = r.u64("epoch")?;
+    let mut member_sender = None;
     let content_type = match wire_format {
+        WireFormat::GroupInfo => ContentType::GroupInfo,
         WireFormat::Public => {
-            skip_sender(&mut r)?;
+            member_sender = sender(&mut r)?;
             r.vector("authenticated_data")?;
             content_type(r.u8("content_type")?)?
         }
@@ -89,7 +105,7 @@ pub fn parse_header(blob: &[u8]) -> Result<MlsHeader, FramingError> {
             content_type
         }
     };
-    Ok(MlsHeader { wire_format, group_id, epoch, content_type })
+    Ok(MlsHeader { wire_format, group_id, epoch, content_type, member_sender })
 }
 
 fn content_type(value: u8) -> Result<ContentType, FramingError> {
@@ -101,12 +117,17 @@ fn content_type(value: u8) -> Result<ContentType, FramingError> {
     }
 }
 
-fn skip_sender(r: &mut Reader<'_>) -> Result<(), FramingError> {
+/// Reads a PublicMessage's sender: the leaf index of a member, `None` for any other kind of sender.
+fn sender(r: &mut Reader<'_>) -> Result<Option<u32>, FramingError> {
     match r.u8("sender_type")? {
-        // member (leaf_index) or external (sender_index)
-        1 | 2 => r.take(4, "sender index").map(drop),
+        1 => {
+            let b = r.take(4, "sender index")?;
+            Ok(Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]])))
+        }
+        // external (sender_index)
+        2 => r.take(4, "sender index").map(|_| None),
         // new_member_proposal, new_member_commit: no index
-        3 | 4 => Ok(()),
+        3 | 4 => Ok(None),
         other => Err(FramingError::UnknownSenderType(other)),
     }
 }
@@ -181,11 +202,26 @@ mod tests {
         assert_eq!(proposal.epoch, 0);
         assert_eq!(proposal.group_id, group.group_id());
 
+        assert_eq!(proposal.member_sender, Some(0));
+
         let commit = parse_header(&group.commit()).unwrap();
         assert_eq!(commit.wire_format, WireFormat::Public);
         assert_eq!(commit.content_type, ContentType::Commit);
         assert_eq!(commit.epoch, 0);
+        assert_eq!(commit.member_sender, Some(0));
         assert_eq!(group.epoch(), 1);
+    }
+
+    #[test]
+    fn reads_group_infos() {
+        let mut group = new_group(false);
+        group.commit();
+        let info = parse_header(&group.group_info()).unwrap();
+        assert_eq!(info.wire_format, WireFormat::GroupInfo);
+        assert_eq!(info.content_type, ContentType::GroupInfo);
+        assert_eq!(info.epoch, 1);
+        assert_eq!(info.group_id, group.group_id());
+        assert_eq!(info.member_sender, None);
     }
 
     #[test]
@@ -201,6 +237,7 @@ mod tests {
         assert_eq!(app.content_type, ContentType::Application);
         assert_eq!(app.epoch, 1);
         assert_eq!(app.group_id, group.group_id());
+        assert_eq!(app.member_sender, None);
 
         let proposal = parse_header(&group.proposal()).unwrap();
         assert_eq!(proposal.wire_format, WireFormat::Private);

@@ -11,7 +11,7 @@ use skytale_proto::ChannelName;
 
 use crate::frames::Refusal;
 use crate::log::AppendRequest;
-use crate::mls_framing;
+use crate::mls_framing::{self, ContentType};
 
 /// Longest accepted idempotency id, in bytes.
 pub const MAX_MSG_ID_LEN: usize = 64;
@@ -49,7 +49,8 @@ pub fn validate_head_query(
     Ok(HeadQuery { channel, query_id })
 }
 
-/// Validates `publish` (with the frame's `metadata`) against the wire protocol and the payload limit.
+/// Validates `publish` (with the frame's `metadata`) against the wire protocol and the payload limit. Who sends
+/// it (`sender`, `creator`) is the session's to fill in.
 pub fn validate(
     publish: pb::Publish,
     metadata: &HashMap<String, String>,
@@ -81,12 +82,18 @@ pub fn validate(
             return Err(refuse(error_code::BAD_MESSAGE, message));
         }
     };
+    // Application messages (nearly all traffic) are never parsed beyond their framing, so only handshakes are
+    // copied out for validation.
+    let handshake = (header.content_type != ContentType::Application).then(|| blob.clone());
     Ok(AppendRequest {
         channel,
         msg_id: id,
         header,
         // Encoded here, on the stream's task, so the single log writer only copies bytes.
         frame: publish.encode_to_vec().into(),
+        handshake,
+        sender: None,
+        creator: None,
     })
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use crate::error::RelayError;
@@ -21,24 +22,30 @@ pub struct RetentionPolicy {
     pub max_bytes: Option<u64>,
 }
 
-/// Removes everything the policy no longer keeps, now.
-pub async fn sweep(writer: &LogWriter, policy: RetentionPolicy) -> Result<(), RelayError> {
+/// Removes everything the policy no longer keeps, now, counting the messages removed in `removed`.
+pub async fn sweep(writer: &LogWriter, policy: RetentionPolicy, removed: &Counter) -> Result<(), RelayError> {
     let max_age_ms = i64::try_from(policy.max_age.as_millis()).unwrap_or(i64::MAX);
     let cutoff_ms = unix_millis().saturating_sub(max_age_ms);
     for expiry in writer.expire(cutoff_ms, policy.max_bytes).await? {
+        removed.inc_by(expiry.removed);
         tracing::info!(channel = %expiry.channel, through_seq = expiry.through_seq, "retention removed messages");
     }
     Ok(())
 }
 
 /// Sweeps periodically until `shutdown` turns true.
-pub async fn run(writer: Arc<LogWriter>, policy: RetentionPolicy, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    writer: Arc<LogWriter>,
+    policy: RetentionPolicy,
+    removed: Counter,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let period = (policy.max_age / 10).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(error) = sweep(&writer, policy).await {
+                if let Err(error) = sweep(&writer, policy, &removed).await {
                     tracing::error!(%error, "retention sweep failed");
                 }
             }

@@ -1,22 +1,25 @@
 //! The gRPC face of the relay: SLIM's `DataPlaneService/OpenChannel`. Each call identifies the stream once,
 //! then hands it to its own [`session`](crate::session) task.
 //!
-//! The service is wired by hand rather than through the generated `DataPlaneServiceServer`, only so that it can
-//! use the relay's [`RelayCodec`]: what goes out is an [`OutFrame`] (deliveries encoded once for every
-//! subscriber), while the wire format stays exactly SLIM's.
+//! The service is wired by hand rather than through the generated `DataPlaneServiceServer` or tonic's `Grpc`
+//! helper, so that what goes out is the relay's [`OutboundBody`]: deliveries reach HTTP/2 as the bytes every
+//! subscriber shares instead of a copy per stream, while the wire format stays exactly SLIM's. Incoming frames are
+//! read with tonic's own decoding, through the relay's [`FrameDecoder`].
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use skytale_proto::pb;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
-use tonic::server::{Grpc, NamedService, StreamingService};
-use tonic::{Request, Response, Status, Streaming};
+use tonic::metadata::MetadataMap;
+use tonic::server::NamedService;
+use tonic::{Status, Streaming};
 
 use crate::auth;
-use crate::codec::{InFrame, OutFrame, RelayCodec};
+use crate::codec::{FrameDecoder, OutboundBody};
+use crate::incoming::ConnectionInfo;
 use crate::session::{self, Shared};
 
 /// Frames queued for one client. Small on purpose: when the client reads slowly, HTTP/2 flow control fills up,
@@ -25,17 +28,19 @@ const OUTBOUND_CAPACITY: usize = 64;
 
 const OPEN_CHANNEL_PATH: &str = "/dataplane.proto.v1.DataPlaneService/OpenChannel";
 
+/// The gRPC request header naming the compression of the client's frames; the relay reads only uncompressed ones.
+const GRPC_ENCODING: &str = "grpc-encoding";
+
 /// The `DataPlaneService` server, ready for `tonic::transport::Server::add_service`.
 #[derive(Clone)]
 pub struct DataPlaneServer {
     plane: Arc<DataPlane>,
-    max_decoding_message_size: usize,
 }
 
 impl DataPlaneServer {
     /// Serves streams with `shared` until `shutdown`; refuses incoming frames larger than `max_frame` bytes.
     pub fn new(shared: Arc<Shared>, shutdown: watch::Receiver<bool>, max_frame: usize) -> Self {
-        Self { plane: Arc::new(DataPlane { shared, shutdown }), max_decoding_message_size: max_frame }
+        Self { plane: Arc::new(DataPlane { shared, shutdown, max_frame }) }
     }
 }
 
@@ -57,53 +62,61 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        if request.uri().path() != OPEN_CHANNEL_PATH {
-            return Box::pin(async { Ok(Status::unimplemented("the relay serves OpenChannel only").into_http()) });
-        }
-        let method = OpenChannel(Arc::clone(&self.plane));
-        let max_decoding = self.max_decoding_message_size;
-        Box::pin(async move {
-            let mut grpc = Grpc::new(RelayCodec).apply_max_message_size_config(Some(max_decoding), None);
-            Ok(grpc.streaming(method, request).await)
-        })
+        let response = if request.uri().path() == OPEN_CHANNEL_PATH {
+            self.plane.open_channel(request).unwrap_or_else(Status::into_http)
+        } else {
+            Status::unimplemented("the relay serves OpenChannel only").into_http()
+        };
+        Box::pin(async { Ok(response) })
     }
 }
 
 struct DataPlane {
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
-}
-
-struct OpenChannel(Arc<DataPlane>);
-
-impl StreamingService<InFrame> for OpenChannel {
-    type Response = OutFrame;
-    type ResponseStream = ReceiverStream<Result<OutFrame, Status>>;
-    type Future = BoxFuture<Response<Self::ResponseStream>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<InFrame>>) -> Self::Future {
-        let plane = Arc::clone(&self.0);
-        Box::pin(async move { plane.open_channel(request) })
-    }
+    max_frame: usize,
 }
 
 impl DataPlane {
-    fn open_channel(
-        &self,
-        request: Request<Streaming<InFrame>>,
-    ) -> Result<Response<ReceiverStream<Result<OutFrame, Status>>>, Status> {
-        let identity = auth::identify(&self.shared.auth, request.metadata()).inspect_err(
-            |status| tracing::info!(peer = ?request.remote_addr(), "stream refused: {}", status.message()),
+    fn open_channel<B>(&self, request: http::Request<B>) -> Result<http::Response<tonic::body::Body>, Status>
+    where
+        B: Body + Send + 'static,
+        B::Error: Into<StdError> + Send + 'static,
+    {
+        let (parts, body) = request.into_parts();
+        if let Some(encoding) = parts.headers.get(GRPC_ENCODING).filter(|e| e.as_bytes() != b"identity") {
+            return Err(Status::unimplemented(format!(
+                "frames compressed with {encoding:?} are not supported; send them uncompressed"
+            )));
+        }
+        let connection = parts
+            .extensions
+            .get::<ConnectionInfo>()
+            .cloned()
+            .ok_or_else(|| Status::internal("a stream on a connection the relay did not accept"))?;
+        let peer: Option<SocketAddr> = connection.remote_addr();
+        let identity = auth::identify(&self.shared.auth, &MetadataMap::from_headers(parts.headers)).map_err(
+            |(reason, status)| {
+                self.shared.metrics.auth_failed(reason);
+                tracing::info!(?peer, "stream refused: {}", status.message());
+                status
+            },
         )?;
-        let peer = request.remote_addr();
+        let inbound = Streaming::new_request(FrameDecoder, body, None, Some(self.max_frame));
+        let budget = self.shared.in_flight.stream_budget(connection.budget(), identity.account());
         let (outbound, responses) = mpsc::channel(OUTBOUND_CAPACITY);
         let shared = Arc::clone(&self.shared);
         let shutdown = self.shutdown.clone();
+        let open = shared.metrics.stream_open();
         tokio::spawn(async move {
+            let _open = open;
             tracing::info!(?peer, identity = identity.describe(), "stream opened");
-            session::serve(shared, identity, request.into_inner(), outbound, shutdown).await;
+            session::serve(shared, identity, inbound, outbound, shutdown, budget).await;
             tracing::info!(?peer, "stream closed");
         });
-        Ok(Response::new(ReceiverStream::new(responses)))
+        http::Response::builder()
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .body(tonic::body::Body::new(OutboundBody::new(responses)))
+            .map_err(|e| Status::internal(format!("building the response: {e}")))
     }
 }

@@ -2,27 +2,35 @@
 //! publish). Publishes are handed to the log writer without waiting, so a client can pipeline them; their
 //! replies go through a per-stream pipeline that emits acks and errors in the order the publishes arrived.
 //! Malformed frames, undecodable ones included, get an error frame and the stream goes on; the stream only ends
-//! when the client leaves or the relay shuts down (or sends a frame over the gRPC size limit).
+//! when the client leaves or the relay shuts down (or sends a frame over the gRPC size limit), or when its
+//! [`StreamGuard`] ends it: idle without a subscription, or its token expired past the grace period.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use skytale_proto::meta::{self, error_code};
-use skytale_proto::pb::{self, message::MessageType};
+use skytale_proto::meta::error_code;
+use skytale_proto::pb;
 use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
+use crate::access;
+use crate::append::{AppendError, AppendResult};
 use crate::auth::{RelayAuth, StreamIdentity};
 use crate::channel::{ChannelFeed, ChannelHub};
 use crate::codec::{InFrame, OutFrame};
 use crate::frames::{self, Refusal};
-use crate::log::{AppendError, AppendResult, LogWriter};
-use crate::publish;
+use crate::inflight::{DeliveryBudget, InFlight};
+use crate::log::{AppendRequest, LogWriter};
+use crate::metrics::RelayMetrics;
+use crate::mls_framing::ContentType;
+use crate::publish::HeadQuery;
+use crate::request::{self, Request};
 use crate::store::ReadPool;
-use crate::subscription::{Cursor, Outbound, StartPoint, SubscriptionTask};
+use crate::stream_guard::{StreamEnd, StreamGuard, StreamLimits};
+use crate::subscription::{unreadable_log, Cursor, Outbound, Recipient, StartPoint, SubscriptionTask};
 
 /// Publishes of one stream awaiting their ack; beyond this the stream stops reading (backpressure).
 const MAX_PENDING_REPLIES: usize = 1024;
@@ -34,6 +42,11 @@ pub struct Shared {
     pub reader: Arc<ReadPool>,
     pub max_payload: usize,
     pub auth: RelayAuth,
+    /// Whether channels are created, written and read by MLS membership (auth on), see `access` and `groups`.
+    pub follows_groups: bool,
+    pub limits: StreamLimits,
+    pub in_flight: Arc<InFlight>,
+    pub metrics: Arc<RelayMetrics>,
 }
 
 /// The client stopped reading or went away: nothing more can be sent on this stream.
@@ -68,6 +81,7 @@ struct Session {
     /// the time) never pays for the queue and task.
     replies: Option<ReplyPipeline>,
     subscriptions: HashMap<ChannelName, SubscriptionTask>,
+    guard: StreamGuard,
 }
 
 /// The ordered reply queue and the task that emits it.
@@ -84,18 +98,33 @@ enum Ending {
     Shutdown,
 }
 
-/// Serves one stream until the client leaves or `shutdown` turns true.
+/// Serves one stream until the client leaves, `shutdown` turns true or its guard ends it; its deliveries draw
+/// from `budget`.
 pub async fn serve(
     shared: Arc<Shared>,
     identity: StreamIdentity,
     mut inbound: Streaming<InFrame>,
     outbound: Outbound,
     mut shutdown: watch::Receiver<bool>,
+    budget: DeliveryBudget,
 ) {
-    let mut session = Session { shared, identity, outbound, replies: None, subscriptions: HashMap::new() };
+    let guard = StreamGuard::new(shared.limits, budget, identity.valid_through(), identity.describe());
+    let mut session = Session { shared, identity, outbound, replies: None, subscriptions: HashMap::new(), guard };
+    // Activity only moves the guard's deadlines later, so the timer is armed for the earliest one and the guard
+    // is asked again when it fires, instead of re-arming it on every frame.
+    let checkup = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(checkup);
 
     let ending = loop {
         tokio::select! {
+            () = &mut checkup => match session.guard.check(!session.subscriptions.is_empty()) {
+                Ok(next) => checkup.as_mut().reset(next.into()),
+                Err(end) => {
+                    // Boxed, like frame handling: an idle stream should only hold what waiting takes.
+                    let _ = Box::pin(session.end(end)).await;
+                    break Ending::InboundClosed;
+                }
+            },
             frame = inbound.next() => match frame {
                 Some(Ok(frame)) => {
                     // Boxed: handling a frame needs far more state than waiting for one, and an idle stream
@@ -132,27 +161,16 @@ pub async fn serve(
 }
 
 impl Session {
+    /// Acts on one frame, as [`request::read`] reads it.
     async fn dispatch(&mut self, frame: InFrame) -> Result<(), StreamClosed> {
-        let pb::Message { message_type, metadata } = match frame {
-            Ok(message) => message,
-            Err(error) => {
-                let refusal = Refusal::new(error_code::BAD_REQUEST, format!("undecodable frame, skipped: {error}"));
-                return self.refuse(None, None, &refusal).await;
-            }
-        };
-        match message_type {
-            Some(MessageType::Link(pb::Link { link_type: Some(pb::link::LinkType::LinkNegotiation(request)) })) => {
-                self.link_negotiation(request, &metadata).await
-            }
-            Some(MessageType::Subscribe(subscribe)) => self.subscribe(subscribe, &metadata).await,
-            Some(MessageType::Unsubscribe(unsubscribe)) => self.unsubscribe(unsubscribe).await,
-            Some(MessageType::Publish(publish)) => self.publish(publish, &metadata).await,
-            Some(MessageType::Link(_)) | Some(MessageType::SubscriptionAck(_)) | None => {
-                let refusal = Refusal::new(
-                    error_code::BAD_REQUEST,
-                    "unexpected frame: the relay accepts link negotiation, subscribe, unsubscribe and publish",
-                );
-                self.refuse(None, None, &refusal).await
+        match request::read(frame, self.shared.max_payload) {
+            Request::Link { negotiation, bearer } => self.link_negotiation(negotiation, bearer.as_deref()).await,
+            Request::Subscribe { id, target } => self.subscribe(id, target).await,
+            Request::Unsubscribe { id, channel } => self.unsubscribe(id, channel).await,
+            Request::Head { query, from_epoch } => self.head_query(query, from_epoch).await,
+            Request::Append(request) => self.append(request).await,
+            Request::Refused(refused) => {
+                self.refuse(refused.channel.as_ref(), refused.msg_id.as_deref(), &refused.refusal).await
             }
         }
     }
@@ -162,17 +180,19 @@ impl Session {
     async fn link_negotiation(
         &mut self,
         request: pb::LinkNegotiationPayload,
-        metadata: &HashMap<String, String>,
+        bearer: Option<&str>,
     ) -> Result<(), StreamClosed> {
         let max_payload = self.shared.max_payload;
-        let reply = match metadata.get(meta::AUTHORIZATION) {
+        let reply = match bearer {
             None => frames::link_reply(&request, max_payload),
             Some(bearer) => match self.identity.refresh(&self.shared.auth, bearer) {
                 Ok(()) => {
                     tracing::debug!(identity = self.identity.describe(), "token refreshed");
+                    self.guard.token_refreshed(self.identity.valid_through());
                     frames::link_reply(&request, max_payload)
                 }
-                Err(refusal) => {
+                Err((reason, refusal)) => {
+                    self.shared.metrics.auth_failed(reason);
                     tracing::info!(identity = self.identity.describe(), "token refresh refused: {}", refusal.message);
                     frames::link_refused(&request, max_payload, &refusal)
                 }
@@ -189,7 +209,7 @@ impl Session {
         let outbound = &self.outbound;
         let pipeline = self.replies.get_or_insert_with(|| {
             let (queue, pending) = mpsc::channel(MAX_PENDING_REPLIES);
-            let task = tokio::spawn(send_replies(pending, outbound.clone()));
+            let task = tokio::spawn(send_replies(pending, outbound.clone(), Arc::clone(&self.shared.metrics)));
             ReplyPipeline { queue, task }
         });
         pipeline.queue.send(reply).await.map_err(|_| StreamClosed)
@@ -197,14 +217,15 @@ impl Session {
 
     /// Answers a publish, head query or unusable frame with an error frame, in reply order. A frame that breaks
     /// the protocol is logged at warn: it is a client bug (or an attack) the operator should hear of, where a
-    /// stale epoch or an expired token is the normal course of things.
+    /// stale epoch or an expired token is the normal course of things. Only the first ten of each minute are
+    /// logged, and then a count, so that a client cannot flood the log (`stream_guard`).
     async fn refuse(
         &mut self,
         channel: Option<&ChannelName>,
         msg_id: Option<&str>,
         refusal: &Refusal,
     ) -> Result<(), StreamClosed> {
-        if let error_code::BAD_REQUEST | error_code::BAD_MESSAGE = refusal.code {
+        if matches!(refusal.code, error_code::BAD_REQUEST | error_code::BAD_MESSAGE) && self.guard.log_refusal() {
             tracing::warn!(
                 identity = self.identity.describe(),
                 code = refusal.code,
@@ -212,6 +233,7 @@ impl Session {
                 refusal.message
             );
         }
+        self.shared.metrics.publish_refused(refusal.code);
         let frame = frames::publish_refused(channel, msg_id, refusal);
         self.reply(PendingReply::Frame(Box::new(frame))).await
     }
@@ -221,17 +243,16 @@ impl Session {
     /// client asked for an ack (non-zero subscription id, as in SLIM).
     async fn subscribe(
         &mut self,
-        subscribe: pb::Subscribe,
-        metadata: &HashMap<String, String>,
+        id: u64,
+        target: Result<(ChannelName, StartPoint), Refusal>,
     ) -> Result<(), StreamClosed> {
-        let id = subscribe.subscription_id;
-        let destination = subscribe.header.as_ref().and_then(|h| h.destination.as_ref());
-        let started = match (channel_of(destination), start_point(metadata)) {
-            (Err(refusal), _) | (_, Err(refusal)) => Err(refusal),
-            (Ok(channel), Ok(start)) => self.open_cursor(channel, id, start).await,
+        let started = match target {
+            Err(refusal) => Err(refusal),
+            Ok((channel, start)) => self.open_cursor(channel, id, start).await,
         };
         match started {
             Ok((channel, cursor, epoch)) => {
+                self.guard.used();
                 // Replacing an older subscription to the same channel stops it first.
                 self.subscriptions.remove(&channel);
                 if id != 0 {
@@ -247,23 +268,33 @@ impl Session {
 
     /// Positions a cursor for an authorised subscription; returns it with the channel's current epoch.
     async fn open_cursor(
-        &self,
+        &mut self,
         channel: ChannelName,
         id: u64,
         start: StartPoint,
     ) -> Result<(ChannelName, Cursor, Option<u64>), Refusal> {
-        self.identity.authorize(&channel)?;
-        let feed = self.shared.hub.feed(&channel);
-        let reader = Arc::clone(&self.shared.reader);
-        let cursor = Cursor::open(channel.clone(), id, Arc::clone(&feed), reader, start, self.outbound.clone()).await?;
+        let shared = Arc::clone(&self.shared);
+        let members = access::authorize_read(&self.identity, &shared.reader, &channel, shared.follows_groups).await?;
+        self.admit_subscription(&channel)?;
+        let feed = shared.hub.feed(&channel);
+        let reader = Arc::clone(&shared.reader);
+        let recipient = Recipient {
+            outbound: self.outbound.clone(),
+            members,
+            gate: self.guard.gate(),
+            metrics: Arc::clone(&shared.metrics),
+        };
+        let cursor = Cursor::open(channel.clone(), id, Arc::clone(&feed), reader, start, recipient).await?;
         Ok((channel, cursor, feed.epoch()))
     }
 
-    async fn unsubscribe(&mut self, unsubscribe: pb::Unsubscribe) -> Result<(), StreamClosed> {
-        let id = unsubscribe.subscription_id;
-        match channel_of(unsubscribe.header.as_ref().and_then(|h| h.destination.as_ref())) {
+    async fn unsubscribe(&mut self, id: u64, channel: Result<ChannelName, Refusal>) -> Result<(), StreamClosed> {
+        match channel {
             Ok(channel) => {
-                self.subscriptions.remove(&channel);
+                if self.subscriptions.remove(&channel).is_some() {
+                    // A stream's idle time counts from when its last subscription ended.
+                    self.guard.used();
+                }
                 tracing::debug!(%channel, subscription_id = id, "unsubscribed");
                 if id != 0 {
                     self.send(frames::subscription_accepted(id, None)).await?;
@@ -274,24 +305,28 @@ impl Session {
         }
     }
 
-    async fn publish(&mut self, publish: pb::Publish, metadata: &HashMap<String, String>) -> Result<(), StreamClosed> {
-        if publish::is_head_query(&publish) {
-            return self.head_query(&publish, metadata).await;
-        }
-        let request = match publish::validate(publish, metadata, self.shared.max_payload) {
-            Ok(request) => request,
-            Err(refused) => {
-                return self.refuse(refused.channel.as_ref(), refused.msg_id.as_deref(), &refused.refusal).await;
-            }
-        };
-        if let Err(refusal) = self.identity.authorize(&request.channel) {
+    /// Hands a valid publish to the log writer, if this stream may write its channel; the ack (or refusal) is
+    /// owed in reply order. Whether it may write an existing channel is its group's business (the log writer's
+    /// check of the stream's member key); the token decides creation.
+    async fn append(&mut self, mut request: AppendRequest) -> Result<(), StreamClosed> {
+        let creating = request.header.content_type == ContentType::GroupInfo;
+        if let Err(refusal) = self.identity.authorize_publish(&request.channel, creating) {
             return self.refuse(Some(&request.channel), Some(&request.msg_id), &refusal).await;
+        }
+        if let Err(refusal) = self.guard.admit_name(&request.channel) {
+            return self.refuse(Some(&request.channel), Some(&request.msg_id), &refusal).await;
+        }
+        self.guard.used();
+        request.sender = self.identity.member_key().cloned();
+        if creating {
+            request.creator = self.identity.creator();
         }
         let (channel, msg_id) = (request.channel.clone(), request.msg_id.clone());
         let reply = match self.shared.writer.submit(request).await {
             Ok(outcome) => PendingReply::Append { channel, msg_id, outcome },
             Err(error) => {
                 let refusal = Refusal::new(error_code::STORAGE, error.to_string());
+                self.shared.metrics.publish_refused(refusal.code);
                 PendingReply::Frame(Box::new(frames::publish_refused(Some(&channel), Some(&msg_id), &refusal)))
             }
         };
@@ -304,22 +339,22 @@ impl Session {
     /// subscription since it reveals how far the channel's log goes.
     async fn head_query(
         &mut self,
-        publish: &pb::Publish,
-        metadata: &HashMap<String, String>,
+        query: HeadQuery,
+        from_epoch: Result<Option<u64>, Refusal>,
     ) -> Result<(), StreamClosed> {
-        let query = match publish::validate_head_query(publish, metadata) {
-            Ok(query) => query,
-            Err(refused) => {
-                return self.refuse(refused.channel.as_ref(), refused.msg_id.as_deref(), &refused.refusal).await;
-            }
-        };
-        let from_epoch = self.identity.authorize(&query.channel).and_then(|()| head_query_epoch(metadata));
+        let shared = &self.shared;
+        let authorized = access::authorize_read(&self.identity, &shared.reader, &query.channel, shared.follows_groups);
+        let from_epoch = authorized.await.and(from_epoch);
         let from_epoch = match from_epoch {
             Ok(from_epoch) => from_epoch,
             Err(refusal) => {
                 return self.refuse(Some(&query.channel), Some(&query.query_id), &refusal).await;
             }
         };
+        if let Err(refusal) = self.guard.admit_name(&query.channel) {
+            return self.refuse(Some(&query.channel), Some(&query.query_id), &refusal).await;
+        }
+        self.guard.used();
         let feed = self.shared.hub.feed(&query.channel);
         self.reply(PendingReply::Head {
             channel: query.channel,
@@ -330,24 +365,20 @@ impl Session {
         })
         .await
     }
-}
 
-/// Reads the channel name a frame is addressed to.
-fn channel_of(destination: Option<&pb::Name>) -> Result<ChannelName, Refusal> {
-    let destination =
-        destination.ok_or_else(|| Refusal::new(error_code::BAD_REQUEST, "frame without a destination channel"))?;
-    ChannelName::from_slim(destination)
-        .map_err(|e| Refusal::new(error_code::BAD_REQUEST, format!("bad destination: {e}")))
-}
+    /// The per-stream caps a new subscription must fit (`stream_guard`).
+    fn admit_subscription(&mut self, channel: &ChannelName) -> Result<(), Refusal> {
+        let replacing = self.subscriptions.contains_key(channel);
+        self.guard.admit_subscription(self.subscriptions.len(), replacing)?;
+        self.guard.admit_name(channel)
+    }
 
-/// Reads the optional `skytale-from-epoch` of a head query (`skytale-from-seq` has no meaning there).
-fn head_query_epoch(metadata: &HashMap<String, String>) -> Result<Option<u64>, Refusal> {
-    match start_point(metadata)? {
-        StartPoint::Live => Ok(None),
-        StartPoint::Epoch(epoch) => Ok(Some(epoch)),
-        StartPoint::Seq(_) => {
-            Err(Refusal::new(error_code::BAD_REQUEST, format!("a head query takes {} only", meta::FROM_EPOCH)))
-        }
+    /// Ends the stream on its guard's word: after every reply it is owed, the error frame saying why, then the
+    /// stream's status.
+    async fn end(&mut self, end: StreamEnd) -> Result<(), StreamClosed> {
+        tracing::info!(identity = self.identity.describe(), "{}", end.refusal.message);
+        self.reply(PendingReply::Frame(Box::new(frames::publish_refused(None, None, &end.refusal)))).await?;
+        self.reply(PendingReply::Fail(end.status)).await
     }
 }
 
@@ -365,43 +396,15 @@ async fn queried_head(
         return Ok(head);
     };
     let name = channel.to_string();
-    let unreadable =
-        |e: &dyn std::fmt::Display| Refusal::new(error_code::STORAGE, format!("cannot read the channel log: {e}"));
-    let first = tokio::task::spawn_blocking(move || reader.first_seq_from_epoch(&name, epoch))
-        .await
-        .map_err(|e| unreadable(&e))?
-        .map_err(|e| unreadable(&e))?;
+    let first = reader.read(move |pool| pool.first_seq_from_epoch(&name, epoch)).await.map_err(unreadable_log)?;
     Ok(match first {
         Some(first) if first <= head => head,
         _ => 0,
     })
 }
 
-/// Reads `skytale-from-seq` / `skytale-from-epoch` (at most one of them).
-fn start_point(metadata: &HashMap<String, String>) -> Result<StartPoint, Refusal> {
-    let number = |key: &str| -> Result<Option<u64>, Refusal> {
-        metadata
-            .get(key)
-            .map(|value| {
-                value.parse::<u64>().map_err(|_| {
-                    Refusal::new(error_code::BAD_REQUEST, format!("{key} must be a decimal number, got {value:?}"))
-                })
-            })
-            .transpose()
-    };
-    match (number(meta::FROM_SEQ)?, number(meta::FROM_EPOCH)?) {
-        (Some(_), Some(_)) => Err(Refusal::new(
-            error_code::BAD_REQUEST,
-            format!("give {} or {}, not both", meta::FROM_SEQ, meta::FROM_EPOCH),
-        )),
-        (Some(seq), None) => Ok(StartPoint::Seq(seq)),
-        (None, Some(epoch)) => Ok(StartPoint::Epoch(epoch)),
-        (None, None) => Ok(StartPoint::Live),
-    }
-}
-
-/// Emits each owed reply in order, waiting for each append's outcome.
-async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbound) {
+/// Emits each owed reply in order, waiting for each append's outcome, which it counts in `metrics`.
+async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbound, metrics: Arc<RelayMetrics>) {
     // The encoded ack head of the channel acked last: a publisher usually sends to one channel at a time.
     let mut last_ack_head: Option<(ChannelName, Vec<u8>)> = None;
     while let Some(reply) = pending.recv().await {
@@ -416,6 +419,7 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
             }
             PendingReply::Append { channel, msg_id, outcome } => Ok(match outcome.await {
                 Ok(Ok(seq)) => {
+                    metrics.publishes_accepted.inc();
                     let head = match &last_ack_head {
                         Some((acked, head)) if *acked == channel => head,
                         _ => &last_ack_head.insert((channel.clone(), frames::ack_head(&channel))).1,
@@ -423,11 +427,14 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
                     OutFrame::Encoded(frames::publish_acked(head, &msg_id, seq))
                 }
                 Ok(Err(error)) => {
-                    frames::publish_refused(Some(&channel), Some(&msg_id), &append_refusal(&error)).into()
+                    let refusal = append_refusal(&error);
+                    metrics.publish_refused(refusal.code);
+                    frames::publish_refused(Some(&channel), Some(&msg_id), &refusal).into()
                 }
                 Err(_) => {
                     let refusal =
                         Refusal::new(error_code::STORAGE, "the log writer stopped before storing the message");
+                    metrics.publish_refused(refusal.code);
                     frames::publish_refused(Some(&channel), Some(&msg_id), &refusal).into()
                 }
             }),
@@ -441,7 +448,12 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
 fn append_refusal(error: &AppendError) -> Refusal {
     let code = match error {
         AppendError::StaleEpoch { .. } => error_code::STALE_EPOCH,
-        AppendError::ForeignGroup(_) => error_code::BAD_MESSAGE,
+        AppendError::ForeignGroup(_) | AppendError::NotCreated(_) | AppendError::InvalidHandshake(_) => {
+            error_code::BAD_MESSAGE
+        }
+        AppendError::ChannelExists(_) => error_code::CHANNEL_EXISTS,
+        AppendError::QuotaExceeded(_) => error_code::QUOTA_EXCEEDED,
+        AppendError::Untracked(_) | AppendError::NotMember(_) => error_code::UNAUTHORIZED,
         AppendError::Storage(_) => error_code::STORAGE,
     };
     Refusal::new(code, error.to_string())

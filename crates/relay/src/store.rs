@@ -5,7 +5,7 @@
 //! WAL lets run alongside the writer. The schema is described in `docs/relay.md`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use std::ops::Range;
@@ -44,6 +44,24 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_msg_id ON messages(channel_id, msg_id);
 CREATE INDEX IF NOT EXISTS messages_by_epoch ON messages(channel_id, epoch);
 CREATE INDEX IF NOT EXISTS messages_by_age ON messages(stored_at_ms);
+CREATE TABLE IF NOT EXISTS channel_groups (
+    channel_id INTEGER PRIMARY KEY REFERENCES channels(id),
+    snapshot   BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS channel_creators (
+    channel_id INTEGER PRIMARY KEY REFERENCES channels(id),
+    account    TEXT    NOT NULL,
+    org        TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS channel_creators_by_account ON channel_creators(account);
+CREATE INDEX IF NOT EXISTS channel_creators_by_org ON channel_creators(org);
+CREATE TABLE IF NOT EXISTS channel_members (
+    channel_id  INTEGER NOT NULL REFERENCES channels(id),
+    member_key  BLOB    NOT NULL,
+    from_epoch  INTEGER NOT NULL,
+    until_epoch INTEGER,
+    PRIMARY KEY (channel_id, member_key, from_epoch)
+);
 ";
 
 /// Why a store operation failed.
@@ -55,6 +73,10 @@ pub enum StoreError {
     CorruptName(String),
     #[error("a message id conflicted with a stored one that cannot be found")]
     LostMessage,
+    #[error("a channel's stored MLS group state cannot be used: {0}")]
+    CorruptGroup(String),
+    #[error("the read did not finish: {0}")]
+    ReadAborted(String),
 }
 
 /// One accepted message as the log keeps it: the original `Publish` frame plus what the relay assigned, held as
@@ -109,12 +131,38 @@ pub struct ChannelRow {
     pub expired_epoch: Option<u64>,
 }
 
+/// Where a key stands in a channel, as the reader sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// Nothing is stored under the name yet.
+    NoChannel,
+    /// The channel exists but the relay does not follow its group (it was created while auth was off).
+    Untracked,
+    /// The epochs during which the key was a member, oldest first (empty: never a member).
+    Tracked(Vec<EpochSpan>),
+}
+
+/// Epochs `from..until` (`until` = `None`: still a member).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochSpan {
+    pub from: u64,
+    pub until: Option<u64>,
+}
+
+impl EpochSpan {
+    pub fn contains(&self, epoch: u64) -> bool {
+        self.from <= epoch && self.until.is_none_or(|until| epoch < until)
+    }
+}
+
 /// Messages removed from one channel by a retention sweep: every seq up to `through_seq` is gone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Expiry {
     pub channel: String,
     pub through_seq: u64,
     pub through_epoch: u64,
+    /// How many messages the sweep removed from the channel.
+    pub removed: u64,
 }
 
 /// A sequence number or epoch as an SQLite integer. Every one the relay stores is below 2^63 (it refuses larger
@@ -212,6 +260,72 @@ pub fn insert_message(
     Ok(inserted == 1)
 }
 
+/// Records who created a channel (auth on), for the channel quota.
+pub fn record_creator(conn: &Connection, channel_id: i64, account: &str, org: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO channel_creators (channel_id, account, org) VALUES (?1, ?2, ?3)")?
+        .execute(params![channel_id, account, org])?;
+    Ok(())
+}
+
+/// How many channels `account`, and all accounts of `org`, have created.
+pub fn channels_created(conn: &Connection, account: &str, org: &str) -> Result<(u64, u64), StoreError> {
+    let count = |sql: &str, key: &str| -> Result<u64, StoreError> {
+        Ok(unsql(conn.prepare_cached(sql)?.query_row([key], |r| r.get::<_, i64>(0))?))
+    };
+    Ok((
+        count("SELECT COUNT(*) FROM channel_creators WHERE account = ?1", account)?,
+        count("SELECT COUNT(*) FROM channel_creators WHERE org = ?1", org)?,
+    ))
+}
+
+/// Saves the observed MLS group of a channel (`membership`), replacing the previous state.
+pub fn save_group(conn: &Connection, channel_id: i64, snapshot: &[u8]) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT OR REPLACE INTO channel_groups (channel_id, snapshot) VALUES (?1, ?2)")?
+        .execute(params![channel_id, snapshot])?;
+    Ok(())
+}
+
+/// The observed MLS group of a channel, `None` for a channel the relay does not follow (created with auth off).
+pub fn load_group(conn: &Connection, channel_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT snapshot FROM channel_groups WHERE channel_id = ?1")?
+        .query_row([channel_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Records that the holders of `keys` are members from `epoch` on.
+pub fn add_members<'k>(
+    conn: &Connection,
+    channel_id: i64,
+    epoch: u64,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+) -> Result<(), StoreError> {
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO channel_members (channel_id, member_key, from_epoch) VALUES (?1, ?2, ?3)",
+    )?;
+    for key in keys {
+        insert.execute(params![channel_id, key, sql(epoch)])?;
+    }
+    Ok(())
+}
+
+/// Records that the holders of `keys` are no longer members from `epoch` on.
+pub fn remove_members<'k>(
+    conn: &Connection,
+    channel_id: i64,
+    epoch: u64,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+) -> Result<(), StoreError> {
+    let mut close = conn.prepare_cached(
+        "UPDATE channel_members SET until_epoch = ?3
+         WHERE channel_id = ?1 AND member_key = ?2 AND until_epoch IS NULL",
+    )?;
+    for key in keys {
+        close.execute(params![channel_id, key, sql(epoch)])?;
+    }
+    Ok(())
+}
+
 /// Removes, per channel, every message stored before `cutoff_ms` and, when `max_bytes` is set, the oldest
 /// messages beyond that many bytes of frames. Always removes a prefix of each channel's log (even if the clock
 /// went backwards), so the retained part stays contiguous, and records where it now starts.
@@ -248,15 +362,27 @@ pub fn expire(conn: &Connection, cutoff_ms: i64, max_bytes: Option<u64>) -> Resu
             params![channel_id, seq],
             |r| r.get(0),
         )?;
-        conn.execute("DELETE FROM messages WHERE channel_id = ?1 AND seq <= ?2", params![channel_id, seq])?;
+        let removed =
+            conn.execute("DELETE FROM messages WHERE channel_id = ?1 AND seq <= ?2", params![channel_id, seq])?;
         let name: String = conn.query_row(
             "UPDATE channels SET low_seq = ?2 + 1, expired_epoch = ?3 WHERE id = ?1 RETURNING name",
             params![channel_id, seq, epoch],
             |r| r.get(0),
         )?;
-        expiries.push(Expiry { channel: name, through_seq: unsql(seq), through_epoch: unsql(epoch) });
+        let removed = u64::try_from(removed).unwrap_or(u64::MAX);
+        expiries.push(Expiry { channel: name, through_seq: unsql(seq), through_epoch: unsql(epoch), removed });
     }
     Ok(expiries)
+}
+
+/// Whether the log at `path` answers a new reader: opens it read-only (never creating it) and reads the channel
+/// table. A fresh connection, not a pooled one, so that a log file removed or replaced under the running relay is
+/// noticed; the pool's connections would go on reading the old file.
+pub fn probe(path: &Path) -> Result<(), StoreError> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.query_row("SELECT count(*) FROM (SELECT 1 FROM channels LIMIT 1)", [], |_| Ok(()))?;
+    Ok(())
 }
 
 /// Read-only connections for subscription catch-up, reused across reads. Each read runs on a blocking thread;
@@ -276,6 +402,16 @@ pub struct ReadLimit {
 impl ReadPool {
     pub fn new(path: PathBuf) -> Self {
         Self { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// Runs `read` with this pool on a blocking thread, so that SQLite never holds up the async runtime.
+    pub async fn read<R, F>(self: &Arc<Self>, read: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&ReadPool) -> Result<R, StoreError> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || read(&pool)).await.map_err(|e| StoreError::ReadAborted(e.to_string()))?
     }
 
     fn with_connection<R>(&self, f: impl FnOnce(&Connection) -> Result<R, StoreError>) -> Result<R, StoreError> {
@@ -315,6 +451,35 @@ impl ReadPool {
                 }
             }
             Ok(out)
+        })
+    }
+
+    /// What the relay knows of `member`'s place in `channel` (see [`Membership`]).
+    pub fn membership(&self, channel: &str, member: &[u8]) -> Result<Membership, StoreError> {
+        self.with_connection(|conn| {
+            let channel = conn
+                .prepare_cached(
+                    "SELECT c.id, g.channel_id IS NOT NULL FROM channels c
+                     LEFT JOIN channel_groups g ON g.channel_id = c.id WHERE c.name = ?1",
+                )?
+                .query_row([channel], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?)))
+                .optional()?;
+            let Some((channel_id, tracked)) = channel else {
+                return Ok(Membership::NoChannel);
+            };
+            if !tracked {
+                return Ok(Membership::Untracked);
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT from_epoch, until_epoch FROM channel_members WHERE channel_id = ?1 AND member_key = ?2
+                 ORDER BY from_epoch",
+            )?;
+            let spans = stmt
+                .query_map(params![channel_id, member], |r| {
+                    Ok(EpochSpan { from: unsql(r.get(0)?), until: r.get::<_, Option<i64>>(1)?.map(unsql) })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Membership::Tracked(spans))
         })
     }
 

@@ -4,20 +4,27 @@
 //! or SQLite; once caught up it waits for the channel head to move. Catch-up and live delivery are the same loop
 //! over the same numbers, so switching between them can neither skip nor repeat a message. Each delivery waits for
 //! room in the stream's bounded outbound queue, so a slow client slows only its own cursors and nothing is dropped;
-//! at most one batch per cursor is held in memory however long the backlog is.
+//! at most one batch per cursor is held in memory however long the backlog is. Before reading a batch the cursor
+//! waits at the stream's [`DeliveryGate`]: for a valid token, and for room in the connection's and the account's
+//! in-flight budgets, which the batch's deliveries then hold until they are written to the socket.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use skytale_proto::meta::error_code;
 use skytale_proto::ChannelName;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tonic::Status;
 
+use crate::access::{MemberGate, Verdict};
 use crate::channel::{ChannelFeed, RetentionExpired};
 use crate::codec::OutFrame;
 use crate::frames::{self, Refusal};
+use crate::metrics::RelayMetrics;
 use crate::store::{ReadLimit, ReadPool, StoredMessage};
+use crate::stream_guard::DeliveryGate;
 
 /// The stream's outbound queue, shared by its cursors and its reply pipeline.
 pub type Outbound = mpsc::Sender<Result<OutFrame, Status>>;
@@ -36,12 +43,37 @@ pub enum StartPoint {
     Epoch(u64),
 }
 
-/// A running subscription; dropping it stops the cursor.
-pub struct SubscriptionTask(JoinHandle<()>);
+/// How a batch went.
+enum Batch {
+    /// Every message of it was queued.
+    Delivered,
+    /// The reservation ran out (or the token expired) before a delivery of this many bytes.
+    TooLarge(usize),
+    Failed(Refusal),
+    StreamGone,
+}
+
+/// Where a cursor delivers, and what it must wait for or leave out on the way.
+pub struct Recipient {
+    /// The stream's queue.
+    pub outbound: Outbound,
+    /// With auth on, the epochs the stream's member key may read (`access`).
+    pub members: Option<MemberGate>,
+    /// The stream's token and in-flight budgets (`stream_guard`).
+    pub gate: DeliveryGate,
+    /// Where the cursor counts its deliveries, catch-up reads and waits.
+    pub metrics: Arc<RelayMetrics>,
+}
+
+/// A running subscription, counted as open while it lives; dropping it stops the cursor.
+pub struct SubscriptionTask {
+    task: JoinHandle<()>,
+    _open: skytale_admin::GaugeGuard,
+}
 
 impl Drop for SubscriptionTask {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -54,14 +86,19 @@ pub struct Cursor {
     next_seq: u64,
     /// Messages below this epoch are skipped (subscriptions from an epoch not yet reached by the log).
     min_epoch: Option<u64>,
+    /// With auth on, the epochs this stream's member key may read (`access`).
+    members: Option<MemberGate>,
     outbound: Outbound,
+    gate: DeliveryGate,
+    metrics: Arc<RelayMetrics>,
 }
 
 fn expired(error: RetentionExpired) -> Refusal {
     Refusal::new(error_code::RETENTION_EXPIRED, error.to_string())
 }
 
-fn storage(error: impl std::fmt::Display) -> Refusal {
+/// The refusal for a read of the log that failed.
+pub fn unreadable_log(error: impl std::fmt::Display) -> Refusal {
     Refusal::new(error_code::STORAGE, format!("cannot read the channel log: {error}"))
 }
 
@@ -73,7 +110,7 @@ impl Cursor {
         feed: Arc<ChannelFeed>,
         reader: Arc<ReadPool>,
         start: StartPoint,
-        outbound: Outbound,
+        recipient: Recipient,
     ) -> Result<Self, Refusal> {
         let (next_seq, min_epoch) = match start {
             StartPoint::Live => (feed.head() + 1, None),
@@ -85,20 +122,20 @@ impl Cursor {
                 feed.check_retained_from_epoch(&channel, epoch).map_err(expired)?;
                 // Anything appended after this head and below `epoch` is skipped by the epoch filter.
                 let head = feed.head();
-                let (pool, name) = (Arc::clone(&reader), channel.to_string());
-                let first = tokio::task::spawn_blocking(move || pool.first_seq_from_epoch(&name, epoch))
-                    .await
-                    .map_err(storage)?
-                    .map_err(storage)?;
+                let name = channel.to_string();
+                let first =
+                    reader.read(move |pool| pool.first_seq_from_epoch(&name, epoch)).await.map_err(unreadable_log)?;
                 (first.unwrap_or(head + 1), Some(epoch))
             }
         };
-        Ok(Self { channel, subscription_id, feed, reader, next_seq, min_epoch, outbound })
+        let Recipient { outbound, members, gate, metrics } = recipient;
+        Ok(Self { channel, subscription_id, feed, reader, next_seq, min_epoch, members, outbound, gate, metrics })
     }
 
     /// Starts delivering in the background.
     pub fn spawn(self) -> SubscriptionTask {
-        SubscriptionTask(tokio::spawn(self.run()))
+        let open = self.metrics.subscription_open();
+        SubscriptionTask { _open: open, task: tokio::spawn(self.run()) }
     }
 
     async fn run(mut self) {
@@ -112,6 +149,10 @@ impl Cursor {
     /// Delivers forever; returns `None` when the stream went away, or why the subscription cannot go on.
     async fn follow(&mut self) -> Option<Refusal> {
         let mut head = self.feed.watch_head();
+        // A batch asks for at most a quarter of the stream's budget, so that its cursors share the budget rather
+        // than wait for all of it.
+        let batch_bytes = READ_LIMIT.max_bytes.min(self.gate.capacity() / 4).max(1);
+        let mut wanted = batch_bytes;
         loop {
             let current = *head.borrow_and_update();
             if self.next_seq > current {
@@ -119,37 +160,106 @@ impl Cursor {
                 head.changed().await.ok()?;
                 continue;
             }
-            let batch = match self.next_batch().await {
-                Ok(batch) => batch,
-                Err(refusal) => return Some(refusal),
+            // Boxed: delivering a batch needs far more state than waiting for the next one, and an idle cursor
+            // should only hold the latter.
+            wanted = match Box::pin(self.deliver_batch(wanted)).await {
+                Batch::Delivered => batch_bytes,
+                Batch::TooLarge(delivery_len) => delivery_len,
+                Batch::Failed(refusal) => return Some(refusal),
+                Batch::StreamGone => return None,
             };
-            for message in batch {
-                let below_start = self.min_epoch.is_some_and(|epoch| message.epoch < epoch);
-                if !below_start {
-                    self.outbound.send(Ok(OutFrame::Encoded(message.delivery()))).await.ok()?;
+        }
+    }
+
+    /// Reserves `wanted` bytes of the stream's budget, reads the next batch within them and queues its deliveries.
+    async fn deliver_batch(&mut self, wanted: usize) -> Batch {
+        if !self.gate.has_room(wanted) {
+            self.metrics.waits_for_in_flight_budget.inc();
+        }
+        let Some(reserved) = self.gate.admit(wanted).await else {
+            return Batch::StreamGone;
+        };
+        let limit = ReadLimit { max_bytes: reserved.bytes(), ..READ_LIMIT };
+        let batch = match self.next_batch(limit).await {
+            Ok(batch) => batch,
+            Err(refusal) => return Batch::Failed(refusal),
+        };
+        // What the cursor does with each message, up to the first one its member key may no longer read.
+        let mut steps = Vec::with_capacity(batch.len());
+        let mut ended = None;
+        for message in &batch {
+            match self.verdict(message).await {
+                Verdict::Deliver => steps.push((message.seq, Some(message.delivery()))),
+                Verdict::Skip => steps.push((message.seq, None)),
+                Verdict::End(refusal) => {
+                    ended = Some(refusal);
+                    break;
                 }
-                self.next_seq = message.seq + 1;
             }
+        }
+        // Keep what the batch needs and give the rest back at once: the stream's other cursors may wait for it.
+        let needed = steps.iter().filter_map(|(_, delivery)| delivery.as_ref()).map(Bytes::len).sum::<usize>();
+        let mut grant = reserved.shrink(needed);
+        for (seq, delivery) in steps {
+            if let Some(delivery) = delivery {
+                // Out of room, or the token expired meanwhile: the rest is read again at the next turn, the
+                // message that did not fit asking for its own size (up to the whole budget).
+                let Some(share) = grant.take(delivery.len()).filter(|_| self.gate.open()) else {
+                    return Batch::TooLarge(delivery.len());
+                };
+                let bytes = delivery.len() as u64;
+                if self.queue(OutFrame::Delivery(delivery, Box::new(share))).await.is_err() {
+                    return Batch::StreamGone;
+                }
+                self.metrics.deliveries.inc();
+                self.metrics.delivered_bytes.inc_by(bytes);
+            }
+            self.next_seq = seq + 1;
+        }
+        match ended {
+            Some(refusal) => Batch::Failed(refusal),
+            None => Batch::Delivered,
+        }
+    }
+
+    /// Queues a delivery on the stream, counting it when it has to wait for room; `Err` once the stream is gone.
+    async fn queue(&self, delivery: OutFrame) -> Result<(), ()> {
+        match self.outbound.try_send(Ok(delivery)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(delivery)) => {
+                self.metrics.waits_for_stream_queue.inc();
+                self.outbound.send(delivery).await.map_err(drop)
+            }
+            Err(TrySendError::Closed(_)) => Err(()),
+        }
+    }
+
+    /// Whether the message is below the subscription's start epoch, or outside its member key's epochs.
+    async fn verdict(&mut self, message: &StoredMessage) -> Verdict {
+        if self.min_epoch.is_some_and(|epoch| message.epoch < epoch) {
+            return Verdict::Skip;
+        }
+        match &mut self.members {
+            None => Verdict::Deliver,
+            Some(members) => members.check(message.epoch).await,
         }
     }
 
     /// The next messages from `next_seq` on, which must start exactly at `next_seq`: if retention removed it
     /// meanwhile, the subscription fails rather than skip ahead.
-    async fn next_batch(&self) -> Result<Vec<Arc<StoredMessage>>, Refusal> {
+    async fn next_batch(&self, limit: ReadLimit) -> Result<Vec<Arc<StoredMessage>>, Refusal> {
         let low_seq = self.feed.low_seq();
         if self.next_seq < low_seq {
             return Err(expired(RetentionExpired { channel: self.channel.to_string(), low_seq }));
         }
-        if let Some(recent) = self.feed.recent_from(self.next_seq, READ_LIMIT) {
+        if let Some(recent) = self.feed.recent_from(self.next_seq, limit) {
             if !recent.is_empty() {
                 return Ok(recent);
             }
         }
-        let (pool, name, from) = (Arc::clone(&self.reader), self.channel.to_string(), self.next_seq);
-        let stored = tokio::task::spawn_blocking(move || pool.read_from(&name, from, READ_LIMIT))
-            .await
-            .map_err(storage)?
-            .map_err(storage)?;
+        let (name, from) = (self.channel.to_string(), self.next_seq);
+        self.metrics.catch_up_reads.inc();
+        let stored = self.reader.read(move |pool| pool.read_from(&name, from, limit)).await.map_err(unreadable_log)?;
         if stored.first().map(|m| m.seq) != Some(self.next_seq) {
             let low_seq = self.feed.low_seq();
             return Err(expired(RetentionExpired { channel: self.channel.to_string(), low_seq }));

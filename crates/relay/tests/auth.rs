@@ -3,63 +3,18 @@
 //! (expired, other account, grants) are signed with that same key so only the property under test differs.
 
 mod common;
+#[path = "common/minter.rs"]
+mod minter;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::mls_group::new_group;
+use common::mls_member::member;
 use common::{channel, error_code, head_query, meta, subscription_ack, From, Stream};
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use minter::Minter;
 use skytale_auth::{Claims, TokenIssuer, CLOCK_LEEWAY_SECS};
 use skytale_proto::meta as keys;
 use skytale_relay::{RelayAuth, RelayHandle};
-use tempfile::TempDir;
-
-/// Signs arbitrary claims with an API signing key the relay trusts.
-struct Minter {
-    issuer: TokenIssuer,
-    key: EncodingKey,
-    _dir: TempDir,
-}
-
-impl Minter {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("signing.pem");
-        let issuer = TokenIssuer::load_or_create(&path).unwrap();
-        let pem = std::fs::read_to_string(&path).unwrap();
-        let der = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap().to_pkcs8_der().unwrap();
-        Self { issuer, key: EncodingKey::from_ed_der(der.as_bytes()), _dir: dir }
-    }
-
-    /// A normal token, as the API issues it.
-    fn token(&self, account: &str, org: &str, granted: &[&str]) -> String {
-        let granted = granted.iter().map(|c| c.to_string()).collect();
-        self.issuer.issue(account, org, granted).unwrap().token
-    }
-
-    /// A token whose `exp` is `exp`, otherwise like [`Minter::token`].
-    fn token_expiring_at(&self, account: &str, org: &str, exp: u64) -> String {
-        let claims = Claims {
-            iss: skytale_auth::ISSUER.into(),
-            aud: skytale_auth::AUDIENCE.into(),
-            sub: account.into(),
-            org: org.into(),
-            channels: vec![],
-            iat: exp.saturating_sub(900),
-            exp,
-        };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = self.issuer.jwks().keys[0].common.key_id.clone();
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
-    }
-
-    async fn relay(&self, dir: &TempDir) -> RelayHandle {
-        let mut config = common::config(dir.path());
-        config.auth = RelayAuth::Jwt(Box::new(self.issuer.verifier().unwrap()));
-        common::start(config).await
-    }
-}
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -148,7 +103,8 @@ async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
     let minter = Minter::new();
     let relay = minter.relay(&dir).await;
     let token = minter.token("acct_a", "acme", &[]);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
+    let mut alice = member("alice");
+    let mut stream = Stream::open_as(relay.local_addr(), &token, &alice.proof_headers(&token)).await.unwrap();
     let foreign = channel("globex/team/secret");
     let own = channel("acme/team/general");
 
@@ -157,8 +113,9 @@ async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
     assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
     assert!(subscription_ack(&ack).error.contains("globex/team/secret"), "{ack:?}");
 
-    let mut group = new_group(false);
-    let reply = stream.publish(&foreign, "m1", group.application(b"x")).await;
+    // An account creates channels in its own org only.
+    let group_info = alice.create();
+    let reply = stream.publish(&foreign, "m1", group_info.clone()).await;
     assert_eq!(error_code(&reply), "unauthorized");
     assert_eq!(meta(&reply, keys::MSG_ID), Some("m1"));
 
@@ -169,10 +126,10 @@ async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
     assert_eq!(meta(&reply, keys::MSG_ID), Some("q1"));
 
     // Still open and usable for the org's own channels.
-    let mut own_group = new_group(false);
-    assert_eq!(stream.publish_ok(&own, "m2", own_group.application(b"y")).await, 1);
+    assert_eq!(stream.publish_ok(&own, "m2", group_info).await, 1);
+    assert_eq!(stream.publish_ok(&own, "m3", alice.application(b"y")).await, 2);
     stream.subscribe_ok(&own, 8, From::Seq(1)).await;
-    assert_eq!(common::seq(&stream.deliveries(1).await[0]), 1);
+    assert_eq!(common::seq(&stream.deliveries(2).await[1]), 2);
 
     // Nothing was stored for the refused channel: its owner finds it empty.
     let owner_token = minter.token("acct_g", "globex", &[]);
@@ -183,17 +140,20 @@ async fn another_orgs_channel_is_refused_and_the_stream_stays_usable() {
 }
 
 #[tokio::test]
-async fn a_channel_granted_in_the_token_is_usable() {
+async fn a_grant_lets_an_account_read_a_channel_of_another_org_before_it_exists_but_not_create_it() {
     let dir = tempfile::tempdir().unwrap();
     let minter = Minter::new();
     let relay = minter.relay(&dir).await;
     let granted = channel("globex/team/shared");
     let token = minter.token("acct_a", "acme", &["globex/team/shared"]);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
-    let mut group = new_group(false);
-    assert_eq!(stream.publish_ok(&granted, "m1", group.application(b"hi")).await, 1);
+    let mut alice = member("alice");
+    let mut stream = Stream::open_as(relay.local_addr(), &token, &alice.proof_headers(&token)).await.unwrap();
     stream.subscribe_ok(&granted, 1, From::Seq(1)).await;
-    assert_eq!(common::seq(&stream.deliveries(1).await[0]), 1);
+    stream.send(head_query(&granted, Some("q1"))).await;
+    assert_eq!(meta(&stream.recv().await, keys::HEAD_SEQ), Some("0"));
+    let reply = stream.publish(&granted, "m1", alice.create()).await;
+    assert_eq!(error_code(&reply), "unauthorized");
+    assert!(meta(&reply, keys::ERROR).is_some_and(|e| e.contains("in its own org")), "{reply:?}");
     // The grant is for that channel only.
     let ack = stream.subscribe(&channel("globex/team/other"), 2, From::Live).await;
     assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
@@ -229,19 +189,27 @@ async fn a_refresh_for_another_account_is_refused_and_the_old_claims_stay() {
     relay.shutdown().await;
 }
 
+/// How long a stream with an expired token is watched for deliveries it must not get.
+const PAUSE_CHECK: Duration = Duration::from_secs(2);
+
 #[tokio::test]
-async fn after_expiry_new_requests_are_refused_until_a_refresh_which_also_brings_new_grants() {
+async fn after_expiry_requests_are_refused_and_deliveries_pause_until_a_refresh_which_also_brings_new_grants() {
     let dir = tempfile::tempdir().unwrap();
     let minter = Minter::new();
     let relay = minter.relay(&dir).await;
     let own = channel("acme/team/live");
     let granted = channel("globex/team/joined");
+    let mut alice = member("alice");
+    let other_token = minter.token("acct_b", "acme", &[]);
+    let mut other =
+        Stream::open_as(relay.local_addr(), &other_token, &alice.proof_headers(&other_token)).await.unwrap();
+    assert_eq!(other.publish_ok(&own, "create", alice.create()).await, 1);
 
     // Valid at open thanks to the clock leeway, invalid a few seconds later.
     let exp = now_secs() + 4 - CLOCK_LEEWAY_SECS;
     let short = minter.token_expiring_at("acct_a", "acme", exp);
-    let mut stream = Stream::open_with(relay.local_addr(), Some(&short)).await.unwrap();
-    stream.subscribe_ok(&own, 1, From::Seq(1)).await;
+    let mut stream = Stream::open_as(relay.local_addr(), &short, &alice.proof_headers(&short)).await.unwrap();
+    stream.subscribe_ok(&own, 1, From::Seq(2)).await;
     while now_secs() <= exp + CLOCK_LEEWAY_SECS {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -249,26 +217,79 @@ async fn after_expiry_new_requests_are_refused_until_a_refresh_which_also_brings
     let ack = stream.subscribe(&channel("acme/team/new"), 2, From::Live).await;
     assert_eq!(meta(&ack, keys::ERROR_CODE), Some("unauthorized"));
     assert!(subscription_ack(&ack).error.contains("token expired"), "{ack:?}");
-    let mut group = new_group(false);
-    let reply = stream.publish(&own, "late", group.application(b"x")).await;
+    let reply = stream.publish(&own, "late", alice.application(b"x")).await;
     assert_eq!(error_code(&reply), "unauthorized");
 
-    // The established subscription keeps delivering what others publish.
-    let mut other = Stream::open_with(relay.local_addr(), Some(&minter.token("acct_b", "acme", &[]))).await.unwrap();
-    assert_eq!(other.publish_ok(&own, "from-b", group.application(b"hello")).await, 1);
-    assert_eq!(meta(&stream.deliveries(1).await[0], keys::MSG_ID), Some("from-b"));
+    // What others publish meanwhile is stored, but the expired stream is not given it.
+    assert_eq!(other.publish_ok(&own, "from-b", alice.application(b"hello")).await, 2);
+    if let Ok(frame) = tokio::time::timeout(PAUSE_CHECK, stream.try_recv()).await {
+        panic!("a stream with an expired token got {frame:?}");
+    }
 
-    // A refresh for the same account restores access and brings the grant it now carries.
+    // A refresh for the same account resumes the deliveries where they paused, and brings the grant the new
+    // token carries.
     let fresh = minter.token("acct_a", "acme", &["globex/team/joined"]);
     stream.send(common::token_refresh("r1", &fresh)).await;
-    let reply = stream.recv().await;
-    assert_eq!(meta(&reply, keys::ERROR_CODE), None, "{reply:?}");
-    assert!(meta(&reply, keys::MAX_PAYLOAD).is_some(), "{reply:?}");
+    let (mut link_reply, mut delivery) = (None, None);
+    for _ in 0..2 {
+        let frame = stream.recv().await;
+        if common::is_delivery(&frame) {
+            delivery = Some(frame);
+        } else {
+            link_reply = Some(frame);
+        }
+    }
+    let link_reply = link_reply.expect("the refresh is answered");
+    assert_eq!(meta(&link_reply, keys::ERROR_CODE), None, "{link_reply:?}");
+    assert!(meta(&link_reply, keys::MAX_PAYLOAD).is_some(), "{link_reply:?}");
+    let delivery = delivery.expect("the paused delivery arrives");
+    assert_eq!((common::seq(&delivery), meta(&delivery, keys::MSG_ID)), (2, Some("from-b")));
     stream.subscribe_ok(&granted, 3, From::Live).await;
-    // Publish on a channel this stream does not follow, so the only reply is the ack.
-    let mut fresh_group = new_group(false);
+    // Create a channel this stream does not follow, so the only reply is the ack.
+    let mut fresh_group = member("alice-2");
     let unfollowed = channel("acme/team/after-refresh");
-    assert_eq!(stream.publish_ok(&unfollowed, "again", fresh_group.application(b"y")).await, 1);
+    let refused = stream.publish(&unfollowed, "again", fresh_group.create()).await;
+    // alice-2's GroupInfo is not signed by this stream's key (alice's).
+    assert_eq!(error_code(&refused), "unauthorized");
+    assert_eq!(stream.publish_ok(&unfollowed, "again-2", alice.create()).await, 1);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_whose_token_stays_expired_is_closed_after_the_grace_period_and_a_refreshed_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let minter = Minter::new();
+    let grace = Duration::from_secs(1);
+    let relay = minter.relay_with(&dir, |config| config.token_grace = grace).await;
+    let ch = channel("acme/team/grace");
+
+    let exp = now_secs() + 3 - CLOCK_LEEWAY_SECS;
+    let short = minter.token_expiring_at("acct_a", "acme", exp);
+    let mut alice = member("alice");
+    let mut stale = Stream::open_as(relay.local_addr(), &short, &alice.proof_headers(&short)).await.unwrap();
+    stale.subscribe_ok(&ch, 1, From::Live).await;
+    let mut refreshed = Stream::open_as(relay.local_addr(), &short, &alice.proof_headers(&short)).await.unwrap();
+    refreshed.subscribe_ok(&ch, 1, From::Live).await;
+    refreshed.send(common::token_refresh("r1", &minter.token("acct_a", "acme", &[]))).await;
+    assert_eq!(meta(&refreshed.recv().await, keys::ERROR_CODE), None);
+
+    // The stale stream's last frame says why it ends, and the stream ends as unauthenticated.
+    let frame = stale.recv().await;
+    assert_eq!(error_code(&frame), "unauthorized");
+    assert!(meta(&frame, keys::ERROR).is_some_and(|e| e.contains("not refreshed within 1s")), "{frame:?}");
+    match stale.try_recv().await {
+        Err(status) => assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}"),
+        other => panic!("expected the stream to end, got {other:?}"),
+    }
+    assert!(now_secs() > exp + CLOCK_LEEWAY_SECS + grace.as_secs(), "closed before its grace period was over");
+
+    // The refreshed stream still delivers.
+    let publisher_token = minter.token("acct_b", "acme", &[]);
+    let mut publisher =
+        Stream::open_as(relay.local_addr(), &publisher_token, &alice.proof_headers(&publisher_token)).await.unwrap();
+    assert_eq!(publisher.publish_ok(&ch, "create", alice.create()).await, 1);
+    assert_eq!(publisher.publish_ok(&ch, "after", alice.application(b"still here")).await, 2);
+    assert_eq!(meta(&refreshed.deliveries(2).await[1], keys::MSG_ID), Some("after"));
     relay.shutdown().await;
 }
 

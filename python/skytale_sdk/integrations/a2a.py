@@ -6,7 +6,7 @@ Each A2A context is one channel, ``{org}/a2a/{context_id}``. :class:`SkytaleA2AA
 tasks over the same channel instead of HTTP. Wire format: docs/integrations.md.
 
 Without ``a2a-sdk`` installed, importing this module raises ``ImportError`` saying
-``pip install skytale-sdk[a2a]``.
+``pip install '.[a2a]'``.
 """
 
 from __future__ import annotations

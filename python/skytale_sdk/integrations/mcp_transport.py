@@ -47,7 +47,8 @@ try:
     from mcp.types import JSONRPCError, JSONRPCMessage, jsonrpc_message_adapter
 except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        f"skytale_sdk.integrations.mcp_transport needs the mcp package ({error}): pip install skytale-sdk[mcp]"
+        f"skytale_sdk.integrations.mcp_transport needs the mcp package ({error}): "
+        "pip install '.[mcp]' in the Skytale source tree"
     ) from error
 
 from .._native import Message

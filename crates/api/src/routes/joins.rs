@@ -59,6 +59,7 @@ pub(super) async fn request_join(
         key_package: &key_package,
     };
     let join_id = state.storage.redeem_invite(request).await??;
+    state.metrics.invites_redeemed.inc();
     state.signals.ring(&Subject::ChannelJoins(channel.to_string()));
     Ok((StatusCode::CREATED, Json(JoinCreated { join_id })))
 }
@@ -219,6 +220,9 @@ async fn settle(
     let join_ids = join_ids.as_slice();
     caller.require_member(state, channel).await?;
     state.storage.settle_joins(channel, join_ids, welcome).await??;
+    if welcome.is_some() {
+        state.metrics.joins_admitted.inc_by(join_ids.len() as u64);
+    }
     for join_id in join_ids {
         state.signals.ring(&Subject::Join(join_id.clone()));
     }

@@ -8,9 +8,11 @@ mod tokens;
 
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 
+use crate::metrics::{track_requests, RequestTracking};
 use crate::state::AppState;
 
 /// One served operation.
@@ -21,7 +23,7 @@ pub struct Route {
     pub path: &'static str,
 }
 
-/// Builds the router and the list of what it serves.
+/// Builds the router, counting every request in the state's metrics, and the list of what it serves.
 pub(crate) fn router(state: AppState) -> (Router, Vec<Route>) {
     let book = RouteBook::default()
         .get("/.well-known/jwks.json", tokens::jwks)
@@ -34,7 +36,13 @@ pub(crate) fn router(state: AppState) -> (Router, Vec<Route>) {
         .post("/v1/channels/joins/welcome", joins::welcome_joins)
         .post("/v1/channels/joins/reject", joins::reject_joins)
         .get("/v1/openapi.json", openapi::document);
-    (book.router.with_state(state), book.routes)
+    let tracking = RequestTracking {
+        metrics: state.metrics.clone(),
+        templates: book.routes.iter().map(|route| route.path).collect(),
+    };
+    // `layer` (not `route_layer`) so that requests no route matches are counted too.
+    let router = book.router.layer(middleware::from_fn_with_state(tracking, track_requests));
+    (router.with_state(state), book.routes)
 }
 
 #[derive(Default)]

@@ -52,6 +52,12 @@ impl Storage {
         Ok(Self { pool })
     }
 
+    /// Whether the database answers a trivial query (the API's readiness).
+    pub async fn check(&self) -> Result<(), StorageError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Closes every connection; pending queries finish first.
     pub async fn close(&self) {
         self.pool.close().await;

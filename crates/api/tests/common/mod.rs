@@ -62,6 +62,8 @@ impl Backend {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: self.database_url.clone(),
             key_file: self.dir.path().join("api-signing-key.pem"),
+            token_lifetime: skytale_auth::TOKEN_LIFETIME,
+            admin_listen: None,
         }
     }
 }
@@ -74,7 +76,14 @@ pub struct TestApi {
 
 impl TestApi {
     pub async fn start(backend: &Backend) -> Self {
-        let handle = Api::start(backend.config()).await.expect("API starts");
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server with `configure` applied to the backend's configuration.
+    pub async fn start_with(backend: &Backend, configure: impl FnOnce(&mut ApiConfig)) -> Self {
+        let mut config = backend.config();
+        configure(&mut config);
+        let handle = Api::start(config).await.expect("API starts");
         let client = ApiClient::new(handle.local_addr());
         Self { handle, client }
     }

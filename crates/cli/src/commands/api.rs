@@ -16,6 +16,8 @@ pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
     if let Some(key_file) = args.key_file {
         config.key_file = key_file;
     }
+    config.token_lifetime = args.token_lifetime;
+    config.admin_listen = args.admin_listen;
 
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;

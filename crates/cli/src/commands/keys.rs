@@ -3,7 +3,7 @@
 
 use skytale_api::{create_account_with_key, Storage};
 
-use super::{api_data_dir, sqlite_url_in, CommandError};
+use super::{api_data_dir, sqlite_url_in, CommandError, API_DB_FILE};
 use crate::announce;
 use crate::args::{DatabaseArgs, KeysCommand};
 
@@ -15,9 +15,17 @@ pub async fn run(command: KeysCommand) -> Result<(), CommandError> {
 }
 
 async fn open(database: DatabaseArgs) -> Result<Storage, CommandError> {
-    let url = match database.database_url {
-        Some(url) => url,
-        None => sqlite_url_in(&api_data_dir(database.data_dir)?),
+    let url = match (database.database_url, database.data_dir) {
+        (Some(url), _) => url,
+        (None, Some(dir)) => sqlite_url_in(&dir),
+        // A key in a database no server reads would look valid and be refused everywhere.
+        (None, None) => {
+            let dir = api_data_dir(None)?;
+            if !dir.join(API_DB_FILE).exists() {
+                return Err(CommandError::NoApiDatabase(dir.join(API_DB_FILE)));
+            }
+            sqlite_url_in(&dir)
+        }
     };
     Ok(Storage::open(&url).await?)
 }

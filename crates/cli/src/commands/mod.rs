@@ -3,6 +3,7 @@
 pub mod api;
 pub mod dev;
 pub mod keys;
+pub mod mcp;
 pub mod relay;
 
 use std::path::PathBuf;
@@ -16,6 +17,8 @@ pub enum CommandError {
     Relay(#[from] skytale_relay::RelayError),
     #[error("API server: {0}")]
     Api(#[from] skytale_api::ServeError),
+    #[error(transparent)]
+    AdminListener(#[from] skytale_admin::AdminError),
     #[error("API database: {0}")]
     Storage(#[from] skytale_api::StorageError),
     #[error(transparent)]
@@ -41,6 +44,21 @@ pub enum CommandError {
     Signals(std::io::Error),
     #[error("HOME is not set: pass {flag} explicitly")]
     NoHome { flag: &'static str },
+    #[error("{0}: stop the other skytale dev on it, or pass another --dir")]
+    DevDirInUse(skytale_dir_lock::LockError),
+    #[error(
+        "{error}: the port is taken (by another skytale dev, or another program); pass {flag} 0 for any free port"
+    )]
+    PortTaken { flag: &'static str, error: String },
+    #[error(
+        "no API database at {} (the default): pass --data-dir with the directory of the skytale api that is to \
+         know the key (for skytale dev --dir D: D/api), or --database-url; to provision before its first start, \
+         pass --data-dir explicitly",
+        .0.display()
+    )]
+    NoApiDatabase(PathBuf),
+    #[error(transparent)]
+    Mcp(#[from] mcp::McpError),
 }
 
 /// `~/.skytale/<name>`, the default location of a command's data.
@@ -57,7 +75,10 @@ pub fn api_data_dir(data_dir: Option<PathBuf>) -> Result<PathBuf, CommandError> 
     }
 }
 
+/// The SQLite database an API started with `--data-dir DIR` uses by default, in DIR.
+pub const API_DB_FILE: &str = "api.db";
+
 /// `sqlite://DIR/api.db`, the database an API started with `--data-dir DIR` uses by default.
 pub fn sqlite_url_in(data_dir: &std::path::Path) -> String {
-    format!("sqlite://{}", data_dir.join("api.db").display())
+    format!("sqlite://{}", data_dir.join(API_DB_FILE).display())
 }

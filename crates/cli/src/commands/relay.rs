@@ -1,6 +1,6 @@
 //! `skytale relay`: runs the relay alone until SIGINT/SIGTERM.
 
-use skytale_relay::{Relay, RelayAuth, RelayConfig, TokenVerifier};
+use skytale_relay::{ChannelQuota, Relay, RelayAuth, RelayConfig, TokenVerifier};
 
 use super::{default_dir, CommandError};
 use crate::announce;
@@ -23,6 +23,15 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     config.max_connections_per_ip = args.max_connections_per_ip;
     config.max_streams_per_connection = args.max_streams_per_connection;
     config.handshake_timeout = args.handshake_timeout;
+    config.channel_quota =
+        ChannelQuota { per_account: args.max_channels_per_account, per_org: args.max_channels_per_org };
+    config.max_subscriptions_per_stream = args.max_subscriptions_per_stream;
+    config.max_names_per_stream = args.max_names_per_stream;
+    config.idle_stream_timeout = args.idle_stream_timeout;
+    config.token_grace = args.token_grace;
+    config.max_in_flight_per_connection = args.max_in_flight_per_connection;
+    config.max_in_flight_per_account = args.max_in_flight_per_account;
+    config.admin_listen = args.admin_listen;
     if matches!(config.auth, RelayAuth::None) {
         tracing::warn!("--auth none: every stream may use every channel; for local development only");
     }

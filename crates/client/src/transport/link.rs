@@ -20,7 +20,7 @@ use crate::frames::{self, Incoming};
 use crate::tls;
 
 /// How long `connect` (and each reconnect attempt) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Retry pace of a failed token refresh (the old token stays valid for a third of its lifetime).
@@ -39,26 +39,43 @@ pub(super) struct Link {
 
 type Inbound = tonic::Streaming<pb::Message>;
 
-fn status_error(status: tonic::Status) -> Error {
-    match status.code() {
-        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => Error::Auth(status.message().to_owned()),
-        _ => Error::Transport(format!("relay stream failed: {}", status.message())),
-    }
-}
+/// What to do about a relay that cannot be reached, in the SDK's terms.
+const UNREACHABLE_HINT: &str = "is it running, and is this its address? For a local stack run `skytale dev` and use \
+     the SKYTALE_RELAY it prints (the endpoint argument, or the SKYTALE_RELAY environment variable)";
 
 impl Relay {
+    fn status_error(&self, status: tonic::Status) -> Error {
+        match status.code() {
+            // The relay's own words are about headers; a client without credentials is told what to configure.
+            tonic::Code::Unauthenticated if self.credentials.is_none() => Error::Auth(format!(
+                "the relay at {} requires an API key: pass api_key and api_url (or set SKYTALE_API_KEY and \
+                 SKYTALE_API_URL; `skytale dev` prints both) (the relay said: {})",
+                self.endpoint,
+                status.message()
+            )),
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                Error::Auth(format!("the relay at {} refused this client: {}", self.endpoint, status.message()))
+            }
+            _ => Error::Transport(format!("relay stream failed: {}", status.message())),
+        }
+    }
+
     pub(super) async fn open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
         match timeout(CONNECT_TIMEOUT, self.try_open_link()).await {
             Ok(result) => result,
-            Err(_) => {
-                Err(Error::Transport(format!("relay {} did not answer within {CONNECT_TIMEOUT:?}", self.endpoint)))
-            }
+            Err(_) => Err(Error::Transport(format!(
+                "the relay at {} did not answer within {CONNECT_TIMEOUT:?}: {UNREACHABLE_HINT}",
+                self.endpoint
+            ))),
         }
     }
 
     async fn try_open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
         let unreachable = |e: tonic::transport::Error| {
-            Error::Transport(format!("cannot reach relay {}: {}", self.endpoint, with_causes(&e)))
+            // tonic's outermost message is "transport error", which the prefix already says.
+            let causes = with_causes(&e);
+            let causes = causes.strip_prefix("transport error: ").unwrap_or(&causes);
+            Error::Transport(format!("cannot reach the relay at {} ({causes}): {UNREACHABLE_HINT}", self.endpoint))
         };
         let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?
@@ -72,10 +89,12 @@ impl Relay {
                 .map_err(|e| Error::Transport(format!("invalid TLS settings for {}: {e}", self.endpoint)))?;
         }
         // Fetched per link: a reconnect presents a fresh token with every grant recorded so far.
-        let bearer = match &self.credentials {
-            Some(credentials) => Some(bearer_value(&credentials.token_for_new_stream().await?)?),
+        let token = match &self.credentials {
+            Some(credentials) => Some(credentials.token_for_new_stream().await?),
             None => None,
         };
+        let bearer = token.as_deref().map(bearer_value).transpose()?;
+        let member_headers = self.member.headers(token.as_deref().unwrap_or_default())?;
         let channel = endpoint.connect().await.map_err(unreachable)?;
         let mut client = DataPlaneServiceClient::new(channel)
             .max_decoding_message_size(MAX_FRAME)
@@ -90,9 +109,13 @@ impl Relay {
         if let Some(bearer) = bearer {
             request.metadata_mut().insert("authorization", bearer);
         }
-        let mut inbound = client.open_channel(request).await.map_err(status_error)?.into_inner();
+        for (name, value) in member_headers {
+            let value = value.parse().map_err(|_| Error::Runtime(format!("{name} is not a valid header value")))?;
+            request.metadata_mut().insert(name, value);
+        }
+        let mut inbound = client.open_channel(request).await.map_err(|status| self.status_error(status))?.into_inner();
         loop {
-            match inbound.message().await.map_err(status_error)? {
+            match inbound.message().await.map_err(|status| self.status_error(status))? {
                 Some(frame) => match frames::classify(frame) {
                     Incoming::LinkReply { max_payload, .. } => {
                         if let Some(limit) = max_payload {

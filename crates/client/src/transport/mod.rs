@@ -4,7 +4,9 @@
 //! resubscribes every routed channel from the position the channel reports, and reads frames until the stream
 //! breaks; then it reconnects with exponential backoff (capped at [`link::MAX_BACKOFF`]). Callers never see the
 //! individual links: [`Relay::publish`] waits for a link, sends, and if the link dies before the relay answers it
-//! resends the same frame (same msg-id, which the relay deduplicates) on the next link, up to a deadline.
+//! resends the same frame (same msg-id, which the relay deduplicates) on the next link, up to a deadline and a
+//! few lost links. A frame whose MLS message exceeds the payload limit the link's relay announced is never sent:
+//! past the relay's frame limit it would end the stream, on every link it was resent on.
 //!
 //! Deliveries go to each channel's bounded queue with `send().await`, so a channel that falls behind slows the
 //! stream (HTTP/2 flow control) instead of losing messages.
@@ -17,6 +19,8 @@
 //! requests waiting for them (publishes, head queries, token refreshes); [`routes`] hands each channel its
 //! deliveries and keeps its subscription.
 
+#[doc(hidden)]
+pub(crate) mod fuzzing;
 mod link;
 mod requests;
 mod routes;
@@ -29,10 +33,12 @@ use std::time::Duration;
 use skytale_proto::pb;
 use skytale_proto::ChannelName;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::credentials::Credentials;
 use crate::error::Error;
 use crate::frames::RelayRefusal;
+use crate::identity::MemberProver;
 use crate::tls::TrustRoots;
 use link::Link;
 use requests::Waiters;
@@ -51,6 +57,8 @@ pub(crate) struct RelayAccess {
     pub roots: TrustRoots,
     /// `None`: anonymous streams (a relay run with `--auth none`).
     pub credentials: Option<Arc<Credentials>>,
+    /// Signs every stream's member proof.
+    pub member: MemberProver,
 }
 
 /// Shared state of the relay connection.
@@ -59,6 +67,7 @@ pub(crate) struct Relay {
     source: pb::Name,
     roots: TrustRoots,
     credentials: Option<Arc<Credentials>>,
+    member: MemberProver,
     link: watch::Sender<Option<Link>>,
     generation: AtomicU64,
     next_id: AtomicU64,
@@ -78,11 +87,25 @@ impl Relay {
     /// Connects to the relay (failing fast if it is unreachable or refuses the credentials) and starts the
     /// supervisor task, plus the token refresher when there are credentials.
     pub async fn connect(access: RelayAccess) -> Result<Arc<Self>, Error> {
-        let relay = Arc::new(Self {
+        let relay = Self::unconnected(access);
+        let first = relay.open_link().await?;
+        tokio::spawn(relay.clone().supervise(Some(first)));
+        // Returns once the supervisor has put the link up, so the client is `connected` from the start.
+        relay.wait_for_link(Instant::now() + link::CONNECT_TIMEOUT).await?;
+        if let Some(credentials) = relay.credentials.clone() {
+            tokio::spawn(relay.clone().keep_token_fresh(credentials));
+        }
+        Ok(relay)
+    }
+
+    /// The transport's state before any link: nothing routed, nothing waiting.
+    fn unconnected(access: RelayAccess) -> Arc<Self> {
+        Arc::new(Self {
             endpoint: access.endpoint,
             source: access.source,
             roots: access.roots,
             credentials: access.credentials,
+            member: access.member,
             link: watch::Sender::new(None),
             generation: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -93,18 +116,18 @@ impl Relay {
             refreshes: Waiters::default(),
             routes: RwLock::new(HashMap::new()),
             shutdown: watch::Sender::new(false),
-        });
-        let first = relay.open_link().await?;
-        tokio::spawn(relay.clone().supervise(Some(first)));
-        if let Some(credentials) = relay.credentials.clone() {
-            tokio::spawn(relay.clone().keep_token_fresh(credentials));
-        }
-        Ok(relay)
+        })
     }
 
     /// Largest MLS message the relay accepts, as negotiated on the current (or last) link.
     pub fn max_payload(&self) -> usize {
         self.max_payload.load(Ordering::Relaxed)
+    }
+
+    /// Whether a stream to the relay is open right now. While it is not, the transport reconnects on its own and
+    /// calls wait for it (up to their deadlines).
+    pub fn is_connected(&self) -> bool {
+        self.link.borrow().is_some()
     }
 
     /// Stops the supervisor; pending and future calls fail with a transport error.

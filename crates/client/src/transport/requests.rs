@@ -1,11 +1,13 @@
 //! Requests the relay answers on the stream (publishes, head queries, token refreshes; subscriptions follow the
 //! same pattern in `routes`), each matched to its answer by id and sent again on the next link when its link
-//! dies before the answer.
+//! dies before the answer, a bounded number of times. A publish larger than the payload limit of the link it
+//! would go on is refused without being sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
+use skytale_proto::meta::error_code;
 use skytale_proto::pb;
 use skytale_proto::ChannelName;
 use tokio::sync::oneshot;
@@ -33,6 +35,29 @@ pub(crate) struct BatchOutcome {
     pub error: Option<Error>,
 }
 
+/// How many links may end while one request waits for its answer before it is given up. A relay restart ends
+/// one; a frame that the relay (or something on the way) cannot take ends every link it is sent on, and without
+/// a bound it would be sent again on each new link as fast as links open, until the deadline.
+const MAX_LINKS_LOST: usize = 4;
+
+fn links_lost_error() -> Error {
+    Error::Transport(format!(
+        "the stream to the relay ended {MAX_LINKS_LOST} times while this request waited for its answer; it is not \
+         sent again (the client's log says why each stream ended)"
+    ))
+}
+
+/// The answer to a publish too large for the link it would go on: sending it would only make the relay refuse
+/// it or, past its frame limit, end the stream.
+fn too_large_for_link(blob_len: usize, max_payload: usize) -> PublishOutcome {
+    PublishOutcome::Refused(RelayRefusal {
+        code: error_code::PAYLOAD_TOO_LARGE.to_owned(),
+        message: format!(
+            "an MLS message of {blob_len} bytes is over the relay's limit of {max_payload} bytes, so it was not sent"
+        ),
+    })
+}
+
 struct Waiter<T> {
     generation: u64,
     reply: oneshot::Sender<T>,
@@ -49,7 +74,7 @@ impl<T> Default for Waiters<T> {
 }
 
 impl<T> Waiters<T> {
-    fn register(&self, id: String, generation: u64, reply: oneshot::Sender<T>) -> Result<(), Error> {
+    pub(super) fn register(&self, id: String, generation: u64, reply: oneshot::Sender<T>) -> Result<(), Error> {
         self.0.lock().map_err(runtime_lock)?.insert(id, Waiter { generation, reply });
         Ok(())
     }
@@ -111,10 +136,16 @@ pub(super) trait Request {
 
     /// Forgets this attempt's waiter: its frame was not sent, or no answer came in time.
     fn forget(&self) -> Result<(), Error>;
+
+    /// The answer to give instead of sending, when a link whose payload limit is `max_payload` cannot take the
+    /// frame. `None`: send it.
+    fn refused_on_link(&self, _max_payload: usize) -> Option<Self::Answer> {
+        None
+    }
 }
 
-/// A request answered under a string id (a publish's msg-id, a head query's id, a token refresh's link id).
-/// `attempt` yields each attempt's id and frame: the same msg-id again for a publish, a fresh id otherwise.
+/// A request answered under a fresh string id per attempt (a head query's id, a token refresh's link id):
+/// `attempt` yields each attempt's id and frame.
 pub(super) struct ById<'a, T, F> {
     waiters: &'a Waiters<T>,
     attempt: F,
@@ -142,21 +173,56 @@ impl<T, F: FnMut() -> (String, pb::Message)> Request for ById<'_, T, F> {
     }
 }
 
+/// A publish: the same msg-id and frame on every link, unless the link's payload limit cannot take it.
+struct PublishRequest<'a> {
+    acks: &'a Waiters<PublishOutcome>,
+    msg_id: &'a str,
+    frame: pb::Message,
+    blob_len: usize,
+}
+
+impl Request for PublishRequest<'_> {
+    type Answer = PublishOutcome;
+
+    fn register(&mut self, generation: u64, reply: oneshot::Sender<PublishOutcome>) -> Result<pb::Message, Error> {
+        self.acks.register(self.msg_id.to_owned(), generation, reply)?;
+        Ok(self.frame.clone())
+    }
+
+    fn forget(&self) -> Result<(), Error> {
+        self.acks.forget(self.msg_id)
+    }
+
+    fn refused_on_link(&self, max_payload: usize) -> Option<PublishOutcome> {
+        (self.blob_len > max_payload).then(|| too_large_for_link(self.blob_len, max_payload))
+    }
+}
+
 impl Relay {
     /// Sends `request` and waits for its answer: on the current link, register a waiter and send the frame; if
-    /// the link was replaced meanwhile or dies before the answer, again on the next link, until `deadline`.
-    /// `None`: no answer by then.
+    /// the link was replaced meanwhile or dies before the answer, again on the next link, until `deadline` or
+    /// until [`MAX_LINKS_LOST`] links died with it. `None`: no answer by the deadline.
     pub(super) async fn exchange<R: Request>(
         &self,
         request: &mut R,
         deadline: Instant,
     ) -> Result<Option<R::Answer>, Error> {
+        let mut links_lost = 0;
         loop {
             let link = self.wait_for_link(deadline).await?;
+            // Checked on every link: a relay that restarted may take less than the one the caller checked against.
+            if let Some(refusal) = request.refused_on_link(self.max_payload()) {
+                return Ok(Some(refusal));
+            }
             let Some(answer) = self.send_on(&link, request, deadline).await? else { continue };
             match timeout_at(deadline, answer).await {
                 Ok(Ok(answer)) => return Ok(Some(answer)),
-                Ok(Err(_link_lost)) => continue,
+                Ok(Err(_link_lost)) => {
+                    links_lost += 1;
+                    if links_lost == MAX_LINKS_LOST {
+                        return Err(links_lost_error());
+                    }
+                }
                 Err(_) => {
                     request.forget()?;
                     return Ok(None);
@@ -194,8 +260,9 @@ impl Relay {
         msg_id: &str,
     ) -> Result<PublishOutcome, Error> {
         let deadline = Instant::now() + SEND_DEADLINE;
+        let blob_len = blob.len();
         let frame = frames::publish(&self.source, channel, kind, blob, msg_id);
-        let mut publish = ById::new(&self.acks, || (msg_id.to_owned(), frame.clone()));
+        let mut publish = PublishRequest { acks: &self.acks, msg_id, frame, blob_len };
         match self.exchange(&mut publish, deadline).await? {
             Some(outcome) => Ok(outcome),
             None => Err(Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}"))),
@@ -204,8 +271,10 @@ impl Relay {
 
     /// Publishes `messages` (msg-id, MLS blob) back to back without waiting for each verdict, then collects the
     /// verdicts. After a lost link the unanswered ones are resent, in order and with their msg-ids (the relay
-    /// deduplicates), on the next link, until [`SEND_DEADLINE`]. The outcomes come back in the batch's order;
-    /// on a transport failure the ones never answered are `None`.
+    /// deduplicates), on the next link, until [`SEND_DEADLINE`] or [`MAX_LINKS_LOST`] lost links. A message too
+    /// large for the link is refused without being sent, and the batch ends there: the ones after it are never
+    /// sent (`None`). The outcomes come back in the batch's order; on a transport failure the ones never
+    /// answered are `None`.
     pub async fn publish_batch(
         &self,
         channel: &ChannelName,
@@ -213,16 +282,20 @@ impl Relay {
         messages: Vec<(String, Vec<u8>)>,
     ) -> BatchOutcome {
         let deadline = Instant::now() + SEND_DEADLINE;
-        let frames: Vec<(String, pb::Message)> = messages
+        let frames: Vec<(String, pb::Message, usize)> = messages
             .into_iter()
             .map(|(msg_id, blob)| {
+                let blob_len = blob.len();
                 let frame = frames::publish(&self.source, channel, kind, blob, &msg_id);
-                (msg_id, frame)
+                (msg_id, frame, blob_len)
             })
             .collect();
         let mut outcomes: Vec<Option<PublishOutcome>> = frames.iter().map(|_| None).collect();
+        // Where the batch ends: before the first message refused for its size.
+        let mut end = frames.len();
+        let mut links_lost = 0;
         loop {
-            let unanswered: Vec<usize> = (0..frames.len()).filter(|&i| outcomes[i].is_none()).collect();
+            let unanswered: Vec<usize> = (0..end).filter(|&i| outcomes[i].is_none()).collect();
             if unanswered.is_empty() {
                 return BatchOutcome { outcomes, error: None };
             }
@@ -230,6 +303,13 @@ impl Relay {
                 Ok(link) => link,
                 Err(e) => return BatchOutcome { outcomes, error: Some(e) },
             };
+            // Checked on every link, as for a single publish.
+            let max_payload = self.max_payload();
+            if let Some(&i) = unanswered.iter().find(|&&i| frames[i].2 > max_payload) {
+                outcomes[i] = Some(too_large_for_link(frames[i].2, max_payload));
+                end = i;
+                continue;
+            }
             let answers: Vec<(usize, oneshot::Receiver<PublishOutcome>)> =
                 match self.acks.register_all(link.generation, unanswered.iter().map(|&i| frames[i].0.clone())) {
                     Ok(answers) => unanswered.iter().copied().zip(answers).collect(),
@@ -265,6 +345,12 @@ impl Relay {
                         let error = Error::Transport(format!("no answer from relay within {SEND_DEADLINE:?}"));
                         return BatchOutcome { outcomes, error: Some(error) };
                     }
+                }
+            }
+            if link_lost {
+                links_lost += 1;
+                if links_lost == MAX_LINKS_LOST {
+                    return BatchOutcome { outcomes, error: Some(links_lost_error()) };
                 }
             }
         }

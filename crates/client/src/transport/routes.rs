@@ -130,7 +130,7 @@ impl Relay {
         }
     }
 
-    fn register_subscription(
+    pub(super) fn register_subscription(
         &self,
         channel: &ChannelName,
         start: StartPoint,

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod api;
+pub mod proxy;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -54,7 +55,13 @@ impl TestRelay {
 
     /// Starts again on the same address and the same log.
     pub fn resume(&mut self) {
-        let config = RelayConfig::new(self.addr, self.dir.path());
+        self.resume_with(|_| {});
+    }
+
+    /// Starts again on the same address and the same log, with `adjust`ed settings.
+    pub fn resume_with(&mut self, adjust: impl FnOnce(&mut RelayConfig)) {
+        let mut config = RelayConfig::new(self.addr, self.dir.path());
+        adjust(&mut config);
         self.handle = Some(self.runtime.block_on(Relay::start(config)).unwrap());
     }
 }

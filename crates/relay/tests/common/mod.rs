@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod mls_group;
+pub mod mls_member;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +31,12 @@ pub fn config(data_dir: &Path) -> RelayConfig {
 
 pub async fn start(config: RelayConfig) -> RelayHandle {
     Relay::start(config).await.expect("relay starts")
+}
+
+/// One HTTP/2 connection to the relay, for [`Stream::open_on`].
+pub async fn connect(relay: SocketAddr) -> tonic::transport::Channel {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{relay}")).expect("relay address");
+    endpoint.connect().await.expect("connect to relay")
 }
 
 pub fn channel(name: &str) -> ChannelName {
@@ -119,7 +126,28 @@ impl Stream {
         Self::open_on(channel, None).await.map_err(|status| status.to_string())
     }
 
-    async fn open_on(channel: tonic::transport::Channel, token: Option<&str>) -> Result<Stream, tonic::Status> {
+    /// Opens a stream with `token` and extra request headers (a member proof).
+    pub async fn open_as(
+        relay: SocketAddr,
+        token: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<Stream, tonic::Status> {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{relay}")).expect("relay address");
+        let channel = endpoint.connect().await.expect("connect to relay");
+        Self::open_on_with(channel, Some(token), headers).await
+    }
+
+    /// Opens a stream on an existing connection (several streams share one HTTP/2 connection this way).
+    pub async fn open_on(channel: tonic::transport::Channel, token: Option<&str>) -> Result<Stream, tonic::Status> {
+        Self::open_on_with(channel, token, &[]).await
+    }
+
+    /// Opens a stream on an existing connection with `token` and extra request headers.
+    pub async fn open_on_with(
+        channel: tonic::transport::Channel,
+        token: Option<&str>,
+        headers: &[(&'static str, String)],
+    ) -> Result<Stream, tonic::Status> {
         let mut client = tonic::client::Grpc::new(channel);
         client.ready().await.expect("connection ready");
         let (outgoing, queue) = mpsc::channel(1024);
@@ -127,6 +155,9 @@ impl Stream {
         if let Some(token) = token {
             let value = format!("Bearer {token}").parse().expect("ASCII token");
             request.metadata_mut().insert("authorization", value);
+        }
+        for (name, value) in headers {
+            request.metadata_mut().insert(*name, value.parse().expect("ASCII header"));
         }
         let path = PathAndQuery::from_static("/dataplane.proto.v1.DataPlaneService/OpenChannel");
         let incoming = client.streaming(request, path, RawCodec).await?.into_inner();
