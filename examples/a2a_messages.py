@@ -11,12 +11,11 @@ import uuid
 from skytale_sdk import SkytaleChannelManager
 from skytale_sdk.integrations.a2a import SkytaleA2AAdapter
 
-# The managers' default data_dirs (<temp dir>/skytale-<hex(identity)>) go into a directory of this run.
-tempfile.tempdir = tempfile.mkdtemp(prefix="skytale-a2a-example-")
+RUN_DIR = tempfile.mkdtemp(prefix="skytale-a2a-example-")  # this run's agents' data_dirs
 context = f"research-{uuid.uuid4().hex[:8]}"
 
-alice = SkytaleChannelManager(identity=b"alice")
-bob = SkytaleChannelManager(identity=b"bob")
+alice = SkytaleChannelManager(identity=b"alice", data_dir=f"{RUN_DIR}/alice")
+bob = SkytaleChannelManager(identity=b"bob", data_dir=f"{RUN_DIR}/bob")
 # org: the org of the API key that creates contexts (`skytale dev` uses "myorg").
 researcher = SkytaleA2AAdapter(alice, agent_id="researcher", org="myorg")
 writer = SkytaleA2AAdapter(bob, agent_id="writer", org="myorg")

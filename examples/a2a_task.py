@@ -33,8 +33,7 @@ from a2a.types import (
 from skytale_sdk import SkytaleChannelManager
 from skytale_sdk.integrations.a2a import SkytaleA2AAdapter, SkytaleA2AServer, create_client
 
-# The managers' default data_dirs (<temp dir>/skytale-<hex(identity)>) go into a directory of this run.
-tempfile.tempdir = tempfile.mkdtemp(prefix="skytale-a2a-task-example-")
+RUN_DIR = tempfile.mkdtemp(prefix="skytale-a2a-task-example-")  # this run's agents' data_dirs
 CONTEXT = f"shouting-{uuid.uuid4().hex[:8]}"
 
 
@@ -56,8 +55,8 @@ class ShoutingAgent(AgentExecutor):
 
 
 async def main() -> None:
-    server_agent = SkytaleChannelManager(identity=b"shouter")
-    client_agent = SkytaleChannelManager(identity=b"asker")
+    server_agent = SkytaleChannelManager(identity=b"shouter", data_dir=f"{RUN_DIR}/shouter")
+    client_agent = SkytaleChannelManager(identity=b"asker", data_dir=f"{RUN_DIR}/asker")
     server = SkytaleA2AAdapter(server_agent, agent_id="shouter", org="myorg")
     client = SkytaleA2AAdapter(client_agent, agent_id="asker", org="myorg")
     channel = server.create_context(CONTEXT)

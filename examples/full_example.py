@@ -6,9 +6,10 @@ into another, and run ``python examples/full_example.py`` there. The managers re
 ``SKYTALE_API_URL`` and ``SKYTALE_API_KEY`` from the environment.
 
 Run it again against the same stack and it does the same: the agents' data_dirs (by default
-``<temp dir>/skytale-<hex(identity)>``) hold the channel, so ``create`` and ``join_with_token`` are no-ops and
-Bob receives the two new messages. Against a new stack, give the agents new data_dirs (``TMPDIR=$(mktemp -d)``,
-as quickstart.sh does): the old ones hold a channel the new relay never had, and the managers say so.
+``~/.skytale/<hex(identity)>``) hold the channel, so ``create`` and ``join_with_token`` are no-ops and Bob
+receives the two new messages. Against a new stack (another ``skytale dev --dir``), the old data_dirs hold a
+channel the new relay never had, and the managers say so and which directory to remove; quickstart.sh gives each
+run's agents a home of their own.
 """
 
 from skytale_sdk import SkytaleChannelManager

@@ -31,7 +31,7 @@ from skytale_sdk.integrations.langchain import SkytaleToolkit
 # create_react_agent now also lives in the langchain package (langchain.agents.create_agent); this example needs
 # only langgraph.
 warnings.simplefilter("ignore", LangGraphDeprecatedSinceV10)
-tempfile.tempdir = tempfile.mkdtemp(prefix="skytale-langgraph-example-")  # the agents' data directories
+RUN_DIR = tempfile.mkdtemp(prefix="skytale-langgraph-example-")  # this run's agents' data_dirs
 CHANNEL = f"myorg/research/report-{uuid.uuid4().hex[:8]}"
 
 #: A scripted model turn: a message, or a function of the tool results the previous turn got.
@@ -89,7 +89,9 @@ def draft_from(results: list[dict[str, Any]]) -> AIMessage:
 
 
 def main() -> None:
-    with SkytaleChannelManager("researcher") as researcher_agent, SkytaleChannelManager("writer") as writer_agent:
+    researcher_agent = SkytaleChannelManager("researcher", data_dir=f"{RUN_DIR}/researcher")
+    writer_agent = SkytaleChannelManager("writer", data_dir=f"{RUN_DIR}/writer")
+    with researcher_agent, writer_agent:
         # The researcher opens the channel and creates an invite; the token reaches the writer in its task.
         opener = agent(
             researcher_agent,

@@ -17,8 +17,7 @@ from mcp.types import TextContent
 from skytale_sdk import SkytaleChannelManager
 from skytale_sdk.integrations.mcp_transport import serve, skytale_client
 
-# The managers' default data_dirs (<temp dir>/skytale-<hex(identity)>) go into a directory of this run.
-tempfile.tempdir = tempfile.mkdtemp(prefix="skytale-mcp-example-")
+RUN_DIR = tempfile.mkdtemp(prefix="skytale-mcp-example-")  # this run's agents' data_dirs
 CHANNEL = f"myorg/mcp/calculator-{uuid.uuid4().hex[:8]}"  # one channel per MCP client-server session
 
 # The MCP server: a real MCPServer (the former FastMCP) with one tool.
@@ -33,8 +32,8 @@ def add(a: int, b: int) -> int:
 
 async def main() -> None:
     # The client agent creates the channel and invites the server agent.
-    client_agent = SkytaleChannelManager(identity=b"mcp-client")
-    server_agent = SkytaleChannelManager(identity=b"mcp-server")
+    client_agent = SkytaleChannelManager(identity=b"mcp-client", data_dir=f"{RUN_DIR}/client")
+    server_agent = SkytaleChannelManager(identity=b"mcp-server", data_dir=f"{RUN_DIR}/server")
     client_agent.create(CHANNEL)
     server_agent.join_with_token(CHANNEL, client_agent.invite(CHANNEL))
 

@@ -25,7 +25,7 @@ from skytale_sdk import SkytaleChannelManager
 from skytale_sdk.integrations.openai_agents import skytale_function_tools
 
 set_tracing_disabled(True)  # no traces sent to OpenAI: there is no key
-tempfile.tempdir = tempfile.mkdtemp(prefix="skytale-agents-example-")  # the agents' data directories
+RUN_DIR = tempfile.mkdtemp(prefix="skytale-agents-example-")  # this run's agents' data_dirs
 CHANNEL = f"myorg/research/report-{uuid.uuid4().hex[:8]}"
 
 #: A model turn: tool calls, a final answer, or a function of the previous turn's tool outputs giving either.
@@ -90,7 +90,9 @@ def draft_from(outputs: list[Any]) -> Turn:
 
 
 async def main() -> None:
-    with SkytaleChannelManager("researcher") as researcher, SkytaleChannelManager("writer") as writer:
+    researcher = SkytaleChannelManager("researcher", data_dir=f"{RUN_DIR}/researcher")
+    writer = SkytaleChannelManager("writer", data_dir=f"{RUN_DIR}/writer")
+    with researcher, writer:
         # The researcher opens the channel and creates an invite; the token reaches the writer in its task.
         token = await run(
             researcher,

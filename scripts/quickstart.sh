@@ -50,5 +50,5 @@ done
 export SKYTALE_RELAY SKYTALE_API_URL SKYTALE_API_KEY
 echo "skytale dev: relay $SKYTALE_RELAY, API $SKYTALE_API_URL" >&2
 
-# The agents' default data_dirs go with this run's stack (the example keeps them in the temp directory).
-TMPDIR="$work_dir" .venv/bin/python examples/full_example.py
+# The agents' default data_dirs (~/.skytale/<hex(identity)>) go with this run's stack.
+HOME="$work_dir" .venv/bin/python examples/full_example.py

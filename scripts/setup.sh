@@ -56,15 +56,11 @@ import langchain_core, langgraph.prebuilt, agents, pyright' >/dev/null 2>&1 || [
         'pyright[nodejs]>=1.1.400,<1.2'
 fi
 
-log "building the skytale CLI (release)"
-cargo build --release -p skytale-cli
-install -m 0755 target/release/skytale .venv/bin/skytale
-
-log "building and installing skytale_sdk into .venv (release)"
+# What a user installs with pip (scripts/wheels.sh): the `skytale` command and the SDK, each a wheel, installed
+# into .venv the way a user's pip would.
 wheel_dir="target/wheels-setup"
-rm -rf "$wheel_dir"
-.venv/bin/maturin build --release --interpreter .venv/bin/python --out "$wheel_dir"
-.venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps "$wheel_dir"/skytale_sdk-*.whl
+scripts/wheels.sh "$wheel_dir"
+.venv/bin/python -m pip install -q --no-cache-dir --force-reinstall --no-deps "$wheel_dir"/*.whl
 .venv/bin/python -c 'import skytale_sdk' >/dev/null
 
 log "ready: .venv/bin/skytale and .venv/bin/python (with skytale_sdk)"

@@ -6,7 +6,6 @@ import queue
 import re
 import signal
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,16 +63,18 @@ class DevStack:
     """A real ``skytale dev`` process (relay + API, auth on) on free loopback ports; ``env`` holds the three
     variables it printed."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, binary: Path = SKYTALE_BIN, env: dict[str, str] | None = None) -> None:
         self.directory = directory
+        self.binary = binary
+        self.process_env = env
         self.env: dict[str, str] = {}
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        if not SKYTALE_BIN.exists():
-            raise RuntimeError(f"{SKYTALE_BIN} not found: run scripts/setup.sh first (or set SKYTALE_BIN)")
+        if not self.binary.exists():
+            raise RuntimeError(f"{self.binary} not found: run scripts/setup.sh first (or set SKYTALE_BIN)")
         command = [
-            str(SKYTALE_BIN),
+            str(self.binary),
             "dev",
             "--dir",
             str(self.directory / "stack"),
@@ -85,7 +86,9 @@ class DevStack:
         self.directory.mkdir(parents=True, exist_ok=True)
         log_path = self.directory / "dev.log"
         with open(log_path, "a") as log:
-            self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=log, text=True, env=self.process_env
+            )
         assert self._process.stdout is not None
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=pump_lines, args=(self._process.stdout, lines), daemon=True).start()
@@ -134,11 +137,12 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 @pytest.fixture
 def dev_env(dev_stack: DevStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevStack:
     """Points ``SKYTALE_RELAY``/``SKYTALE_API_URL``/``SKYTALE_API_KEY`` at the module's ``skytale dev`` and the
-    temp dir (where managers keep their default data_dirs) at this test's own directory."""
+    home directory (where managers keep their default data_dirs, ``~/.skytale/<hex(identity)>``) at this test's
+    own directory."""
     for name, value in dev_stack.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SKYTALE_DATA_DIR", raising=False)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
     return dev_stack
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
+import stat
 import threading
 import time
 
@@ -46,8 +46,9 @@ def pair(channel: str, **bob_options: int) -> tuple[SkytaleChannelManager, Skyta
 def test_defaults_come_from_the_environment(dev_env: DevStack, tmp_path, channel_name: str) -> None:
     with SkytaleChannelManager("alice") as alice:
         alice.create(channel_name)
-    # str identity is UTF-8; the default data_dir is <temp dir>/skytale-<hex(identity)>.
-    assert os.path.isdir(tmp_path / f"skytale-{b'alice'.hex()}")
+    # str identity is UTF-8; the default data_dir is ~/.skytale/<hex(identity)>, readable by its owner only.
+    default_dir = tmp_path / ".skytale" / b"alice".hex()
+    assert stat.S_IMODE(default_dir.stat().st_mode) == 0o700
     explicit = tmp_path / "explicit"
     with SkytaleChannelManager(b"alice", data_dir=str(explicit)) as again:
         assert again.list_channels() == []

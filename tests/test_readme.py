@@ -1,6 +1,6 @@
 """What a newcomer does: every Python sample of the README, in README order, and every example, each run twice in
 a row against one ``skytale dev``, every run in a fresh process. The second run must work as the first did: the
-agents' data_dirs (in this test's temp directory, through ``TMPDIR``) survive between runs, as they do on a
+agents' data_dirs (under this test's home directory, through ``HOME``) survive between runs, as they do on a
 newcomer's machine."""
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ RUN_TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The newcomer's temp directory, where the agents' default data_dirs stay from run to run and from the README
-    to the examples (the same identities appear in both)."""
+    """The newcomer's home (and temp) directory, where the agents' default data_dirs stay from run to run and from
+    the README to the examples (the same identities appear in both)."""
     return tmp_path_factory.mktemp("machine")
 
 
 def run_twice(what: str, command: list[str], tmp_path: Path) -> None:
-    env = os.environ | {"TMPDIR": str(tmp_path)}
+    env = os.environ | {"HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
     for attempt in ("first", "second"):
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=tmp_path)
         assert result.returncode == 0, f"{what}, {attempt} run:\n{result.stdout}\n{result.stderr}"

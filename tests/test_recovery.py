@@ -3,6 +3,8 @@ process refused the data_dir of a running one."""
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import subprocess
 import sys
 import threading
@@ -12,9 +14,12 @@ import pytest
 
 from channels import form_channel, inbox, payloads, take, wait_until
 from skytale_sdk import DataDirError, SkytaleChannelManager, SkytaleClient, TransportError
+from skytale_sdk.aio import AsyncSkytaleChannelManager
 
 CHANNEL = "acme/team/general"
 AGENT_SCRIPT = Path(__file__).with_name("agent.py")
+# Only there so that a missing report fails a test instead of hanging it.
+PATIENCE = 60.0
 
 
 def test_relay_killed_mid_stream_loses_and_duplicates_nothing(relay, make_client):
@@ -110,16 +115,66 @@ def test_killed_client_process_gets_exactly_the_missed_messages_on_restart(relay
         bob.kill()
 
 
-def test_connected_says_whether_the_relay_is_there(relay, make_client, tmp_path):
+def test_connected_and_the_callbacks_say_whether_the_relay_is_there(relay, make_client, tmp_path):
     client = make_client("alice")
+    client_changes: queue.Queue[bool] = queue.Queue()
+    client.on_connection_change(client_changes.put)
     with SkytaleChannelManager(identity="bob", endpoint=relay.endpoint, data_dir=str(tmp_path / "bob")) as bob:
+        manager_changes: queue.Queue[bool] = queue.Queue()
+        bob.on_connection_change(manager_changes.put)
         assert client.connected and bob.connected
-        relay.kill()
-        wait_until(lambda: not client.connected and not bob.connected)
-        relay.start()  # same port, same data directory
-        wait_until(lambda: client.connected and bob.connected)
+        for _ in range(2):
+            relay.kill()
+            assert client_changes.get(timeout=PATIENCE) is False
+            assert manager_changes.get(timeout=PATIENCE) is False
+            assert not client.connected and not bob.connected
+            relay.start()  # same port, same data directory
+            assert client_changes.get(timeout=PATIENCE) is True
+            assert manager_changes.get(timeout=PATIENCE) is True
+            wait_until(lambda: client.connected and bob.connected)
     client.close()
     assert not client.connected
+    # Closing is not a disconnection: nothing more was reported.
+    assert client_changes.empty() and manager_changes.empty()
+
+
+def test_a_connection_callback_that_raises_is_reported_and_still_called(relay, make_client, monkeypatch):
+    raised: queue.Queue[BaseException | None] = queue.Queue()
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: raised.put(unraisable.exc_value))
+    calls: list[bool] = []
+
+    def callback(connected: bool) -> None:
+        calls.append(connected)
+        raise ValueError(f"callback failed with connected={connected}")
+
+    client = make_client("alice")
+    client.on_connection_change(callback)
+    relay.kill()
+    assert str(raised.get(timeout=PATIENCE)) == "callback failed with connected=False"
+    relay.start()
+    assert str(raised.get(timeout=PATIENCE)) == "callback failed with connected=True"
+    assert calls == [False, True]
+    client.on_connection_change(None)
+    relay.kill()
+    wait_until(lambda: not client.connected)
+    client.close()
+    assert calls == [False, True]
+
+
+def test_the_async_connection_callback_runs_on_the_loop(relay, tmp_path):
+    async def scenario() -> None:
+        loop_thread = threading.get_ident()
+        changes: asyncio.Queue[tuple[bool, int]] = asyncio.Queue()
+        async with await AsyncSkytaleChannelManager.open(
+            "alice", endpoint=relay.endpoint, data_dir=str(tmp_path / "alice")
+        ) as alice:
+            alice.on_connection_change(lambda connected: changes.put_nowait((connected, threading.get_ident())))
+            relay.kill()
+            assert await asyncio.wait_for(changes.get(), PATIENCE) == (False, loop_thread)
+            relay.start()
+            assert await asyncio.wait_for(changes.get(), PATIENCE) == (True, loop_thread)
+
+    asyncio.run(scenario())
 
 
 def test_a_second_process_on_a_data_dir_is_refused_naming_the_holder_and_the_first_keeps_working(

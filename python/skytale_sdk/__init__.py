@@ -5,6 +5,8 @@ The client classes come from the native extension ``skytale_sdk._native``; :clas
 :mod:`skytale_sdk.aio` offers the manager to asyncio code. Errors are documented in :mod:`skytale_sdk.errors`.
 """
 
+# First: SKYTALE_LOG sets the levels the native module reads when it loads.
+from . import _logging  # noqa: F401
 from ._native import Channel, Message, MessageIterator, SkytaleClient, __version__
 from .envelope import Envelope, Protocol
 from .errors import (

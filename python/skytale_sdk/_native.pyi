@@ -2,7 +2,7 @@
 (scripts/lint.sh)."""
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Literal, TypeVar, final, overload
 
@@ -147,6 +147,10 @@ class SkytaleClient:
     def connected(self) -> bool:
         """Whether the client has a stream to the relay right now. While it has none (the relay is down or
         unreachable) it reconnects on its own: receiving finds nothing new and sends wait."""
+    def on_connection_change(self, callback: Callable[[bool], object] | None) -> None:
+        """Calls ``callback(connected)`` each time the stream to the relay comes up or goes down, in order, from a
+        thread of the SDK's own; replaces the previous callback, and ``None`` removes it. Nothing is reported once
+        ``close()`` began. An exception the callback raises goes to ``sys.unraisablehook``."""
     @property
     def max_payload(self) -> int:
         """The relay's limit on one encrypted message, in bytes (default 1 MiB). The largest payload ``send``

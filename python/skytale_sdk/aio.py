@@ -12,6 +12,7 @@ on the loop's own thread, only once nothing can interrupt the hand-over. So canc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Callable
@@ -72,6 +73,21 @@ class AsyncSkytaleChannelManager:
     @property
     def connected(self) -> bool:
         return self._sync.connected
+
+    def on_connection_change(self, callback: Callable[[bool], object] | None) -> None:
+        """As :meth:`SkytaleChannelManager.on_connection_change`, but ``callback(connected)`` runs on the event loop
+        this is called from (so call it inside a running loop)."""
+        if callback is None:
+            self._sync.on_connection_change(None)
+            return
+        loop = asyncio.get_running_loop()
+
+        def on_change(connected: bool) -> None:
+            # A change reported after the loop closed has no one left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback, connected)
+
+        self._sync.on_connection_change(on_change)
 
     async def list_channels(self) -> list[str]:
         return self._sync.list_channels()

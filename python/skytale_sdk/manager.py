@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import atexit
 import os
-import tempfile
 import threading
 import weakref
 from collections.abc import Sequence
+from typing import Callable
 
 from ._closing import Closing
 from ._feed import ChannelFeed
@@ -115,9 +115,8 @@ class SkytaleChannelManager(Closing):
 
     ``identity`` (bytes, or str encoded as UTF-8) names the agent. The other parameters default to the
     environment: ``endpoint`` to ``SKYTALE_RELAY`` (else ``https://relay.skytale.sh:5000``), ``data_dir`` to
-    ``SKYTALE_DATA_DIR`` (else ``<temp dir>/skytale-<hex(identity)>``, i.e. ``/tmp/...`` unless ``TMPDIR`` or
-    ``tempfile.tempdir`` say otherwise), ``api_key`` to ``SKYTALE_API_KEY``, ``api_url`` to ``SKYTALE_API_URL``
-    (else ``https://api.skytale.sh``). ``buffer_limit`` bounds each channel's inbox.
+    ``SKYTALE_DATA_DIR`` (else ``~/.skytale/<hex(identity)>``), ``api_key`` to ``SKYTALE_API_KEY``, ``api_url``
+    to ``SKYTALE_API_URL`` (else ``https://api.skytale.sh``). ``buffer_limit`` bounds each channel's inbox.
 
     Construction connects, reopens every channel stored in ``data_dir`` and starts listening on each.
     Use it as a context manager, or call ``close()``.
@@ -141,7 +140,7 @@ class SkytaleChannelManager(Closing):
             endpoint or os.environ.get("SKYTALE_RELAY") or DEFAULT_ENDPOINT,
             data_dir
             or os.environ.get("SKYTALE_DATA_DIR")
-            or os.path.join(tempfile.gettempdir(), f"skytale-{identity.hex()}"),
+            or os.path.join(os.path.expanduser("~"), ".skytale", identity.hex()),
             identity,
             api_key=api_key or os.environ.get("SKYTALE_API_KEY"),
             api_url=api_url or os.environ.get("SKYTALE_API_URL") or DEFAULT_API_URL,
@@ -205,6 +204,13 @@ class SkytaleChannelManager(Closing):
         """Whether this agent has a stream to the relay right now. While it has none, ``receive()`` returns nothing
         new (the messages wait at the relay) and sends wait for the reconnection, which is automatic."""
         return self._client.connected
+
+    def on_connection_change(self, callback: Callable[[bool], object] | None) -> None:
+        """Calls ``callback(connected)`` each time the stream to the relay comes up or goes down, in order, from a
+        thread of the SDK's own (so it should return quickly); replaces the previous callback, and ``None`` removes
+        it. Nothing is reported once :meth:`close` began."""
+        self._ensure_open()
+        self._client.on_connection_change(callback)
 
     def list_channels(self) -> list[str]:
         """The channels this manager listens on."""

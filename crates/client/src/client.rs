@@ -401,6 +401,20 @@ impl Client {
         !self.core.ctx.is_closed() && self.core.ctx.relay.is_connected()
     }
 
+    /// Calls `on_change(connected)` each time the stream to the relay comes up or goes down, in place of the
+    /// previous callback; `None` removes it. It runs on one of the client's runtime threads, so it must return
+    /// quickly and never wait for this client. Nothing is reported once `close` has begun.
+    pub fn on_connection_change(&self, on_change: Option<Box<dyn Fn(bool) + Send>>) -> Result<(), Error> {
+        if self.core.is_closing() {
+            return Err(Error::Runtime("client is closed".into()));
+        }
+        let relay = self.core.ctx.relay.clone();
+        self.core.replace_connection_watch(on_change.map(|on_change| async move {
+            relay.watch_connection(on_change).await;
+        }));
+        Ok(())
+    }
+
     /// The relay's limit on one encrypted MLS message, as it announced on the current (or last) stream. The
     /// largest payload `send` accepts is smaller by the encryption's overhead (padding costs up to a quarter);
     /// a refused send names it.

@@ -58,6 +58,8 @@ pub(crate) struct ClientCore {
     handle: tokio::runtime::Handle,
     calls: Calls,
     pub ctx: Arc<Context>,
+    /// The task reporting connection changes to the user's callback, if one is set.
+    connection_watch: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The open channels by name. Only the core holds it (see `ChannelTable`).
     pub channels: ChannelTable,
 }
@@ -72,6 +74,7 @@ impl ClientCore {
             handle,
             calls: Calls::default(),
             ctx,
+            connection_watch: Mutex::new(None),
             channels: ChannelTable::default(),
         }
     }
@@ -93,6 +96,15 @@ impl ClientCore {
         future: impl Future<Output = T> + Send + 'static,
     ) -> tokio::task::JoinHandle<T> {
         self.handle.spawn(future)
+    }
+
+    /// Runs `watch` (on the runtime) in place of the previous connection watch, which is stopped; `None` stops it.
+    pub fn replace_connection_watch(&self, watch: Option<impl Future<Output = ()> + Send + 'static>) {
+        let mut current = self.connection_watch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(previous) = current.take() {
+            previous.abort();
+        }
+        *current = watch.map(|watch| self.handle.spawn(watch));
     }
 
     /// Whether `close` has begun: calls are refused from then on.

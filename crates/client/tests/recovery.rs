@@ -38,6 +38,33 @@ fn relay_restart_mid_stream_loses_and_duplicates_nothing() {
 }
 
 #[test]
+fn the_connection_callback_reports_each_outage_and_return_then_nothing_after_close() {
+    let mut relay = TestRelay::start();
+    let (alice, _a) = client(&relay, "alice");
+    let (changes, reported) = std::sync::mpsc::channel();
+    alice.on_connection_change(Some(Box::new(move |connected| changes.send(connected).unwrap()))).unwrap();
+    let within = std::time::Duration::from_secs(30);
+    for _ in 0..2 {
+        relay.stop();
+        assert!(!reported.recv_timeout(within).unwrap());
+        relay.resume();
+        assert!(reported.recv_timeout(within).unwrap());
+    }
+    // A replaced callback is not called again; the new one is.
+    let (changes, replaced_reported) = std::sync::mpsc::channel();
+    alice.on_connection_change(Some(Box::new(move |connected| changes.send(connected).unwrap()))).unwrap();
+    relay.stop();
+    assert!(!replaced_reported.recv_timeout(within).unwrap());
+    relay.resume();
+    assert!(replaced_reported.recv_timeout(within).unwrap());
+    assert!(reported.try_recv().is_err());
+    // Closing is not an outage: the callback is dropped without a call.
+    alice.close();
+    assert_eq!(replaced_reported.recv_timeout(within), Err(std::sync::mpsc::RecvTimeoutError::Disconnected));
+    assert!(alice.on_connection_change(None).is_err());
+}
+
+#[test]
 fn client_restart_delivers_exactly_the_undelivered_messages() {
     let relay = TestRelay::start();
     let (alice, _a) = client(&relay, "alice");

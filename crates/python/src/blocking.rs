@@ -47,6 +47,16 @@ where
     }
 }
 
+/// Runs `call` with the GIL on a thread Python did not start, through [`ExitGate`]: once the interpreter exits,
+/// the thread parks for good instead.
+pub fn attach_from_native<T>(call: impl FnOnce(Python<'_>) -> T) -> T {
+    let reacquiring = EXIT_GATE.pass_or_park();
+    Python::attach(|py| {
+        drop(reacquiring);
+        call(py)
+    })
+}
+
 /// The thread Python runs signal handlers on, once known (see [`record_main_thread`]).
 static MAIN_THREAD: OnceLock<ThreadId> = OnceLock::new();
 

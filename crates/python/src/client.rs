@@ -1,6 +1,7 @@
 //! `SkytaleClient`: one identity, one data_dir, one stream to the relay.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
@@ -10,7 +11,10 @@ use skytale_client::{Client, ClientConfig};
 
 use crate::blocking::detached;
 use crate::channel::Channel;
-use crate::seconds;
+use crate::{dispatch, logging, seconds};
+
+/// How long `close` waits for the calls into Python the client queued (log records, connection callbacks).
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 /// The entry point: connects to a relay and creates, joins or reopens encrypted channels.
 #[pyclass(module = "skytale_sdk._native", frozen)]
@@ -31,6 +35,8 @@ impl SkytaleClient {
         api_url: Option<String>,
     ) -> PyResult<Self> {
         let identity = identity_bytes(identity)?;
+        // Logging is typically configured before a client is made: pick up its levels.
+        logging::refresh_threshold(py)?;
         let config = ClientConfig { endpoint, data_dir, identity, api_key, api_url };
         let inner = detached(py, || Client::connect(config))?;
         Ok(Self { inner })
@@ -46,6 +52,23 @@ impl SkytaleClient {
     #[getter]
     fn connected(&self, py: Python<'_>) -> PyResult<bool> {
         detached(py, || Ok(self.inner.is_connected()))
+    }
+
+    /// Calls `callback(connected)` each time the stream to the relay comes up or goes down, in place of the
+    /// previous callback; `None` removes it. The call comes from a thread of the SDK's own, in order.
+    fn on_connection_change(&self, py: Python<'_>, callback: Option<Py<PyAny>>) -> PyResult<()> {
+        let notify = callback.map(|callback| {
+            let callback = Arc::new(callback);
+            Box::new(move |connected: bool| {
+                let callback = callback.clone();
+                dispatch::call_soon(move |py| {
+                    if let Err(error) = callback.call1(py, (connected,)) {
+                        error.write_unraisable(py, Some(callback.bind(py)));
+                    }
+                });
+            }) as Box<dyn Fn(bool) + Send>
+        });
+        detached(py, || self.inner.on_connection_change(notify))
     }
 
     /// The relay's limit on one encrypted message, in bytes; the largest payload `send` accepts is smaller by the
@@ -92,6 +115,8 @@ impl SkytaleClient {
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, || {
             self.inner.close();
+            // What the client's threads queued for Python (log records, callbacks) runs before close returns.
+            dispatch::wait_idle(CLOSE_FLUSH);
             Ok(())
         })
     }

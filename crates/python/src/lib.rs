@@ -7,7 +7,9 @@
 mod blocking;
 mod channel;
 mod client;
+mod dispatch;
 mod errors;
+mod logging;
 mod messages;
 mod seconds;
 mod sync;
@@ -25,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sync::SyncRequest>()?;
     errors::register(m)?;
     blocking::record_main_thread(m.py())?;
+    logging::install(m.py())?;
     m.add_function(wrap_pyfunction!(blocking::interpreter_exiting, m)?)?;
     let exiting = m.getattr("_interpreter_exiting")?;
     m.py().import("atexit")?.call_method1("register", (exiting,))?;

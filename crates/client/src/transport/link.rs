@@ -152,6 +152,7 @@ impl Relay {
             backoff = INITIAL_BACKOFF;
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             let link = Link { frames, generation };
+            tracing::info!(endpoint = %self.endpoint, link = generation, "connected to the relay");
             self.link.send_replace(Some(link.clone()));
             self.resubscribe_all(&link).await;
             tokio::select! {
