@@ -57,6 +57,11 @@ pub fn attach_from_native<T>(call: impl FnOnce(Python<'_>) -> T) -> T {
     })
 }
 
+/// Whether the interpreter is exiting: threads Python did not start can no longer take the GIL.
+pub fn interpreter_exiting_began() -> bool {
+    EXIT_GATE.is_closed()
+}
+
 /// The thread Python runs signal handlers on, once known (see [`record_main_thread`]).
 static MAIN_THREAD: OnceLock<ThreadId> = OnceLock::new();
 
@@ -143,6 +148,10 @@ impl ExitGate {
                 Reacquiring
             }
         }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed_by.is_some()
     }
 
     fn close(&self) {

@@ -90,9 +90,10 @@ fn run() {
 }
 
 /// Waits, at most `timeout`, until every queued call has run and the thread that ran them has ended. Does not
-/// wait when called from one of those calls (a callback that closes its client).
+/// wait when called from one of those calls (a callback that closes its client), nor once the interpreter is
+/// exiting (the calls can no longer run).
 pub fn wait_idle(timeout: Duration) {
-    if IS_RUNNER.get() {
+    if IS_RUNNER.get() || blocking::interpreter_exiting_began() {
         return;
     }
     let deadline = Instant::now() + timeout;
