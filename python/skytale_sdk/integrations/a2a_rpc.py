@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SkytaleA2AServer", "SkytaleClientTransport", "create_client"]
 
-logger = logging.getLogger("skytale_sdk.integrations.a2a")
+logger: logging.Logger = logging.getLogger("skytale_sdk.integrations.a2a")
 
 #: ``type`` of the reply that ends a call with an error: a JSON-RPC 2.0 error object, ``{"code", "message",
 #: "data"?}``, with the codes of the A2A JSON-RPC binding (``a2a.utils.errors.JSON_RPC_ERROR_CODE_MAP``).

@@ -59,7 +59,7 @@ OBJECT_CONTENT_TYPE = "application/a2a+json"
 
 ProtoT = TypeVar("ProtoT", bound=ProtoMessage)
 
-logger = logging.getLogger("skytale_sdk.integrations.a2a")
+logger: logging.Logger = logging.getLogger("skytale_sdk.integrations.a2a")
 
 
 class ReaderTally(ReaderStats):

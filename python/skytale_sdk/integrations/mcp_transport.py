@@ -61,7 +61,7 @@ from ..manager import SkytaleChannelManager
 
 __all__ = ["SkytaleTransport", "skytale_client", "skytale_server", "serve", "CONTENT_TYPE"]
 
-logger = logging.getLogger("skytale_sdk.integrations.mcp")
+logger: logging.Logger = logging.getLogger("skytale_sdk.integrations.mcp")
 
 #: The content type of every MCP envelope: one JSON-RPC 2.0 message as UTF-8 JSON.
 CONTENT_TYPE = "application/json"
