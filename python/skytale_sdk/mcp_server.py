@@ -26,10 +26,10 @@ try:
     import mcp.types as types
     from mcp.server import Server, ServerRequestContext
     from mcp.server.stdio import stdio_server
-except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        f"skytale_sdk.mcp_server needs the mcp package ({error}): pip install '.[mcp]' in the Skytale source tree"
-    ) from error
+        f"skytale_sdk.mcp_server needs the mcp package ({_error}): pip install '.[mcp]' in the Skytale source tree"
+    ) from _error
 
 from .errors import SkytaleError
 from .manager import SkytaleChannelManager
