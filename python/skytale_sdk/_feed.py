@@ -32,8 +32,8 @@ class ChannelFeed:
     """
 
     def __init__(self, channel: Channel, buffer_limit: int) -> None:
-        self.channel = channel
-        self.name = channel.name
+        self.channel: Channel = channel
+        self.name: str = channel.name
         self._cond = threading.Condition()
         self._buffer_limit = buffer_limit
         self._inboxes: dict[object, Inbox] = {DEFAULT_CONSUMER: Inbox(self.name, buffer_limit)}

@@ -343,7 +343,7 @@ def _read_jsonrpc(payload: bytes | Any, reason: str) -> Any:
 
 def _first_problem(error: ValueError) -> str:
     """The first thing pydantic found wrong, e.g. ``JSONRPCRequest.id: Field required``."""
-    problems = getattr(error, "errors", lambda: [])()
+    problems: list[dict[str, Any]] = getattr(error, "errors", lambda: [])()
     if not problems:
         return str(error).splitlines()[0]
     location = ".".join(str(step) for step in problems[0].get("loc", ()))

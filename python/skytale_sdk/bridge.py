@@ -41,7 +41,7 @@ from .manager import ChannelView, SkytaleChannelManager
 
 __all__ = ["ProtocolBridge", "Route", "RouteStats", "UNTRANSLATABLE_REASONS"]
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ try:
     import mcp.types as types
     from mcp.server import Server, ServerRequestContext
     from mcp.server.stdio import stdio_server
-except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        f"skytale_sdk.mcp_server needs the mcp package ({error}): pip install '.[mcp]' in the Skytale source tree"
-    ) from error
+        f"skytale_sdk.mcp_server needs the mcp package ({_error}): pip install '.[mcp]' in the Skytale source tree"
+    ) from _error
 
 from .errors import SkytaleError
 from .manager import SkytaleChannelManager
@@ -95,21 +95,25 @@ def _mcp_tool(spec: ToolSpec) -> types.Tool:
     )
 
 
-def create_server(manager: ManagerSource) -> Server[Any]:
+def create_server(manager: ManagerSource) -> Server[dict[str, Any]]:
     """The MCP ``Server`` (low level) of the Skytale tools over ``manager``, or over the manager that
     ``manager()`` opens at the first tool call (never closed by the server). Run it with ``server.run(read,
     write, server.create_initialization_options())`` or serve ``server.streamable_http_app()``."""
     return _server(_Agent(manager))
 
 
-def _server(agent: _Agent) -> Server[Any]:
+def _server(agent: _Agent) -> Server[dict[str, Any]]:
     tools = [_mcp_tool(spec) for spec in TOOL_SPECS]
     input_schemas = {tool.name: tool.input_schema for tool in tools}
 
-    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
+    async def list_tools(
+        ctx: ServerRequestContext[dict[str, Any]], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=tools)
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
+    async def call_tool(
+        ctx: ServerRequestContext[dict[str, Any]], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         try:
             result = await anyio.to_thread.run_sync(agent.call, params.name, params.arguments)
         except ToolError as error:

@@ -15,7 +15,7 @@ import base64
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Union, cast
 
 # a2a_wire comes first: it raises the ImportError that names the extra when a2a-sdk is missing.
 from .a2a_wire import (  # isort: skip
@@ -367,11 +367,11 @@ def _base64(content: Any, where: str) -> str:
     raise ValueError(f"{where}: bytes must be bytes or base64 text, got {type(content).__name__}")
 
 
-def _role(role: str | int) -> Role.ValueType:
+def _role(role: str | int) -> Role:
     if isinstance(role, str) and role in _ROLES:
         return _ROLES[role]
     if isinstance(role, int) and not isinstance(role, bool) and role in _ROLES.values():
-        return role
+        return cast(Role, role)  # equal to one of the Role values (a2a-sdk's stubs type them as the class)
     raise ValueError(f"role must be 'user' or 'agent' (or an a2a.types.Role), got {role!r}")
 
 

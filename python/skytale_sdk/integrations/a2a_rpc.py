@@ -22,7 +22,7 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .a2a_wire import (  # isort: skip - raises the ImportError that names the extra
@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SkytaleA2AServer", "SkytaleClientTransport", "create_client"]
 
-logger = logging.getLogger("skytale_sdk.integrations.a2a")
+logger: logging.Logger = logging.getLogger("skytale_sdk.integrations.a2a")
 
 #: ``type`` of the reply that ends a call with an error: a JSON-RPC 2.0 error object, ``{"code", "message",
 #: "data"?}``, with the codes of the A2A JSON-RPC binding (``a2a.utils.errors.JSON_RPC_ERROR_CODE_MAP``).
@@ -160,7 +160,7 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
 
     async def send_message_streaming(
         self, request: SendMessageRequest, *, context: ClientCallContext | None = None
-    ) -> AsyncIterator[StreamResponse]:
+    ) -> AsyncGenerator[StreamResponse, None]:
         async with contextlib.aclosing(self._call("SendStreamingMessage", request, context)) as replies:
             async for reply in replies:
                 yield _decode_reply(reply, StreamResponse)
@@ -200,7 +200,7 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
 
     async def subscribe(
         self, request: SubscribeToTaskRequest, *, context: ClientCallContext | None = None
-    ) -> AsyncIterator[StreamResponse]:
+    ) -> AsyncGenerator[StreamResponse, None]:
         async with contextlib.aclosing(self._call("SubscribeToTask", request, context)) as replies:
             async for reply in replies:
                 yield _decode_reply(reply, StreamResponse)
@@ -236,7 +236,7 @@ class SkytaleClientTransport(TalliedReader, ClientTransport):
 
     async def _call(
         self, method: str, request: ProtoMessage, context: ClientCallContext | None
-    ) -> AsyncIterator[Envelope]:
+    ) -> AsyncGenerator[Envelope, None]:
         """Sends ``request`` and yields its replies until the ending one (``Empty``), raising the error reply as
         the A2A error it names."""
         if self._ended:

@@ -15,10 +15,10 @@ try:
     from a2a.types import Message
     from google.protobuf import json_format
     from google.protobuf.message import Message as ProtoMessage
-except ImportError as error:  # pragma: no cover - exercised by a subprocess test without a2a-sdk
+except ImportError as _error:  # pragma: no cover - exercised by a subprocess test without a2a-sdk
     raise ImportError(
         "skytale_sdk.integrations.a2a needs the a2a-sdk package: pip install '.[a2a]' in the Skytale source tree"
-    ) from error
+    ) from _error
 
 from .._stats import ReaderStats
 from ..envelope import Envelope, Protocol
@@ -59,7 +59,7 @@ OBJECT_CONTENT_TYPE = "application/a2a+json"
 
 ProtoT = TypeVar("ProtoT", bound=ProtoMessage)
 
-logger = logging.getLogger("skytale_sdk.integrations.a2a")
+logger: logging.Logger = logging.getLogger("skytale_sdk.integrations.a2a")
 
 
 class ReaderTally(ReaderStats):

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 try:
     from langchain_core.tools import BaseTool, BaseToolkit, StructuredTool, ToolException
     from pydantic import ConfigDict
-except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        f"skytale_sdk.integrations.langchain needs langchain-core ({error}): "
+        f"skytale_sdk.integrations.langchain needs langchain-core ({_error}): "
         "pip install '.[langchain]' in the Skytale source tree"
-    ) from error
+    ) from _error
 
 from ..manager import SkytaleChannelManager
 from ..tools import TOOL_SPECS, SkytaleTools, ToolError, ToolSpec
@@ -33,7 +33,7 @@ class SkytaleToolkit(BaseToolkit):
     receive_latest, list_channels, members, leave. Pass ``get_tools()`` to an agent (e.g. LangGraph's
     ``create_react_agent(model, toolkit.get_tools())``)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(arbitrary_types_allowed=True)
 
     manager: SkytaleChannelManager
 

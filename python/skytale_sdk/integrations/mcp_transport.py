@@ -45,11 +45,11 @@ try:
     from mcp.server.mcpserver import MCPServer
     from mcp.shared.message import SessionMessage
     from mcp.types import JSONRPCError, JSONRPCMessage, jsonrpc_message_adapter
-except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        f"skytale_sdk.integrations.mcp_transport needs the mcp package ({error}): "
+        f"skytale_sdk.integrations.mcp_transport needs the mcp package ({_error}): "
         "pip install '.[mcp]' in the Skytale source tree"
-    ) from error
+    ) from _error
 
 from .._native import Message
 from .._received import as_envelope
@@ -61,7 +61,7 @@ from ..manager import SkytaleChannelManager
 
 __all__ = ["SkytaleTransport", "skytale_client", "skytale_server", "serve", "CONTENT_TYPE"]
 
-logger = logging.getLogger("skytale_sdk.integrations.mcp")
+logger: logging.Logger = logging.getLogger("skytale_sdk.integrations.mcp")
 
 #: The content type of every MCP envelope: one JSON-RPC 2.0 message as UTF-8 JSON.
 CONTENT_TYPE = "application/json"

@@ -19,11 +19,11 @@ from typing import Any
 try:
     from agents import FunctionTool, Tool
     from agents.tool_context import ToolContext
-except ImportError as error:  # pragma: no cover - exercised in a subprocess by the tests
+except ImportError as _error:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(
-        f"skytale_sdk.integrations.openai_agents needs the openai-agents package ({error}): "
+        f"skytale_sdk.integrations.openai_agents needs the openai-agents package ({_error}): "
         "pip install '.[openai-agents]' in the Skytale source tree"
-    ) from error
+    ) from _error
 
 from ..manager import SkytaleChannelManager
 from ..tools import TOOL_SPECS, SkytaleTools, ToolError, ToolSpec

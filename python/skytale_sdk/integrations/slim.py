@@ -33,7 +33,7 @@ DESTINATION_KEY = "destination"
 
 _ACCEPTED = (Protocol.SLIM, Protocol.RAW)
 
-logger = logging.getLogger(__name__)
+logger: logging.Logger = logging.getLogger(__name__)
 
 
 class SLIMAdapter(Closing):
