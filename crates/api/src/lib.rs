@@ -10,6 +10,7 @@ mod caller;
 mod config;
 mod error;
 mod metrics;
+mod peers;
 mod routes;
 mod secrets;
 mod server;

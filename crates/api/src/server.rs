@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::metrics::ApiMetrics;
+use crate::peers::{self, Peers};
 use crate::routes::{router, Route};
 use crate::signals::Signals;
 use crate::state::{AppState, Shared};
@@ -57,11 +58,19 @@ impl Api {
             }
         };
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let instance = peers::new_instance_id();
+        let peers = storage.is_postgres().then(|| Peers::new(storage.pool().clone(), instance.clone()));
+        let signals = Arc::new(Signals::new(shutdown_rx.clone(), metrics.long_polls_waiting.clone()));
+        // One LISTEN connection per process, for the other instances on the same PostgreSQL.
+        let follower = storage.is_postgres().then(|| {
+            tokio::spawn(peers::follow(config.database_url.clone(), instance, signals.clone(), shutdown_rx.clone()))
+        });
         let state = AppState::new(Shared {
             storage: storage.clone(),
             issuer,
             verifier,
-            signals: Signals::new(shutdown_rx.clone(), metrics.long_polls_waiting.clone()),
+            signals,
+            peers,
             metrics: Arc::new(metrics),
         });
         let (app, routes) = router(state);
@@ -75,7 +84,7 @@ impl Api {
                 .await
         });
         tracing::info!(%local_addr, "skytale API listening");
-        Ok(ApiHandle { local_addr, shutdown_tx, task, storage, routes, component, admin })
+        Ok(ApiHandle { local_addr, shutdown_tx, task, follower, storage, routes, component, admin })
     }
 }
 
@@ -92,6 +101,8 @@ pub struct ApiHandle {
     local_addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The LISTEN task of [`peers::follow`], with PostgreSQL.
+    follower: Option<JoinHandle<()>>,
     storage: Storage,
     routes: Vec<Route>,
     component: Component,
@@ -133,6 +144,9 @@ impl ApiHandle {
         }
         self.shutdown_tx.send_replace(true);
         let served = self.task.await?;
+        if let Some(follower) = self.follower {
+            follower.await?;
+        }
         self.storage.close().await;
         served.map_err(ServeError::Serve)
     }

@@ -3,8 +3,8 @@
 //!
 //! The database stays the source of truth: a waiter arms its wake-up *before* reading the database and re-reads
 //! after every wake-up, so a change between the read and the sleep is never missed, and a spurious or lost
-//! signal costs at most one extra read. Signals are per process; several API instances over one PostgreSQL
-//! would each see others' changes only when a long-poll times out and the client polls again.
+//! signal costs at most one extra read. These are one process's waiters; with PostgreSQL, [`peers`](crate::peers)
+//! carries each change to the other API instances on the same database, whose waiters wake at once as well.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +25,28 @@ pub(crate) enum Subject {
     Join(String),
 }
 
+impl Subject {
+    /// One line of text (`channel-joins NAME`, `join ID`), as the other API instances receive it.
+    pub(crate) fn to_line(&self) -> String {
+        match self {
+            Self::ChannelJoins(channel) => format!("{CHANNEL_JOINS} {channel}"),
+            Self::Join(join_id) => format!("{JOIN} {join_id}"),
+        }
+    }
+
+    /// The subject of a line [`to_line`](Self::to_line) wrote; `None` for anything else.
+    pub(crate) fn from_line(line: &str) -> Option<Self> {
+        match line.split_once(' ')? {
+            (CHANNEL_JOINS, channel) => Some(Self::ChannelJoins(channel.to_owned())),
+            (JOIN, join_id) => Some(Self::Join(join_id.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+const CHANNEL_JOINS: &str = "channel-joins";
+const JOIN: &str = "join";
+
 /// Registry of wake-ups, one [`Notify`] per subject that currently has waiters.
 #[derive(Debug)]
 pub(crate) struct Signals {
@@ -41,10 +63,18 @@ impl Signals {
         Self { subjects: Mutex::new(HashMap::new()), shutdown, waiting }
     }
 
-    /// Wakes everyone waiting on `subject`.
-    pub(crate) fn ring(&self, subject: &Subject) {
+    /// Wakes everyone waiting on `subject` in this process.
+    pub(crate) fn ring_here(&self, subject: &Subject) {
         let notify = self.lock().get(subject).and_then(Weak::upgrade);
         if let Some(notify) = notify {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Wakes every waiter in this process, to re-read the database: after wake-ups may have been missed.
+    pub(crate) fn ring_everyone_here(&self) {
+        let notifies: Vec<Arc<Notify>> = self.lock().values().filter_map(Weak::upgrade).collect();
+        for notify in notifies {
             notify.notify_waiters();
         }
     }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use skytale_auth::{TokenIssuer, TokenVerifier};
 
 use crate::metrics::ApiMetrics;
-use crate::signals::Signals;
+use crate::peers::Peers;
+use crate::signals::{Signals, Subject};
 use crate::storage::Storage;
 
 /// Shared handler state; cloned per request (an `Arc`).
@@ -17,8 +18,22 @@ pub(crate) struct Shared {
     pub issuer: TokenIssuer,
     /// Accepts this API's own tokens as credentials, so an SDK holding only a token can still call the API.
     pub verifier: TokenVerifier,
-    pub signals: Signals,
+    pub signals: Arc<Signals>,
+    /// The other API instances on this database, if it is PostgreSQL.
+    pub peers: Option<Peers>,
     pub metrics: Arc<ApiMetrics>,
+}
+
+impl Shared {
+    /// Wakes the long-polls waiting on any of `subjects`, in this process and in the other API instances.
+    pub(crate) async fn wake(&self, subjects: &[Subject]) {
+        for subject in subjects {
+            self.signals.ring_here(subject);
+        }
+        if let Some(peers) = &self.peers {
+            peers.notify(subjects).await;
+        }
+    }
 }
 
 impl AppState {

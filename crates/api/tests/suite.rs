@@ -52,6 +52,23 @@ on_both_backends!(
     malformed_requests_are_bad_requests,
 );
 
+/// Several API instances on one PostgreSQL (SQLite is one process's file, so these have no SQLite variant).
+mod instances_on_one_postgres {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_change_through_one_instance_wakes_the_long_polls_of_another() {
+        if let Some(backend) = super::Backend::postgres("a_change_through_one_instance_wakes_...").await {
+            super::long_polls_wake_across_instances(backend, false).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn wake_ups_across_instances_survive_a_lost_listen_connection() {
+        if let Some(backend) = super::Backend::postgres("wake_ups_across_instances_survive_...").await {
+            super::long_polls_wake_across_instances(backend, true).await;
+        }
+    }
+}
+
 const CHANNEL: &str = "acme/team/general";
 
 fn b64(bytes: &[u8]) -> String {
@@ -304,6 +321,58 @@ async fn long_polls_wake_on_arrival_and_on_welcome(backend: Backend) {
     assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "join_not_pending"));
     let (status, body) = api.get(format!("/v1/channels/join/{join_id}?wait=0"), &owner).await;
     assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "join_not_found"));
+}
+
+/// The owner's API instance is not the joiner's: each long-poll is woken by a change made through the other
+/// (wait=60, longer than the client's 30 s timeout: only a wake-up passes). With `lose_listeners`, every LISTEN
+/// connection is terminated by the server first, and the instances must reconnect and carry on.
+async fn long_polls_wake_across_instances(backend: Backend, lose_listeners: bool) {
+    let (owners_api, owner) = api_with_channel(&backend).await;
+    let joiners_api = TestApi::start(&backend).await;
+    let bob = owners_api.account("bobcorp", "bob").await.secret;
+    let token = invite(&owners_api, &owner, CHANNEL, 1, 3600).await;
+    if lose_listeners {
+        assert_eq!(terminate_listen_connections(&backend).await, 2, "one LISTEN connection per instance");
+        // Each instance connects again on its own.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while listen_connections(&backend).await < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "the instances did not LISTEN again");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let owner_wait = owners_api.get(format!("/v1/channels/joins?channel={CHANNEL}&wait=60"), &owner);
+    let bob_joins = async {
+        let (status, body) = join(&joiners_api, &bob, &token, CHANNEL, "bob").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["join_id"].as_str().unwrap().to_owned()
+    };
+    let ((status, pending), join_id) = tokio::join!(owner_wait, bob_joins);
+    assert_eq!(status, StatusCode::OK, "{pending}");
+    assert_eq!(pending["joins"][0]["join_id"], join_id.as_str());
+
+    let bob_wait = joiners_api.get(format!("/v1/channels/join/{join_id}?wait=60"), &bob);
+    let owner_welcomes = async {
+        let welcome = json!({ "channel": CHANNEL, "join_ids": [join_id], "welcome": b64(b"welcome bob") });
+        let (status, body) = owners_api.post("/v1/channels/joins/welcome", &owner, welcome).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    };
+    let ((status, state), ()) = tokio::join!(bob_wait, owner_welcomes);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state, json!({ "status": "welcomed", "welcome": b64(b"welcome bob") }));
+}
+
+/// The backends LISTENing on the test's database.
+async fn listen_connections(backend: &Backend) -> i64 {
+    let query = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'";
+    sqlx::query_scalar(query).fetch_one(&mut backend.connect().await).await.expect("count LISTEN connections")
+}
+
+/// Ends every LISTEN connection to the test's database from the server side; returns how many there were.
+async fn terminate_listen_connections(backend: &Backend) -> i64 {
+    let query = "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN%') AS terminated";
+    sqlx::query_scalar(query).fetch_one(&mut backend.connect().await).await.expect("terminate LISTEN connections")
 }
 
 async fn pending_join_survives_restart(backend: Backend) {

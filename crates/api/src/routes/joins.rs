@@ -60,7 +60,7 @@ pub(super) async fn request_join(
     };
     let join_id = state.storage.redeem_invite(request).await??;
     state.metrics.invites_redeemed.inc();
-    state.signals.ring(&Subject::ChannelJoins(channel.to_string()));
+    state.wake(&[Subject::ChannelJoins(channel.to_string())]).await;
     Ok((StatusCode::CREATED, Json(JoinCreated { join_id })))
 }
 
@@ -223,9 +223,8 @@ async fn settle(
     if welcome.is_some() {
         state.metrics.joins_admitted.inc_by(join_ids.len() as u64);
     }
-    for join_id in join_ids {
-        state.signals.ring(&Subject::Join(join_id.clone()));
-    }
+    let settled: Vec<Subject> = join_ids.iter().map(|join_id| Subject::Join(join_id.clone())).collect();
+    state.wake(&settled).await;
     Ok(Json(Settled { settled: join_ids.len() }))
 }
 

@@ -39,6 +39,7 @@ pub enum StorageError {
 #[derive(Clone, Debug)]
 pub struct Storage {
     pool: AnyPool,
+    postgres: bool,
 }
 
 impl Storage {
@@ -47,9 +48,10 @@ impl Storage {
     pub async fn open(database_url: &str) -> Result<Self, StorageError> {
         sqlx::any::install_default_drivers();
         let url = connect_url(database_url)?;
+        let postgres = url.starts_with("postgres");
         let pool = AnyPoolOptions::new().max_connections(8).connect(&url).await?;
         migrate::apply(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, postgres })
     }
 
     /// Whether the database answers a trivial query (the API's readiness).
@@ -61,6 +63,11 @@ impl Storage {
     /// Closes every connection; pending queries finish first.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Whether the database is PostgreSQL, which other API instances may share.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.postgres
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {

@@ -57,6 +57,12 @@ impl Backend {
         Some(Self { dir: tempfile::tempdir().expect("temp dir"), database_url })
     }
 
+    /// A connection of the test's own to its database.
+    pub async fn connect(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&self.database_url).await.expect("connect to the database")
+    }
+
     pub fn config(&self) -> ApiConfig {
         ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
