@@ -52,9 +52,11 @@ impl FromRequestParts<AppState> for Caller {
             if owner.revoked {
                 return Err(ApiError::RevokedApiKey);
             }
+            state.quotas.request(&owner.account.id)?;
             return Ok(Caller { account_id: owner.account.id, org: owner.account.org, credential: Credential::ApiKey });
         }
         let claims = state.verifier.verify(credential).map_err(ApiError::InvalidToken)?;
+        state.quotas.request(&claims.sub)?;
         Ok(Caller { account_id: claims.sub, org: claims.org, credential: Credential::AccessToken })
     }
 }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::ApiQuotas;
+
 /// Where the API listens and keeps its state.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -21,6 +23,8 @@ pub struct ApiConfig {
     /// serves them nowhere. `skytale dev` leaves it `None` and serves the API's
     /// [`admin_component`](crate::ApiHandle::admin_component) on its own admin listener.
     pub admin_listen: Option<SocketAddr>,
+    /// Per-account limits on requests and invites.
+    pub quotas: ApiQuotas,
 }
 
 /// Default listen address of the API.
@@ -36,6 +40,7 @@ impl ApiConfig {
             key_file: data_dir.join("api-signing-key.pem"),
             token_lifetime: skytale_auth::TOKEN_LIFETIME,
             admin_listen: None,
+            quotas: ApiQuotas::default(),
         }
     }
 }

@@ -3,7 +3,10 @@
 //! Body shape: `{"error": {"code": "...", "message": "..."}}`. Clients branch on `code`; `message` is for humans.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -44,6 +47,8 @@ pub enum ApiError {
     InvalidChannelName(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("this account is over its quota of {limit}: retry in {} s", retry_after_secs(.retry_after))]
+    QuotaExceeded { limit: &'static str, retry_after: Duration },
     #[error("internal error")]
     Internal(String),
     #[error("storage error")]
@@ -70,6 +75,7 @@ impl ApiError {
             Self::InviteUsedUp => "invite_used_up",
             Self::InvalidChannelName(_) => "invalid_channel_name",
             Self::BadRequest(_) => "bad_request",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::Internal(_) => "internal",
             Self::Storage(_) => "storage",
         }
@@ -88,6 +94,7 @@ impl ApiError {
             Self::JoinNotPending(_) => StatusCode::CONFLICT,
             Self::InviteExpired | Self::InviteUsedUp => StatusCode::GONE,
             Self::InvalidChannelName(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) | Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,8 +109,17 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::QuotaExceeded { retry_after, .. } = &self {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(retry_after)));
+        }
+        response
     }
+}
+
+/// Whole seconds, rounded up: `Retry-After` has no fractions, and waiting too little would be refused again.
+fn retry_after_secs(wait: &Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl From<JoinRefusal> for ApiError {

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::ApiMetrics;
 use crate::peers::{self, Peers};
+use crate::quotas::Quotas;
 use crate::routes::{router, Route};
 use crate::signals::Signals;
 use crate::state::{AppState, Shared};
@@ -60,6 +61,8 @@ impl Api {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let instance = peers::new_instance_id();
         let peers = storage.is_postgres().then(|| Peers::new(storage.pool().clone(), instance.clone()));
+        let quotas = Arc::new(Quotas::new(config.quotas));
+        tokio::spawn(forget_idle_accounts(quotas.clone(), shutdown_rx.clone()));
         let signals = Arc::new(Signals::new(shutdown_rx.clone(), metrics.long_polls_waiting.clone()));
         // One LISTEN connection per process, for the other instances on the same PostgreSQL.
         let follower = storage.is_postgres().then(|| {
@@ -72,6 +75,7 @@ impl Api {
             signals,
             peers,
             metrics: Arc::new(metrics),
+            quotas: quotas.clone(),
         });
         let (app, routes) = router(state);
         let mut stop = shutdown_rx;
@@ -87,6 +91,19 @@ impl Api {
         Ok(ApiHandle { local_addr, shutdown_tx, task, follower, storage, routes, component, admin })
     }
 }
+
+/// Every minute until shutdown, drops the quota buckets of accounts that have been quiet long enough to have
+/// full buckets again.
+async fn forget_idle_accounts(quotas: Arc<Quotas>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FORGET_IDLE_ACCOUNTS_EVERY) => quotas.forget_idle_accounts(),
+            _ = shutdown.wait_for(|stopping| *stopping) => return,
+        }
+    }
+}
+
+const FORGET_IDLE_ACCOUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The API is ready while its database answers a trivial query.
 fn readiness(storage: Storage) -> Readiness {

@@ -6,6 +6,7 @@ use skytale_auth::{TokenIssuer, TokenVerifier};
 
 use crate::metrics::ApiMetrics;
 use crate::peers::Peers;
+use crate::quotas::Quotas;
 use crate::signals::{Signals, Subject};
 use crate::storage::Storage;
 
@@ -22,6 +23,7 @@ pub(crate) struct Shared {
     /// The other API instances on this database, if it is PostgreSQL.
     pub peers: Option<Peers>,
     pub metrics: Arc<ApiMetrics>,
+    pub quotas: Arc<Quotas>,
 }
 
 impl Shared {

@@ -2,12 +2,14 @@
 
 mod common;
 
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use skytale_api::ApiQuotas;
 use skytale_auth::TokenVerifier;
 use skytale_proto::ChannelName;
 
@@ -50,6 +52,8 @@ on_both_backends!(
     pending_join_survives_restart,
     rejected_join_is_reported_to_joiner,
     malformed_requests_are_bad_requests,
+    an_account_over_its_request_rate_gets_429_with_retry_after_and_others_are_served,
+    an_account_over_its_invites_per_hour_gets_429_and_others_still_invite,
 );
 
 /// Several API instances on one PostgreSQL (SQLite is one process's file, so these have no SQLite variant).
@@ -373,6 +377,56 @@ async fn terminate_listen_connections(backend: &Backend) -> i64 {
     let query = "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE datname = current_database() AND query LIKE 'LISTEN%') AS terminated";
     sqlx::query_scalar(query).fetch_one(&mut backend.connect().await).await.expect("terminate LISTEN connections")
+}
+
+async fn an_account_over_its_request_rate_gets_429_with_retry_after_and_others_are_served(backend: Backend) {
+    let quotas = ApiQuotas {
+        requests_per_second: NonZeroU32::new(1).unwrap(),
+        request_burst: NonZeroU32::new(5).unwrap(),
+        ..ApiQuotas::default()
+    };
+    let api = TestApi::start_with(&backend, |config| config.quotas = quotas).await;
+    let flooder = api.account("acme", "flooder").await.secret;
+    let other = api.account("acme", "other").await.secret;
+    // The burst is 5, refilled at 1 a second: well before 100 requests, one is refused.
+    let mut refused = None;
+    for _ in 0..100 {
+        let response = api.http.post(format!("{}/v1/tokens", api.base)).bearer_auth(&flooder).json(&json!({}));
+        let response = response.send().await.expect("request");
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(response);
+            break;
+        }
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let refused = refused.expect("the flooding account was never refused");
+    let retry_after: u64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "Retry-After: {retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(error_code(&body), "quota_exceeded");
+    assert!(body["error"]["message"].as_str().unwrap().contains("requests per second"), "{body}");
+    // Another account has a bucket of its own.
+    for _ in 0..5 {
+        let (status, body) = api.post("/v1/tokens", &other, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+async fn an_account_over_its_invites_per_hour_gets_429_and_others_still_invite(backend: Backend) {
+    let quotas = ApiQuotas { invites_per_hour: NonZeroU32::new(2).unwrap(), ..ApiQuotas::default() };
+    let api = TestApi::start_with(&backend, |config| config.quotas = quotas).await;
+    let owner = api.account("acme", "owner").await.secret;
+    let (status, body) = api.post("/v1/channels", &owner, json!({ "name": CHANNEL })).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let colleague = api.account("acme", "colleague").await.secret;
+    invite(&api, &owner, CHANNEL, 1, 3600).await;
+    invite(&api, &owner, CHANNEL, 1, 3600).await;
+    let request = json!({ "channel": CHANNEL, "max_uses": 1, "ttl": 3600 });
+    let (status, body) = api.post("/v1/channels/invites", &owner, request).await;
+    assert_eq!((status, error_code(&body)), (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("invites per hour"), "{body}");
+    // A refused invite is not counted against anyone else: a member of the same org still invites.
+    invite(&api, &colleague, CHANNEL, 1, 3600).await;
 }
 
 async fn pending_join_survives_restart(backend: Backend) {

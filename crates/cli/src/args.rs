@@ -2,11 +2,13 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use skytale_api::ApiQuotas;
 
 use crate::duration::{parse_duration, parse_nonzero_duration};
 use crate::org::parse_org;
@@ -146,6 +148,15 @@ pub struct ApiArgs {
     /// free one, logged); off unless given.
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
+    /// Requests one account may make per second, sustained; beyond it, 429 with Retry-After.
+    #[arg(long, default_value_t = ApiQuotas::default().requests_per_second)]
+    pub requests_per_second: NonZeroU32,
+    /// Requests one account may make at once after a quiet spell.
+    #[arg(long, default_value_t = ApiQuotas::default().request_burst)]
+    pub request_burst: NonZeroU32,
+    /// Invites one account may create per hour.
+    #[arg(long, default_value_t = ApiQuotas::default().invites_per_hour)]
+    pub invites_per_hour: NonZeroU32,
 }
 
 #[derive(Debug, Args)]

@@ -90,6 +90,7 @@ pub(super) async fn create_invite(
         return Err(ApiError::BadRequest(format!("ttl must be between 1 and {} seconds", MAX_INVITE_TTL.as_secs())));
     }
     caller.require_member(&state, &channel).await?;
+    state.quotas.invite(&caller.account_id)?;
     let expires_at = now_ms() + ttl.as_millis() as i64;
     let token = state.storage.create_invite(&channel, &caller.account_id, i64::from(body.max_uses), expires_at).await?;
     Ok((StatusCode::CREATED, Json(InviteResponse { token, expires_at })))

@@ -1,6 +1,6 @@
 //! `skytale api`: runs the API server alone until SIGINT/SIGTERM.
 
-use skytale_api::{Api, ApiConfig};
+use skytale_api::{Api, ApiConfig, ApiQuotas};
 
 use super::{api_data_dir, CommandError};
 use crate::announce;
@@ -18,6 +18,11 @@ pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
     }
     config.token_lifetime = args.token_lifetime;
     config.admin_listen = args.admin_listen;
+    config.quotas = ApiQuotas {
+        requests_per_second: args.requests_per_second,
+        request_burst: args.request_burst,
+        invites_per_hour: args.invites_per_hour,
+    };
 
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
