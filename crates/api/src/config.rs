@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use skytale_tls_server::TlsFiles;
+
 /// Where the API listens and keeps its state.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -21,6 +23,9 @@ pub struct ApiConfig {
     /// serves them nowhere. `skytale dev` leaves it `None` and serves the API's
     /// [`admin_component`](crate::ApiHandle::admin_component) on its own admin listener.
     pub admin_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate and key (docs/operations.md, "TLS"); `None` serves plain HTTP. The
+    /// files are re-read when they change and on SIGHUP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Default listen address of the API.
@@ -28,7 +33,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 impl ApiConfig {
     /// Everything under `data_dir`: `api.db` (SQLite) and `api-signing-key.pem`, listening on `listen`, with
-    /// tokens of the default lifetime and no admin listener.
+    /// tokens of the default lifetime, no admin listener and no TLS.
     pub fn in_data_dir(data_dir: &Path, listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -36,6 +41,7 @@ impl ApiConfig {
             key_file: data_dir.join("api-signing-key.pem"),
             token_lifetime: skytale_auth::TOKEN_LIFETIME,
             admin_listen: None,
+            tls: None,
         }
     }
 }

@@ -64,6 +64,7 @@ impl Backend {
             key_file: self.dir.path().join("api-signing-key.pem"),
             token_lifetime: skytale_auth::TOKEN_LIFETIME,
             admin_listen: None,
+            tls: None,
         }
     }
 }
