@@ -6,10 +6,11 @@ use std::path::PathBuf;
 /// Why [`ServerTls::start`](crate::ServerTls::start) or a reload failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read the TLS file {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("the TLS file {} is not valid PEM: {reason}", path.display())]
-    BadPem { path: PathBuf, reason: String },
+    /// `file` is `certificate` or `key`.
+    #[error("cannot read the TLS {file} file {}: {source}", path.display())]
+    Read { file: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("the TLS {file} file {} is not valid PEM: {reason}", path.display())]
+    BadPem { file: &'static str, path: PathBuf, reason: String },
     #[error(
         "the TLS certificate file {} holds no certificate (-----BEGIN CERTIFICATE-----): pass the server's \
          certificate chain, its own certificate first",

@@ -31,15 +31,18 @@ pub(crate) fn load(files: &TlsFiles, provider: &CryptoProvider) -> Result<Certif
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source })
+const CERTIFICATE: &str = "certificate";
+const KEY: &str = "key";
+
+fn read(file: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { file, path: path.to_owned(), source })
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(path)?;
+    let pem = read(CERTIFICATE, path)?;
     let chain = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|error| TlsError::BadPem { path: path.to_owned(), reason: error.to_string() })?;
+        .map_err(|error| TlsError::BadPem { file: CERTIFICATE, path: path.to_owned(), reason: error.to_string() })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate { path: path.to_owned() });
     }
@@ -47,9 +50,9 @@ fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    let pem = read(path)?;
+    let pem = read(KEY, path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|error| match error {
         pem::Error::NoItemsFound => TlsError::NoKey { path: path.to_owned() },
-        error => TlsError::BadPem { path: path.to_owned(), reason: error.to_string() },
+        error => TlsError::BadPem { file: KEY, path: path.to_owned(), reason: error.to_string() },
     })
 }

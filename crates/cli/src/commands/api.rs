@@ -18,11 +18,13 @@ pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
     }
     config.token_lifetime = args.token_lifetime;
     config.admin_listen = args.admin_listen;
+    config.tls = args.tls.files();
 
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
+    let tls = config.tls.is_some();
     let api = Api::start(config).await?;
-    announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr())).map_err(CommandError::Stdout)?;
+    announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr(), tls)).map_err(CommandError::Stdout)?;
     terminated.await;
     api.shutdown().await?;
     Ok(())
