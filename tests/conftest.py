@@ -19,6 +19,8 @@ from skytale_sdk import SkytaleClient
 MakeRelay = Callable[..., RelayProcess]
 MakeClient = Callable[..., SkytaleClient]
 DEV_EXPORTS = ("SKYTALE_RELAY", "SKYTALE_API_URL", "SKYTALE_API_KEY")
+# What `skytale dev --tls` prints: the same three lines, then the CA clients must trust.
+DEV_TLS_EXPORTS = (*DEV_EXPORTS, "SKYTALE_CA_FILE")
 
 
 @pytest.fixture
@@ -61,13 +63,18 @@ def make_client(tmp_path: Path, relay: RelayProcess) -> Iterator[MakeClient]:
 
 class DevStack:
     """A real ``skytale dev`` process (relay + API, auth on) on free loopback ports; ``env`` holds the three
-    variables it printed."""
+    variables it printed (four with ``tls``: ``skytale dev --tls`` adds ``SKYTALE_CA_FILE``), ``exports`` the
+    names in the order they came."""
 
-    def __init__(self, directory: Path, binary: Path = SKYTALE_BIN, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, binary: Path = SKYTALE_BIN, env: dict[str, str] | None = None, tls: bool = False
+    ) -> None:
         self.directory = directory
         self.binary = binary
         self.process_env = env
+        self.tls = tls
         self.env: dict[str, str] = {}
+        self.exports: list[str] = []
         self._process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -83,6 +90,9 @@ class DevStack:
             "--api-port",
             "0",
         ]
+        if self.tls:
+            command.append("--tls")
+        expected = DEV_TLS_EXPORTS if self.tls else DEV_EXPORTS
         self.directory.mkdir(parents=True, exist_ok=True)
         log_path = self.directory / "dev.log"
         with open(log_path, "a") as log:
@@ -92,7 +102,7 @@ class DevStack:
         assert self._process.stdout is not None
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=pump_lines, args=(self._process.stdout, lines), daemon=True).start()
-        while len(self.env) < len(DEV_EXPORTS):
+        while len(self.env) < len(expected):
             try:
                 line = lines.get(timeout=STARTUP_TIMEOUT)
             except queue.Empty:
@@ -101,8 +111,9 @@ class DevStack:
             if line is None:
                 raise RuntimeError(f"skytale dev exited during startup; log:\n{log_path.read_text()}")
             name, _, value = line.strip().removeprefix("export ").partition("=")
-            if name in DEV_EXPORTS:
+            if name in expected:
                 self.env[name] = value
+                self.exports.append(name)
 
     def freeze(self) -> None:
         """Stops the process in its tracks (SIGSTOP): its sockets stay open and nothing answers."""

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::ApiQuotas;
+use skytale_tls_server::TlsFiles;
 
 /// Where the API listens and keeps its state.
 #[derive(Clone, Debug)]
@@ -25,6 +26,9 @@ pub struct ApiConfig {
     pub admin_listen: Option<SocketAddr>,
     /// Per-account limits on requests and invites.
     pub quotas: ApiQuotas,
+    /// Serve HTTPS with this certificate and key (docs/operations.md, "TLS"); `None` serves plain HTTP. The
+    /// files are re-read when they change and on SIGHUP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Default listen address of the API.
@@ -32,7 +36,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 impl ApiConfig {
     /// Everything under `data_dir`: `api.db` (SQLite) and `api-signing-key.pem`, listening on `listen`, with
-    /// tokens of the default lifetime and no admin listener.
+    /// tokens of the default lifetime, no admin listener and no TLS.
     pub fn in_data_dir(data_dir: &Path, listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -41,6 +45,7 @@ impl ApiConfig {
             token_lifetime: skytale_auth::TOKEN_LIFETIME,
             admin_listen: None,
             quotas: ApiQuotas::default(),
+            tls: None,
         }
     }
 }

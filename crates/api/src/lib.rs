@@ -18,6 +18,7 @@ mod server;
 mod signals;
 mod state;
 mod storage;
+mod tls;
 
 pub use admin::{create_account_with_key, AdminError};
 pub use config::{ApiConfig, DEFAULT_LISTEN};
@@ -26,4 +27,8 @@ pub use quotas::ApiQuotas;
 pub use routes::Route;
 pub use secrets::{API_KEY_PREFIX, INVITE_PREFIX};
 pub use server::{Api, ApiHandle, ServeError};
+/// [`ApiConfig::tls`]'s type and what it can fail with, re-exported so embedders need not depend on
+/// `skytale-tls-server` directly.
+pub use skytale_tls_server::{TlsError, TlsFiles};
 pub use storage::{Account, NewApiKey, Storage, StorageError};
+pub use tls::TLS_HANDSHAKE_TIMEOUT;

@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::serve::Listener;
+use axum::Router;
 use skytale_admin::{AdminError, AdminHandle, AdminServer, Component, Readiness};
 use skytale_auth::{KeyError, TokenIssuer};
+use skytale_tls_server::{ServerTls, TlsError, ALPN_H2, ALPN_HTTP1};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -16,6 +19,7 @@ use crate::routes::{router, Route};
 use crate::signals::Signals;
 use crate::state::{AppState, Shared};
 use crate::storage::{Storage, StorageError};
+use crate::tls::TlsListener;
 use crate::ApiConfig;
 
 /// Why the server could not start or stopped with an error.
@@ -33,6 +37,8 @@ pub enum ServeError {
     Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Admin(#[from] AdminError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// The API server.
@@ -42,6 +48,8 @@ impl Api {
     /// Opens the database (applying migrations), loads or creates the signing key, binds and starts serving in
     /// the background.
     pub async fn start(config: ApiConfig) -> Result<ApiHandle, ServeError> {
+        // First, so wrong files are reported before anything else starts.
+        let tls = config.tls.as_ref().map(|files| ServerTls::start(files, &[ALPN_H2, ALPN_HTTP1])).transpose()?;
         let storage = Storage::open(&config.database_url).await?;
         let issuer = TokenIssuer::load_or_create(&config.key_file)?.with_lifetime(config.token_lifetime);
         let verifier = issuer.verifier()?;
@@ -78,18 +86,31 @@ impl Api {
             quotas: quotas.clone(),
         });
         let (app, routes) = router(state);
-        let mut stop = shutdown_rx;
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    // An error means the handle was dropped: stop as well.
-                    let _ = stop.wait_for(|stopping| *stopping).await;
-                })
-                .await
-        });
-        tracing::info!(%local_addr, "skytale API listening");
-        Ok(ApiHandle { local_addr, shutdown_tx, task, follower, storage, routes, component, admin })
+        let task = match &tls {
+            None => tokio::spawn(serve(listener, app, shutdown_rx)),
+            Some(tls) => {
+                let listener = TlsListener::start(listener, tls.acceptor())
+                    .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
+                tokio::spawn(serve(listener, app, shutdown_rx))
+            }
+        };
+        tracing::info!(%local_addr, tls = tls.is_some(), "skytale API listening");
+        Ok(ApiHandle { local_addr, shutdown_tx, task, follower, storage, routes, component, admin, _tls: tls })
     }
+}
+
+/// Serves `app` on `listener` (plain TCP or TLS) until `stop` turns true or its sender is dropped.
+async fn serve<L>(listener: L, app: Router, mut stop: watch::Receiver<bool>) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            // An error means the handle was dropped: stop as well.
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        })
+        .await
 }
 
 /// Every minute until shutdown, drops the quota buckets of accounts that have been quiet long enough to have
@@ -124,6 +145,8 @@ pub struct ApiHandle {
     routes: Vec<Route>,
     component: Component,
     admin: Option<AdminHandle>,
+    /// The certificate in service and its reloading, with [`ApiConfig::tls`]; reloading stops with the handle.
+    _tls: Option<ServerTls>,
 }
 
 impl ApiHandle {

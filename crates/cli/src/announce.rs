@@ -4,13 +4,15 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// The URL clients use to reach a service bound to `addr` (an unspecified bind address is reachable on loopback).
-pub fn url_for(addr: SocketAddr) -> String {
+/// The URL clients use to reach a service bound to `addr`, `https://` if it serves TLS (an unspecified bind
+/// address is reachable on loopback).
+pub fn url_for(addr: SocketAddr, tls: bool) -> String {
     let ip = match addr.ip() {
         ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// Prints `export NAME=value` and flushes, so a reader of the pipe sees it immediately.
@@ -33,8 +35,9 @@ mod tests {
 
     #[test]
     fn urls_use_loopback_for_unspecified_addresses() {
-        assert_eq!(url_for("127.0.0.1:5000".parse().unwrap()), "http://127.0.0.1:5000");
-        assert_eq!(url_for("0.0.0.0:7000".parse().unwrap()), "http://127.0.0.1:7000");
-        assert_eq!(url_for("[::1]:80".parse().unwrap()), "http://[::1]:80");
+        assert_eq!(url_for("127.0.0.1:5000".parse().unwrap(), false), "http://127.0.0.1:5000");
+        assert_eq!(url_for("0.0.0.0:7000".parse().unwrap(), false), "http://127.0.0.1:7000");
+        assert_eq!(url_for("[::1]:80".parse().unwrap(), false), "http://[::1]:80");
+        assert_eq!(url_for("127.0.0.1:5000".parse().unwrap(), true), "https://127.0.0.1:5000");
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skytale_api::ApiQuotas;
+use skytale_tls_server::TlsFiles;
 
 use crate::duration::{parse_duration, parse_nonzero_duration};
 use crate::org::parse_org;
@@ -104,6 +105,31 @@ pub struct RelayArgs {
     /// free one, logged); off unless given.
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// A server's certificate and key, both or neither (clap refuses one without the other).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Serve TLS with this certificate chain (PEM, the server's own certificate first); needs --tls-key. Both
+    /// files are re-read when they change and on SIGHUP: new connections get the new certificate.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1); needs --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The files to serve TLS with, or `None` for plain text.
+    pub fn files(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles::new(cert, key)),
+            // One without the other is refused by clap (`requires`).
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +150,11 @@ pub struct DevArgs {
     /// 127.0.0.1:9090 (port 0 picks a free one, logged: stdout keeps its three lines); off unless given.
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
+    /// Serve the relay and the API over TLS (https://), with a local CA and a certificate for localhost and
+    /// 127.0.0.1 created under --dir on first use (DIR/ca.pem, DIR/tls/); prints a fourth line,
+    /// `export SKYTALE_CA_FILE=DIR/ca.pem`, which clients need to trust it.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(Debug, Args)]
@@ -157,6 +188,8 @@ pub struct ApiArgs {
     /// Invites one account may create per hour.
     #[arg(long, default_value_t = ApiQuotas::default().invites_per_hour)]
     pub invites_per_hour: NonZeroU32,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -443,6 +443,108 @@ fn dev_prints_three_exports_serves_a_client_and_keeps_its_key_across_restarts() 
     assert!(second.wait_blocking().0.success());
 }
 
+#[test]
+fn tls_flags_come_in_pairs_and_files_that_do_not_load_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = skytale_tls_server::LocalCa::load_or_create(dir.path()).unwrap();
+    let (cert, key) = (ca.server.cert.display().to_string(), ca.server.key.display().to_string());
+    let data_dir = dir.path().join("data").display().to_string();
+    let skytale = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_skytale")).args(args).output().expect("run skytale");
+    let relay = ["relay", "--auth", "none", "--listen", "127.0.0.1:0", "--data-dir", &data_dir];
+    let api = ["api", "--listen", "127.0.0.1:0", "--data-dir", &data_dir];
+
+    for (args, missing) in [
+        ([&relay[..], &["--tls-cert", &cert]].concat(), "--tls-key"),
+        ([&api[..], &["--tls-key", &key]].concat(), "--tls-cert"),
+    ] {
+        let output = skytale(&args);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("required arguments were not provided") && stderr.contains(missing), "{stderr}");
+    }
+    let absent = dir.path().join("absent.pem").display().to_string();
+    for (args, named) in [
+        ([&relay[..], &["--tls-cert", &absent, "--tls-key", &key]].concat(), &absent),
+        // The key file given as the certificate.
+        ([&api[..], &["--tls-cert", &key, "--tls-key", &key]].concat(), &key),
+    ] {
+        let output = skytale(&args);
+        assert!(!output.status.success());
+        assert!(output.stdout.is_empty(), "announced a server that should not run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("TLS certificate file {named}")), "{stderr}");
+    }
+}
+
+/// An HTTPS client trusting only the CA in `ca_file`.
+fn https_client(ca_file: &Path) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();
+    reqwest::Client::builder().tls_built_in_root_certs(false).add_root_certificate(ca).build().unwrap()
+}
+
+/// `POST /v1/tokens` over `http`: the access token for `api_key`.
+async fn token_over(http: &reqwest::Client, api_url: &str, api_key: &str) -> String {
+    let response = http.post(format!("{api_url}/v1/tokens")).bearer_auth(api_key).send().await.expect("answered");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    body["token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn dev_tls_prints_four_exports_serves_both_over_https_and_keeps_its_ca_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let args = ["dev", "--dir", &dir_arg, "--relay-port", "0", "--api-port", "0", "--tls"];
+    let first = skytale_printing(&args, 4);
+    let relay = exported(&first.exports[0], "SKYTALE_RELAY").to_owned();
+    let api_url = exported(&first.exports[1], "SKYTALE_API_URL").to_owned();
+    let api_key = exported(&first.exports[2], "SKYTALE_API_KEY").to_owned();
+    let ca_file = std::path::PathBuf::from(exported(&first.exports[3], "SKYTALE_CA_FILE"));
+    assert!(relay.starts_with("https://127.0.0.1:") && api_url.starts_with("https://127.0.0.1:"), "{relay} {api_url}");
+    assert_eq!(ca_file, dir.path().join("ca.pem"));
+    let ca_pem = std::fs::read(&ca_file).unwrap();
+
+    // The API and the relay, trusting the printed CA: a token, then an authenticated stream with it.
+    let token = token_over(&https_client(&ca_file), &api_url, &api_key).await;
+    let tls = tonic::transport::ClientTlsConfig::new().ca_certificate(tonic::transport::Certificate::from_pem(&ca_pem));
+    let endpoint = tonic::transport::Endpoint::from_shared(relay.clone()).unwrap().tls_config(tls).unwrap();
+    let connection = endpoint.connect().await.expect("TLS to the relay, trusting the printed CA");
+    Stream::open_on(connection, Some(&token)).await.expect("a stream with the dev key's token");
+    // Without it, the certificate is not trusted, and the error says so.
+    let refused = reqwest::Client::new().get(format!("{api_url}/.well-known/jwks.json")).send().await.unwrap_err();
+    let mut causes = refused.to_string();
+    let mut cause = std::error::Error::source(&refused);
+    while let Some(error) = cause {
+        causes.push_str(&format!(": {error}"));
+        cause = error.source();
+    }
+    assert!(causes.contains("UnknownIssuer"), "{causes}");
+
+    first.signal("INT");
+    let (status, rest) = first.wait().await;
+    assert!(status.success(), "{status}");
+    assert_eq!(rest, "", "exactly four lines on stdout");
+
+    // A restart reuses the CA: clients that trust it go on trusting the stack.
+    let second = skytale_printing(&args, 4);
+    assert_eq!(exported(&second.exports[2], "SKYTALE_API_KEY"), api_key);
+    assert_eq!(std::path::PathBuf::from(exported(&second.exports[3], "SKYTALE_CA_FILE")), ca_file);
+    assert_eq!(std::fs::read(&ca_file).unwrap(), ca_pem);
+    let api_url = exported(&second.exports[1], "SKYTALE_API_URL");
+    token_over(&https_client(&ca_file), api_url, &api_key).await;
+    second.signal("TERM");
+    assert!(second.wait().await.0.success());
+
+    // A damaged certificate is named, with how to start over.
+    let server_cert = dir.path().join(skytale_tls_server::SERVER_CERT_FILE);
+    std::fs::write(&server_cert, "damaged").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_skytale")).args(args).output().expect("run skytale");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "announced a stack that should not run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&server_cert.display().to_string()) && stderr.contains("delete"), "{stderr}");
+}
+
 /// Adds `joiner` to `channel` with a key package and a Welcome.
 fn add_member(channel: &skytale_client::Channel, joiner: &Client) -> skytale_client::Channel {
     let key_package = joiner.generate_key_package().unwrap();

@@ -26,7 +26,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiFailure {
     /// No HTTP answer (connection refused, TLS failure, timeout).
-    #[error("cannot reach the API at {url}: {}", with_causes(source))]
+    #[error("cannot reach the API at {url}: {}{}", with_causes(source), untrusted_hint(source))]
     Unreachable { url: String, source: reqwest::Error },
     /// The server answered with an error body `{"error": {"code", "message"}}`.
     #[error("API refused {what} ({code}): {message}")]
@@ -34,6 +34,14 @@ pub(crate) enum ApiFailure {
     /// The server answered something this client cannot read.
     #[error("unexpected answer from the API to {what}: {detail}")]
     BadResponse { what: &'static str, detail: String },
+}
+
+/// `: <what to do>` when `error` is an untrusted certificate, else nothing.
+fn untrusted_hint(error: &reqwest::Error) -> String {
+    match crate::tls::is_untrusted_certificate(error) {
+        true => format!(": {}", crate::tls::UNTRUSTED_HINT),
+        false => String::new(),
+    }
 }
 
 impl ApiFailure {

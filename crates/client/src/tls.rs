@@ -3,7 +3,8 @@
 //! Both connections use rustls with the public web roots (webpki-roots, compiled in, so a container without a
 //! system CA bundle still works) plus, when `SKYTALE_CA_FILE` names a PEM file, the CAs in it: that is how a
 //! deployment with a private CA (or a self-signed development certificate) is reached. `http://` endpoints stay
-//! plain and never look at this.
+//! plain and never look at this. A certificate that is not trusted fails with rustls' reason (`invalid peer
+//! certificate: UnknownIssuer`) and [`UNTRUSTED_HINT`] rather than the hint for a server that is down.
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,28 @@ impl TrustRoots {
             .map_err(|e| Error::Runtime(format!("invalid certificate in {CA_FILE_ENV}: {e}")))?;
         Ok(certificates.into_iter().fold(builder, |b, certificate| b.add_root_certificate(certificate)))
     }
+}
+
+/// What to do about a server certificate the client does not trust, said after the error naming the problem.
+pub(crate) const UNTRUSTED_HINT: &str = "the server's certificate is not trusted: if a private CA issued it (as \
+     `skytale dev --tls` does, printing its SKYTALE_CA_FILE), set SKYTALE_CA_FILE to that CA's PEM file";
+
+/// Whether `error` (or one of its causes) is rustls refusing the server's certificate (unknown issuer, expired,
+/// wrong name...), as opposed to a server that cannot be reached at all.
+pub(crate) fn is_untrusted_certificate(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(tokio_rustls::rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
+            return true;
+        }
+        // An io::Error's `source` skips the error it wraps, and rustls' error comes up inside one (tokio-rustls),
+        // itself inside another (reqwest): look inside first.
+        next = match error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as _),
+            None => error.source(),
+        };
+    }
+    false
 }
 
 /// Whether `url` asks for TLS.

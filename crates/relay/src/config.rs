@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use skytale_tls_server::TlsFiles;
+
 use crate::RelayAuth;
 
 /// Default retention: messages older than a week are dropped (docs/relay.md, "Retention").
@@ -114,6 +116,10 @@ pub struct RelayConfig {
     /// (the default) serves them nowhere. `skytale dev` leaves it `None` and serves the relay's
     /// [`admin_component`](crate::RelayHandle::admin_component) on its own admin listener.
     pub admin_listen: Option<SocketAddr>,
+    /// Serve TLS with this certificate and key (docs/operations.md, "TLS"); `None` (the default) serves plain
+    /// HTTP/2. The handshake counts against the connection caps and must end within `handshake_timeout`, like
+    /// the HTTP/2 preface after it; the files are re-read when they change and on SIGHUP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Caps on channel creation, counted over every channel the relay stores.
@@ -131,7 +137,8 @@ impl Default for ChannelQuota {
 
 impl RelayConfig {
     /// A configuration with the defaults: 1 MiB payloads, 7 days retention, no size cap, `SyncMode::Normal`,
-    /// no authentication, the connection and stream limits of the `DEFAULT_*` constants, and no admin listener.
+    /// no authentication, the connection and stream limits of the `DEFAULT_*` constants, no admin listener and
+    /// no TLS.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen,
@@ -155,6 +162,7 @@ impl RelayConfig {
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
             max_in_flight_per_account: DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT,
             admin_listen: None,
+            tls: None,
         }
     }
 }

@@ -19,4 +19,6 @@ pub enum RelayError {
     WriterThread(std::io::Error),
     #[error(transparent)]
     Admin(#[from] skytale_admin::AdminError),
+    #[error(transparent)]
+    Tls(#[from] skytale_tls_server::TlsError),
 }

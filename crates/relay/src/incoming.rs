@@ -2,8 +2,9 @@
 //!
 //! Everything here happens before a client has said who it is, so it must cost an anonymous peer little and
 //! end on its own: a connection is counted against the caps the moment it is accepted (total and per peer IP),
-//! and it is handed to the HTTP/2 server only once it has sent the HTTP/2 client preface, within
-//! [`RelayConfig::handshake_timeout`](crate::RelayConfig). Sockets that never send a byte are closed instead of
+//! and it is handed to the HTTP/2 server only once it has completed its TLS handshake (when the relay serves TLS)
+//! and sent the HTTP/2 client preface, both within [`RelayConfig::handshake_timeout`](crate::RelayConfig) and in
+//! a task of its own, so no peer holds up the accept loop. Sockets that never send a byte are closed instead of
 //! being held for ever, and an accept that fails for lack of file descriptors backs off instead of retrying at
 //! once (a busy loop that starves the connections already open). Each admitted connection also gets the in-flight
 //! budget its streams share ([`ConnectionBudget`]), which the server hands to every stream through
@@ -17,9 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use skytale_tls_server::{TlsAcceptor, TlsStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_util::either::Either;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::inflight::ConnectionBudget;
@@ -45,12 +48,21 @@ pub struct AcceptPolicy {
     pub in_flight_per_connection: usize,
 }
 
-/// Accepts on `listener` until `stop`; yields connections that sent the HTTP/2 preface in time and fit the
-/// caps. The receiver is the server's incoming stream; the listener closes when the loop ends.
-pub fn accept(listener: TcpListener, policy: AcceptPolicy, stop: watch::Receiver<bool>) -> mpsc::Receiver<Admitted> {
+/// A connection as the HTTP/2 server reads it: plain TCP, or TLS over it (boxed: a TLS session is large).
+type Transport = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+
+/// Accepts on `listener` until `stop`; yields connections that fit the caps and completed their TLS handshake
+/// (with `tls`) and sent the HTTP/2 preface in time. The receiver is the server's incoming stream; the listener
+/// closes when the loop ends.
+pub fn accept(
+    listener: TcpListener,
+    policy: AcceptPolicy,
+    tls: Option<TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+) -> mpsc::Receiver<Admitted> {
     let (handoff, incoming) = mpsc::channel(HANDOFF_CAPACITY);
     let counts = Arc::new(ConnectionCounts::new(policy));
-    tokio::spawn(accept_loop(listener, counts, policy, handoff, stop));
+    tokio::spawn(accept_loop(listener, counts, policy, tls, handoff, stop));
     incoming
 }
 
@@ -58,6 +70,7 @@ async fn accept_loop(
     listener: TcpListener,
     counts: Arc<ConnectionCounts>,
     policy: AcceptPolicy,
+    tls: Option<TlsAcceptor>,
     handoff: mpsc::Sender<Admitted>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -78,7 +91,8 @@ async fn accept_loop(
                     continue;
                 };
                 let budget = ConnectionBudget::new(policy.in_flight_per_connection);
-                tokio::spawn(handshake(stream, peer, permit, budget, policy.handshake_timeout, handoff.clone()));
+                let opening = Opening { peer, permit, budget, timeout: policy.handshake_timeout, tls: tls.clone() };
+                tokio::spawn(handshake(stream, opening, handoff.clone()));
             }
             // The peer gave up between its SYN and our accept: nothing to wait for.
             Err(error) if is_per_connection(&error) => tracing::debug!(%error, "accept failed"),
@@ -105,34 +119,49 @@ fn is_per_connection(error: &io::Error) -> bool {
     )
 }
 
-/// Waits for the peer's HTTP/2 preface and hands the connection to the server; closes it if the preface is
-/// late or wrong.
-async fn handshake(
-    mut stream: TcpStream,
+/// An accepted connection on its way to the server: who it is, its place under the caps and its deadline.
+struct Opening {
     peer: SocketAddr,
     permit: ConnectionPermit,
     budget: ConnectionBudget,
     timeout: Duration,
-    handoff: mpsc::Sender<Admitted>,
-) {
-    let mut preface = [0u8; PREFACE.len()];
-    let read = tokio::select! {
-        read = tokio::time::timeout(timeout, stream.read_exact(&mut preface)) => read,
+    tls: Option<TlsAcceptor>,
+}
+
+/// Completes the TLS handshake (if the relay serves TLS), waits for the peer's HTTP/2 preface and hands the
+/// connection to the server; closes it if either is late or wrong.
+async fn handshake(stream: TcpStream, opening: Opening, handoff: mpsc::Sender<Admitted>) {
+    let Opening { peer, permit, budget, timeout, tls } = opening;
+    let expected = if tls.is_some() { "TLS handshake and HTTP/2 preface" } else { "HTTP/2 preface" };
+    let opened = tokio::select! {
+        opened = tokio::time::timeout(timeout, open(stream, tls)) => opened,
         // The server stopped: nothing will take this connection any more.
         () = handoff.closed() => return,
     };
-    let refusal = match read {
-        Ok(Ok(_)) if preface == *PREFACE => stream.set_nodelay(true).err().map(|e| format!("TCP_NODELAY: {e}")),
-        Ok(Ok(_)) => Some("not HTTP/2".to_owned()),
-        Ok(Err(error)) => Some(format!("closed before its HTTP/2 preface: {error}")),
-        Err(_) => Some(format!("no HTTP/2 preface within {timeout:?}")),
+    let stream = match opened {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(reason)) => return tracing::debug!(%peer, "connection closed: {reason}"),
+        Err(_) => return tracing::debug!(%peer, "connection closed: no {expected} within {timeout:?}"),
     };
-    if let Some(reason) = refusal {
-        tracing::debug!(%peer, "connection closed: {reason}");
-        return;
-    }
     // Fails only when the server stopped; the connection is closed with it.
     let _ = handoff.send(Admitted { stream, preface_replayed: 0, budget, _permit: permit }).await;
+}
+
+/// The TLS handshake, if any, then the HTTP/2 preface; `Err` says why the connection is refused.
+async fn open(stream: TcpStream, tls: Option<TlsAcceptor>) -> Result<Transport, String> {
+    stream.set_nodelay(true).map_err(|error| format!("TCP_NODELAY: {error}"))?;
+    let mut stream = match tls {
+        None => Either::Left(stream),
+        Some(acceptor) => Either::Right(Box::new(
+            acceptor.accept(stream).await.map_err(|error| format!("TLS handshake failed: {error}"))?,
+        )),
+    };
+    let mut preface = [0u8; PREFACE.len()];
+    stream.read_exact(&mut preface).await.map_err(|error| format!("closed before its HTTP/2 preface: {error}"))?;
+    if preface != *PREFACE {
+        return Err("not HTTP/2".to_owned());
+    }
+    Ok(stream)
 }
 
 /// Open connections, in total and per peer address.
@@ -194,7 +223,7 @@ impl Drop for ConnectionPermit {
 /// A connection that sent the HTTP/2 preface. The preface was consumed to check it, so reads first replay it
 /// for the HTTP/2 server; the connection stays counted until the server drops it.
 pub struct Admitted {
-    stream: TcpStream,
+    stream: Transport,
     preface_replayed: usize,
     budget: ConnectionBudget,
     _permit: ConnectionPermit,
@@ -221,7 +250,11 @@ impl Connected for Admitted {
     type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> ConnectionInfo {
-        ConnectionInfo { tcp: self.stream.connect_info(), budget: self.budget.clone() }
+        let tcp = match &self.stream {
+            Either::Left(tcp) => tcp,
+            Either::Right(tls) => tls.get_ref().0,
+        };
+        ConnectionInfo { tcp: tcp.connect_info(), budget: self.budget.clone() }
     }
 }
 

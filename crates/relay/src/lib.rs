@@ -51,6 +51,7 @@ use std::sync::Arc;
 
 use skytale_admin::{AdminHandle, AdminServer, Component};
 use skytale_dir_lock::DirLock;
+use skytale_tls_server::{ServerTls, ALPN_H2};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -72,6 +73,9 @@ pub use membership::{MemberKey, ObservedGroup, Observer};
 /// The verifier [`RelayAuth::Jwt`] holds, re-exported so embedders need not depend on `skytale-auth` directly.
 pub use skytale_auth::{KeyError, TokenVerifier};
 pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
+/// [`RelayConfig::tls`]'s type and what it can fail with, re-exported so embedders need not depend on
+/// `skytale-tls-server` directly.
+pub use skytale_tls_server::{TlsError, TlsFiles};
 pub use store::DB_FILE;
 
 use channel::ChannelHub;
@@ -106,6 +110,8 @@ pub struct RelayHandle {
     in_flight: Arc<InFlight>,
     component: Component,
     admin: Option<AdminHandle>,
+    /// The certificate in service and its reloading, with [`RelayConfig::tls`]; reloading stops with the handle.
+    _tls: Option<ServerTls>,
     /// Held until [`shutdown`](Self::shutdown) has stopped the log writer (or the handle is dropped).
     _data_dir_lock: DirLock,
 }
@@ -117,6 +123,8 @@ impl Relay {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| RelayError::DataDir { path: config.data_dir.clone(), source })?;
         let data_dir_lock = DirLock::acquire(&config.data_dir).map_err(RelayError::DataDirLocked)?;
+        // First, so wrong files are reported before anything else starts.
+        let tls = config.tls.as_ref().map(|files| ServerTls::start(files, &[ALPN_H2])).transpose()?;
         let db_path = config.data_dir.join(DB_FILE);
         let hub = Arc::new(ChannelHub::default());
         let follows_groups = matches!(config.auth, RelayAuth::Jwt(_));
@@ -182,7 +190,8 @@ impl Relay {
             handshake_timeout: config.handshake_timeout,
             in_flight_per_connection: config.max_in_flight_per_connection,
         };
-        let incoming = ReceiverStream::new(incoming::accept(listener, accept_policy, stop_signal.clone()))
+        let acceptor = tls.as_ref().map(ServerTls::acceptor);
+        let incoming = ReceiverStream::new(incoming::accept(listener, accept_policy, acceptor, stop_signal.clone()))
             .map(Ok::<_, std::convert::Infallible>);
         let mut server_stop = stop_signal.clone();
         let server = tokio::spawn(
@@ -195,7 +204,13 @@ impl Relay {
         );
         let retention =
             tokio::spawn(retention::run(Arc::clone(&writer), policy, metrics.retention_removed.clone(), stop_signal));
-        tracing::info!(%local_addr, data_dir = %config.data_dir.display(), auth = ?config.auth, "relay listening");
+        tracing::info!(
+            %local_addr,
+            data_dir = %config.data_dir.display(),
+            auth = ?config.auth,
+            tls = tls.is_some(),
+            "relay listening"
+        );
         Ok(RelayHandle {
             local_addr,
             stop,
@@ -206,6 +221,7 @@ impl Relay {
             in_flight,
             component,
             admin,
+            _tls: tls,
             _data_dir_lock: data_dir_lock,
         })
     }

@@ -71,6 +71,7 @@ impl Backend {
             token_lifetime: skytale_auth::TOKEN_LIFETIME,
             admin_listen: None,
             quotas: skytale_api::ApiQuotas::default(),
+            tls: None,
         }
     }
 }

@@ -23,11 +23,13 @@ pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
         request_burst: args.request_burst,
         invites_per_hour: args.invites_per_hour,
     };
+    config.tls = args.tls.files();
 
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
+    let tls = config.tls.is_some();
     let api = Api::start(config).await?;
-    announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr())).map_err(CommandError::Stdout)?;
+    announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr(), tls)).map_err(CommandError::Stdout)?;
     terminated.await;
     api.shutdown().await?;
     Ok(())

@@ -4,16 +4,20 @@
 //! `DIR/api-keys/ORG.key`. Auth is on so that what works against `skytale dev` also works against a deployment.
 //!
 //! stdout gets exactly three lines once both services listen, in this order:
-//! `export SKYTALE_RELAY=…`, `export SKYTALE_API_URL=…`, `export SKYTALE_API_KEY=…`. With `--admin-listen`, one
-//! admin listener serves both services' health and metrics; its address is logged, not printed.
+//! `export SKYTALE_RELAY=…`, `export SKYTALE_API_URL=…`, `export SKYTALE_API_KEY=…`. With `--tls`, both serve
+//! TLS with a local CA's certificate (`skytale_tls_server::LocalCa`, created under the directory on first use
+//! and reused after), the two URLs say `https://`, and a fourth line follows the three:
+//! `export SKYTALE_CA_FILE=DIR/ca.pem`, the CA clients must trust. With `--admin-listen`, one admin listener
+//! serves both services' health and metrics; its address is logged, not printed.
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use skytale_admin::{AdminHandle, AdminServer};
-use skytale_api::{Api, ApiConfig, ApiHandle};
+use skytale_api::{Api, ApiConfig, ApiHandle, ServeError};
 use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayError, RelayHandle, TokenVerifier};
+use skytale_tls_server::{LocalCa, TlsError};
 
 use super::{default_dir, CommandError};
 use crate::args::DevArgs;
@@ -37,8 +41,9 @@ pub async fn run(args: DevArgs) -> Result<(), CommandError> {
     // Held until the stack has stopped: a second stack on this directory would share the API's database and
     // fight over the relay's log.
     let _dir_lock = skytale_dir_lock::DirLock::acquire(&dir).map_err(CommandError::DevDirInUse)?;
-    let (stack, api_key) = start(&dir, &args).await?;
-    if let Err(error) = announce_stack(&stack, &api_key) {
+    let local_ca = if args.tls { Some(LocalCa::load_or_create(&dir)?) } else { None };
+    let (stack, api_key) = start(&dir, &args, local_ca.as_ref()).await?;
+    if let Err(error) = announce_stack(&stack, &api_key, local_ca.as_ref()) {
         stack.shutdown().await;
         return Err(CommandError::Stdout(error));
     }
@@ -53,26 +58,31 @@ fn loopback(port: u16) -> SocketAddr {
 }
 
 /// Starts the API, makes sure the dev key exists, then starts the relay trusting the API's signing key, then the
-/// admin listener if asked for. If a later step fails, what already started is stopped again.
-async fn start(dir: &Path, args: &DevArgs) -> Result<(DevStack, String), CommandError> {
-    let api_config = ApiConfig::in_data_dir(&dir.join("api"), loopback(args.api_port));
+/// admin listener if asked for; both serve TLS with `local_ca`'s certificate if given. If a later step fails,
+/// what already started is stopped again.
+async fn start(dir: &Path, args: &DevArgs, local_ca: Option<&LocalCa>) -> Result<(DevStack, String), CommandError> {
+    let mut api_config = ApiConfig::in_data_dir(&dir.join("api"), loopback(args.api_port));
+    api_config.tls = local_ca.map(|ca| ca.server.clone());
     let key_file = api_config.key_file.clone();
     // The API creates the signing key on first start, so the relay can only read it afterwards.
-    let api = Api::start(api_config).await.map_err(|error| match &error {
-        skytale_api::ServeError::Bind { source, .. } if source.kind() == ErrorKind::AddrInUse => {
-            CommandError::PortTaken { flag: "--api-port", error: error.to_string() }
+    let api = Api::start(api_config).await.map_err(|error| match (error, local_ca) {
+        (ServeError::Bind { addr, source }, _) if source.kind() == ErrorKind::AddrInUse => {
+            CommandError::PortTaken { flag: "--api-port", error: ServeError::Bind { addr, source }.to_string() }
         }
-        _ => error.into(),
+        (ServeError::Tls(error), Some(ca)) => certificate_error(error, ca),
+        (error, _) => error.into(),
     })?;
     let relay = async {
         let api_key = dev_key::load_or_create(dir, &args.org, api.storage()).await?;
         let mut config = RelayConfig::new(loopback(args.relay_port), dir.join("relay"));
         config.auth = RelayAuth::Jwt(Box::new(TokenVerifier::from_key_file(&key_file)?));
-        let relay = Relay::start(config).await.map_err(|error| match &error {
-            RelayError::Listen { source, .. } if source.kind() == ErrorKind::AddrInUse => {
-                CommandError::PortTaken { flag: "--relay-port", error: error.to_string() }
+        config.tls = local_ca.map(|ca| ca.server.clone());
+        let relay = Relay::start(config).await.map_err(|error| match (error, local_ca) {
+            (RelayError::Listen { addr, source }, _) if source.kind() == ErrorKind::AddrInUse => {
+                CommandError::PortTaken { flag: "--relay-port", error: RelayError::Listen { addr, source }.to_string() }
             }
-            _ => error.into(),
+            (RelayError::Tls(error), Some(ca)) => certificate_error(error, ca),
+            (error, _) => error.into(),
         })?;
         let components = vec![relay.admin_component(), api.admin_component()];
         let admin = match AdminServer::start_if(args.admin_listen, components).await {
@@ -96,10 +106,22 @@ async fn start(dir: &Path, args: &DevArgs) -> Result<(DevStack, String), Command
     }
 }
 
-fn announce_stack(stack: &DevStack, api_key: &str) -> std::io::Result<()> {
-    announce::export("SKYTALE_RELAY", &announce::url_for(stack.relay.local_addr()))?;
-    announce::export("SKYTALE_API_URL", &announce::url_for(stack.api.local_addr()))?;
-    announce::export("SKYTALE_API_KEY", api_key)
+/// The local CA's files did not load (edited or damaged since they were made): say which, and how to start over.
+fn certificate_error(error: TlsError, ca: &LocalCa) -> CommandError {
+    let tls_dir = ca.server.cert.parent().unwrap_or(&ca.server.cert).to_owned();
+    CommandError::DevCertificate { error, ca_file: ca.ca_file.clone(), tls_dir }
+}
+
+/// The three lines scripts read, in their order, then the CA clients must trust with `--tls`.
+fn announce_stack(stack: &DevStack, api_key: &str, local_ca: Option<&LocalCa>) -> std::io::Result<()> {
+    let tls = local_ca.is_some();
+    announce::export("SKYTALE_RELAY", &announce::url_for(stack.relay.local_addr(), tls))?;
+    announce::export("SKYTALE_API_URL", &announce::url_for(stack.api.local_addr(), tls))?;
+    announce::export("SKYTALE_API_KEY", api_key)?;
+    match local_ca {
+        Some(ca) => announce::export("SKYTALE_CA_FILE", &ca.ca_file.display().to_string()),
+        None => Ok(()),
+    }
 }
 
 impl DevStack {

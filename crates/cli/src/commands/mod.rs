@@ -59,6 +59,14 @@ pub enum CommandError {
     NoApiDatabase(PathBuf),
     #[error(transparent)]
     Mcp(#[from] mcp::McpError),
+    #[error("skytale dev --tls: {0}")]
+    LocalCa(#[from] skytale_tls_server::LocalCaError),
+    #[error(
+        "skytale dev --tls: {error}; delete {} and {} to have new ones created",
+        ca_file.display(),
+        tls_dir.display()
+    )]
+    DevCertificate { error: skytale_tls_server::TlsError, ca_file: PathBuf, tls_dir: PathBuf },
 }
 
 /// `~/.skytale/<name>`, the default location of a command's data.

@@ -32,14 +32,16 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     config.max_in_flight_per_connection = args.max_in_flight_per_connection;
     config.max_in_flight_per_account = args.max_in_flight_per_account;
     config.admin_listen = args.admin_listen;
+    config.tls = args.tls.files();
     if matches!(config.auth, RelayAuth::None) {
         tracing::warn!("--auth none: every stream may use every channel; for local development only");
     }
 
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
+    let tls = config.tls.is_some();
     let relay = Relay::start(config).await?;
-    announce::export("SKYTALE_RELAY", &announce::url_for(relay.local_addr())).map_err(CommandError::Stdout)?;
+    announce::export("SKYTALE_RELAY", &announce::url_for(relay.local_addr(), tls)).map_err(CommandError::Stdout)?;
     terminated.await;
     relay.shutdown().await;
     Ok(())

@@ -75,7 +75,8 @@ impl Relay {
             // tonic's outermost message is "transport error", which the prefix already says.
             let causes = with_causes(&e);
             let causes = causes.strip_prefix("transport error: ").unwrap_or(&causes);
-            Error::Transport(format!("cannot reach the relay at {} ({causes}): {UNREACHABLE_HINT}", self.endpoint))
+            let hint = if tls::is_untrusted_certificate(&e) { tls::UNTRUSTED_HINT } else { UNREACHABLE_HINT };
+            Error::Transport(format!("cannot reach the relay at {} ({causes}): {hint}", self.endpoint))
         };
         let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
             .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?

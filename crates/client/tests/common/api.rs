@@ -20,9 +20,15 @@ pub struct TestApi {
 
 impl TestApi {
     pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts with `adjust`ed settings.
+    pub fn start_with(adjust: impl FnOnce(&mut ApiConfig)) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let config = ApiConfig::in_data_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let mut config = ApiConfig::in_data_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
+        adjust(&mut config);
         let handle = runtime.block_on(Api::start(config)).unwrap();
         let addr = handle.local_addr();
         Self { runtime, handle: Some(handle), addr, dir }

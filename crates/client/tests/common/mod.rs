@@ -4,7 +4,6 @@
 
 pub mod api;
 pub mod proxy;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
