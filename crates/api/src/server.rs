@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use skytale_admin::{AdminError, AdminHandle, AdminServer, Component, Readiness};
-use skytale_auth::{KeyError, TokenIssuer};
+use skytale_auth::KeyError;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::metrics::ApiMetrics;
 use crate::routes::{router, Route};
 use crate::signals::Signals;
+use crate::signing_keys::SigningKeys;
 use crate::state::{AppState, Shared};
 use crate::storage::{Storage, StorageError};
 use crate::ApiConfig;
@@ -37,12 +38,17 @@ pub enum ServeError {
 pub struct Api;
 
 impl Api {
-    /// Opens the database (applying migrations), loads or creates the signing key, binds and starts serving in
-    /// the background.
+    /// Opens the database (applying migrations), loads or creates the signing keys, binds and starts serving in
+    /// the background. The signing keys then follow the key file (`signing_keys`).
     pub async fn start(config: ApiConfig) -> Result<ApiHandle, ServeError> {
         let storage = Storage::open(&config.database_url).await?;
-        let issuer = TokenIssuer::load_or_create(&config.key_file)?.with_lifetime(config.token_lifetime);
-        let verifier = issuer.verifier()?;
+        let keys = match SigningKeys::load_or_create(&config.key_file, config.token_lifetime) {
+            Ok(keys) => Arc::new(keys),
+            Err(error) => {
+                storage.close().await;
+                return Err(error.into());
+            }
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
@@ -59,12 +65,12 @@ impl Api {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = AppState::new(Shared {
             storage: storage.clone(),
-            issuer,
-            verifier,
+            keys: Arc::clone(&keys),
             signals: Signals::new(shutdown_rx.clone(), metrics.long_polls_waiting.clone()),
             metrics: Arc::new(metrics),
         });
         let (app, routes) = router(state);
+        let key_follower = tokio::spawn(Arc::clone(&keys).follow(shutdown_rx.clone()));
         let mut stop = shutdown_rx;
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -75,7 +81,7 @@ impl Api {
                 .await
         });
         tracing::info!(%local_addr, "skytale API listening");
-        Ok(ApiHandle { local_addr, shutdown_tx, task, storage, routes, component, admin })
+        Ok(ApiHandle { local_addr, shutdown_tx, task, storage, routes, component, admin, keys, key_follower })
     }
 }
 
@@ -96,6 +102,8 @@ pub struct ApiHandle {
     routes: Vec<Route>,
     component: Component,
     admin: Option<AdminHandle>,
+    keys: Arc<SigningKeys>,
+    key_follower: JoinHandle<()>,
 }
 
 impl ApiHandle {
@@ -125,6 +133,13 @@ impl ApiHandle {
         self.component.clone()
     }
 
+    /// Reads the key file again now, rather than at the next poll (`skytale api` calls it on SIGHUP): new tokens
+    /// are then signed with its newest key, and the JWKS lists all of them. Returns the key ids, oldest first. A file
+    /// that cannot be used leaves the current keys in effect; its error names the file (and is logged).
+    pub fn reload_signing_keys(&self) -> Result<Vec<String>, KeyError> {
+        self.keys.reload()
+    }
+
     /// Stops accepting, ends open long-polls (they answer with the current state), waits for in-flight requests
     /// and closes the database.
     pub async fn shutdown(self) -> Result<(), ServeError> {
@@ -133,6 +148,7 @@ impl ApiHandle {
         }
         self.shutdown_tx.send_replace(true);
         let served = self.task.await?;
+        self.key_follower.await?;
         self.storage.close().await;
         served.map_err(ServeError::Serve)
     }

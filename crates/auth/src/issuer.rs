@@ -7,7 +7,7 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
-use crate::{key_file, Claims, KeyError, KeyRing, TokenVerifier, AUDIENCE, ISSUER, TOKEN_LIFETIME};
+use crate::{Claims, KeyError, KeyRing, TokenVerifier, AUDIENCE, ISSUER, TOKEN_LIFETIME};
 
 /// A freshly issued token and when it stops being valid.
 #[derive(Clone, Debug)]
@@ -30,7 +30,7 @@ impl TokenIssuer {
     /// Uses the keys stored at `path`, generating one (mode 0600) on first start so tokens stay valid across API
     /// restarts.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
-        Self::from_ring(&key_file::load_or_create(path)?)
+        Self::from_ring(&KeyRing::load_or_create(path)?)
     }
 
     /// An issuer with a fresh in-memory key, for tests and throwaway servers.

@@ -23,30 +23,33 @@ use crate::KeyError;
 /// The PEM label of a PKCS#8 private key (RFC 7468, section 10).
 const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
 
-/// Loads the ring at `path`, or creates a ring of one fresh key there if the file does not exist.
-pub(crate) fn load_or_create(path: &Path) -> Result<KeyRing, KeyError> {
-    match load(path) {
-        Err(KeyError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => create(path),
-        other => other,
+// The ring's file operations live here, by the file format, so that `key_ring` stays free of I/O.
+impl KeyRing {
+    /// Loads the ring at `path`, or creates a ring of one fresh key there (mode 0600) if the file does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        match Self::load(path) {
+            Err(KeyError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => create(path),
+            other => other,
+        }
     }
-}
 
-/// Loads an existing ring, refusing a file other users can read.
-pub(crate) fn load(path: &Path) -> Result<KeyRing, KeyError> {
-    let io_err = |source| KeyError::Io { path: path.to_owned(), source };
-    let mut file = File::open(path).map_err(io_err)?;
-    // The mode of the file read, not of whatever the path names a moment later.
-    check_private(path, &file)?;
-    let mut text = Zeroizing::new(String::new());
-    file.read_to_string(&mut text).map_err(io_err)?;
-    parse(path, &text)
+    /// Loads an existing ring, refusing a file other users can read.
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let io_err = |source| KeyError::Io { path: path.to_owned(), source };
+        let mut file = File::open(path).map_err(io_err)?;
+        // The mode of the file read, not of whatever the path names a moment later.
+        check_private(path, &file)?;
+        let mut text = Zeroizing::new(String::new());
+        file.read_to_string(&mut text).map_err(io_err)?;
+        parse(path, &text)
+    }
 }
 
 /// Appends a fresh key to the ring at `path`, which must exist; the new key signs every token the API issues from
 /// its next reload on. Returns the new ring (its [`KeyRing::signing_kid`] is the new key's id).
 pub fn rotate_signing_key(path: &Path) -> Result<KeyRing, KeyError> {
     let _lock = lock_directory(path)?;
-    let ring = load(path)?.rotated().map_err(|error| ring_error(path, error))?;
+    let ring = KeyRing::load(path)?.rotated().map_err(|error| ring_error(path, error))?;
     replace(path, &ring)?;
     Ok(ring)
 }
@@ -55,7 +58,7 @@ pub fn rotate_signing_key(path: &Path) -> Result<KeyRing, KeyError> {
 /// hold are refused, naming the kids there are. Returns the ring as written.
 pub fn retire_signing_key(path: &Path, kid: &str) -> Result<KeyRing, KeyError> {
     let _lock = lock_directory(path)?;
-    let ring = load(path)?;
+    let ring = KeyRing::load(path)?;
     let retired = ring.without(kid).map_err(|error| match error {
         RingError::UnknownKid(kid) => KeyError::UnknownKeyId { path: path.to_owned(), kid, known: owned(ring.kids()) },
         RingError::RetiringNewest(kid) => KeyError::RetiringSigningKey { path: path.to_owned(), kid },
@@ -117,7 +120,7 @@ fn create(path: &Path) -> Result<KeyRing, KeyError> {
     let temp = written_temp_file(path, &format(path, &ring)?)?;
     match temp.persist_noclobber(path) {
         Ok(_) => sync_directory(path).map(|()| ring),
-        Err(error) if error.error.kind() == ErrorKind::AlreadyExists => load(path),
+        Err(error) if error.error.kind() == ErrorKind::AlreadyExists => KeyRing::load(path),
         Err(error) => Err(io_err(error.error)),
     }
 }

@@ -10,7 +10,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::{key_file, Claims, KeyError, TokenError, AUDIENCE, CLOCK_LEEWAY_SECS, ISSUER};
+use crate::{Claims, KeyError, KeyRing, TokenError, AUDIENCE, CLOCK_LEEWAY_SECS, ISSUER};
 
 /// Verifies Skytale access tokens against a set of Ed25519 public keys, selected by the token's `kid`.
 #[derive(Clone)]
@@ -29,7 +29,7 @@ impl TokenVerifier {
     /// Builds a verifier from the API's private key file, for a relay on the same host as the API: every key of
     /// its ring verifies.
     pub fn from_key_file(path: &Path) -> Result<Self, KeyError> {
-        Self::from_jwks(&key_file::load(path)?.jwks())
+        Self::from_jwks(&KeyRing::load(path)?.jwks())
     }
 
     /// Builds a verifier from a parsed key set. Keys that are not Ed25519 are ignored; a set without any usable
