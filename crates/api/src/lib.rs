@@ -20,10 +20,9 @@ mod state;
 mod storage;
 
 pub use admin::{create_account_with_key, AdminError};
-pub use config::{ApiConfig, DEFAULT_LISTEN};
+pub use config::{ApiConfig, DEFAULT_LISTEN, SIGNING_KEY_FILE};
 pub use error::ApiError;
 pub use routes::Route;
 pub use secrets::{API_KEY_PREFIX, INVITE_PREFIX};
 pub use server::{Api, ApiHandle, ServeError};
-pub use signing_keys::KEY_FILE_POLL_INTERVAL;
 pub use storage::{Account, NewApiKey, Storage, StorageError};

@@ -11,11 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-use skytale_auth::{FileStamp, KeyError, KeyRing, TokenIssuer, TokenVerifier};
+use skytale_auth::{FileStamp, KeyError, KeyRing, TokenIssuer, TokenVerifier, KEY_FILE_POLL_INTERVAL};
 use tokio::sync::watch;
-
-/// How often the key file's stamp is looked at: a rotation is in effect this long after it at the latest.
-pub const KEY_FILE_POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 /// One reading of the key file: what signs and what verifies.
 pub(crate) struct Keys {

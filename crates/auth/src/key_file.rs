@@ -2,8 +2,8 @@
 //! of mode 0600. The last block signs; a file of one block (what every API wrote before rotation existed) is a
 //! ring of one key.
 //!
-//! Each block is what `openssl pkey` reads and writes, so operators can inspect or provision keys with standard
-//! tools. Every write goes to a temporary file in the same directory (mode 0600, fsynced) that is then renamed over
+//! Each block is what `openssl pkey` reads and `openssl genpkey -algorithm ed25519` writes, so operators can
+//! inspect or provision keys with standard tools. Every write goes to a temporary file in the same directory (mode 0600, fsynced) that is then renamed over
 //! the key file, so an API or relay reading it at any moment sees the old ring or the new one, never half a file.
 //! The first key is created the same way but only if no file is there yet, so two processes starting at once
 //! cannot each write a different key and leave one of them issuing tokens nobody can verify. Rotating and retiring
@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, DecodePrivateKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
 
@@ -99,11 +99,14 @@ fn ring_error(path: &Path, error: RingError) -> KeyError {
     }
 }
 
-/// The ring as PEM blocks, oldest first.
+/// The ring as PEM blocks, oldest first, each a PKCS#8 v1 key (RFC 8410 without the optional public key), which
+/// is what `openssl genpkey -algorithm ed25519` writes: OpenSSL 3.0 refuses the v2 form `SigningKey::to_pkcs8_pem`
+/// writes (and API key files written before rings existed have), which this crate still reads.
 fn format(path: &Path, ring: &KeyRing) -> Result<Zeroizing<String>, KeyError> {
     let mut text = Zeroizing::new(String::new());
     for key in ring.signing_keys() {
-        let block = key
+        let v1 = KeypairBytes { secret_key: key.to_bytes(), public_key: None };
+        let block = v1
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|error| KeyError::InvalidKeyFile { path: path.to_owned(), reason: error.to_string() })?;
         text.push_str(&block);

@@ -35,5 +35,8 @@ pub const AUDIENCE: &str = "skytale-relay";
 /// How long an issued token is valid. Short, because a revoked API key must stop working soon; clients refresh
 /// before expiry.
 pub const TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How often a server looks at the key file it follows (the API its signing keys, a relay on the API's host the
+/// keys it trusts): a change is in effect this long after it at the latest.
+pub const KEY_FILE_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Clock skew tolerated when checking `exp` and `iat` between the API and relay hosts.
 pub const CLOCK_LEEWAY_SECS: u64 = 30;

@@ -5,10 +5,10 @@
 //! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames, each into a
 //! [`request`] → [`publish`] validates a publish (with [`mls_framing`]) → [`log`] numbers it, checks its epoch and
 //! commits it to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor
-//! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided; [`stream_guard`]
-//! holds each stream to its limits and [`inflight`] bounds what deliveries may wait unsent, per connection and
-//! account; [`metrics`] names every series the admin listener exports; [`fuzzing`] runs the input handling for the
-//! fuzz targets.
+//! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided, with the keys
+//! [`trusted_keys`] keeps up with the API's (fetched by [`jwks`]); [`stream_guard`] holds each stream to its
+//! limits and [`inflight`] bounds what deliveries may wait unsent, per connection and account; [`metrics`] names
+//! every series the admin listener exports; [`fuzzing`] runs the input handling for the fuzz targets.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), skytale_relay::RelayError> {
@@ -45,6 +45,7 @@ mod session;
 mod store;
 mod stream_guard;
 mod subscription;
+mod trusted_keys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub use config::{
 };
 pub use error::RelayError;
 pub use jwks::{fetch_verifier, JwksError};
+pub use trusted_keys::{
+    JwksFollow, KeyReloadError, TrustedKeys, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
+};
 /// The MLS external observer the log writer validates handshakes with: public so that its cost can be measured
 /// on its own (`skytale-bench group-scaling`).
 pub use membership::{MemberKey, ObservedGroup, Observer};
@@ -106,6 +110,9 @@ pub struct RelayHandle {
     in_flight: Arc<InFlight>,
     component: Component,
     admin: Option<AdminHandle>,
+    auth: RelayAuth,
+    /// Follows the trusted keys' source (`trusted_keys`) with JWT auth.
+    key_follower: Option<JoinHandle<()>>,
     /// Held until [`shutdown`](Self::shutdown) has stopped the log writer (or the handle is dropped).
     _data_dir_lock: DirLock,
 }
@@ -193,6 +200,10 @@ impl Relay {
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move { stopped(&mut server_stop).await }),
         );
+        let key_follower = match &config.auth {
+            RelayAuth::Jwt(keys) => Some(tokio::spawn(Arc::clone(keys).follow(stop_signal.clone()))),
+            RelayAuth::None => None,
+        };
         let retention =
             tokio::spawn(retention::run(Arc::clone(&writer), policy, metrics.retention_removed.clone(), stop_signal));
         tracing::info!(%local_addr, data_dir = %config.data_dir.display(), auth = ?config.auth, "relay listening");
@@ -206,6 +217,8 @@ impl Relay {
             in_flight,
             component,
             admin,
+            auth: config.auth,
+            key_follower,
             _data_dir_lock: data_dir_lock,
         })
     }
@@ -260,6 +273,16 @@ impl RelayHandle {
         self.component.clone()
     }
 
+    /// Learns the trusted keys again now, from the key file or the JWKS URL (`skytale relay` does on SIGHUP), rather
+    /// than at the next look. Returns the ids of the keys trusted afterwards (none with auth off); on failure the
+    /// keys in effect stay.
+    pub async fn reload_keys(&self) -> Result<Vec<String>, KeyReloadError> {
+        match &self.auth {
+            RelayAuth::Jwt(keys) => keys.reload().await,
+            RelayAuth::None => Ok(Vec::new()),
+        }
+    }
+
     /// Ends every stream, stops accepting connections, finishes pending writes and closes the log.
     pub async fn shutdown(mut self) {
         if let Some(admin) = self.admin.take() {
@@ -279,6 +302,11 @@ impl RelayHandle {
         }
         if let Err(error) = self.retention.await {
             tracing::error!(%error, "retention task failed");
+        }
+        if let Some(follower) = self.key_follower.take() {
+            if let Err(error) = follower.await {
+                tracing::error!(%error, "key follower task failed");
+            }
         }
         self.writer.stop().await;
         tracing::info!("relay stopped");

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use skytale_admin::{AdminHandle, AdminServer};
 use skytale_api::{Api, ApiConfig, ApiHandle};
-use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayError, RelayHandle, TokenVerifier};
+use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayError, RelayHandle};
 
 use super::{default_dir, CommandError};
 use crate::args::DevArgs;
@@ -67,7 +67,7 @@ async fn start(dir: &Path, args: &DevArgs) -> Result<(DevStack, String), Command
     let relay = async {
         let api_key = dev_key::load_or_create(dir, &args.org, api.storage()).await?;
         let mut config = RelayConfig::new(loopback(args.relay_port), dir.join("relay"));
-        config.auth = RelayAuth::Jwt(Box::new(TokenVerifier::from_key_file(&key_file)?));
+        config.auth = RelayAuth::key_file(&key_file)?;
         let relay = Relay::start(config).await.map_err(|error| match &error {
             RelayError::Listen { source, .. } if source.kind() == ErrorKind::AddrInUse => {
                 CommandError::PortTaken { flag: "--relay-port", error: error.to_string() }
