@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use tokio::signal::unix::{signal, SignalKind, Signal};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// SIGHUPs received since [`Hangups::register`].
 pub struct Hangups(Signal);

@@ -67,9 +67,6 @@ pub use config::{
 };
 pub use error::RelayError;
 pub use jwks::{fetch_verifier, JwksError};
-pub use trusted_keys::{
-    JwksFollow, KeyReloadError, TrustedKeys, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
-};
 /// The MLS external observer the log writer validates handshakes with: public so that its cost can be measured
 /// on its own (`skytale-bench group-scaling`).
 pub use membership::{MemberKey, ObservedGroup, Observer};
@@ -77,6 +74,9 @@ pub use membership::{MemberKey, ObservedGroup, Observer};
 pub use skytale_auth::{KeyError, TokenVerifier};
 pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 pub use store::DB_FILE;
+pub use trusted_keys::{
+    JwksFollow, KeyReloadError, TrustedKeys, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
+};
 
 use channel::ChannelHub;
 use inflight::InFlight;
