@@ -55,7 +55,7 @@ impl FromRequestParts<AppState> for Caller {
             state.quotas.request(&owner.account.id)?;
             return Ok(Caller { account_id: owner.account.id, org: owner.account.org, credential: Credential::ApiKey });
         }
-        let claims = state.verifier.verify(credential).map_err(ApiError::InvalidToken)?;
+        let claims = state.keys.current().verifier.verify(credential).map_err(ApiError::InvalidToken)?;
         state.quotas.request(&claims.sub)?;
         Ok(Caller { account_id: claims.sub, org: claims.org, credential: Credential::AccessToken })
     }

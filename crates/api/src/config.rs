@@ -14,8 +14,9 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// `sqlite://PATH` (single node) or `postgres://…` (cluster).
     pub database_url: String,
-    /// Ed25519 signing key (PKCS#8 PEM, 0600), created on first start. Relays on the same host may read it to
-    /// verify tokens instead of fetching the JWKS.
+    /// Ed25519 signing keys (PKCS#8 PEM blocks, oldest first, the last signing; mode 0600), one created on first
+    /// start, followed while the server runs (docs/operations.md, "Signing-key rotation"). Relays on the same host
+    /// may read it to verify tokens instead of fetching the JWKS.
     pub key_file: PathBuf,
     /// How long an issued access token is valid (default [`skytale_auth::TOKEN_LIFETIME`], 15 minutes). A
     /// revoked key's tokens, and so its relay streams, last at most this long after the revocation.
@@ -31,6 +32,9 @@ pub struct ApiConfig {
     pub tls: Option<TlsFiles>,
 }
 
+/// The signing-key file's name in the API's data directory (`skytale api --data-dir`).
+pub const SIGNING_KEY_FILE: &str = "api-signing-key.pem";
+
 /// Default listen address of the API.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -41,7 +45,7 @@ impl ApiConfig {
         Self {
             listen,
             database_url: format!("sqlite://{}", data_dir.join("api.db").display()),
-            key_file: data_dir.join("api-signing-key.pem"),
+            key_file: data_dir.join(SIGNING_KEY_FILE),
             token_lifetime: skytale_auth::TOKEN_LIFETIME,
             admin_listen: None,
             quotas: ApiQuotas::default(),

@@ -2,7 +2,8 @@
 //!
 //! Library first: tests and `skytale dev` start it in-process with [`Api::start`]; the CLI provisions keys with
 //! [`Storage::open`] + [`create_account_with_key`] and revokes them with [`Storage::revoke_api_key`].
-//! Tokens are verified (by the relay) with `skytale_auth::TokenVerifier`. HTTP endpoints are described in
+//! Tokens are verified (by the relay) with `skytale_auth::TokenVerifier`; the signing keys follow the key file
+//! while the server runs (`signing_keys`). HTTP endpoints are described in
 //! `docs/api.md` and served as OpenAPI at `/v1/openapi.json`.
 
 mod admin;
@@ -16,12 +17,13 @@ mod routes;
 mod secrets;
 mod server;
 mod signals;
+mod signing_keys;
 mod state;
 mod storage;
 mod tls;
 
 pub use admin::{create_account_with_key, AdminError};
-pub use config::{ApiConfig, DEFAULT_LISTEN};
+pub use config::{ApiConfig, DEFAULT_LISTEN, SIGNING_KEY_FILE};
 pub use error::ApiError;
 pub use quotas::ApiQuotas;
 pub use routes::Route;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::serve::Listener;
 use axum::Router;
 use skytale_admin::{AdminError, AdminHandle, AdminServer, Component, Readiness};
-use skytale_auth::{KeyError, TokenIssuer};
+use skytale_auth::KeyError;
 use skytale_tls_server::{ServerTls, TlsError, ALPN_H2, ALPN_HTTP1};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,6 +17,7 @@ use crate::peers::{self, Peers};
 use crate::quotas::Quotas;
 use crate::routes::{router, Route};
 use crate::signals::Signals;
+use crate::signing_keys::SigningKeys;
 use crate::state::{AppState, Shared};
 use crate::storage::{Storage, StorageError};
 use crate::tls::TlsListener;
@@ -45,14 +46,19 @@ pub enum ServeError {
 pub struct Api;
 
 impl Api {
-    /// Opens the database (applying migrations), loads or creates the signing key, binds and starts serving in
-    /// the background.
+    /// Opens the database (applying migrations), loads or creates the signing keys, binds and starts serving in
+    /// the background. The signing keys then follow the key file (`signing_keys`).
     pub async fn start(config: ApiConfig) -> Result<ApiHandle, ServeError> {
         // First, so wrong files are reported before anything else starts.
         let tls = config.tls.as_ref().map(|files| ServerTls::start(files, &[ALPN_H2, ALPN_HTTP1])).transpose()?;
         let storage = Storage::open(&config.database_url).await?;
-        let issuer = TokenIssuer::load_or_create(&config.key_file)?.with_lifetime(config.token_lifetime);
-        let verifier = issuer.verifier()?;
+        let keys = match SigningKeys::load_or_create(&config.key_file, config.token_lifetime) {
+            Ok(keys) => Arc::new(keys),
+            Err(error) => {
+                storage.close().await;
+                return Err(error.into());
+            }
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
@@ -78,14 +84,14 @@ impl Api {
         });
         let state = AppState::new(Shared {
             storage: storage.clone(),
-            issuer,
-            verifier,
+            keys: Arc::clone(&keys),
             signals,
             peers,
             metrics: Arc::new(metrics),
             quotas: quotas.clone(),
         });
         let (app, routes) = router(state);
+        let key_follower = tokio::spawn(Arc::clone(&keys).follow(shutdown_rx.clone()));
         let task = match &tls {
             None => tokio::spawn(serve(listener, app, shutdown_rx)),
             Some(tls) => {
@@ -95,7 +101,19 @@ impl Api {
             }
         };
         tracing::info!(%local_addr, tls = tls.is_some(), "skytale API listening");
-        Ok(ApiHandle { local_addr, shutdown_tx, task, follower, storage, routes, component, admin, _tls: tls })
+        Ok(ApiHandle {
+            local_addr,
+            shutdown_tx,
+            task,
+            follower,
+            storage,
+            routes,
+            component,
+            admin,
+            _tls: tls,
+            keys,
+            key_follower,
+        })
     }
 }
 
@@ -147,6 +165,8 @@ pub struct ApiHandle {
     admin: Option<AdminHandle>,
     /// The certificate in service and its reloading, with [`ApiConfig::tls`]; reloading stops with the handle.
     _tls: Option<ServerTls>,
+    keys: Arc<SigningKeys>,
+    key_follower: JoinHandle<()>,
 }
 
 impl ApiHandle {
@@ -176,6 +196,13 @@ impl ApiHandle {
         self.component.clone()
     }
 
+    /// Reads the key file again now, rather than at the next poll (`skytale api` calls it on SIGHUP): new tokens
+    /// are then signed with its newest key, and the JWKS lists all of them. Returns the key ids, oldest first. A file
+    /// that cannot be used leaves the current keys in effect; its error names the file (and is logged).
+    pub fn reload_signing_keys(&self) -> Result<Vec<String>, KeyError> {
+        self.keys.reload()
+    }
+
     /// Stops accepting, ends open long-polls (they answer with the current state), waits for in-flight requests
     /// and closes the database.
     pub async fn shutdown(self) -> Result<(), ServeError> {
@@ -187,6 +214,7 @@ impl ApiHandle {
         if let Some(follower) = self.follower {
             follower.await?;
         }
+        self.key_follower.await?;
         self.storage.close().await;
         served.map_err(ServeError::Serve)
     }

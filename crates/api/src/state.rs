@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use skytale_auth::{TokenIssuer, TokenVerifier};
-
 use crate::metrics::ApiMetrics;
 use crate::peers::Peers;
 use crate::quotas::Quotas;
 use crate::signals::{Signals, Subject};
+use crate::signing_keys::SigningKeys;
 use crate::storage::Storage;
 
 /// Shared handler state; cloned per request (an `Arc`).
@@ -16,9 +15,8 @@ pub(crate) struct AppState(Arc<Shared>);
 
 pub(crate) struct Shared {
     pub storage: Storage,
-    pub issuer: TokenIssuer,
-    /// Accepts this API's own tokens as credentials, so an SDK holding only a token can still call the API.
-    pub verifier: TokenVerifier,
+    /// What signs new tokens and verifies the API's own; follows the key file.
+    pub keys: Arc<SigningKeys>,
     pub signals: Arc<Signals>,
     /// The other API instances on this database, if it is PostgreSQL.
     pub peers: Option<Peers>,

@@ -48,9 +48,19 @@ pub enum KeyError {
     /// The key file exists but is readable by other users; a leaked signing key lets anyone mint tokens.
     #[error("key file {path} is accessible by other users (mode {mode:o}); expected 0600")]
     InsecurePermissions { path: PathBuf, mode: u32 },
-    /// The key file does not hold a PKCS#8 Ed25519 private key.
-    #[error("key file {path} does not hold an Ed25519 PKCS#8 PEM key: {reason}")]
+    /// The key file does not hold Ed25519 PKCS#8 PEM keys, one `PRIVATE KEY` block each; `reason` says which
+    /// part is wrong.
+    #[error("key file {path} does not hold Ed25519 PKCS#8 PEM keys: {reason}")]
     InvalidKeyFile { path: PathBuf, reason: String },
+    /// A key to retire that the key file does not hold.
+    #[error("key file {path} holds no key {kid}; its keys, oldest first: {}", .known.join(", "))]
+    UnknownKeyId { path: PathBuf, kid: String, known: Vec<String> },
+    /// Retiring the newest key would leave the API signing with a key the relays may not know yet, or with none.
+    #[error(
+        "key {kid} is the newest in {path}, the one new tokens are signed with, so it cannot be retired; rotate \
+         (add a newer key) first, and retire this one once the tokens it signed have expired"
+    )]
+    RetiringSigningKey { path: PathBuf, kid: String },
     /// A JWK set could not be parsed or holds no usable Ed25519 key.
     #[error("invalid JWK set: {0}")]
     InvalidKeySet(String),

@@ -10,8 +10,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::issuer::public_jwk;
-use crate::{key_file, Claims, KeyError, TokenError, AUDIENCE, CLOCK_LEEWAY_SECS, ISSUER};
+use crate::{Claims, KeyError, KeyRing, TokenError, AUDIENCE, CLOCK_LEEWAY_SECS, ISSUER};
 
 /// Verifies Skytale access tokens against a set of Ed25519 public keys, selected by the token's `kid`.
 #[derive(Clone)]
@@ -27,10 +26,10 @@ impl TokenVerifier {
         Self::from_jwks(&set)
     }
 
-    /// Builds a verifier from the API's private key file, for a relay on the same host as the API.
+    /// Builds a verifier from the API's private key file, for a relay on the same host as the API: every key of
+    /// its ring verifies.
     pub fn from_key_file(path: &Path) -> Result<Self, KeyError> {
-        let jwk = public_jwk(&key_file::load(path)?)?;
-        Self::from_jwks(&JwkSet { keys: vec![jwk] })
+        Self::from_jwks(&KeyRing::load(path)?.jwks())
     }
 
     /// Builds a verifier from a parsed key set. Keys that are not Ed25519 are ignored; a set without any usable
@@ -62,6 +61,13 @@ impl TokenVerifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         Ok(Self { keys, validation })
+    }
+
+    /// The ids of the keys this verifier trusts, sorted (for logs).
+    pub fn key_ids(&self) -> Vec<&str> {
+        let mut kids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        kids
     }
 
     /// Verifies the value of an `authorization` header (`Bearer <token>`); `None` means the header was absent.

@@ -22,6 +22,13 @@ pub fn export(name: &str, value: &str) -> std::io::Result<()> {
     stdout.flush()
 }
 
+/// Prints `text` on a line of its own, for a script to read (`skytale keys rotate-signing-key` prints a key id).
+pub fn line(text: &str) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")?;
+    stdout.flush()
+}
+
 /// Prints `# text`: a shell comment, so output meant for `eval` can still tell people something.
 pub fn comment(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();

@@ -29,7 +29,7 @@ pub enum Command {
     Dev(DevArgs),
     /// Run the API server (accounts, API keys, tokens, invites).
     Api(ApiArgs),
-    /// Create or revoke API keys directly in the API's database.
+    /// Create or revoke API keys directly in the API's database; rotate and retire the API's signing keys.
     Keys(KeysArgs),
     /// Run the MCP server exposing Skytale channels as tools (Python: `skytale_sdk.mcp_server`).
     Mcp(McpArgs),
@@ -59,10 +59,15 @@ pub struct RelayArgs {
     /// `none` accepts anonymous streams and is for local development only.
     #[arg(long, value_enum, default_value_t = Auth::Jwt)]
     pub auth: Auth,
-    /// The API's public key set, e.g. http://127.0.0.1:8080/.well-known/jwks.json; fetched once at start.
+    /// The API's public key set, e.g. http://127.0.0.1:8080/.well-known/jwks.json; fetched at start, again when a
+    /// token names an unknown key (at most every 10 s), every --jwks-refresh-interval, and on SIGHUP.
     #[arg(long, conflicts_with = "jwt_key_file")]
     pub jwks_url: Option<String>,
-    /// The API's signing key file (PKCS#8 PEM, mode 0600), for a relay on the API's host.
+    /// How often the key set of --jwks-url is fetched again, so a retired key stops verifying, e.g. 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_nonzero_duration, requires = "jwks_url")]
+    pub jwks_refresh_interval: Duration,
+    /// The API's signing key file (PKCS#8 PEM, mode 0600), for a relay on the API's host; read again when it
+    /// changes and on SIGHUP.
     #[arg(long)]
     pub jwt_key_file: Option<PathBuf>,
     /// Open connections at most, authenticated or not; beyond it new ones are closed at once.
@@ -218,6 +223,31 @@ pub enum KeysCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Add a new signing key to the API's key file and print its id: the running API signs with it within 2 s
+    /// (at once on SIGHUP), relays learn it from the first token it signed.
+    RotateSigningKey {
+        #[command(flatten)]
+        key_file: KeyFileArgs,
+    },
+    /// Remove an old signing key from the API's key file, once every token it signed has expired (the API's
+    /// --token-lifetime, 15m by default, plus 30 s after the rotation); its tokens are refused from then on.
+    RetireSigningKey {
+        /// The key id (kid) to remove, as `rotate-signing-key` printed it; the newest key cannot be retired.
+        kid: String,
+        #[command(flatten)]
+        key_file: KeyFileArgs,
+    },
+}
+
+/// Where the API's signing-key file is, for the commands that change it.
+#[derive(Debug, Args)]
+pub struct KeyFileArgs {
+    /// The API's signing-key file, as given to `skytale api --key-file` [default: DATA_DIR/api-signing-key.pem].
+    #[arg(long, conflicts_with = "data_dir")]
+    pub key_file: Option<PathBuf>,
+    /// The API server's data directory [default: ~/.skytale/api].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Where the API's database is, for commands that use it without the server.

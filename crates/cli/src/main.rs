@@ -6,6 +6,7 @@ mod args;
 mod commands;
 mod dev_key;
 mod duration;
+mod hangup;
 mod org;
 mod shutdown;
 

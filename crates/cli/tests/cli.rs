@@ -845,3 +845,254 @@ async fn dev_serves_the_relay_and_the_api_on_one_admin_listener_and_still_prints
     assert!(status.success(), "{status}");
     assert_eq!(rest, "", "exactly three lines on stdout");
 }
+
+/// The `kid` in a token's header.
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().expect("a JWT");
+    let json = base64_url_decode(header);
+    let header: serde_json::Value = serde_json::from_slice(&json).expect("a JSON header");
+    header["kid"].as_str().expect("a kid").to_owned()
+}
+
+fn base64_url_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).expect("base64url")
+}
+
+/// The key ids the API at `api_url` publishes, oldest first.
+async fn published_kids(api_url: &str) -> Vec<String> {
+    let jwks: serde_json::Value = reqwest::get(format!("{api_url}/.well-known/jwks.json"))
+        .await
+        .expect("the API answers")
+        .json()
+        .await
+        .expect("a JSON key set");
+    jwks["keys"].as_array().expect("keys").iter().map(|key| key["kid"].as_str().expect("kid").to_owned()).collect()
+}
+
+/// Polls `check` every 100 ms, at most 300 times (30 s), until it holds; fails naming `what` otherwise.
+fn until(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("waited 30 s for {what}");
+}
+
+/// `skytale keys ARGS --data-dir DIR` for the signing-key subcommands; stdout on success, stderr on failure.
+fn signing_keys_command(api_dir: &str, args: &[&str]) -> Result<String, String> {
+    let output = keys_command(api_dir, args);
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("UTF-8 output");
+    if output.status.success() {
+        Ok(text(output.stdout))
+    } else {
+        assert!(output.stdout.is_empty(), "{output:?}");
+        Err(text(output.stderr))
+    }
+}
+
+/// Lines of the log file at `path` that contain every one of `parts`.
+fn log_lines(path: &Path, parts: &[&str]) -> usize {
+    let log = std::fs::read_to_string(path).expect("read the log");
+    log.lines().map(strip_ansi).filter(|line| parts.iter().all(|part| line.contains(part))).count()
+}
+
+/// The token lifetime of the rotation test: short, so the clients refresh in-band (at two thirds of it) several
+/// times while the test runs.
+const ROTATION_TOKEN_LIFETIME: &str = "6s";
+
+/// The issue's test (issue 10, item 3): the API's signing key is rotated and the old one retired while clients are
+/// connected and exchanging messages, with no restart. No client sees an error or a disconnection, and every
+/// in-band refresh is accepted; a token from before the rotation still verifies at the relay, one from after it
+/// verifies at once (the relay fetches the JWKS again on its unknown key id, its periodic fetch being minutes
+/// away); once the old key is retired and the relay has fetched again, the old token is refused as an unknown key.
+#[test]
+fn a_signing_key_rotation_with_connected_clients_needs_no_restart_and_costs_no_client_an_error() {
+    let api_dir = tempfile::tempdir().unwrap();
+    let api_dir_arg = api_dir.path().display().to_string();
+    let api = skytale(&[
+        "api",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &api_dir_arg,
+        "--token-lifetime",
+        ROTATION_TOKEN_LIFETIME,
+    ]);
+    let api_url = exported(&api.exports[0], "SKYTALE_API_URL").to_owned();
+    let (api_key, _) = create_key(&api_dir_arg, "alice");
+
+    let relay_dir = tempfile::tempdir().unwrap();
+    let log_path = relay_dir.path().join("relay.log");
+    let jwks_url = format!("{api_url}/.well-known/jwks.json");
+    let mut command = Command::new("sh");
+    command
+        // Debug lines say when a stream's token was refreshed.
+        .args(["-c", "RUST_LOG=skytale_relay=debug exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_skytale")])
+        .args(["relay", "--listen", "127.0.0.1:0", "--jwks-url", &jwks_url, "--admin-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(relay_dir.path().join("data"))
+        .stderr(std::fs::File::create(&log_path).expect("create the relay's log file"));
+    let relay = spawn_printing(command, 1);
+    let relay_url = format!("http://{}", relay.relay());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+
+    // Alice sends to Bob without pause until told to stop; any error ends the exchange and is reported.
+    let alice_dir = tempfile::tempdir().unwrap();
+    let alice = client(&relay_url, &api_url, &api_key, alice_dir.path(), "alice");
+    let bob_dir = tempfile::tempdir().unwrap();
+    let bob = client(&relay_url, &api_url, &api_key, bob_dir.path(), "bob");
+    let disconnections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for member in [&alice, &bob] {
+        let disconnections = std::sync::Arc::clone(&disconnections);
+        let on_change = move |connected: bool| {
+            if !connected {
+                disconnections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        member.on_connection_change(Some(Box::new(on_change))).unwrap();
+    }
+    let channel = alice.create_channel("acme/team/rotation").unwrap();
+    let bobs = add_member(&channel, &bob);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let exchange = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || -> Result<u64, String> {
+            let mut sent = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                sent += 1;
+                let text = format!("message {sent}");
+                channel.send(text.as_bytes()).map_err(|error| format!("send of {text:?}: {error}"))?;
+                match bobs.recv(Some(Duration::from_secs(20))) {
+                    Ok(Recv::Message(message)) if message.payload == text.as_bytes() => {}
+                    other => return Err(format!("bob, expecting {text:?}, got {other:?}")),
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(sent)
+        })
+    };
+
+    let (old_token, _) = runtime.block_on(fetch_token(&api_url, &api_key)).expect("a token");
+    let old_kid = kid_of(&old_token);
+    assert_eq!(runtime.block_on(published_kids(&api_url)), [old_kid.clone()]);
+
+    let rotated = signing_keys_command(&api_dir_arg, &["rotate-signing-key"]).expect("the rotation succeeds");
+    let new_kid = rotated.lines().next().expect("the new kid on the first line").to_owned();
+    assert!(rotated.contains(&format!("skytale keys retire-signing-key {old_kid}")), "{rotated}");
+    assert!(rotated.contains("--token-lifetime"), "{rotated}");
+    api.signal("HUP");
+    until("the API to publish both keys", || {
+        runtime.block_on(published_kids(&api_url)) == [old_kid.clone(), new_kid.clone()]
+    });
+    let refreshes_at_rotation = log_lines(&log_path, &["token refreshed"]);
+
+    let (new_token, _) = runtime.block_on(fetch_token(&api_url, &api_key)).expect("a token");
+    assert_eq!(kid_of(&new_token), new_kid, "the API signs with the newest key");
+    for token in [&new_token, &old_token] {
+        runtime.block_on(Stream::open_with(relay.relay(), Some(token))).expect("the relay opens a stream");
+    }
+    // Both clients refresh in-band twice or more with tokens of the new key, and the relay takes them.
+    until("the clients to refresh their tokens with the new key", || {
+        log_lines(&log_path, &["token refreshed"]) >= refreshes_at_rotation + 4
+    });
+
+    let refused = signing_keys_command(&api_dir_arg, &["retire-signing-key", &new_kid]).expect_err("newest kept");
+    assert!(refused.contains(&new_kid) && refused.contains("newest"), "{refused}");
+    let refused = signing_keys_command(&api_dir_arg, &["retire-signing-key", "no-such-kid"]).expect_err("unknown");
+    assert!(refused.contains("no-such-kid") && refused.contains(&format!("{old_kid}, {new_kid}")), "{refused}");
+    signing_keys_command(&api_dir_arg, &["retire-signing-key", &old_kid]).expect("the old key is retired");
+    api.signal("HUP");
+    until("the API to publish the new key only", || runtime.block_on(published_kids(&api_url)) == [new_kid.clone()]);
+    relay.signal("HUP");
+    until("the relay to refuse the retired key's token", || {
+        match runtime.block_on(Stream::open_with(relay.relay(), Some(&old_token))) {
+            Ok(_) => false,
+            Err(status) => {
+                assert!(status.message().starts_with("token signed by unknown key"), "{status:?}");
+                true
+            }
+        }
+    });
+    runtime.block_on(Stream::open_with(relay.relay(), Some(&new_token))).expect("the new key's token opens a stream");
+    let refreshes_at_retirement = log_lines(&log_path, &["token refreshed"]);
+    until("the clients to refresh again after the retirement", || {
+        log_lines(&log_path, &["token refreshed"]) >= refreshes_at_retirement + 2
+    });
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = exchange.join().expect("the exchange thread").expect("no client error");
+    assert!(sent > 0);
+    assert_eq!(disconnections.load(std::sync::atomic::Ordering::SeqCst), 0, "a client was disconnected");
+    // The retired key's token is the only refusal; no stream or refresh was refused otherwise.
+    assert_eq!(log_lines(&log_path, &["token refresh refused"]), 0);
+    assert_eq!(log_lines(&log_path, &["stream refused"]), 1);
+    assert_eq!(log_lines(&log_path, &["trusted keys changed"]), 2, "fetched at the new kid and on SIGHUP");
+    alice.close();
+    bob.close();
+    for running in [relay, api] {
+        running.signal("TERM");
+        assert!(running.wait_blocking().0.success());
+    }
+}
+
+/// `skytale api` reads its signing keys again when the file changes (polled every 2 s) and on SIGHUP, even when
+/// the file did not change; a file it cannot use keeps the keys it has, with an error naming the file.
+#[test]
+fn skytale_api_reads_its_signing_keys_when_the_file_changes_and_on_sighup_and_keeps_them_when_the_file_is_bad() {
+    let api_dir = tempfile::tempdir().unwrap();
+    let api_dir_arg = api_dir.path().display().to_string();
+    let key_file = api_dir.path().join("api-signing-key.pem");
+    let log_path = api_dir.path().join("api.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command
+        .args(["api", "--listen", "127.0.0.1:0", "--data-dir", &api_dir_arg])
+        .env("RUST_LOG", "skytale_api=info")
+        .stderr(std::fs::File::create(&log_path).expect("create the API's log file"));
+    let api = spawn_printing(command, 1);
+    let api_url = exported(&api.exports[0], "SKYTALE_API_URL").to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let first = runtime.block_on(published_kids(&api_url));
+    assert_eq!(first.len(), 1);
+
+    // A change of the file: the API publishes both keys without being told.
+    let rotated = signing_keys_command(&api_dir_arg, &["rotate-signing-key"]).unwrap();
+    let second = rotated.lines().next().unwrap().to_owned();
+    until("the API to publish the rotated ring", || {
+        runtime.block_on(published_kids(&api_url)) == [first[0].clone(), second.clone()]
+    });
+    let both = format!("{} {second}", first[0]);
+    until("the API to log the ring it read", || log_lines(&log_path, &["signing keys read", &both]) == 1);
+
+    // SIGHUP reads the file again though it did not change.
+    api.signal("HUP");
+    until("the API to read its keys on SIGHUP", || log_lines(&log_path, &["signing keys read", &both]) == 2);
+
+    // A file readable by others: reported once by the poll, again on SIGHUP, and the keys stay.
+    let file = key_file.display().to_string();
+    let refused = ["cannot reload the signing keys, keeping the current ones", &file, "accessible by other users"];
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    until("the poll to report the bad file", || log_lines(&log_path, &refused) == 1);
+    api.signal("HUP");
+    until("SIGHUP to report the bad file", || log_lines(&log_path, &refused) == 2);
+    assert_eq!(runtime.block_on(published_kids(&api_url)), [first[0].clone(), second.clone()]);
+    let (api_key, _) = create_key(&api_dir_arg, "alice");
+    let (token, _) = runtime.block_on(fetch_token(&api_url, &api_key)).expect("tokens are still issued");
+    assert_eq!(kid_of(&token), second);
+
+    // Rotating refuses a file others can read, and a file that is not there.
+    let refused = signing_keys_command(&api_dir_arg, &["rotate-signing-key"]).unwrap_err();
+    assert!(refused.contains(&file) && refused.contains("accessible by other users"), "{refused}");
+    let missing = api_dir.path().join("missing.pem").display().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_skytale"))
+        .args(["keys", "rotate-signing-key", "--key-file", &missing])
+        .output()
+        .expect("run skytale keys");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains(&format!("no signing-key file at {missing}")), "{stderr}");
+
+    api.signal("TERM");
+    assert!(api.wait_blocking().0.success());
+}

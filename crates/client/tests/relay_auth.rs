@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::next_text;
 use skytale_api::{Api, ApiConfig, ApiHandle, NewApiKey};
 use skytale_client::{Client, ClientConfig, Error};
-use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayHandle, TokenVerifier};
+use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayHandle};
 use tempfile::TempDir;
 
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,7 +32,7 @@ impl AuthStack {
         let key_file = api_config.key_file.clone();
         let api = runtime.block_on(Api::start(api_config)).unwrap();
         let mut relay_config = RelayConfig::new("127.0.0.1:0".parse().unwrap(), dir.path().join("relay"));
-        relay_config.auth = RelayAuth::Jwt(Box::new(TokenVerifier::from_key_file(&key_file).unwrap()));
+        relay_config.auth = RelayAuth::key_file(&key_file).unwrap();
         let relay = runtime.block_on(Relay::start(relay_config)).unwrap();
         Self { runtime, api: Some(api), relay: Some(relay), _dir: dir }
     }

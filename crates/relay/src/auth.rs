@@ -8,17 +8,21 @@
 //! read before a channel exists; once it exists, its MLS group decides, by member key.
 
 use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use skytale_auth::{Claims, TokenError, TokenVerifier, CLOCK_LEEWAY_SECS};
+use skytale_auth::{Claims, KeyError, TokenError, TokenVerifier, CLOCK_LEEWAY_SECS};
 use skytale_proto::meta::{self, error_code};
 use skytale_proto::ChannelName;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
 use crate::frames::Refusal;
+use crate::jwks::JwksError;
 use crate::membership::MemberKey;
 use crate::metrics::AuthFailure;
+use crate::trusted_keys::{JwksFollow, TrustedKeys};
 
 /// The gRPC request header carrying the stream's token at open.
 const AUTHORIZATION_HEADER: &str = "authorization";
@@ -28,18 +32,37 @@ const AUTHORIZATION_HEADER: &str = "authorization";
 pub enum RelayAuth {
     /// Accept anonymous streams and allow every channel. Local development only (`--auth none`).
     None,
-    /// Require a Skytale access token (EdDSA JWT issued by the API) on every stream, verified with this key set.
-    /// Boxed: a key map is much larger than the other variant.
-    Jwt(Box<TokenVerifier>),
+    /// Require a Skytale access token (EdDSA JWT issued by the API) on every stream, verified with these keys,
+    /// which follow the API's key rotations (`trusted_keys`).
+    Jwt(Arc<TrustedKeys>),
 }
 
 impl fmt::Debug for RelayAuth {
-    // The verifier holds only public keys, but printing them is noise; the mode is what matters in logs.
+    // The keys are public, but printing them is noise; the mode and where the keys come from matter in logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RelayAuth::None => f.write_str("None"),
-            RelayAuth::Jwt(_) => f.write_str("Jwt"),
+            RelayAuth::Jwt(keys) => write!(f, "Jwt({keys:?})"),
         }
+    }
+}
+
+impl RelayAuth {
+    /// JWT auth with keys that never change (tests, and embedders that manage keys themselves).
+    pub fn jwt(verifier: TokenVerifier) -> Self {
+        Self::Jwt(Arc::new(TrustedKeys::fixed(verifier)))
+    }
+
+    /// JWT auth with the keys of the API's key file at `path` (a relay on the API's host), read again whenever the
+    /// file changes.
+    pub fn key_file(path: &Path) -> Result<Self, KeyError> {
+        Ok(Self::Jwt(Arc::new(TrustedKeys::from_key_file(path)?)))
+    }
+
+    /// JWT auth with the API's key set, fetched now (it fails if the set cannot be fetched, so a relay that cannot
+    /// verify tokens does not start) and fetched again as `follow` says.
+    pub async fn jwks(follow: JwksFollow) -> Result<Self, JwksError> {
+        Ok(Self::Jwt(Arc::new(TrustedKeys::from_jwks(follow).await?)))
     }
 }
 
@@ -63,15 +86,19 @@ pub struct Creator {
 /// Decides the identity of a new stream from its gRPC request metadata. With JWT auth a missing or bad token, or
 /// a member proof that does not verify, fails the call with `UNAUTHENTICATED`, naming the problem; the failure's
 /// kind goes with it, for the metrics.
-pub fn identify(auth: &RelayAuth, request_metadata: &MetadataMap) -> Result<StreamIdentity, (AuthFailure, Status)> {
-    let verifier = match auth {
+pub async fn identify(
+    auth: &RelayAuth,
+    request_metadata: &MetadataMap,
+) -> Result<StreamIdentity, (AuthFailure, Status)> {
+    let keys = match auth {
         RelayAuth::None => return Ok(StreamIdentity { claims: None, member: None }),
-        RelayAuth::Jwt(verifier) => verifier,
+        RelayAuth::Jwt(keys) => keys,
     };
     let header =
         ascii_header(request_metadata, AUTHORIZATION_HEADER).map_err(|status| (AuthFailure::Malformed, status))?;
-    let claims = verifier
+    let claims = keys
         .verify_bearer(header)
+        .await
         .map_err(|error| (token_failure(&error), Status::unauthenticated(error.to_string())))?;
     let token = header.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
     let member = member_key(request_metadata, token).map_err(|status| (AuthFailure::MemberProof, status))?;
@@ -209,18 +236,19 @@ impl StreamIdentity {
 
     /// Replaces the stream's claims with those of `bearer` (the value of `skytale-authorization`), which must be
     /// a valid token for the same account. On failure the old claims stay. The member key stays as proven.
-    pub fn refresh(&mut self, auth: &RelayAuth, bearer: &str) -> Result<(), (AuthFailure, Refusal)> {
-        let verifier = match auth {
+    pub async fn refresh(&mut self, auth: &RelayAuth, bearer: &str) -> Result<(), (AuthFailure, Refusal)> {
+        let keys = match auth {
             // Nothing is checked on such a relay, so a refresh has nothing to change.
             RelayAuth::None => return Ok(()),
-            RelayAuth::Jwt(verifier) => verifier,
+            RelayAuth::Jwt(keys) => keys,
         };
         let Some(current) = &self.claims else {
             // A JWT relay only admits streams with a verified account.
             return Err((AuthFailure::OtherAccount, unauthorized("this stream has no account to refresh".to_owned())));
         };
-        let claims = verifier
+        let claims = keys
             .verify_bearer(Some(bearer))
+            .await
             .map_err(|error| (token_failure(&error), unauthorized(error.to_string())))?;
         if claims.sub != current.sub {
             let refusal = unauthorized(format!(

@@ -75,16 +75,18 @@ pub fn client_frame(frame: &[u8]) -> Handled {
         Request::Link { negotiation, bearer: None } => {
             handled("link", vec![encode(&frames::link_reply(&negotiation, MAX_PAYLOAD))])
         }
-        Request::Link { negotiation, bearer: Some(bearer) } => match identity.refresh(auth(), &bearer) {
-            Ok(()) => {
-                assert_eq!(identity.account(), Some(ACCOUNT));
-                handled("refresh", vec![encode(&frames::link_reply(&negotiation, MAX_PAYLOAD))])
+        Request::Link { negotiation, bearer: Some(bearer) } => {
+            match futures::executor::block_on(identity.refresh(auth(), &bearer)) {
+                Ok(()) => {
+                    assert_eq!(identity.account(), Some(ACCOUNT));
+                    handled("refresh", vec![encode(&frames::link_reply(&negotiation, MAX_PAYLOAD))])
+                }
+                Err((_, refusal)) => {
+                    assert_eq!(identity, account(), "a refused refresh keeps the stream's claims");
+                    refused("refresh", &refusal, encode(&frames::link_refused(&negotiation, MAX_PAYLOAD, &refusal)))
+                }
             }
-            Err((_, refusal)) => {
-                assert_eq!(identity, account(), "a refused refresh keeps the stream's claims");
-                refused("refresh", &refusal, encode(&frames::link_refused(&negotiation, MAX_PAYLOAD, &refusal)))
-            }
-        },
+        }
         Request::Subscribe { id, target } => {
             match target.and_then(|(channel, _)| identity.authorize(&channel).map(|()| channel)) {
                 Ok(_) => handled("subscribe", vec![encode(&frames::subscription_accepted(id, Some(id)))]),
@@ -149,7 +151,7 @@ fn account() -> StreamIdentity {
 
 fn auth() -> &'static RelayAuth {
     static AUTH: OnceLock<RelayAuth> = OnceLock::new();
-    AUTH.get_or_init(|| RelayAuth::Jwt(Box::new(TokenVerifier::from_jwks_json(JWKS).expect("the fuzzing key set"))))
+    AUTH.get_or_init(|| RelayAuth::jwt(TokenVerifier::from_jwks_json(JWKS).expect("the fuzzing key set")))
 }
 
 /// Decodes `frame` with the relay's codec, inside a request body where another frame follows it: whatever the

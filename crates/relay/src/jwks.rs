@@ -1,13 +1,14 @@
 //! Learning the API's public keys over HTTP(S), for a relay that does not share a host with the API.
 //!
-//! The key set is fetched once, when the relay starts: a relay that cannot verify tokens must not start serving,
-//! and the API's signing key is long-lived (a rotation means restarting the relays).
+//! The key set is fetched when the relay starts (a relay that cannot verify tokens must not start serving), and
+//! again as the API rotates its signing keys: when a token names a key the relay does not know, and periodically
+//! (`trusted_keys`, which decides when; this module only fetches).
 
 use std::time::Duration;
 
 use skytale_auth::{KeyError, TokenVerifier};
 
-/// How long the fetch may take before the relay gives up starting.
+/// How long a fetch may take before the relay gives up starting, or keeps the keys it has.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the API's key set could not be fetched.

@@ -5,10 +5,10 @@
 //! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames, each into a
 //! [`request`] → [`publish`] validates a publish (with [`mls_framing`]) → [`log`] numbers it, checks its epoch and
 //! commits it to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor
-//! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided; [`stream_guard`]
-//! holds each stream to its limits and [`inflight`] bounds what deliveries may wait unsent, per connection and
-//! account; [`metrics`] names every series the admin listener exports; [`fuzzing`] runs the input handling for the
-//! fuzz targets.
+//! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided, with the keys
+//! [`trusted_keys`] keeps up with the API's (fetched by [`jwks`]); [`stream_guard`] holds each stream to its
+//! limits and [`inflight`] bounds what deliveries may wait unsent, per connection and account; [`metrics`] names
+//! every series the admin listener exports; [`fuzzing`] runs the input handling for the fuzz targets.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), skytale_relay::RelayError> {
@@ -45,6 +45,7 @@ mod session;
 mod store;
 mod stream_guard;
 mod subscription;
+mod trusted_keys;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +78,9 @@ pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 /// `skytale-tls-server` directly.
 pub use skytale_tls_server::{TlsError, TlsFiles};
 pub use store::DB_FILE;
+pub use trusted_keys::{
+    JwksFollow, KeyReloadError, TrustedKeys, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
+};
 
 use channel::ChannelHub;
 use inflight::InFlight;
@@ -112,6 +116,9 @@ pub struct RelayHandle {
     admin: Option<AdminHandle>,
     /// The certificate in service and its reloading, with [`RelayConfig::tls`]; reloading stops with the handle.
     _tls: Option<ServerTls>,
+    auth: RelayAuth,
+    /// Follows the trusted keys' source (`trusted_keys`) with JWT auth.
+    key_follower: Option<JoinHandle<()>>,
     /// Held until [`shutdown`](Self::shutdown) has stopped the log writer (or the handle is dropped).
     _data_dir_lock: DirLock,
 }
@@ -202,6 +209,10 @@ impl Relay {
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move { stopped(&mut server_stop).await }),
         );
+        let key_follower = match &config.auth {
+            RelayAuth::Jwt(keys) => Some(tokio::spawn(Arc::clone(keys).follow(stop_signal.clone()))),
+            RelayAuth::None => None,
+        };
         let retention =
             tokio::spawn(retention::run(Arc::clone(&writer), policy, metrics.retention_removed.clone(), stop_signal));
         tracing::info!(
@@ -222,6 +233,8 @@ impl Relay {
             component,
             admin,
             _tls: tls,
+            auth: config.auth,
+            key_follower,
             _data_dir_lock: data_dir_lock,
         })
     }
@@ -276,6 +289,16 @@ impl RelayHandle {
         self.component.clone()
     }
 
+    /// Learns the trusted keys again now, from the key file or the JWKS URL (`skytale relay` does on SIGHUP), rather
+    /// than at the next look. Returns the ids of the keys trusted afterwards (none with auth off); on failure the
+    /// keys in effect stay.
+    pub async fn reload_keys(&self) -> Result<Vec<String>, KeyReloadError> {
+        match &self.auth {
+            RelayAuth::Jwt(keys) => keys.reload().await,
+            RelayAuth::None => Ok(Vec::new()),
+        }
+    }
+
     /// Ends every stream, stops accepting connections, finishes pending writes and closes the log.
     pub async fn shutdown(mut self) {
         if let Some(admin) = self.admin.take() {
@@ -295,6 +318,11 @@ impl RelayHandle {
         }
         if let Err(error) = self.retention.await {
             tracing::error!(%error, "retention task failed");
+        }
+        if let Some(follower) = self.key_follower.take() {
+            if let Err(error) = follower.await {
+                tracing::error!(%error, "key follower task failed");
+            }
         }
         self.writer.stop().await;
         tracing::info!("relay stopped");

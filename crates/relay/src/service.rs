@@ -62,12 +62,15 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let response = if request.uri().path() == OPEN_CHANNEL_PATH {
-            self.plane.open_channel(request).unwrap_or_else(Status::into_http)
-        } else {
-            Status::unimplemented("the relay serves OpenChannel only").into_http()
-        };
-        Box::pin(async { Ok(response) })
+        let plane = Arc::clone(&self.plane);
+        Box::pin(async move {
+            let response = if request.uri().path() == OPEN_CHANNEL_PATH {
+                plane.open_channel(request).await.unwrap_or_else(Status::into_http)
+            } else {
+                Status::unimplemented("the relay serves OpenChannel only").into_http()
+            };
+            Ok(response)
+        })
     }
 }
 
@@ -78,7 +81,9 @@ struct DataPlane {
 }
 
 impl DataPlane {
-    fn open_channel<B>(&self, request: http::Request<B>) -> Result<http::Response<tonic::body::Body>, Status>
+    /// Identifies the stream (which may wait for the API's keys to be fetched again, `trusted_keys`) and starts its
+    /// session.
+    async fn open_channel<B>(&self, request: http::Request<B>) -> Result<http::Response<tonic::body::Body>, Status>
     where
         B: Body + Send + 'static,
         B::Error: Into<StdError> + Send + 'static,
@@ -95,7 +100,7 @@ impl DataPlane {
             .cloned()
             .ok_or_else(|| Status::internal("a stream on a connection the relay did not accept"))?;
         let peer: Option<SocketAddr> = connection.remote_addr();
-        let identity = auth::identify(&self.shared.auth, &MetadataMap::from_headers(parts.headers)).map_err(
+        let identity = auth::identify(&self.shared.auth, &MetadataMap::from_headers(parts.headers)).await.map_err(
             |(reason, status)| {
                 self.shared.metrics.auth_failed(reason);
                 tracing::info!(?peer, "stream refused: {}", status.message());

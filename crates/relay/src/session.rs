@@ -185,7 +185,7 @@ impl Session {
         let max_payload = self.shared.max_payload;
         let reply = match bearer {
             None => frames::link_reply(&request, max_payload),
-            Some(bearer) => match self.identity.refresh(&self.shared.auth, bearer) {
+            Some(bearer) => match self.identity.refresh(&self.shared.auth, bearer).await {
                 Ok(()) => {
                     tracing::debug!(identity = self.identity.describe(), "token refreshed");
                     self.guard.token_refreshed(self.identity.valid_through());

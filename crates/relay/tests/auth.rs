@@ -321,7 +321,7 @@ async fn the_verifier_can_come_from_the_apis_jwks_url() {
     let verifier = skytale_relay::fetch_verifier(&format!("{api_url}/.well-known/jwks.json")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
-    config.auth = RelayAuth::Jwt(Box::new(verifier));
+    config.auth = RelayAuth::jwt(verifier);
     let relay = common::start(config).await;
     let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
     stream.subscribe_ok(&channel("acme/team/jwks"), 1, From::Live).await;

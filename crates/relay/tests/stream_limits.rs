@@ -277,7 +277,7 @@ async fn an_accounts_stalled_streams_share_its_budget_and_other_accounts_are_ser
     let (per_connection, per_account) = (1 << 20, 3 << 19);
     config.max_in_flight_per_connection = per_connection;
     config.max_in_flight_per_account = per_account;
-    config.auth = RelayAuth::Jwt(Box::new(issuer.verifier().unwrap()));
+    config.auth = RelayAuth::jwt(issuer.verifier().unwrap());
     let relay = start(config).await;
     let mut alice = member("alice");
     let credentials = |account: &str| {

@@ -26,12 +26,13 @@ pub(super) async fn issue_token(
         return Err(ApiError::ApiKeyRequired);
     }
     let granted = state.storage.granted_channels(&caller.account_id).await?;
+    let keys = state.keys.current();
     let issued =
-        state.issuer.issue(&caller.account_id, &caller.org, granted).map_err(|e| ApiError::Internal(e.to_string()))?;
+        keys.issuer.issue(&caller.account_id, &caller.org, granted).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(TokenResponse { token: issued.token, expires_at: issued.expires_at }))
 }
 
-/// The public keys the relay verifies tokens with.
+/// The public keys the relay verifies tokens with: every key of the signing ring, oldest first.
 pub(super) async fn jwks(State(state): State<AppState>) -> Json<JwkSet> {
-    Json(state.issuer.jwks())
+    Json(state.keys.current().issuer.jwks())
 }

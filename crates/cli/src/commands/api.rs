@@ -1,10 +1,11 @@
-//! `skytale api`: runs the API server alone until SIGINT/SIGTERM.
+//! `skytale api`: runs the API server alone until SIGINT/SIGTERM; SIGHUP reads the signing keys again.
 
 use skytale_api::{Api, ApiConfig, ApiQuotas};
 
 use super::{api_data_dir, CommandError};
 use crate::announce;
 use crate::args::ApiArgs;
+use crate::hangup::Hangups;
 use crate::shutdown::termination;
 
 pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
@@ -28,9 +29,15 @@ pub async fn run(args: ApiArgs) -> Result<(), CommandError> {
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
     let tls = config.tls.is_some();
+    let hangups = Hangups::register().map_err(CommandError::Signals)?;
     let api = Api::start(config).await?;
     announce::export("SKYTALE_API_URL", &announce::url_for(api.local_addr(), tls)).map_err(CommandError::Stdout)?;
-    terminated.await;
+    hangups
+        .reload_until(terminated, || async {
+            // The API logs the keys it read, or the error naming the file.
+            let _ = api.reload_signing_keys();
+        })
+        .await;
     api.shutdown().await?;
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use skytale_admin::{AdminHandle, AdminServer};
 use skytale_api::{Api, ApiConfig, ApiHandle, ServeError};
-use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayError, RelayHandle, TokenVerifier};
+use skytale_relay::{Relay, RelayAuth, RelayConfig, RelayError, RelayHandle};
 use skytale_tls_server::{LocalCa, TlsError};
 
 use super::{default_dir, CommandError};
@@ -75,7 +75,7 @@ async fn start(dir: &Path, args: &DevArgs, local_ca: Option<&LocalCa>) -> Result
     let relay = async {
         let api_key = dev_key::load_or_create(dir, &args.org, api.storage()).await?;
         let mut config = RelayConfig::new(loopback(args.relay_port), dir.join("relay"));
-        config.auth = RelayAuth::Jwt(Box::new(TokenVerifier::from_key_file(&key_file)?));
+        config.auth = RelayAuth::key_file(&key_file)?;
         config.tls = local_ca.map(|ca| ca.server.clone());
         let relay = Relay::start(config).await.map_err(|error| match (error, local_ca) {
             (RelayError::Listen { addr, source }, _) if source.kind() == ErrorKind::AddrInUse => {

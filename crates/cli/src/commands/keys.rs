@@ -1,9 +1,10 @@
 //! `skytale keys create|revoke`: provisioning straight in the API's database, so the first key of an org can be
-//! made before anyone holds a credential the HTTP API would accept. Works while the API server runs.
+//! made before anyone holds a credential the HTTP API would accept. Works while the API server runs. The signing-key
+//! subcommands are `signing_keys`'.
 
 use skytale_api::{create_account_with_key, Storage};
 
-use super::{api_data_dir, sqlite_url_in, CommandError, API_DB_FILE};
+use super::{api_data_dir, signing_keys, sqlite_url_in, CommandError, API_DB_FILE};
 use crate::announce;
 use crate::args::{DatabaseArgs, KeysCommand};
 
@@ -11,6 +12,8 @@ pub async fn run(command: KeysCommand) -> Result<(), CommandError> {
     match command {
         KeysCommand::Create { org, name, database } => create(&org, &name, database).await,
         KeysCommand::Revoke { key_id, database } => revoke(&key_id, database).await,
+        KeysCommand::RotateSigningKey { key_file } => signing_keys::rotate(key_file),
+        KeysCommand::RetireSigningKey { kid, key_file } => signing_keys::retire(&kid, key_file),
     }
 }
 

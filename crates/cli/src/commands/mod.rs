@@ -5,6 +5,7 @@ pub mod dev;
 pub mod keys;
 pub mod mcp;
 pub mod relay;
+pub mod signing_keys;
 
 use std::path::PathBuf;
 
@@ -40,7 +41,7 @@ pub enum CommandError {
     UnknownKey(String),
     #[error("cannot write to stdout: {0}")]
     Stdout(std::io::Error),
-    #[error("cannot listen for termination signals: {0}")]
+    #[error("cannot listen for signals: {0}")]
     Signals(std::io::Error),
     #[error("HOME is not set: pass {flag} explicitly")]
     NoHome { flag: &'static str },
@@ -67,6 +68,16 @@ pub enum CommandError {
         tls_dir.display()
     )]
     DevCertificate { error: skytale_tls_server::TlsError, ca_file: PathBuf, tls_dir: PathBuf },
+    #[error(
+        "no signing-key file at {}: pass the --key-file or --data-dir that skytale api runs with (it creates the \
+         file on its first start)",
+        .0.display()
+    )]
+    NoSigningKeyFile(PathBuf),
+    /// A signing-key file that could not be read or changed (`keys rotate-signing-key`, `retire-signing-key`); the
+    /// error names the file.
+    #[error(transparent)]
+    SigningKeys(skytale_auth::KeyError),
 }
 
 /// `~/.skytale/<name>`, the default location of a command's data.

@@ -1,10 +1,11 @@
-//! `skytale relay`: runs the relay alone until SIGINT/SIGTERM.
+//! `skytale relay`: runs the relay alone until SIGINT/SIGTERM; SIGHUP learns the trusted keys again.
 
-use skytale_relay::{ChannelQuota, Relay, RelayAuth, RelayConfig, TokenVerifier};
+use skytale_relay::{ChannelQuota, JwksFollow, Relay, RelayAuth, RelayConfig};
 
 use super::{default_dir, CommandError};
 use crate::announce;
 use crate::args::{Auth, RelayArgs};
+use crate::hangup::Hangups;
 use crate::shutdown::termination;
 
 pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
@@ -40,9 +41,17 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     // Listen for signals before announcing, so a signal sent right after the announcement is not missed.
     let terminated = termination().map_err(CommandError::Signals)?;
     let tls = config.tls.is_some();
+    let hangups = Hangups::register().map_err(CommandError::Signals)?;
     let relay = Relay::start(config).await?;
     announce::export("SKYTALE_RELAY", &announce::url_for(relay.local_addr(), tls)).map_err(CommandError::Stdout)?;
-    terminated.await;
+    hangups
+        .reload_until(terminated, || async {
+            // A failure is logged by the relay, which keeps the keys it has.
+            if let Ok(kids) = relay.reload_keys().await {
+                tracing::info!(keys = kids.join(" "), "trusted keys read again");
+            }
+        })
+        .await;
     relay.shutdown().await;
     Ok(())
 }
@@ -50,12 +59,14 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
 /// The authentication the flags ask for. A key source given with `--auth none` is refused rather than ignored:
 /// it means the operator expected tokens to be checked.
 async fn stream_auth(args: &RelayArgs) -> Result<RelayAuth, CommandError> {
-    let verifier = match (args.auth, &args.jwks_url, &args.jwt_key_file) {
-        (Auth::None, None, None) => return Ok(RelayAuth::None),
-        (Auth::None, _, _) => return Err(CommandError::KeySourceWithoutAuth),
-        (Auth::Jwt, Some(url), _) => skytale_relay::fetch_verifier(url).await?,
-        (Auth::Jwt, None, Some(path)) => TokenVerifier::from_key_file(path)?,
-        (Auth::Jwt, None, None) => return Err(CommandError::NoKeySource),
-    };
-    Ok(RelayAuth::Jwt(Box::new(verifier)))
+    match (args.auth, &args.jwks_url, &args.jwt_key_file) {
+        (Auth::None, None, None) => Ok(RelayAuth::None),
+        (Auth::None, _, _) => Err(CommandError::KeySourceWithoutAuth),
+        (Auth::Jwt, Some(url), _) => {
+            let follow = JwksFollow { refresh_interval: args.jwks_refresh_interval, ..JwksFollow::new(url) };
+            Ok(RelayAuth::jwks(follow).await?)
+        }
+        (Auth::Jwt, None, Some(path)) => Ok(RelayAuth::key_file(path)?),
+        (Auth::Jwt, None, None) => Err(CommandError::NoKeySource),
+    }
 }

@@ -53,7 +53,7 @@ impl Minter {
     /// A relay trusting this minter's tokens, with `configure` applied to its configuration.
     pub async fn relay_with(&self, dir: &TempDir, configure: impl FnOnce(&mut RelayConfig)) -> RelayHandle {
         let mut config = super::common::config(dir.path());
-        config.auth = RelayAuth::Jwt(Box::new(self.issuer.verifier().unwrap()));
+        config.auth = RelayAuth::jwt(self.issuer.verifier().unwrap());
         configure(&mut config);
         super::common::start(config).await
     }
