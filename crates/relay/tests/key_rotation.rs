@@ -139,7 +139,7 @@ async fn a_retired_key_is_refused_after_the_relay_fetches_again_periodically_or_
     let new_token = token(&stack.key_file);
     assert_eq!(on_demand.reload_keys().await.unwrap().len(), 2);
     retire_signing_key(&stack.key_file, &old_kid).unwrap();
-    assert_eq!(stack.api.reload_signing_keys().unwrap(), [new_kid.clone()]);
+    assert_eq!(stack.api.reload_signing_keys().unwrap(), [new_kid.as_str()]);
 
     // Until it fetches again, a relay still trusts the retired key; `reload_keys` fetches now.
     opens(&on_demand, &old_token).await.unwrap();
