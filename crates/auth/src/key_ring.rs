@@ -56,8 +56,7 @@ impl KeyRing {
         }
         let mut ring = Self { keys: Vec::with_capacity(keys.len()) };
         for signing in keys {
-            let jwk = public_jwk(&signing).map_err(RingError::Thumbprint)?;
-            let kid = jwk.common.key_id.clone().unwrap_or_default();
+            let (jwk, kid) = public_jwk(&signing).map_err(RingError::Thumbprint)?;
             if ring.keys.iter().any(|key| key.kid == kid) {
                 return Err(RingError::Duplicate(kid));
             }
@@ -119,8 +118,9 @@ fn fresh_key() -> SigningKey {
     SigningKey::from_bytes(&rand::random::<[u8; 32]>())
 }
 
-/// The public half as a JWK (RFC 8037 OKP), with its RFC 7638 thumbprint as `kid` so a rotated key gets a new id.
-fn public_jwk(key: &SigningKey) -> Result<Jwk, String> {
+/// The public half as a JWK (RFC 8037 OKP), with its RFC 7638 thumbprint as `kid` so a rotated key gets a new id;
+/// and that kid.
+fn public_jwk(key: &SigningKey) -> Result<(Jwk, String), String> {
     let mut jwk = Jwk {
         common: CommonParameters {
             public_key_use: Some(PublicKeyUse::Signature),
@@ -134,6 +134,6 @@ fn public_jwk(key: &SigningKey) -> Result<Jwk, String> {
         }),
     };
     let kid = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|e| e.to_string())?;
-    jwk.common.key_id = Some(kid);
-    Ok(jwk)
+    jwk.common.key_id = Some(kid.clone());
+    Ok((jwk, kid))
 }

@@ -977,7 +977,7 @@ fn a_signing_key_rotation_with_connected_clients_needs_no_restart_and_costs_no_c
 
     let (old_token, _) = runtime.block_on(fetch_token(&api_url, &api_key)).expect("a token");
     let old_kid = kid_of(&old_token);
-    assert_eq!(runtime.block_on(published_kids(&api_url)), [old_kid.clone()]);
+    assert_eq!(runtime.block_on(published_kids(&api_url)), [old_kid.as_str()]);
 
     let rotated = signing_keys_command(&api_dir_arg, &["rotate-signing-key"]).expect("the rotation succeeds");
     let new_kid = rotated.lines().next().expect("the new kid on the first line").to_owned();
@@ -1005,7 +1005,7 @@ fn a_signing_key_rotation_with_connected_clients_needs_no_restart_and_costs_no_c
     assert!(refused.contains("no-such-kid") && refused.contains(&format!("{old_kid}, {new_kid}")), "{refused}");
     signing_keys_command(&api_dir_arg, &["retire-signing-key", &old_kid]).expect("the old key is retired");
     api.signal("HUP");
-    until("the API to publish the new key only", || runtime.block_on(published_kids(&api_url)) == [new_kid.clone()]);
+    until("the API to publish the new key only", || runtime.block_on(published_kids(&api_url)) == [new_kid.as_str()]);
     relay.signal("HUP");
     until("the relay to refuse the retired key's token", || {
         match runtime.block_on(Stream::open_with(relay.relay(), Some(&old_token))) {

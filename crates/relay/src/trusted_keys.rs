@@ -5,8 +5,10 @@
 //! (or as) the first token signed by it arrives, and forget a retired one. From the JWKS URL it fetches the set
 //! again when a token names a key it does not know (at most once per [`JwksFollow::unknown_kid_interval`]; tokens
 //! arriving meanwhile wait for that one fetch) and every [`JwksFollow::refresh_interval`]. From the API's key file
-//! it reads the file again when the file changes. A fetch or a file that fails leaves the keys it has, with a
-//! warning: a relay that could verify yesterday's tokens keeps verifying them while the API is down.
+//! it reads the file again when the file changes: looked at every [`KEY_FILE_POLL_INTERVAL`], and at once when a
+//! token names a key it does not know (a stat, so it needs no rate limit), since the API may have read the rotated
+//! file first. A fetch or a file that fails leaves the keys it has, with a warning: a relay that could verify
+//! yesterday's tokens keeps verifying them while the API is down.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -119,12 +121,20 @@ impl TrustedKeys {
     /// first token of a rotated key verifies at once.
     pub(crate) async fn verify_bearer(&self, header: Option<&str>) -> Result<Claims, TokenError> {
         let verified = self.verifier().verify_bearer(header);
-        let Source::Jwks { follow, last_unknown_kid_fetch } = &self.source else {
-            return verified;
-        };
         if !matches!(verified, Err(TokenError::UnknownKey(_))) {
             return verified;
         }
+        let (follow, last_unknown_kid_fetch) = match &self.source {
+            Source::Fixed => return verified,
+            Source::KeyFile { path, seen } => {
+                return if self.read_key_file_if_changed(path, seen) {
+                    self.verifier().verify_bearer(header)
+                } else {
+                    verified
+                };
+            }
+            Source::Jwks { follow, last_unknown_kid_fetch } => (follow, last_unknown_kid_fetch),
+        };
         let mut last_fetch = last_unknown_kid_fetch.lock().await;
         // A fetch this one waited for may have brought the key.
         let verified = self.verifier().verify_bearer(header);
@@ -134,6 +144,7 @@ impl TrustedKeys {
             return verified;
         }
         *last_fetch = Some(Instant::now());
+        tracing::info!(url = follow.url, "a token names a key this relay does not know: fetching the key set again");
         match self.fetch(follow).await {
             Ok(()) => self.verifier().verify_bearer(header),
             Err(_) => verified,
@@ -185,6 +196,19 @@ impl TrustedKeys {
         }
     }
 
+    /// Reads the key file again if its stamp differs from the one last seen; whether it was read and its keys put
+    /// in effect. A bad file is reported (by `read_key_file`) once, and read again once it changes (a fix, or a
+    /// chmod).
+    fn read_key_file_if_changed(&self, path: &Path, seen: &Mutex<Option<FileStamp>>) -> bool {
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let stamp = FileStamp::of(path);
+        if stamp == *seen {
+            return false;
+        }
+        *seen = stamp;
+        self.read_key_file(path).is_ok()
+    }
+
     /// Puts `verifier` in effect, logging the keys when they differ from those it replaces.
     fn install(&self, verifier: TokenVerifier) {
         let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
@@ -218,14 +242,7 @@ impl TrustedKeys {
         match &self.source {
             Source::Fixed => {}
             Source::KeyFile { path, seen } => {
-                let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
-                let stamp = FileStamp::of(path);
-                // A bad file is reported once, and read again once it changes (a fix, or a chmod).
-                if stamp != *seen {
-                    *seen = stamp;
-                    // Logged by `read_key_file`; the poll has no one to hand the error to.
-                    let _ = self.read_key_file(path);
-                }
+                self.read_key_file_if_changed(path, seen);
             }
             Source::Jwks { follow, last_unknown_kid_fetch } => {
                 let _one_fetch_at_a_time = last_unknown_kid_fetch.lock().await;
