@@ -136,7 +136,7 @@ async fn streams_over_tls_deliver_and_a_client_trusting_another_ca_is_told_why_i
     let mut pair = Pair::open(relay.local_addr(), &ca.ca_file).await;
     pair.exchange(&mut new_group(false), 1, 3).await;
 
-    let refused = tls_channel(relay.local_addr(), &other.ca_file).await.err().expect("another CA is refused");
+    let refused = tls_channel(relay.local_addr(), &other.ca_file).await.expect_err("another CA is refused");
     assert!(with_causes(&refused).contains("invalid peer certificate: UnknownIssuer"), "{}", with_causes(&refused));
     // Plain HTTP/2 to a TLS relay is no TLS handshake: the connection is closed.
     let plain = Endpoint::from_shared(format!("http://{}", relay.local_addr())).unwrap().connect_lazy();
@@ -254,7 +254,7 @@ async fn a_certificate_replaced_on_disk_reaches_new_connections_while_open_strea
 
     // The pair trusts only the first CA: its connections, handshaken before, carry on.
     pair.exchange(&mut group, 3, 3).await;
-    let refused = presented(addr, &ca.ca_file).await.err().expect("the first CA no longer verifies");
+    let refused = presented(addr, &ca.ca_file).await.expect_err("the first CA no longer verifies");
     assert!(refused.contains("UnknownIssuer"), "{refused}");
     let mut renewed_stream = tls_stream(addr, &other.ca_file).await;
     renewed_stream.subscribe_ok(&channel(CHANNEL), 2, From::Seq(1)).await;
