@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import signal
@@ -21,6 +22,18 @@ MakeClient = Callable[..., SkytaleClient]
 DEV_EXPORTS = ("SKYTALE_RELAY", "SKYTALE_API_URL", "SKYTALE_API_KEY")
 # What `skytale dev --tls` prints: the same three lines, then the CA clients must trust.
 DEV_TLS_EXPORTS = (*DEV_EXPORTS, "SKYTALE_CA_FILE")
+
+
+@pytest.fixture(autouse=True)
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test, and every program it starts, has this test's directory as its home: managers' default
+    data_dirs (``~/.skytale/<hex(identity)>``) never meet another test's, another run's or the user's own.
+    Cargo and rustup keep the real home's toolchain."""
+    real_home = Path.home()
+    monkeypatch.setenv("CARGO_HOME", os.environ.get("CARGO_HOME", str(real_home / ".cargo")))
+    monkeypatch.setenv("RUSTUP_HOME", os.environ.get("RUSTUP_HOME", str(real_home / ".rustup")))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture
@@ -146,14 +159,12 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
 
 
 @pytest.fixture
-def dev_env(dev_stack: DevStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevStack:
-    """Points ``SKYTALE_RELAY``/``SKYTALE_API_URL``/``SKYTALE_API_KEY`` at the module's ``skytale dev`` and the
-    home directory (where managers keep their default data_dirs, ``~/.skytale/<hex(identity)>``) at this test's
-    own directory."""
+def dev_env(dev_stack: DevStack, monkeypatch: pytest.MonkeyPatch) -> DevStack:
+    """Points ``SKYTALE_RELAY``/``SKYTALE_API_URL``/``SKYTALE_API_KEY`` at the module's ``skytale dev``; managers'
+    default data_dirs are in this test's own home (``own_home``)."""
     for name, value in dev_stack.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SKYTALE_DATA_DIR", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
     return dev_stack
 
 

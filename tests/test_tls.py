@@ -3,7 +3,6 @@ the error a client trusting no CA, or another CA, gets."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,12 +35,11 @@ def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def tls_env(tls_stack: DevStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DevStack:
-    """The four printed variables in the environment, managers' default data_dirs in this test's directory."""
+def tls_env(tls_stack: DevStack, monkeypatch: pytest.MonkeyPatch) -> DevStack:
+    """The four printed variables in the environment; managers' default data_dirs in this test's home."""
     for name, value in tls_stack.env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SKYTALE_DATA_DIR", raising=False)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     return tls_stack
 
 
