@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use skytale_api::SIGNING_KEY_FILE;
-use skytale_auth::{retire_signing_key, rotate_signing_key, CLOCK_LEEWAY_SECS};
+use skytale_auth::{retire_signing_key, rotate_signing_key, CLOCK_LEEWAY_SECS, KEY_FILE_POLL_INTERVAL};
 
 use super::{api_data_dir, CommandError};
 use crate::announce;
@@ -23,9 +23,10 @@ pub fn rotate(key_file: KeyFileArgs) -> Result<(), CommandError> {
     let stdout = |result: std::io::Result<()>| result.map_err(CommandError::Stdout);
     stdout(announce::line(new_kid))?;
     stdout(announce::comment(&format!(
-        "signing key {new_kid} added to {}: the API signs with it within 2 s (at once on SIGHUP); relays learn it \
+        "signing key {new_kid} added to {}: the API signs with it within {} s (at once on SIGHUP); relays learn it \
          from the first token it signed",
-        path.display()
+        path.display(),
+        KEY_FILE_POLL_INTERVAL.as_secs()
     )))?;
     let older: Vec<&str> = ring.kids().into_iter().filter(|kid| *kid != new_kid).collect();
     stdout(announce::comment(&format!(
@@ -43,11 +44,12 @@ pub fn retire(kid: &str, key_file: KeyFileArgs) -> Result<(), CommandError> {
     let path = existing_key_file(key_file)?;
     let ring = retire_signing_key(&path, kid).map_err(CommandError::SigningKeys)?;
     announce::comment(&format!(
-        "signing key {kid} retired from {}; keys left, oldest first: {}. The API stops publishing it within 2 s (at \
+        "signing key {kid} retired from {}; keys left, oldest first: {}. The API stops publishing it within {} s (at \
          once on SIGHUP); relays refuse its tokens from their next key fetch (--jwks-refresh-interval, or SIGHUP) or \
          key-file read",
         path.display(),
-        ring.kids().join(" ")
+        ring.kids().join(" "),
+        KEY_FILE_POLL_INTERVAL.as_secs()
     ))
     .map_err(CommandError::Stdout)
 }
