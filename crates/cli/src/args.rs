@@ -66,6 +66,10 @@ pub struct RelayArgs {
     /// How often the key set of --jwks-url is fetched again, so a retired key stops verifying, e.g. 5m.
     #[arg(long, default_value = "5m", value_parser = parse_nonzero_duration, requires = "jwks_url")]
     pub jwks_refresh_interval: Duration,
+    /// CA certificates (PEM) to trust for --jwks-url besides the public roots, for an API whose certificate a
+    /// private CA issued (e.g. `skytale dev --tls`'s SKYTALE_CA_FILE); read at every fetch.
+    #[arg(long, requires = "jwks_url")]
+    pub jwks_ca_file: Option<PathBuf>,
     /// The API's signing key file (PKCS#8 PEM, mode 0600), for a relay on the API's host; read again when it
     /// changes and on SIGHUP.
     #[arg(long)]

@@ -20,9 +20,10 @@ use tonic::Status;
 
 use crate::frames::Refusal;
 use crate::jwks::JwksError;
+use crate::jwks::JwksFollow;
 use crate::membership::MemberKey;
 use crate::metrics::AuthFailure;
-use crate::trusted_keys::{JwksFollow, TrustedKeys};
+use crate::trusted_keys::TrustedKeys;
 
 /// The gRPC request header carrying the stream's token at open.
 const AUTHORIZATION_HEADER: &str = "authorization";

@@ -67,7 +67,9 @@ pub use config::{
     DEFAULT_MAX_STREAMS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM, DEFAULT_RETENTION, DEFAULT_TOKEN_GRACE,
 };
 pub use error::RelayError;
-pub use jwks::{fetch_verifier, JwksError};
+pub use jwks::{
+    fetch_verifier, JwksError, JwksFollow, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
+};
 /// The MLS external observer the log writer validates handshakes with: public so that its cost can be measured
 /// on its own (`skytale-bench group-scaling`).
 pub use membership::{MemberKey, ObservedGroup, Observer};
@@ -78,9 +80,7 @@ pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 /// `skytale-tls-server` directly.
 pub use skytale_tls_server::{TlsError, TlsFiles};
 pub use store::DB_FILE;
-pub use trusted_keys::{
-    JwksFollow, KeyReloadError, TrustedKeys, DEFAULT_JWKS_REFRESH_INTERVAL, DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
-};
+pub use trusted_keys::{KeyReloadError, TrustedKeys};
 
 use channel::ChannelHub;
 use inflight::InFlight;

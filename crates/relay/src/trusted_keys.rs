@@ -13,41 +13,12 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Duration;
 
 use skytale_auth::{Claims, FileStamp, KeyError, TokenError, TokenVerifier, KEY_FILE_POLL_INTERVAL};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::jwks::{fetch_verifier, JwksError};
-
-/// Default [`JwksFollow::refresh_interval`] (`skytale relay --jwks-refresh-interval`).
-pub const DEFAULT_JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// Default [`JwksFollow::unknown_kid_interval`]: a client sending tokens with made-up key ids costs the API one
-/// request per this long, whatever their number.
-pub const DEFAULT_JWKS_UNKNOWN_KID_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Where a relay fetches the API's key set, and how often it does so again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JwksFollow {
-    /// The API's `/.well-known/jwks.json`.
-    pub url: String,
-    /// Fetched again this often, so a retired key stops verifying within this long.
-    pub refresh_interval: Duration,
-    /// A token signed by a key the relay does not know makes it fetch again, at most this often.
-    pub unknown_kid_interval: Duration,
-}
-
-impl JwksFollow {
-    /// Following `url` with the default intervals.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            refresh_interval: DEFAULT_JWKS_REFRESH_INTERVAL,
-            unknown_kid_interval: DEFAULT_JWKS_UNKNOWN_KID_INTERVAL,
-        }
-    }
-}
+use crate::jwks::{fetch_verifier, JwksError, JwksFollow};
 
 /// Why trusted keys could not be learned again; the keys in effect stay.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +76,7 @@ impl TrustedKeys {
 
     /// The API's key set, fetched now (a relay that cannot verify tokens must not start) and then followed.
     pub async fn from_jwks(follow: JwksFollow) -> Result<Self, JwksError> {
-        let verifier = fetch_verifier(&follow.url).await?;
+        let verifier = fetch_verifier(&follow).await?;
         Ok(Self {
             current: RwLock::new(Arc::new(verifier)),
             source: Source::Jwks { follow, last_unknown_kid_fetch: tokio::sync::Mutex::new(None) },
@@ -171,7 +142,7 @@ impl TrustedKeys {
 
     /// Fetches the key set and installs it; a failure is logged (the keys in effect stay) and returned.
     async fn fetch(&self, follow: &JwksFollow) -> Result<(), JwksError> {
-        match fetch_verifier(&follow.url).await {
+        match fetch_verifier(follow).await {
             Ok(verifier) => {
                 self.install(verifier);
                 Ok(())

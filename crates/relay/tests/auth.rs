@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use minter::Minter;
 use skytale_auth::{Claims, TokenIssuer, CLOCK_LEEWAY_SECS};
 use skytale_proto::meta as keys;
-use skytale_relay::{RelayAuth, RelayHandle};
+use skytale_relay::{JwksFollow, RelayAuth, RelayHandle};
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
@@ -318,7 +318,8 @@ async fn the_verifier_can_come_from_the_apis_jwks_url() {
     let body: serde_json::Value = response.json().await.unwrap();
     let token = body["token"].as_str().unwrap().to_owned();
 
-    let verifier = skytale_relay::fetch_verifier(&format!("{api_url}/.well-known/jwks.json")).await.unwrap();
+    let verifier =
+        skytale_relay::fetch_verifier(&JwksFollow::new(format!("{api_url}/.well-known/jwks.json"))).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::config(dir.path());
     config.auth = RelayAuth::jwt(verifier);
@@ -326,7 +327,7 @@ async fn the_verifier_can_come_from_the_apis_jwks_url() {
     let mut stream = Stream::open_with(relay.local_addr(), Some(&token)).await.unwrap();
     stream.subscribe_ok(&channel("acme/team/jwks"), 1, From::Live).await;
 
-    match skytale_relay::fetch_verifier(&format!("{api_url}/no-such-keys")).await {
+    match skytale_relay::fetch_verifier(&JwksFollow::new(format!("{api_url}/no-such-keys"))).await {
         Err(skytale_relay::JwksError::Status { status: 404, .. }) => {}
         Err(other) => panic!("expected HTTP 404, got {other}"),
         Ok(_) => panic!("a 404 page was taken for a key set"),

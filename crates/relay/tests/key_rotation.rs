@@ -71,7 +71,7 @@ impl Stack {
 
     /// A relay following this API's JWKS.
     async fn relay(&self, dir: &Path, refresh_interval: Duration, unknown_kid_interval: Duration) -> RelayHandle {
-        let follow = JwksFollow { url: self.jwks_url.clone(), refresh_interval, unknown_kid_interval };
+        let follow = JwksFollow { refresh_interval, unknown_kid_interval, ..JwksFollow::new(self.jwks_url.clone()) };
         let mut config = common::config(dir);
         config.auth = RelayAuth::jwks(follow).await.unwrap();
         common::start(config).await

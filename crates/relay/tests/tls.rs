@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::mls_group::{new_group, MlsGroup};
 use common::{blob, channel, config, seq, start, From, Stream};
 use mls_rs::client_builder::MlsConfig;
-use skytale_relay::{RelayConfig, RelayHandle, TlsFiles};
+use skytale_relay::{JwksError, JwksFollow, RelayConfig, RelayHandle, TlsFiles};
 use skytale_tls_server::LocalCa;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -260,4 +260,39 @@ async fn a_certificate_replaced_on_disk_reaches_new_connections_while_open_strea
     renewed_stream.subscribe_ok(&channel(CHANNEL), 2, From::Seq(1)).await;
     assert_eq!(renewed_stream.deliveries(5).await.iter().map(seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
     relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_key_set_of_an_api_behind_a_private_ca_is_fetched_trusting_that_ca_and_refused_without_it() {
+    let (_ca_dir, ca) = local_ca();
+    let api_dir = tempfile::tempdir().unwrap();
+    let mut api_config = skytale_api::ApiConfig::in_data_dir(api_dir.path(), "127.0.0.1:0".parse().unwrap());
+    api_config.tls = Some(ca.server.clone());
+    let api = skytale_api::Api::start(api_config).await.unwrap();
+    let url = format!("https://{}/.well-known/jwks.json", api.local_addr());
+
+    let trusting = JwksFollow { ca_file: Some(ca.ca_file.clone()), ..JwksFollow::new(url.clone()) };
+    let verifier = skytale_relay::fetch_verifier(&trusting).await.expect("the private CA is trusted");
+    assert_eq!(verifier.key_ids().len(), 1);
+
+    match skytale_relay::fetch_verifier(&JwksFollow::new(url.clone())).await {
+        Err(JwksError::Fetch { reason, .. }) => assert!(reason.contains("UnknownIssuer"), "{reason}"),
+        Err(other) => panic!("expected a certificate error, got {other}"),
+        Ok(_) => panic!("a certificate of a private CA was trusted without its CA"),
+    }
+
+    let not_pem = api_dir.path().join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let missing = api_dir.path().join("missing.pem");
+    for ca_file in [not_pem, missing] {
+        let follow = JwksFollow { ca_file: Some(ca_file.clone()), ..JwksFollow::new(url.clone()) };
+        match skytale_relay::fetch_verifier(&follow).await {
+            Err(error @ JwksError::CaFile { .. }) => {
+                assert!(error.to_string().contains(&ca_file.display().to_string()), "{error}")
+            }
+            Err(other) => panic!("expected the CA file to be named, got {other}"),
+            Ok(_) => panic!("{} was taken for a CA", ca_file.display()),
+        }
+    }
+    api.shutdown().await.unwrap();
 }

@@ -63,7 +63,11 @@ async fn stream_auth(args: &RelayArgs) -> Result<RelayAuth, CommandError> {
         (Auth::None, None, None) => Ok(RelayAuth::None),
         (Auth::None, _, _) => Err(CommandError::KeySourceWithoutAuth),
         (Auth::Jwt, Some(url), _) => {
-            let follow = JwksFollow { refresh_interval: args.jwks_refresh_interval, ..JwksFollow::new(url) };
+            let follow = JwksFollow {
+                refresh_interval: args.jwks_refresh_interval,
+                ca_file: args.jwks_ca_file.clone(),
+                ..JwksFollow::new(url)
+            };
             Ok(RelayAuth::jwks(follow).await?)
         }
         (Auth::Jwt, None, Some(path)) => Ok(RelayAuth::key_file(path)?),
