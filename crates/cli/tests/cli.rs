@@ -1096,3 +1096,31 @@ fn skytale_api_reads_its_signing_keys_when_the_file_changes_and_on_sighup_and_ke
     api.signal("TERM");
     assert!(api.wait_blocking().0.success());
 }
+
+/// `skytale dev` outlives SIGHUP, on which the API reads its signing keys again and the relay the keys it trusts.
+#[test]
+fn skytale_dev_reads_its_keys_again_on_sighup_and_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().join("dev").display().to_string();
+    let log_path = dir.path().join("dev.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command
+        .args(["dev", "--dir", &dir_arg, "--relay-port", "0", "--api-port", "0"])
+        .env("RUST_LOG", "skytale_api=info,skytale=info")
+        .stderr(std::fs::File::create(&log_path).expect("create the log file"));
+    let dev = spawn_printing(command, 3);
+    let api_url = exported(&dev.exports[1], "SKYTALE_API_URL").to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let kids = runtime.block_on(published_kids(&api_url));
+    let read_by_api = ["signing keys read", &kids[0]];
+    let read_by_relay = ["trusted keys read again", &kids[0]];
+    let before = log_lines(&log_path, &read_by_api);
+
+    dev.signal("HUP");
+    until("the API to read its keys on SIGHUP", || log_lines(&log_path, &read_by_api) == before + 1);
+    until("the relay to read its keys on SIGHUP", || log_lines(&log_path, &read_by_relay) == 1);
+    assert_eq!(runtime.block_on(published_kids(&api_url)), kids, "still serving");
+
+    dev.signal("TERM");
+    assert!(dev.wait_blocking().0.success());
+}

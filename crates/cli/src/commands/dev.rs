@@ -8,7 +8,8 @@
 //! TLS with a local CA's certificate (`skytale_tls_server::LocalCa`, created under the directory on first use
 //! and reused after), the two URLs say `https://`, and a fourth line follows the three:
 //! `export SKYTALE_CA_FILE=DIR/ca.pem`, the CA clients must trust. With `--admin-listen`, one admin listener
-//! serves both services' health and metrics; its address is logged, not printed.
+//! serves both services' health and metrics; its address is logged, not printed. SIGHUP makes both read the
+//! signing-key file again (and the certificate, with `--tls`), as `skytale api` and `skytale relay` do.
 
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -21,6 +22,7 @@ use skytale_tls_server::{LocalCa, TlsError};
 
 use super::{default_dir, CommandError};
 use crate::args::DevArgs;
+use crate::hangup::Hangups;
 use crate::shutdown::termination;
 use crate::{announce, dev_key};
 
@@ -37,6 +39,7 @@ pub async fn run(args: DevArgs) -> Result<(), CommandError> {
         None => default_dir("dev", "--dir")?,
     };
     let terminated = termination().map_err(CommandError::Signals)?;
+    let hangups = Hangups::register().map_err(CommandError::Signals)?;
     std::fs::create_dir_all(&dir).map_err(|source| RelayError::DataDir { path: dir.clone(), source })?;
     // Held until the stack has stopped: a second stack on this directory would share the API's database and
     // fight over the relay's log.
@@ -48,7 +51,7 @@ pub async fn run(args: DevArgs) -> Result<(), CommandError> {
         return Err(CommandError::Stdout(error));
     }
     tracing::info!(dir = %dir.display(), org = args.org, "dev stack running; Ctrl-C to stop");
-    terminated.await;
+    hangups.reload_until(terminated, || stack.reload_keys()).await;
     stack.shutdown().await;
     Ok(())
 }
@@ -125,6 +128,15 @@ fn announce_stack(stack: &DevStack, api_key: &str, local_ca: Option<&LocalCa>) -
 }
 
 impl DevStack {
+    /// The API reads its signing-key file again, then the relay, which trusts that file; each logs what it read,
+    /// or keeps its keys and logs why.
+    async fn reload_keys(&self) {
+        let _ = self.api.reload_signing_keys();
+        if let Ok(kids) = self.relay.reload_keys().await {
+            tracing::info!(keys = kids.join(" "), "trusted keys read again");
+        }
+    }
+
     /// Stops the admin listener, then the relay (its streams end), then the API (its long-polls answer, its
     /// database closes).
     async fn shutdown(self) {
