@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use skytale_tls_server::{TlsAcceptor, TlsStream};
+use skytale_tls_server::{Listener, TlsAcceptor, TlsStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -29,11 +29,6 @@ use crate::inflight::ConnectionBudget;
 
 /// What every HTTP/2 client sends first (RFC 9113, section 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// First pause after an accept failed for lack of resources (file descriptors, memory); it doubles on each
-/// further failure up to [`MAX_ACCEPT_BACKOFF`] and starts over after the next successful accept.
-const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
-const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Connections that sent their preface and wait for the gRPC server to take them.
 const HANDOFF_CAPACITY: usize = 64;
@@ -74,49 +69,23 @@ async fn accept_loop(
     handoff: mpsc::Sender<Admitted>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut backoff = MIN_ACCEPT_BACKOFF;
+    let mut listener = Listener::new(listener);
     loop {
-        let accepted = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = crate::stopped(&mut stop) => return,
             _ = handoff.closed() => return,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                backoff = MIN_ACCEPT_BACKOFF;
-                // Dropping the stream closes it: over a cap, the peer gets an immediate close rather than a
-                // socket that keeps a file descriptor of ours.
-                let Some(permit) = ConnectionCounts::admit(&counts, peer.ip()) else {
-                    tracing::debug!(%peer, "connection refused: too many connections");
-                    continue;
-                };
-                let budget = ConnectionBudget::new(policy.in_flight_per_connection);
-                let opening = Opening { peer, permit, budget, timeout: policy.handshake_timeout, tls: tls.clone() };
-                tokio::spawn(handshake(stream, opening, handoff.clone()));
-            }
-            // The peer gave up between its SYN and our accept: nothing to wait for.
-            Err(error) if is_per_connection(&error) => tracing::debug!(%error, "accept failed"),
-            Err(error) => {
-                if backoff == MIN_ACCEPT_BACKOFF {
-                    tracing::warn!(%error, "accept failed, backing off until connections close");
-                }
-                tokio::select! {
-                    _ = crate::stopped(&mut stop) => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
-            }
-        }
+        // Dropping the stream closes it: over a cap, the peer gets an immediate close rather than a socket that
+        // keeps a file descriptor of ours.
+        let Some(permit) = ConnectionCounts::admit(&counts, peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: too many connections");
+            continue;
+        };
+        let budget = ConnectionBudget::new(policy.in_flight_per_connection);
+        let opening = Opening { peer, permit, budget, timeout: policy.handshake_timeout, tls: tls.clone() };
+        tokio::spawn(handshake(stream, opening, handoff.clone()));
     }
-}
-
-/// Errors that concern one connection only, as opposed to the listener's resources (`EMFILE`, `ENFILE`,
-/// `ENOBUFS`, `ENOMEM`), which only time and closing connections can cure.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
-    )
 }
 
 /// An accepted connection on its way to the server: who it is, its place under the caps and its deadline.

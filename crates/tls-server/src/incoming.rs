@@ -11,13 +11,10 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::listener::Listener;
+
 /// Handshaken connections waiting for the server to take them.
 const HANDOFF_CAPACITY: usize = 64;
-
-/// First pause after an accept failed for lack of resources (file descriptors, memory); it doubles on each
-/// further failure up to [`MAX_ACCEPT_BACKOFF`], and starts over after the next successful accept.
-const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
-const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// A connection whose TLS handshake completed, and its peer.
 pub type Handshaken = (TlsStream<TcpStream>, SocketAddr);
@@ -60,40 +57,14 @@ async fn accept_loop(
     handshake_timeout: Duration,
     handoff: mpsc::Sender<Handshaken>,
 ) {
-    let mut backoff = MIN_ACCEPT_BACKOFF;
+    let mut listener = Listener::new(listener);
     loop {
-        let accepted = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = handoff.closed() => return,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                backoff = MIN_ACCEPT_BACKOFF;
-                tokio::spawn(handshake(stream, peer, acceptor.clone(), handshake_timeout, handoff.clone()));
-            }
-            // The peer gave up between its SYN and our accept: nothing to wait for.
-            Err(error) if is_per_connection(&error) => tracing::debug!(%error, "accept failed"),
-            Err(error) => {
-                if backoff == MIN_ACCEPT_BACKOFF {
-                    tracing::warn!(%error, "accept failed, backing off until connections close");
-                }
-                tokio::select! {
-                    () = handoff.closed() => return,
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
-            }
-        }
+        tokio::spawn(handshake(stream, peer, acceptor.clone(), handshake_timeout, handoff.clone()));
     }
-}
-
-/// Errors that concern one connection only, as opposed to the listener's resources (`EMFILE`, `ENFILE`,
-/// `ENOBUFS`, `ENOMEM`), which only time and closing connections can cure.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
-    )
 }
 
 async fn handshake(

@@ -11,7 +11,8 @@
 //!
 //! The relay runs its TLS handshakes in its own accept loop, inside its connection caps and handshake timeout;
 //! servers without such a loop (the API) use [`TlsIncoming`], which handshakes each connection in a task of its
-//! own, bounded in time, so a silent peer never holds up the next one.
+//! own, bounded in time, so a silent peer never holds up the next one. Both take TCP connections through
+//! [`Listener`], which backs off instead of spinning when the process runs out of file descriptors.
 //!
 //! With the `local-ca` feature, [`LocalCa`] makes a private CA and a certificate for `localhost` and
 //! `127.0.0.1`: what `skytale dev --tls` serves, and what the tests issue their certificates with.
@@ -19,6 +20,7 @@
 mod error;
 mod files;
 mod incoming;
+mod listener;
 mod load;
 #[cfg(feature = "local-ca")]
 mod local_ca;
@@ -28,6 +30,7 @@ mod store;
 pub use error::TlsError;
 pub use files::{TlsFiles, DEFAULT_RELOAD_INTERVAL, MIN_RELOAD_INTERVAL};
 pub use incoming::{Handshaken, TlsIncoming};
+pub use listener::Listener;
 #[cfg(feature = "local-ca")]
 pub use local_ca::{LocalCa, LocalCaError, CA_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE};
 pub use server::{ServerTls, ALPN_H2, ALPN_HTTP1};
