@@ -10,7 +10,7 @@ mod scrape;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -136,6 +136,33 @@ impl Running {
     async fn wait(self) -> (ExitStatus, String) {
         tokio::task::spawn_blocking(move || self.wait_blocking()).await.expect("waiting thread")
     }
+}
+
+/// `skytale api` on a free port in a temporary directory, its tokens living `token_lifetime`; and its URL.
+fn api_issuing_tokens_for(token_lifetime: &str) -> (tempfile::TempDir, Running, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().display().to_string();
+    let args = ["api", "--listen", "127.0.0.1:0", "--data-dir", &dir_arg, "--token-lifetime", token_lifetime];
+    let api = skytale(&args);
+    let url = exported(&api.exports[0], "SKYTALE_API_URL").to_owned();
+    (dir, api, url)
+}
+
+/// `skytale relay` on a free port verifying tokens with the key set of the API at `api_url`, with `args`, logging
+/// at `rust_log` to a file in its temporary directory; and that file.
+fn relay_verifying(api_url: &str, rust_log: &str, args: &[&str]) -> (tempfile::TempDir, PathBuf, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("relay.log");
+    let jwks_url = format!("{api_url}/.well-known/jwks.json");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command
+        .args(["relay", "--listen", "127.0.0.1:0", "--jwks-url", &jwks_url])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", rust_log)
+        .stderr(std::fs::File::create(&log_path).expect("create the relay's log file"));
+    (dir, log_path, spawn_printing(command, 1))
 }
 
 /// `skytale relay` on a free port without authentication.
@@ -651,33 +678,13 @@ const SHORT_GRACE: u64 = 2;
 /// live just as short but who refresh them in-band exchange messages throughout and never see their stream end.
 #[test]
 fn a_revoked_keys_stream_ends_within_its_tokens_life_leeway_and_grace_while_refreshing_clients_carry_on() {
-    let api_dir = tempfile::tempdir().unwrap();
+    let (api_dir, api, api_url) = api_issuing_tokens_for(SHORT_TOKEN_LIFETIME);
     let api_dir_arg = api_dir.path().display().to_string();
-    let api = skytale(&[
-        "api",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &api_dir_arg,
-        "--token-lifetime",
-        SHORT_TOKEN_LIFETIME,
-    ]);
-    let api_url = exported(&api.exports[0], "SKYTALE_API_URL").to_owned();
     let (alice_key, _) = create_key(&api_dir_arg, "alice");
     let (mallory_key, mallory_key_id) = create_key(&api_dir_arg, "mallory");
-
-    let relay_dir = tempfile::tempdir().unwrap();
-    let log_path = relay_dir.path().join("relay.log");
-    let jwks_url = format!("{api_url}/.well-known/jwks.json");
+    // The relay's info lines say which streams it ended and why.
     let grace = format!("{SHORT_GRACE}s");
-    let mut command = Command::new("sh");
-    command
-        // The relay's info lines say which streams it ended and why.
-        .args(["-c", "RUST_LOG=skytale_relay=info exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_skytale")])
-        .args(["relay", "--listen", "127.0.0.1:0", "--jwks-url", &jwks_url, "--token-grace", &grace, "--data-dir"])
-        .arg(relay_dir.path().join("data"))
-        .stderr(std::fs::File::create(&log_path).expect("create the relay's log file"));
-    let relay = spawn_printing(command, 1);
+    let (_relay_dir, log_path, relay) = relay_verifying(&api_url, "skytale_relay=info", &["--token-grace", &grace]);
     let relay_url = format!("http://{}", relay.relay());
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -910,32 +917,12 @@ const ROTATION_TOKEN_LIFETIME: &str = "6s";
 /// away); once the old key is retired and the relay has fetched again, the old token is refused as an unknown key.
 #[test]
 fn a_signing_key_rotation_with_connected_clients_needs_no_restart_and_costs_no_client_an_error() {
-    let api_dir = tempfile::tempdir().unwrap();
+    let (api_dir, api, api_url) = api_issuing_tokens_for(ROTATION_TOKEN_LIFETIME);
     let api_dir_arg = api_dir.path().display().to_string();
-    let api = skytale(&[
-        "api",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        &api_dir_arg,
-        "--token-lifetime",
-        ROTATION_TOKEN_LIFETIME,
-    ]);
-    let api_url = exported(&api.exports[0], "SKYTALE_API_URL").to_owned();
     let (api_key, _) = create_key(&api_dir_arg, "alice");
-
-    let relay_dir = tempfile::tempdir().unwrap();
-    let log_path = relay_dir.path().join("relay.log");
-    let jwks_url = format!("{api_url}/.well-known/jwks.json");
-    let mut command = Command::new("sh");
-    command
-        // Debug lines say when a stream's token was refreshed.
-        .args(["-c", "RUST_LOG=skytale_relay=debug exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_skytale")])
-        .args(["relay", "--listen", "127.0.0.1:0", "--jwks-url", &jwks_url, "--admin-listen", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(relay_dir.path().join("data"))
-        .stderr(std::fs::File::create(&log_path).expect("create the relay's log file"));
-    let relay = spawn_printing(command, 1);
+    // Debug lines say when a stream's token was refreshed.
+    let (_relay_dir, log_path, relay) =
+        relay_verifying(&api_url, "skytale_relay=debug", &["--admin-listen", "127.0.0.1:0"]);
     let relay_url = format!("http://{}", relay.relay());
     let runtime = tokio::runtime::Runtime::new().unwrap();
 
