@@ -1,8 +1,8 @@
-"""The relay's per-account publish rate through the SDK, against a real ``skytale dev`` whose relay lets an account
-publish a burst of 8 messages and one more a second (docs/operations.md, "Quotas"). One account floods a channel:
-its sends over the rate raise ``QuotaExceededError`` and are never delivered; the other account's sends, made
-meanwhile, all succeed and all arrive. Checked by results: the rate is so low that the flood is over it however
-slow the machine."""
+"""The relay's per-account quotas through the SDK, against a real ``skytale dev`` whose relay lets an account
+publish a burst of 8 messages and one more a second, and open 2 streams (docs/operations.md, "Quotas"). One
+account floods a channel: its sends over the rate raise ``QuotaExceededError`` and are never delivered; the other
+account's sends, made meanwhile, all succeed and all arrive. Checked by results: the rate is so low that the flood
+is over it however slow the machine."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from relay_process import SKYTALE_BIN
 from skytale_sdk import QuotaExceededError, SkytaleChannelManager
 
 BURST = 8
-FLAGS = ("--publishes-per-second", "1", "--publish-burst", str(BURST))
+STREAMS = 2
+FLAGS = ("--publishes-per-second", "1", "--publish-burst", str(BURST), "--max-streams-per-account", str(STREAMS))
 # Sends the flooding account tries: far beyond its burst and what refills while they run.
 FLOOD = 40
 # Only there so that a lost message fails the test instead of hanging it; never reached when things work.
@@ -32,11 +33,11 @@ def quota_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     stack.stop()
 
 
-def second_account_key(stack: DevStack) -> str:
+def new_account_key(stack: DevStack) -> str:
     """A new account in the dev org, made in the running stack's API database with ``skytale keys create``."""
     api_dir = stack.directory / "stack" / "api"
     created = subprocess.run(
-        [str(SKYTALE_BIN), "keys", "create", "--org", "myorg", "--name", "second", "--data-dir", str(api_dir)],
+        [str(SKYTALE_BIN), "keys", "create", "--org", "myorg", "--name", "tests", "--data-dir", str(api_dir)],
         capture_output=True,
         text=True,
         check=True,
@@ -67,7 +68,7 @@ def test_an_account_flooding_sends_gets_quota_exceeded_while_another_accounts_se
     channel = "myorg/quotas/flood"
     with (
         manager(quota_stack, "alice", quota_stack.env["SKYTALE_API_KEY"]) as alice,
-        manager(quota_stack, "bob", second_account_key(quota_stack)) as bob,
+        manager(quota_stack, "bob", new_account_key(quota_stack)) as bob,
     ):
         alice.create(channel)
         bob.join(channel, alice.add_member(channel, bob.key_package()))
@@ -104,3 +105,28 @@ def test_an_account_flooding_sends_gets_quota_exceeded_while_another_accounts_se
                 assert time.monotonic() < deadline, "the bucket never refilled"
                 time.sleep(0.2)
         assert receive_exactly(bob, channel, 1) == ["after the flood"]
+
+
+def test_a_client_whose_account_has_its_streams_open_gets_quota_exceeded_until_one_closes(
+    quota_stack: DevStack,
+) -> None:
+    key = new_account_key(quota_stack)
+    first = manager(quota_stack, "carol-1", key)
+    with manager(quota_stack, "carol-2", key):
+        with pytest.raises(QuotaExceededError) as refused:
+            manager(quota_stack, "carol-3", key)
+        message = str(refused.value)
+        assert refused.value.code == "quota"
+        assert f"has {STREAMS} streams open" in message and "--max-streams-per-account" in message, message
+        # Another account connects meanwhile.
+        manager(quota_stack, "dave", new_account_key(quota_stack)).close()
+        # Once a stream of the account ends, a client connects again (the relay frees the slot as it notices).
+        first.close()
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            try:
+                manager(quota_stack, "carol-3", key).close()
+                break
+            except QuotaExceededError:
+                assert time.monotonic() < deadline, "the closed client's stream never freed its slot"
+                time.sleep(0.1)
