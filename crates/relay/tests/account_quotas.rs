@@ -116,11 +116,8 @@ async fn without_auth_there_is_no_account_and_no_stream_limit_per_account() {
 
 /// The publish rate of the flood test: a burst of 5 messages, one more a second; bytes out of the way.
 fn slow_publishes(config: &mut RelayConfig) {
-    config.publish_rate = PublishRate {
-        messages_per_second: non_zero(1),
-        message_burst: non_zero(5),
-        ..PublishRate::default()
-    };
+    config.publish_rate =
+        PublishRate { messages_per_second: non_zero(1), message_burst: non_zero(5), ..PublishRate::default() };
 }
 
 /// How many publishes the flooding account pipelines: far more than its burst plus what a second refills, even on
