@@ -148,9 +148,15 @@ impl Relay {
                     Ok(link) => link,
                     Err(e) => {
                         tracing::warn!(error = %e, ?backoff, "relay reconnect failed");
-                        if let Error::Quota(why) = &e {
-                            self.refused_for_quota(Some(why.clone()));
-                            // Wakes the calls waiting for a link, which fail with the refusal.
+                        // Calls waiting for a link fail with a quota refusal (woken here), and wait out any other
+                        // failure: the relay may be back before their deadline.
+                        let refusal = match &e {
+                            Error::Quota(why) => Some(why.clone()),
+                            _ => None,
+                        };
+                        let refused = refusal.is_some();
+                        self.refused_for_quota(refusal);
+                        if refused {
                             self.link.send_replace(None);
                         }
                         tokio::select! {
@@ -209,7 +215,8 @@ impl Relay {
         }
     }
 
-    /// Records why the relay refused the last stream for a quota, or (`None`) that a stream is open again.
+    /// Records why the relay refused the last attempt to open a stream for a quota, or (`None`) that the last
+    /// attempt succeeded or failed otherwise.
     fn refused_for_quota(&self, why: Option<String>) {
         if let Ok(mut refusal) = self.quota_refusal.lock() {
             *refusal = why;
