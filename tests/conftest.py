@@ -77,15 +77,21 @@ def make_client(tmp_path: Path, relay: RelayProcess) -> Iterator[MakeClient]:
 class DevStack:
     """A real ``skytale dev`` process (relay + API, auth on) on free loopback ports; ``env`` holds the three
     variables it printed (four with ``tls``: ``skytale dev --tls`` adds ``SKYTALE_CA_FILE``), ``exports`` the
-    names in the order they came."""
+    names in the order they came. ``flags`` go to ``skytale dev`` as given (e.g. the relay's account quotas)."""
 
     def __init__(
-        self, directory: Path, binary: Path = SKYTALE_BIN, env: dict[str, str] | None = None, tls: bool = False
+        self,
+        directory: Path,
+        binary: Path = SKYTALE_BIN,
+        env: dict[str, str] | None = None,
+        tls: bool = False,
+        flags: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.binary = binary
         self.process_env = env
         self.tls = tls
+        self.flags = flags
         self.env: dict[str, str] = {}
         self.exports: list[str] = []
         self._process: subprocess.Popen[str] | None = None
@@ -105,6 +111,7 @@ class DevStack:
         ]
         if self.tls:
             command.append("--tls")
+        command += self.flags
         expected = DEV_TLS_EXPORTS if self.tls else DEV_EXPORTS
         self.directory.mkdir(parents=True, exist_ok=True)
         log_path = self.directory / "dev.log"

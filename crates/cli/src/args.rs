@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skytale_api::ApiQuotas;
+use skytale_relay::PublishRate;
 use skytale_tls_server::TlsFiles;
 
 use crate::duration::{parse_duration, parse_nonzero_duration};
@@ -110,12 +111,45 @@ pub struct RelayArgs {
     /// The same, for all connections of one account together.
     #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT, value_parser = parse_positive::<usize>)]
     pub max_in_flight_per_account: usize,
+    #[command(flatten)]
+    pub account_quotas: AccountQuotaArgs,
     /// Serve /healthz, /readyz and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9090 (port 0 picks a
     /// free one, logged); off unless given.
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub tls: TlsArgs,
+}
+
+/// The relay's limits per account (auth on), shared by `skytale relay` and `skytale dev`.
+#[derive(Debug, Args)]
+pub struct AccountQuotaArgs {
+    /// Streams one account may have open at once (auth on); beyond, a new stream is refused with `quota_exceeded`.
+    #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_STREAMS_PER_ACCOUNT, value_parser = parse_positive::<usize>)]
+    pub max_streams_per_account: usize,
+    /// Messages one account may publish per second, sustained (auth on); beyond, `quota_exceeded`.
+    #[arg(long, default_value_t = PublishRate::default().messages_per_second, value_parser = parse_non_zero)]
+    pub publishes_per_second: NonZeroU32,
+    /// Messages one account may publish at once after a quiet spell.
+    #[arg(long, default_value_t = PublishRate::default().message_burst, value_parser = parse_non_zero)]
+    pub publish_burst: NonZeroU32,
+    /// Bytes of MLS messages one account may publish per second, sustained.
+    #[arg(long, default_value_t = PublishRate::default().bytes_per_second, value_parser = parse_non_zero)]
+    pub publish_bytes_per_second: NonZeroU32,
+    /// Bytes of MLS messages one account may publish at once; at least --max-payload.
+    #[arg(long, default_value_t = PublishRate::default().bytes_burst, value_parser = parse_non_zero)]
+    pub publish_bytes_burst: NonZeroU32,
+}
+
+impl AccountQuotaArgs {
+    pub fn publish_rate(&self) -> PublishRate {
+        PublishRate {
+            messages_per_second: self.publishes_per_second,
+            message_burst: self.publish_burst,
+            bytes_per_second: self.publish_bytes_per_second,
+            bytes_burst: self.publish_bytes_burst,
+        }
+    }
 }
 
 /// A server's certificate and key, both or neither (clap refuses one without the other).
@@ -164,6 +198,8 @@ pub struct DevArgs {
     /// `export SKYTALE_CA_FILE=DIR/ca.pem`, which clients need to trust it.
     #[arg(long)]
     pub tls: bool,
+    #[command(flatten)]
+    pub account_quotas: AccountQuotaArgs,
 }
 
 #[derive(Debug, Args)]
@@ -304,4 +340,9 @@ fn parse_positive<T: FromStr + Default + PartialEq>(text: &str) -> Result<T, Str
         Ok(_) => Err("must be at least 1".to_owned()),
         Err(_) => Err(format!("{text:?} is not a whole number")),
     }
+}
+
+/// A count of at least 1, as the token buckets take it; refused in the same words as [`parse_positive`].
+fn parse_non_zero(text: &str) -> Result<NonZeroU32, String> {
+    parse_positive::<u32>(text).map(|n| NonZeroU32::new(n).expect("at least 1"))
 }

@@ -397,6 +397,38 @@ fn bad_arguments_are_refused_with_a_message() {
 }
 
 #[test]
+fn account_quota_flags_of_zero_or_a_bytes_burst_below_the_payload_limit_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let relay = |extra: &[&str]| {
+        let args = [&["relay", "--auth", "none", "--listen", "127.0.0.1:0", "--data-dir", &data_dir][..], extra];
+        Command::new(env!("CARGO_BIN_EXE_skytale")).args(args.concat()).output().expect("run skytale")
+    };
+    for flag in [
+        "--max-streams-per-account",
+        "--publishes-per-second",
+        "--publish-burst",
+        "--publish-bytes-per-second",
+        "--publish-bytes-burst",
+    ] {
+        let output = relay(&[flag, "0"]);
+        assert!(!output.status.success(), "{flag} 0 was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(flag) && stderr.contains("must be at least 1"), "{stderr}");
+    }
+    let output = relay(&["--max-payload", "4096", "--publish-bytes-burst", "4095"]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "announced a relay that should not run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--publish-bytes-burst")
+            && stderr.contains("of 4095 bytes is below the largest message the relay accepts (--max-payload, 4096")
+            && stderr.contains("make the burst at least 4096"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn relay_without_a_key_source_refuses_to_start_and_says_what_to_pass() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_skytale"))

@@ -2,6 +2,7 @@
 //! what they care about (usually `listen` and `data_dir`).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,6 +48,40 @@ pub const DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION: usize = 16 << 20;
 /// Default [`RelayConfig::max_in_flight_per_account`]: 256 MiB, sixteen connections' worth, so one stalled
 /// process of an account does not hold up its others.
 pub const DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT: usize = 256 << 20;
+
+/// Default [`RelayConfig::max_streams_per_account`]. A client process carries all its channels on one stream, so
+/// this is a thousand agents of one account online at once; it bounds the tasks and buffers one account can make
+/// the relay hold, which the per-IP connection cap does not when the account connects from many addresses.
+pub const DEFAULT_MAX_STREAMS_PER_ACCOUNT: usize = 1024;
+
+/// How fast one account may publish, counted over all its streams (authenticated streams only): two token
+/// buckets, messages and bytes of MLS messages (`app_payload.blob`, what `max_payload` limits), each refilling at
+/// its rate up to its burst. A publish over either is refused with `quota_exceeded` before it reaches the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishRate {
+    pub messages_per_second: NonZeroU32,
+    pub message_burst: NonZeroU32,
+    pub bytes_per_second: NonZeroU32,
+    /// At least `max_payload` ([`Relay::start`](crate::Relay::start) checks), or a maximal message could never
+    /// pass.
+    pub bytes_burst: NonZeroU32,
+}
+
+impl Default for PublishRate {
+    /// 1 000 messages a second sustained and 10 000 at once; 16 MiB a second and 64 MiB at once. Abuse
+    /// protection, not metering: an agent sends a few messages a second, and the bursts let an account pour out
+    /// a backlog (`send_many` of thousands, 64 maximal messages) at full speed, while one account can no longer
+    /// keep the single log writer busy for everyone.
+    fn default() -> Self {
+        let non_zero = |n| NonZeroU32::new(n).expect("non-zero");
+        Self {
+            messages_per_second: non_zero(1_000),
+            message_burst: non_zero(10_000),
+            bytes_per_second: non_zero(16 << 20),
+            bytes_burst: non_zero(64 << 20),
+        }
+    }
+}
 
 /// How hard SQLite works to make an acknowledged append survive a crash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,6 +142,11 @@ pub struct RelayConfig {
     /// A stream whose token expired (clock leeway included) gets no deliveries until it refreshes in-band, and is
     /// ended if it has not refreshed this long after the expiry.
     pub token_grace: Duration,
+    /// Streams one account may have open at once (auth on); beyond, a new stream is refused at open with
+    /// `quota_exceeded` (docs/protocol.md, "Stream limits").
+    pub max_streams_per_account: usize,
+    /// How fast one account may publish (auth on).
+    pub publish_rate: PublishRate,
     /// Bytes of deliveries read and not yet written to the socket, at most, on one connection; a subscriber
     /// over it waits (docs/relay.md, "Memory and backpressure").
     pub max_in_flight_per_connection: usize,
@@ -159,6 +199,8 @@ impl RelayConfig {
             max_names_per_stream: DEFAULT_MAX_NAMES_PER_STREAM,
             idle_stream_timeout: DEFAULT_IDLE_STREAM_TIMEOUT,
             token_grace: DEFAULT_TOKEN_GRACE,
+            max_streams_per_account: DEFAULT_MAX_STREAMS_PER_ACCOUNT,
+            publish_rate: PublishRate::default(),
             max_in_flight_per_connection: DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
             max_in_flight_per_account: DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT,
             admin_listen: None,

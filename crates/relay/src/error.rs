@@ -19,6 +19,14 @@ pub enum RelayError {
     WriterThread(std::io::Error),
     #[error(transparent)]
     Admin(#[from] skytale_admin::AdminError),
+    #[error("max_streams_per_account (--max-streams-per-account) must be at least 1")]
+    NoStreamsPerAccount,
+    #[error(
+        "the publish bytes burst (--publish-bytes-burst) of {burst} bytes is below the largest message the relay \
+         accepts (--max-payload, {max_payload} bytes): such a message could never be published; make the burst at \
+         least {max_payload}"
+    )]
+    PublishBytesBurstBelowMaxPayload { burst: u32, max_payload: usize },
     #[error(transparent)]
     Tls(#[from] skytale_tls_server::TlsError),
 }

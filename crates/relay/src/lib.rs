@@ -7,7 +7,7 @@
 //! commits it to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor
 //! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided, with the keys
 //! [`trusted_keys`] keeps up with the API's (fetched by [`jwks`]); [`stream_guard`] holds each stream to its
-//! limits and [`inflight`] bounds what deliveries may wait unsent, per connection and account; [`metrics`] names
+//! limits, [`quotas`] each account to its own, and [`inflight`] bounds what deliveries may wait unsent, per connection and account; [`metrics`] names
 //! every series the admin listener exports; [`fuzzing`] runs the input handling for the fuzz targets.
 //!
 //! ```no_run
@@ -38,6 +38,7 @@ mod membership;
 mod metrics;
 pub mod mls_framing;
 mod publish;
+mod quotas;
 mod request;
 mod retention;
 mod service;
@@ -60,11 +61,12 @@ use tokio_stream::StreamExt;
 
 pub use auth::RelayAuth;
 pub use config::{
-    ChannelQuota, RelayConfig, SyncMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_STREAM_TIMEOUT,
+    ChannelQuota, PublishRate, RelayConfig, SyncMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_STREAM_TIMEOUT,
     DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CHANNELS_PER_ACCOUNT,
     DEFAULT_MAX_CHANNELS_PER_ORG, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
     DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_NAMES_PER_STREAM,
-    DEFAULT_MAX_STREAMS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM, DEFAULT_RETENTION, DEFAULT_TOKEN_GRACE,
+    DEFAULT_MAX_STREAMS_PER_ACCOUNT, DEFAULT_MAX_STREAMS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM,
+    DEFAULT_RETENTION, DEFAULT_TOKEN_GRACE,
 };
 pub use error::RelayError;
 pub use jwks::{
@@ -86,6 +88,7 @@ use channel::ChannelHub;
 use inflight::InFlight;
 use log::{LogWriter, WriteRules};
 use metrics::RelayMetrics;
+use quotas::AccountQuotas;
 use retention::RetentionPolicy;
 use session::Shared;
 use store::ReadPool;
@@ -127,10 +130,13 @@ impl Relay {
     /// Opens (or creates) the log under `config.data_dir`, applies retention once, and starts serving on
     /// `config.listen`. Returns once the relay accepts connections.
     pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
+        // First: a contradictory configuration is refused before anything is opened.
+        let quotas =
+            Arc::new(AccountQuotas::new(config.max_streams_per_account, config.publish_rate, config.max_payload)?);
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| RelayError::DataDir { path: config.data_dir.clone(), source })?;
         let data_dir_lock = DirLock::acquire(&config.data_dir).map_err(RelayError::DataDirLocked)?;
-        // First, so wrong files are reported before anything else starts.
+        // Before the log is opened, so wrong files are reported before anything else starts.
         let tls = config.tls.as_ref().map(|files| ServerTls::start(files, &[ALPN_H2])).transpose()?;
         let db_path = config.data_dir.join(DB_FILE);
         let hub = Arc::new(ChannelHub::default());
@@ -184,6 +190,7 @@ impl Relay {
                 token_grace: config.token_grace,
             },
             in_flight: Arc::clone(&in_flight),
+            quotas: Arc::clone(&quotas),
             metrics: Arc::clone(&metrics),
         });
         let service = service::DataPlaneServer::new(
@@ -213,6 +220,7 @@ impl Relay {
             RelayAuth::Jwt(keys) => Some(tokio::spawn(Arc::clone(keys).follow(stop_signal.clone()))),
             RelayAuth::None => None,
         };
+        tokio::spawn(quotas.forget_idle_accounts(stop_signal.clone()));
         let retention =
             tokio::spawn(retention::run(Arc::clone(&writer), policy, metrics.retention_removed.clone(), stop_signal));
         tracing::info!(

@@ -45,6 +45,8 @@ pub struct AppendRequest {
     pub header: MlsHeader,
     /// The `Publish` frame, encoded: what the log stores.
     pub frame: Bytes,
+    /// The MLS message's size in bytes: what `max_payload` limits and the account's publish rate counts.
+    pub size: usize,
     /// The MLS message itself when it is a handshake (commit, proposal, GroupInfo), which the relay validates.
     pub handshake: Option<Vec<u8>>,
     /// The MLS member key the publishing stream proved, if any.
@@ -349,7 +351,7 @@ impl Batch<'_> {
     /// the member that signed them, and application messages from a member's stream; an accepted commit opens
     /// the next epoch.
     fn admit(&mut self, request: AppendRequest, now_ms: i64) -> Result<Admission, StoreError> {
-        let AppendRequest { channel, msg_id, header, frame, handshake, sender, creator } = request;
+        let AppendRequest { channel, msg_id, header, frame, handshake, sender, creator, size: _ } = request;
         let submission =
             Submission { channel: &channel, header: &header, blob: handshake.as_deref(), sender: sender.as_ref() };
         // Checked before inserting, so the name is cloned once per channel and batch, not once per message.

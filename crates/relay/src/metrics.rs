@@ -29,6 +29,9 @@ const REFUSAL_CODES: [&str; 12] = [
     error_code::IDLE_TIMEOUT,
 ];
 
+/// Every error code a stream can be refused with at open, beyond authentication (counted in `auth_failures`).
+const STREAM_REFUSAL_CODES: [&str; 1] = [error_code::QUOTA_EXCEEDED];
+
 /// Bucket bounds of the append latency, in seconds: a batch commits in well under a millisecond unless SQLite
 /// syncs or the writer is backed up, which the upper buckets show.
 const APPEND_LATENCY_BOUNDS: &[f64] =
@@ -97,6 +100,8 @@ pub struct RelayMetrics {
     pub retention_removed: Counter,
     /// In [`AuthFailure::ALL`] order.
     auth_failures: [Counter; AuthFailure::ALL.len()],
+    /// In [`STREAM_REFUSAL_CODES`] order.
+    streams_refused: [Counter; STREAM_REFUSAL_CODES.len()],
 }
 
 impl RelayMetrics {
@@ -155,6 +160,13 @@ impl RelayMetrics {
         registry.register("auth_failures", "Tokens and member proofs refused, by reason", failures.clone());
         let auth_failures =
             AuthFailure::ALL.map(|reason| failures.get_or_create(&[("reason", reason.label())]).clone());
+        let streams_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "streams_refused",
+            "Streams refused at open after authentication, by error code (quota_exceeded: the account's open streams)",
+            streams_refused.clone(),
+        );
+        let streams_refused = STREAM_REFUSAL_CODES.map(|code| streams_refused.get_or_create(&[("code", code)]).clone());
         let metrics = Self {
             streams_open,
             subscriptions_open,
@@ -168,6 +180,7 @@ impl RelayMetrics {
             waits_for_in_flight_budget,
             retention_removed,
             auth_failures,
+            streams_refused,
         };
         (metrics, registry)
     }
@@ -177,6 +190,13 @@ impl RelayMetrics {
     pub fn publish_refused(&self, code: &str) {
         if let Some(index) = REFUSAL_CODES.iter().position(|known| *known == code) {
             self.publishes_refused[index].inc();
+        }
+    }
+
+    /// Counts a stream refused at open with `code`, one of [`STREAM_REFUSAL_CODES`].
+    pub fn stream_refused(&self, code: &str) {
+        if let Some(index) = STREAM_REFUSAL_CODES.iter().position(|known| *known == code) {
+            self.streams_refused[index].inc();
         }
     }
 

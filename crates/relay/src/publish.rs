@@ -91,6 +91,7 @@ pub fn validate(
         header,
         // Encoded here, on the stream's task, so the single log writer only copies bytes.
         frame: publish.encode_to_vec().into(),
+        size: blob.len(),
         handshake,
         sender: None,
         creator: None,

@@ -10,6 +10,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use skytale_proto::meta::error_code;
 use skytale_proto::pb;
 use tokio::sync::{mpsc, watch};
 use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
@@ -81,8 +82,8 @@ struct DataPlane {
 }
 
 impl DataPlane {
-    /// Identifies the stream (which may wait for the API's keys to be fetched again, `trusted_keys`) and starts its
-    /// session.
+    /// Identifies the stream (which may wait for the API's keys to be fetched again, `trusted_keys`), counts it
+    /// against its account's open streams (`quotas`) and starts its session.
     async fn open_channel<B>(&self, request: http::Request<B>) -> Result<http::Response<tonic::body::Body>, Status>
     where
         B: Body + Send + 'static,
@@ -107,6 +108,14 @@ impl DataPlane {
                 status
             },
         )?;
+        // Held by the session task, so the account's count drops however the stream ends.
+        let slot = match identity.account() {
+            Some(account) => Some(self.shared.quotas.open_stream(account).inspect_err(|status| {
+                self.shared.metrics.stream_refused(error_code::QUOTA_EXCEEDED);
+                tracing::info!(?peer, "stream refused: {}", status.message());
+            })?),
+            None => None,
+        };
         let inbound = Streaming::new_request(FrameDecoder, body, None, Some(self.max_frame));
         let budget = self.shared.in_flight.stream_budget(connection.budget(), identity.account());
         let (outbound, responses) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -114,7 +123,7 @@ impl DataPlane {
         let shutdown = self.shutdown.clone();
         let open = shared.metrics.stream_open();
         tokio::spawn(async move {
-            let _open = open;
+            let _open = (open, slot);
             tracing::info!(?peer, identity = identity.describe(), "stream opened");
             session::serve(shared, identity, inbound, outbound, shutdown, budget).await;
             tracing::info!(?peer, "stream closed");

@@ -27,6 +27,7 @@ use crate::log::{AppendRequest, LogWriter};
 use crate::metrics::RelayMetrics;
 use crate::mls_framing::ContentType;
 use crate::publish::HeadQuery;
+use crate::quotas::AccountQuotas;
 use crate::request::{self, Request};
 use crate::store::ReadPool;
 use crate::stream_guard::{StreamEnd, StreamGuard, StreamLimits};
@@ -46,6 +47,8 @@ pub struct Shared {
     pub follows_groups: bool,
     pub limits: StreamLimits,
     pub in_flight: Arc<InFlight>,
+    /// Each account's open streams and publish rate (auth on).
+    pub quotas: Arc<AccountQuotas>,
     pub metrics: Arc<RelayMetrics>,
 }
 
@@ -305,8 +308,8 @@ impl Session {
         }
     }
 
-    /// Hands a valid publish to the log writer, if this stream may write its channel; the ack (or refusal) is
-    /// owed in reply order. Whether it may write an existing channel is its group's business (the log writer's
+    /// Hands a valid publish to the log writer, if this stream may write its channel and its account is within
+    /// its publish rate (`quotas`); the ack (or refusal) is owed in reply order. Whether it may write an existing channel is its group's business (the log writer's
     /// check of the stream's member key); the token decides creation.
     async fn append(&mut self, mut request: AppendRequest) -> Result<(), StreamClosed> {
         let creating = request.header.content_type == ContentType::GroupInfo;
@@ -315,6 +318,13 @@ impl Session {
         }
         if let Err(refusal) = self.guard.admit_name(&request.channel) {
             return self.refuse(Some(&request.channel), Some(&request.msg_id), &refusal).await;
+        }
+        // Last before the log: a publish refused for any other reason costs the account nothing, and one refused
+        // here costs the log nothing.
+        if let Some(account) = self.identity.account() {
+            if let Err(refusal) = self.shared.quotas.publish(account, request.size) {
+                return self.refuse(Some(&request.channel), Some(&request.msg_id), &refusal).await;
+            }
         }
         self.guard.used();
         request.sender = self.identity.member_key().cloned();

@@ -79,6 +79,8 @@ async fn start(dir: &Path, args: &DevArgs, local_ca: Option<&LocalCa>) -> Result
         let api_key = dev_key::load_or_create(dir, &args.org, api.storage()).await?;
         let mut config = RelayConfig::new(loopback(args.relay_port), dir.join("relay"));
         config.auth = RelayAuth::key_file(&key_file)?;
+        config.max_streams_per_account = args.account_quotas.max_streams_per_account;
+        config.publish_rate = args.account_quotas.publish_rate();
         config.tls = local_ca.map(|ca| ca.server.clone());
         let relay = Relay::start(config).await.map_err(|error| match (error, local_ca) {
             (RelayError::Listen { addr, source }, _) if source.kind() == ErrorKind::AddrInUse => {

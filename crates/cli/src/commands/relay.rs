@@ -32,6 +32,8 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     config.token_grace = args.token_grace;
     config.max_in_flight_per_connection = args.max_in_flight_per_connection;
     config.max_in_flight_per_account = args.max_in_flight_per_account;
+    config.max_streams_per_account = args.account_quotas.max_streams_per_account;
+    config.publish_rate = args.account_quotas.publish_rate();
     config.admin_listen = args.admin_listen;
     config.tls = args.tls.files();
     if matches!(config.auth, RelayAuth::None) {

@@ -1,10 +1,13 @@
 //! The link: one gRPC stream to the relay at a time. Opening and negotiating it, reading it until it breaks,
-//! reconnecting with backoff, and keeping its token fresh.
+//! reconnecting with backoff, and keeping its token fresh. A stream refused for a quota (the account has its limit
+//! of streams open, `quota_exceeded`) fails `connect` with [`Error::Quota`]; refused on a reconnect, it fails the
+//! calls waiting for the link with that error at once, while reconnecting goes on.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use skytale_proto::meta;
 use skytale_proto::pb;
 use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
 use tokio::sync::mpsc;
@@ -13,7 +16,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
 use super::requests::ById;
-use super::{Relay, SEND_DEADLINE};
+use super::{runtime_lock, Relay, SEND_DEADLINE};
 use crate::credentials::Credentials;
 use crate::error::{with_causes, Error};
 use crate::frames::{self, Incoming};
@@ -45,6 +48,10 @@ const UNREACHABLE_HINT: &str = "is it running, and is this its address? For a lo
 
 impl Relay {
     fn status_error(&self, status: tonic::Status) -> Error {
+        let code = status.metadata().get(meta::ERROR_CODE).and_then(|code| code.to_str().ok());
+        if code.is_some_and(|code| code.starts_with("quota")) {
+            return Error::Quota(format!("the relay at {} refused a new stream: {}", self.endpoint, status.message()));
+        }
         match status.code() {
             // The relay's own words are about headers; a client without credentials is told what to configure.
             tonic::Code::Unauthenticated if self.credentials.is_none() => Error::Auth(format!(
@@ -141,6 +148,17 @@ impl Relay {
                     Ok(link) => link,
                     Err(e) => {
                         tracing::warn!(error = %e, ?backoff, "relay reconnect failed");
+                        // Calls waiting for a link fail with a quota refusal (woken here), and wait out any other
+                        // failure: the relay may be back before their deadline.
+                        let refusal = match &e {
+                            Error::Quota(why) => Some(why.clone()),
+                            _ => None,
+                        };
+                        let refused = refusal.is_some();
+                        self.refused_for_quota(refusal);
+                        if refused {
+                            self.link.send_replace(None);
+                        }
                         tokio::select! {
                             _ = tokio::time::sleep(backoff) => {}
                             _ = shutdown.changed() => {}
@@ -151,6 +169,7 @@ impl Relay {
                 },
             };
             backoff = INITIAL_BACKOFF;
+            self.refused_for_quota(None);
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             let link = Link { frames, generation };
             tracing::info!(endpoint = %self.endpoint, link = generation, "connected to the relay");
@@ -187,9 +206,20 @@ impl Relay {
             if let Some(current) = link.borrow_and_update().clone() {
                 return Ok(current);
             }
+            if let Some(why) = self.quota_refusal.lock().map_err(runtime_lock)?.clone() {
+                return Err(Error::Quota(why));
+            }
             if timeout_at(deadline, link.changed()).await.is_err() {
                 return Err(Error::Transport(format!("relay {} unreachable for {SEND_DEADLINE:?}", self.endpoint)));
             }
+        }
+    }
+
+    /// Records why the relay refused the last attempt to open a stream for a quota, or (`None`) that the last
+    /// attempt succeeded or failed otherwise.
+    fn refused_for_quota(&self, why: Option<String>) {
+        if let Ok(mut refusal) = self.quota_refusal.lock() {
+            *refusal = why;
         }
     }
 

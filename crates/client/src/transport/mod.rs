@@ -69,6 +69,10 @@ pub(crate) struct Relay {
     credentials: Option<Arc<Credentials>>,
     member: MemberProver,
     link: watch::Sender<Option<Link>>,
+    /// While no link is up because the relay refused the last attempt to open one for a quota (the account has its
+    /// limit of streams open), why: calls that need a link fail with it at once instead of waiting out their
+    /// deadline, while the supervisor keeps trying in case one of the account's streams ends.
+    quota_refusal: Mutex<Option<String>>,
     generation: AtomicU64,
     next_id: AtomicU64,
     max_payload: AtomicUsize,
@@ -107,6 +111,7 @@ impl Relay {
             credentials: access.credentials,
             member: access.member,
             link: watch::Sender::new(None),
+            quota_refusal: Mutex::new(None),
             generation: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
             max_payload: AtomicUsize::new(skytale_proto::meta::DEFAULT_MAX_PAYLOAD),
