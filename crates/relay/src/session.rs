@@ -309,8 +309,9 @@ impl Session {
     }
 
     /// Hands a valid publish to the log writer, if this stream may write its channel and its account is within
-    /// its publish rate (`quotas`); the ack (or refusal) is owed in reply order. Whether it may write an existing channel is its group's business (the log writer's
-    /// check of the stream's member key); the token decides creation.
+    /// its publish rate (`quotas`); the ack (or refusal) is owed in reply order. Whether it may write an existing
+    /// channel is its group's business (the log writer's check of the stream's member key); the token decides
+    /// creation.
     async fn append(&mut self, mut request: AppendRequest) -> Result<(), StreamClosed> {
         let creating = request.header.content_type == ContentType::GroupInfo;
         if let Err(refusal) = self.identity.authorize_publish(&request.channel, creating) {
