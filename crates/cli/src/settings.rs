@@ -207,3 +207,81 @@ impl Sources {
         notes
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/skytale.example.toml: the file `settings` promises lists every setting of every server command.
+    const EXAMPLE: &str = include_str!("../../../docs/skytale.example.toml");
+
+    /// Each table's keys in the example, with the value of those not commented out.
+    fn example_keys() -> Vec<(String, String, Option<toml::Value>)> {
+        let active: toml::Table = EXAMPLE.parse().expect("the example is TOML");
+        let mut keys = Vec::new();
+        let mut table = String::new();
+        for line in EXAMPLE.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')) {
+                table = name.to_owned();
+            } else if let Some((key, _)) = line
+                .trim_start_matches("# ")
+                .split_once(" = ")
+                .filter(|(key, _)| key.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            {
+                let value = active.get(&table).and_then(|settings| settings.get(key)).cloned();
+                keys.push((table.clone(), key.to_owned(), value));
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn the_example_config_lists_every_setting_with_its_default() {
+        let mut root = without_environment();
+        // Built, as for parsing: a switch's default ("false") is only set then.
+        root.build();
+        let keys = example_keys();
+        for name in SERVER_COMMANDS {
+            let command = root.find_subcommand(name).expect("a server command");
+            for (long, arg) in file_settings(command) {
+                let entry = keys.iter().find(|(table, key, _)| table == name && key == long);
+                let (_, _, value) = entry.unwrap_or_else(|| panic!("docs/skytale.example.toml lacks [{name}] {long}"));
+                let default: Vec<String> =
+                    arg.get_default_values().iter().map(|value| value.to_string_lossy().into_owned()).collect();
+                // A setting in force must show the default; one without a default is commented out.
+                if let Some(value) = value {
+                    let text = match value {
+                        toml::Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    assert_eq!(default, [text], "[{name}] {long} in docs/skytale.example.toml is not the default");
+                }
+            }
+        }
+        for (table, key, _) in &keys {
+            let command = root.find_subcommand(table).expect("a server command's table");
+            assert!(file_settings(command).any(|(long, _)| long == key), "[{table}] {key} is no flag");
+        }
+    }
+
+    #[test]
+    fn no_server_variable_is_one_the_sdk_or_the_quickstart_reads() {
+        const CLIENT_VARIABLES: [&str; 8] = [
+            "SKYTALE_RELAY",
+            "SKYTALE_API_URL",
+            "SKYTALE_API_KEY",
+            "SKYTALE_CA_FILE",
+            "SKYTALE_DATA_DIR",
+            "SKYTALE_LOG",
+            "SKYTALE_PYTHON",
+            "SKYTALE_BIN",
+        ];
+        let root = without_environment();
+        for name in SERVER_COMMANDS {
+            for (long, _) in server_flags(root.find_subcommand(name).expect("a server command")) {
+                let variable = env_name(name, long);
+                assert!(!CLIENT_VARIABLES.contains(&variable.as_str()), "{variable} is also a client's variable");
+            }
+        }
+    }
+}
