@@ -76,7 +76,12 @@ fn table_flags(path: &Path, command: &Command, table: &str, settings: &Table) ->
     for (key, value) in settings {
         let arg = file_settings(command).find(|(long, _)| long == key).map(|(_, arg)| arg).ok_or_else(|| {
             let known: Vec<&str> = file_settings(command).map(|(long, _)| long).collect();
-            ConfigError::UnknownKey { path: path.into(), table: table.into(), key: key.clone(), known: known.join(", ") }
+            ConfigError::UnknownKey {
+                path: path.into(),
+                table: table.into(),
+                key: key.clone(),
+                known: known.join(", "),
+            }
         })?;
         let wrong_type = |expected| ConfigError::WrongType {
             path: path.into(),

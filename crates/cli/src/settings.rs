@@ -37,7 +37,10 @@ pub struct Settings {
 pub enum SettingsError {
     /// Clap's own error (or `--help`/`--version`), with notes saying which flags the environment or the config
     /// file set.
-    Clap { error: clap::Error, notes: Vec<String> },
+    Clap {
+        error: clap::Error,
+        notes: Vec<String>,
+    },
     Config(ConfigError),
 }
 
@@ -201,7 +204,9 @@ impl Sources {
             }
         }
         let combining = matches!(error.kind(), ErrorKind::MissingRequiredArgument | ErrorKind::ArgumentConflict);
-        if let Some((path, keys)) = self.file.as_ref().filter(|(_, keys)| notes.is_empty() && combining && !keys.is_empty()) {
+        if let Some((path, keys)) =
+            self.file.as_ref().filter(|(_, keys)| notes.is_empty() && combining && !keys.is_empty())
+        {
             notes.push(format!("[{command}] of {} sets {}", path.display(), keys.join(", ")));
         }
         notes

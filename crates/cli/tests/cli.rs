@@ -1304,9 +1304,8 @@ fn dev_logs_json_lines_with_stream_account_and_channel_and_never_a_secret() {
     assert!(streams.iter().any(|(line, _)| line["channel"] == CHANNEL && line["message"] == "subscribed"), "{log}");
 
     let requests = in_span(&lines, "request");
-    let served = |route: &str| {
-        requests.iter().any(|(_, span)| span["route"] == route && span["account"] == account.as_str())
-    };
+    let served =
+        |route: &str| requests.iter().any(|(_, span)| span["route"] == route && span["account"] == account.as_str());
     assert!(served("/v1/tokens") && served("/v1/channels"), "{log}");
     assert!(requests.iter().any(|(_, span)| span["route"] == "/v1/channels" && span["channel"] == CHANNEL), "{log}");
 }

@@ -72,8 +72,8 @@ impl RouteBook {
 /// Parses a channel name from a request, answering 400 `invalid_channel_name` if it is not one; a valid one is
 /// the `channel` of the request's log line (`request_log`).
 fn parse_channel(name: &str) -> Result<skytale_proto::ChannelName, crate::error::ApiError> {
-    let channel =
-        skytale_proto::ChannelName::parse(name).map_err(|e| crate::error::ApiError::InvalidChannelName(e.to_string()))?;
+    let channel = skytale_proto::ChannelName::parse(name)
+        .map_err(|e| crate::error::ApiError::InvalidChannelName(e.to_string()))?;
     tracing::Span::current().record("channel", name);
     Ok(channel)
 }
