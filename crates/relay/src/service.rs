@@ -107,7 +107,7 @@ impl DataPlane {
         let identity = auth::identify(&self.shared.auth, &MetadataMap::from_headers(parts.headers)).await.map_err(
             |(reason, status)| {
                 self.shared.metrics.auth_failed(reason);
-                tracing::info!(?peer, "stream refused: {}", status.message());
+                tracing::info!(peer = peer.map(tracing::field::display), "stream refused: {}", status.message());
                 status
             },
         )?;
@@ -128,9 +128,9 @@ impl DataPlane {
         tokio::spawn(
             async move {
                 let _open = open;
-                tracing::info!(?peer, "stream opened");
+                tracing::info!(peer = peer.map(tracing::field::display), "stream opened");
                 session::serve(shared, identity, inbound, outbound, shutdown, budget).await;
-                tracing::info!(?peer, "stream closed");
+                tracing::info!(peer = peer.map(tracing::field::display), "stream closed");
             }
             .instrument(span),
         );
