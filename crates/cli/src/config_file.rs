@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::Command;
 use toml::{Table, Value};
 
-use crate::settings::{env_name, file_settings, SERVER_COMMANDS};
+use crate::server_flags::{env_name, file_settings, SERVER_COMMANDS};
 
 /// A config file that cannot be used; each names the file, and the table and key at fault.
 #[derive(Debug, thiserror::Error)]

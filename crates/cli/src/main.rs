@@ -11,6 +11,7 @@ mod duration;
 mod hangup;
 mod logging;
 mod org;
+mod server_flags;
 mod settings;
 mod shutdown;
 

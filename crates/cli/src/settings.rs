@@ -12,14 +12,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Arg, ArgAction, ArgMatches, Command, CommandFactory, FromArgMatches};
+use clap::{Arg, ArgMatches, Command, CommandFactory, FromArgMatches};
 
 use crate::args::Cli;
 use crate::config_file::{self, ConfigError};
 use crate::logging::LogFormat;
-
-/// The commands whose flags have environment variables and a config-file table, named as the table is.
-pub const SERVER_COMMANDS: [&str; 3] = ["relay", "api", "dev"];
+use crate::server_flags::{self, env_name, SERVER_COMMANDS};
 
 /// Ids of the flags every server command has besides its own.
 const CONFIG: &str = "config";
@@ -64,26 +62,6 @@ impl SettingsError {
     }
 }
 
-/// The environment variable of a server command's flag: `SKYTALE_<COMMAND>_<FLAG>`, upper case, dashes as
-/// underscores. The client's variables (`SKYTALE_RELAY`, `SKYTALE_API_URL`, `SKYTALE_API_KEY`, ...) are none of
-/// these (a test checks it), so a shell set up for the SDK does not change a server.
-pub fn env_name(command: &str, long: &str) -> String {
-    format!("SKYTALE_{command}_{long}").to_uppercase().replace('-', "_")
-}
-
-/// The flags of a server command that hold a setting, by long name: all but `--help`.
-fn server_flags(command: &Command) -> impl Iterator<Item = (&str, &Arg)> {
-    command
-        .get_arguments()
-        .filter(|arg| !matches!(arg.get_action(), ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong))
-        .filter_map(|arg| arg.get_long().map(|long| (long, arg)))
-}
-
-/// The keys a config-file table may have: the command's flags but `--config`.
-pub fn file_settings(command: &Command) -> impl Iterator<Item = (&str, &Arg)> {
-    server_flags(command).filter(|(long, _)| *long != "config")
-}
-
 /// `skytale`'s command with `--config` and `--log-format` on every server command, whose flags override
 /// themselves (so the user's come after the file's and win), without environment variables: a config file's
 /// values are checked against it alone.
@@ -100,7 +78,7 @@ pub fn without_environment() -> Command {
 fn with_environment(root: Command) -> Command {
     SERVER_COMMANDS.into_iter().fold(root, |root, name| {
         root.mut_subcommand(name, |command| {
-            let named: Vec<String> = server_flags(&command).map(|(long, _)| long.to_owned()).collect();
+            let named: Vec<String> = server_flags::flags(&command).map(|(long, _)| long.to_owned()).collect();
             command.mut_args(|arg| match arg.get_long() {
                 Some(long) if named.iter().any(|n| n == long) => {
                     let variable = env_name(name, long);
@@ -216,6 +194,7 @@ impl Sources {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server_flags::file_settings;
 
     /// docs/skytale.example.toml: the file `settings` promises lists every setting of every server command.
     const EXAMPLE: &str = include_str!("../../../docs/skytale.example.toml");
@@ -283,7 +262,7 @@ mod tests {
         ];
         let root = without_environment();
         for name in SERVER_COMMANDS {
-            for (long, _) in server_flags(root.find_subcommand(name).expect("a server command")) {
+            for (long, _) in server_flags::flags(root.find_subcommand(name).expect("a server command")) {
                 let variable = env_name(name, long);
                 assert!(!CLIENT_VARIABLES.contains(&variable.as_str()), "{variable} is also a client's variable");
             }
