@@ -52,10 +52,12 @@ impl FromRequestParts<AppState> for Caller {
             if owner.revoked {
                 return Err(ApiError::RevokedApiKey);
             }
+            tracing::Span::current().record("account", owner.account.id.as_str());
             state.quotas.request(&owner.account.id)?;
             return Ok(Caller { account_id: owner.account.id, org: owner.account.org, credential: Credential::ApiKey });
         }
         let claims = state.keys.current().verifier.verify(credential).map_err(ApiError::InvalidToken)?;
+        tracing::Span::current().record("account", claims.sub.as_str());
         state.quotas.request(&claims.sub)?;
         Ok(Caller { account_id: claims.sub, org: claims.org, credential: Credential::AccessToken })
     }

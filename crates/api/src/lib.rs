@@ -13,6 +13,7 @@ mod error;
 mod metrics;
 mod peers;
 mod quotas;
+mod request_log;
 mod routes;
 mod secrets;
 mod server;

@@ -1,33 +1,29 @@
 //! `skytale`: runs Skytale's services (relay, API server, local dev stack) and provisions API keys. Exports go
-//! to stdout, logs to stderr (`RUST_LOG` filters them; default `info`).
+//! to stdout, logs to stderr (`logging`). The servers' settings also come from environment variables and a
+//! config file (`settings`).
 
 mod announce;
 mod args;
 mod commands;
+mod config_file;
 mod dev_key;
 mod duration;
 mod hangup;
+mod logging;
 mod org;
+mod server_flags;
+mod settings;
 mod shutdown;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use tracing_subscriber::EnvFilter;
-
-use args::{Cli, Command};
+use args::Command;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colours only for a terminal: escape codes in a log file are noise.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    let result = match cli.command {
+    let settings = settings::parse_from(std::env::args_os().collect()).unwrap_or_else(|error| error.exit());
+    logging::init(settings.log_format);
+    let result = match settings.cli.command {
         Command::Relay(args) => commands::relay::run(args).await,
         Command::Dev(args) => commands::dev::run(args).await,
         Command::Api(args) => commands::api::run(args).await,

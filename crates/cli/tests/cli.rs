@@ -1143,3 +1143,216 @@ fn skytale_dev_reads_its_keys_again_on_sighup_and_keeps_running() {
     dev.signal("TERM");
     assert!(dev.wait_blocking().0.success());
 }
+
+/// The variables the SDK and the quickstart read, exported the way a developer's shell has them: none may change
+/// a server.
+const SDK_VARIABLES: [(&str, &str); 6] = [
+    ("SKYTALE_RELAY", "http://127.0.0.1:1"),
+    ("SKYTALE_API_URL", "http://127.0.0.1:1"),
+    ("SKYTALE_API_KEY", "sk_live_not_a_server_setting"),
+    ("SKYTALE_CA_FILE", "/nonexistent/ca.pem"),
+    ("SKYTALE_DATA_DIR", "/nonexistent/data"),
+    ("SKYTALE_LOG", "loud"),
+];
+
+/// `skytale relay` with the SDK's variables set and its own data-dir variable unset, unless a test sets it.
+fn relay_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command.arg("relay").envs(SDK_VARIABLES).env_remove("SKYTALE_RELAY_DATA_DIR").env_remove("SKYTALE_RELAY_CONFIG");
+    command
+}
+
+/// Runs `command` (a relay) until it announces itself, stops it, and says which of `dirs` holds its message log.
+fn data_dir_used(command: Command, dirs: &[&Path]) -> Vec<bool> {
+    let running = spawn_printing(command, 1);
+    running.signal("TERM");
+    assert!(running.wait_blocking().0.success());
+    dirs.iter().map(|dir| dir.join(skytale_relay::DB_FILE).exists()).collect()
+}
+
+#[test]
+fn a_flag_comes_from_the_command_line_else_its_environment_variable_else_the_config_file() {
+    let root = tempfile::tempdir().unwrap();
+    let [from_file, from_env, from_command_line] = ["file", "env", "cli"].map(|name| root.path().join(name));
+    let config = root.path().join("skytale.toml");
+    let table = format!("[relay]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\ndata-dir = {:?}\n", from_file.display());
+    std::fs::write(&config, table).unwrap();
+    let dirs = [from_file.as_path(), from_env.as_path(), from_command_line.as_path()];
+
+    let mut command = relay_command();
+    command.arg("--config").arg(&config);
+    assert_eq!(data_dir_used(command, &dirs), [true, false, false]);
+    std::fs::remove_dir_all(&from_file).unwrap();
+
+    // The config file named by its own variable; the data directory's variable beats the file.
+    let mut command = relay_command();
+    command.env("SKYTALE_RELAY_CONFIG", &config).env("SKYTALE_RELAY_DATA_DIR", &from_env);
+    assert_eq!(data_dir_used(command, &dirs), [false, true, false]);
+    std::fs::remove_dir_all(&from_env).unwrap();
+
+    let mut command = relay_command();
+    command.env("SKYTALE_RELAY_CONFIG", &config).env("SKYTALE_RELAY_DATA_DIR", &from_env);
+    command.arg("--data-dir").arg(&from_command_line);
+    assert_eq!(data_dir_used(command, &dirs), [false, false, true]);
+}
+
+#[test]
+fn the_sdk_variables_of_a_developer_shell_do_not_change_the_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command.args(["api", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()).envs(SDK_VARIABLES);
+    let running = spawn_printing(command, 1);
+    exported(&running.exports[0], "SKYTALE_API_URL");
+    assert!(dir.path().join("api.db").exists(), "the API used another data directory");
+    running.signal("TERM");
+    assert!(running.wait_blocking().0.success());
+}
+
+/// `skytale relay` with `config` as its config file, `extra` after; its exit status and stderr. It never gets to
+/// start: each config is refused.
+fn refused_config(config: &str, extra: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("skytale.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = relay_command().arg("--config").arg(&path).envs(extra.iter().copied()).output().expect("run skytale");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(output.stdout.is_empty(), "announced a relay that should not run");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.contains(&path.display().to_string()), "the file is not named: {stderr}");
+    stderr
+}
+
+#[test]
+fn config_file_mistakes_name_the_file_the_table_the_key_and_what_is_accepted() {
+    let stderr = refused_config("[relay]\nmax_payload = 5\n", &[]);
+    assert!(stderr.contains("[relay] has no setting `max_payload`") && stderr.contains("max-payload,"), "{stderr}");
+    // clap's own message, as on the command line.
+    let stderr = refused_config("[relay]\nmax-payload = \"big\"\n", &[]);
+    assert!(stderr.contains("[relay] max-payload: invalid value 'big' for '--max-payload"), "{stderr}");
+    let stderr = refused_config("[relay]\nsync = \"fast\"\n", &[]);
+    assert!(stderr.contains("[relay] sync: invalid value 'fast'") && stderr.contains("normal, full"), "{stderr}");
+    let stderr = refused_config("[relay]\nmax-payload = 1.5\n", &[]);
+    assert!(stderr.contains("[relay] max-payload is a decimal number, but it takes a string or a whole"), "{stderr}");
+    let stderr = refused_config("[dev]\ntls = \"yes\"\n", &[]);
+    assert!(stderr.contains("[dev] tls is a string, but it takes true or false"), "{stderr}");
+    let stderr = refused_config("[relays]\n", &[]);
+    assert!(stderr.contains("unknown table [relays]: the tables are [relay], [api], [dev]"), "{stderr}");
+    let stderr = refused_config("max-payload = 1\n", &[]);
+    assert!(stderr.contains("`max-payload` is outside a table"), "{stderr}");
+    let stderr = refused_config("[relay\n", &[]);
+    assert!(stderr.contains("is not valid TOML") && stderr.contains("line 1"), "{stderr}");
+    // Every table is checked, whichever command reads the file.
+    let stderr = refused_config("[api]\ntoken-lifetime = \"0s\"\n", &[]);
+    assert!(stderr.contains("[api] token-lifetime: invalid value '0s'"), "{stderr}");
+    // How the file's flags combine with the rest is clap's to judge, with a note on where they came from.
+    let stderr = refused_config("[relay]\ntls-cert = \"cert.pem\"\n", &[]);
+    assert!(stderr.contains("--tls-key") && stderr.contains("note: [relay] of "), "{stderr}");
+    assert!(stderr.contains("sets tls-cert"), "{stderr}");
+    let stderr = refused_config("[relay]\njwt-key-file = \"key.pem\"\n", &[("SKYTALE_RELAY_JWKS_URL", "http://x")]);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    assert!(stderr.contains("note: --jwks-url is set by the environment variable SKYTALE_RELAY_JWKS_URL"), "{stderr}");
+    assert!(stderr.contains("note: --jwt-key-file is set by `jwt-key-file` in [relay] of "), "{stderr}");
+
+    let missing = std::env::temp_dir().join("skytale-no-such-config.toml");
+    let output = relay_command().arg("--config").arg(&missing).output().expect("run skytale");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot read the config file {}", missing.display())), "{stderr}");
+    // A bad value from the environment is named by its variable, never repeated beyond clap's own message.
+    let output = relay_command().env("SKYTALE_RELAY_MAX_PAYLOAD", "big").output().expect("run skytale");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("note: --max-payload is set by the environment variable SKYTALE_RELAY_MAX_PAYLOAD"));
+}
+
+/// docs/skytale.example.toml, which `settings`' unit test holds to every flag and default.
+const EXAMPLE_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/skytale.example.toml");
+
+#[test]
+fn the_example_config_runs_a_relay_and_an_api_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = relay_command();
+    // The example's relay wants a key source (auth = "jwt"); the command line overrides it and the port.
+    command.args(["--config", EXAMPLE_CONFIG, "--listen", "127.0.0.1:0", "--auth", "none", "--data-dir"]);
+    command.arg(dir.path().join("relay"));
+    let relay = spawn_printing(command, 1);
+    relay.relay();
+    relay.signal("TERM");
+    assert!(relay.wait_blocking().0.success());
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command.args(["api", "--config", EXAMPLE_CONFIG, "--listen", "127.0.0.1:0", "--data-dir"]);
+    command.arg(dir.path().join("api"));
+    let api = spawn_printing(command, 1);
+    exported(&api.exports[0], "SKYTALE_API_URL");
+    api.signal("TERM");
+    assert!(api.wait_blocking().0.success());
+}
+
+/// The objects of a JSON log whose spans include one named `name`, each with that span's fields.
+fn in_span<'a>(lines: &'a [serde_json::Value], name: &str) -> Vec<(&'a serde_json::Value, &'a serde_json::Value)> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let spans = line.get("spans")?.as_array()?;
+            spans.iter().find(|span| span["name"] == name).map(|span| (line, span))
+        })
+        .collect()
+}
+
+/// `skytale dev --log-format json` with two clients creating, joining and using a channel: every log line is a
+/// JSON object; the relay's stream lines carry the stream's number and account, and the channel where one is
+/// concerned; the API's request lines the account and channel; and no line holds the API key, a token (every JWT
+/// starts `eyJ`) or a message's plaintext.
+#[test]
+fn dev_logs_json_lines_with_stream_account_and_channel_and_never_a_secret() {
+    const PLAINTEXT: &str = "plaintext that must never reach a log";
+    const CHANNEL: &str = "myorg/team/logged";
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("dev.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skytale"));
+    command.args(["dev", "--relay-port", "0", "--api-port", "0", "--log-format", "json", "--dir"]);
+    command.arg(dir.path().join("dev"));
+    command.env("RUST_LOG", "info,skytale_relay=debug,skytale_api=debug");
+    command.stderr(std::fs::File::create(&log_path).unwrap());
+    let running = spawn_printing(command, 3);
+    let relay = exported(&running.exports[0], "SKYTALE_RELAY").to_owned();
+    let api_url = exported(&running.exports[1], "SKYTALE_API_URL").to_owned();
+    let api_key = exported(&running.exports[2], "SKYTALE_API_KEY").to_owned();
+
+    let (alice_dir, bob_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let alice = client(&relay, &api_url, &api_key, alice_dir.path(), "alice");
+    let bob = client(&relay, &api_url, &api_key, bob_dir.path(), "bob");
+    let channel = alice.create_channel(CHANNEL).unwrap();
+    let bobs = add_member(&channel, &bob);
+    channel.send(PLAINTEXT.as_bytes()).unwrap();
+    match bobs.recv(Some(Duration::from_secs(20))) {
+        Ok(Recv::Message(message)) => assert_eq!(message.payload, PLAINTEXT.as_bytes()),
+        other => panic!("expected bob to receive, got {other:?}"),
+    }
+    alice.close();
+    bob.close();
+    running.signal("TERM");
+    assert!(running.wait_blocking().0.success());
+
+    let log = std::fs::read_to_string(&log_path).expect("read the log");
+    for secret in [api_key.as_str(), "eyJ", PLAINTEXT, "sk_live_"] {
+        assert!(!log.contains(secret), "the log holds {secret:?}:\n{log}");
+    }
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
+        .collect();
+    assert!(lines.iter().all(|line| line["level"].is_string() && line["message"].is_string()), "{log}");
+
+    let streams = in_span(&lines, "stream");
+    assert!(streams.iter().any(|(line, _)| line["message"] == "stream opened"), "{log}");
+    let account = streams[0].1["account"].as_str().expect("an account on the relay's stream lines").to_owned();
+    assert!(streams.iter().all(|(_, span)| span["stream"].is_u64() && span["account"] == account.as_str()), "{log}");
+    assert!(streams.iter().any(|(line, _)| line["channel"] == CHANNEL && line["message"] == "subscribed"), "{log}");
+
+    let requests = in_span(&lines, "request");
+    let served =
+        |route: &str| requests.iter().any(|(_, span)| span["route"] == route && span["account"] == account.as_str());
+    assert!(served("/v1/tokens") && served("/v1/channels"), "{log}");
+    assert!(requests.iter().any(|(_, span)| span["route"] == "/v1/channels" && span["channel"] == CHANNEL), "{log}");
+}

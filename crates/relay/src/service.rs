@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use skytale_proto::meta::error_code;
@@ -17,6 +18,7 @@ use tonic::codegen::{http, Body, BoxFuture, Context, Poll, Service, StdError};
 use tonic::metadata::MetadataMap;
 use tonic::server::NamedService;
 use tonic::{Status, Streaming};
+use tracing::Instrument;
 
 use crate::auth;
 use crate::codec::{FrameDecoder, OutboundBody};
@@ -41,7 +43,7 @@ pub struct DataPlaneServer {
 impl DataPlaneServer {
     /// Serves streams with `shared` until `shutdown`; refuses incoming frames larger than `max_frame` bytes.
     pub fn new(shared: Arc<Shared>, shutdown: watch::Receiver<bool>, max_frame: usize) -> Self {
-        Self { plane: Arc::new(DataPlane { shared, shutdown, max_frame }) }
+        Self { plane: Arc::new(DataPlane { shared, shutdown, max_frame, streams: AtomicU64::new(0) }) }
     }
 }
 
@@ -79,6 +81,8 @@ struct DataPlane {
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     max_frame: usize,
+    /// Streams opened so far: the next one's number, the `stream` field of its log lines.
+    streams: AtomicU64,
 }
 
 impl DataPlane {
@@ -104,7 +108,7 @@ impl DataPlane {
         let identity = auth::identify(&self.shared.auth, &MetadataMap::from_headers(parts.headers)).await.map_err(
             |(reason, status)| {
                 self.shared.metrics.auth_failed(reason);
-                tracing::info!(?peer, "stream refused: {}", status.message());
+                tracing::info!(peer = peer.map(tracing::field::display), "stream refused: {}", status.message());
                 status
             },
         )?;
@@ -122,12 +126,23 @@ impl DataPlane {
         let shared = Arc::clone(&self.shared);
         let shutdown = self.shutdown.clone();
         let open = shared.metrics.stream_open();
-        tokio::spawn(async move {
-            let _open = (open, slot);
-            tracing::info!(?peer, identity = identity.describe(), "stream opened");
-            session::serve(shared, identity, inbound, outbound, shutdown, budget).await;
-            tracing::info!(?peer, "stream closed");
-        });
+        // Every line the stream logs, its subscriptions' and replies' included, carries its number and account.
+        let creator = identity.creator();
+        let span = tracing::info_span!(
+            "stream",
+            stream = self.streams.fetch_add(1, Ordering::Relaxed) + 1,
+            account = creator.as_ref().map(|creator| creator.account.as_str()),
+            org = creator.as_ref().map(|creator| creator.org.as_str()),
+        );
+        tokio::spawn(
+            async move {
+                let _open = (open, slot);
+                tracing::info!(peer = peer.map(tracing::field::display), "stream opened");
+                session::serve(shared, identity, inbound, outbound, shutdown, budget).await;
+                tracing::info!(peer = peer.map(tracing::field::display), "stream closed");
+            }
+            .instrument(span),
+        );
         http::Response::builder()
             .header(http::header::CONTENT_TYPE, "application/grpc")
             .body(tonic::body::Body::new(OutboundBody::new(responses)))

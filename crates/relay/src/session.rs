@@ -15,6 +15,7 @@ use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
+use tracing::Instrument;
 
 use crate::access;
 use crate::append::{AppendError, AppendResult};
@@ -212,7 +213,8 @@ impl Session {
         let outbound = &self.outbound;
         let pipeline = self.replies.get_or_insert_with(|| {
             let (queue, pending) = mpsc::channel(MAX_PENDING_REPLIES);
-            let task = tokio::spawn(send_replies(pending, outbound.clone(), Arc::clone(&self.shared.metrics)));
+            let replies = send_replies(pending, outbound.clone(), Arc::clone(&self.shared.metrics));
+            let task = tokio::spawn(replies.in_current_span());
             ReplyPipeline { queue, task }
         });
         pipeline.queue.send(reply).await.map_err(|_| StreamClosed)
@@ -231,6 +233,7 @@ impl Session {
         if matches!(refusal.code, error_code::BAD_REQUEST | error_code::BAD_MESSAGE) && self.guard.log_refusal() {
             tracing::warn!(
                 identity = self.identity.describe(),
+                channel = channel.map(tracing::field::display),
                 code = refusal.code,
                 "frame refused: {}",
                 refusal.message

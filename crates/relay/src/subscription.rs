@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::access::{MemberGate, Verdict};
 use crate::channel::{ChannelFeed, RetentionExpired};
@@ -135,7 +136,8 @@ impl Cursor {
     /// Starts delivering in the background.
     pub fn spawn(self) -> SubscriptionTask {
         let open = self.metrics.subscription_open();
-        SubscriptionTask { _open: open, task: tokio::spawn(self.run()) }
+        // In the stream's span, so its lines name the stream and the account.
+        SubscriptionTask { _open: open, task: tokio::spawn(self.run().in_current_span()) }
     }
 
     async fn run(mut self) {

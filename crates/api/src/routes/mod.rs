@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::metrics::{track_requests, RequestTracking};
+use crate::request_log::log_requests;
 use crate::state::AppState;
 
 /// One served operation.
@@ -40,8 +41,11 @@ pub(crate) fn router(state: AppState) -> (Router, Vec<Route>) {
         metrics: state.metrics.clone(),
         templates: book.routes.iter().map(|route| route.path).collect(),
     };
-    // `layer` (not `route_layer`) so that requests no route matches are counted too.
-    let router = book.router.layer(middleware::from_fn_with_state(tracking, track_requests));
+    // `layer` (not `route_layer`) so that requests no route matches are counted and logged too.
+    let router = book
+        .router
+        .layer(middleware::from_fn(log_requests))
+        .layer(middleware::from_fn_with_state(tracking, track_requests));
     (router.with_state(state), book.routes)
 }
 
@@ -65,7 +69,11 @@ impl RouteBook {
     }
 }
 
-/// Parses a channel name from a request, answering 400 `invalid_channel_name` if it is not one.
+/// Parses a channel name from a request, answering 400 `invalid_channel_name` if it is not one; a valid one is
+/// the `channel` of the request's log line (`request_log`).
 fn parse_channel(name: &str) -> Result<skytale_proto::ChannelName, crate::error::ApiError> {
-    skytale_proto::ChannelName::parse(name).map_err(|e| crate::error::ApiError::InvalidChannelName(e.to_string()))
+    let channel = skytale_proto::ChannelName::parse(name)
+        .map_err(|e| crate::error::ApiError::InvalidChannelName(e.to_string()))?;
+    tracing::Span::current().record("channel", name);
+    Ok(channel)
 }
