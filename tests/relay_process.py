@@ -15,6 +15,8 @@ SKYTALE_BIN = Path(os.environ.get("SKYTALE_BIN", REPO_ROOT / ".venv" / "bin" / "
 READY_PREFIX = "export SKYTALE_RELAY="
 # Generous: a debug relay on a loaded 2-core CI machine can take a while to open its store.
 STARTUP_TIMEOUT = 60.0
+# Well past the relay's default drain timeout (10 s), so only a relay that ignores it trips this.
+EXIT_TIMEOUT = 30.0
 
 
 class RelayProcess:
@@ -73,13 +75,27 @@ class RelayProcess:
     def stop(self) -> None:
         self._signal_and_wait(signal.SIGTERM)
 
+    def terminate(self) -> int:
+        """SIGTERM, as an orchestrator stopping the relay sends: the relay drains (docs/operations.md, "Graceful
+        drain") and exits. Returns its exit code; fails if it is still running after ``EXIT_TIMEOUT``."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            raise RuntimeError("the relay is not running")
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the relay did not exit within {EXIT_TIMEOUT}s of SIGTERM; log: {self.log_path}") from None
+
     def _signal_and_wait(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
         process.send_signal(sig)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

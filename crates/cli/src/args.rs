@@ -110,6 +110,10 @@ pub struct RelayArgs {
     /// free one, logged); off unless given.
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
+    /// On SIGTERM or SIGINT, how long open streams get to receive their acks and clients to close their
+    /// connections before the rest are cut, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
     #[command(flatten)]
     pub tls: TlsArgs,
 }

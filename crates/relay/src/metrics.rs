@@ -97,6 +97,8 @@ pub struct RelayMetrics {
     pub retention_removed: Counter,
     /// In [`AuthFailure::ALL`] order.
     auth_failures: [Counter; AuthFailure::ALL.len()],
+    /// 1 from the start of a drain (`RelayHandle::shutdown`), else 0.
+    pub draining: Gauge,
 }
 
 impl RelayMetrics {
@@ -155,6 +157,12 @@ impl RelayMetrics {
         registry.register("auth_failures", "Tokens and member proofs refused, by reason", failures.clone());
         let auth_failures =
             AuthFailure::ALL.map(|reason| failures.get_or_create(&[("reason", reason.label())]).clone());
+        let draining = Gauge::default();
+        registry.register(
+            "draining",
+            "1 while the relay drains before stopping (it accepts no new connections or streams), else 0",
+            draining.clone(),
+        );
         let metrics = Self {
             streams_open,
             subscriptions_open,
@@ -168,6 +176,7 @@ impl RelayMetrics {
             waits_for_in_flight_budget,
             retention_removed,
             auth_failures,
+            draining,
         };
         (metrics, registry)
     }

@@ -19,6 +19,7 @@ use tonic::{Status, Streaming};
 
 use crate::auth;
 use crate::codec::{FrameDecoder, OutboundBody};
+use crate::drain;
 use crate::incoming::ConnectionInfo;
 use crate::session::{self, Shared};
 
@@ -82,12 +83,16 @@ struct DataPlane {
 
 impl DataPlane {
     /// Identifies the stream (which may wait for the API's keys to be fetched again, `trusted_keys`) and starts its
-    /// session.
+    /// session; while the relay drains, refuses it with the `draining` notice instead (a stream that gets past
+    /// this check as the drain begins gets the notice from its session at once).
     async fn open_channel<B>(&self, request: http::Request<B>) -> Result<http::Response<tonic::body::Body>, Status>
     where
         B: Body + Send + 'static,
         B::Error: Into<StdError> + Send + 'static,
     {
+        if *self.shutdown.borrow() {
+            return Err(drain::status());
+        }
         let (parts, body) = request.into_parts();
         if let Some(encoding) = parts.headers.get(GRPC_ENCODING).filter(|e| e.as_bytes() != b"identity") {
             return Err(Status::unimplemented(format!(
