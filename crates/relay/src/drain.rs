@@ -13,8 +13,8 @@ use tonic::Status;
 use crate::frames::Refusal;
 use crate::stream_guard::StreamEnd;
 
-const MESSAGE: &str = "the relay is shutting down (draining): every publish this stream sent before was answered; \
-                       reconnect and resend the rest";
+const MESSAGE: &str = "the relay is shutting down (draining): every publish it read from this stream was \
+                       answered; reconnect and send again those that were not";
 
 /// The end of an open stream: the error frame, then [`status`].
 pub fn notice() -> StreamEnd {
