@@ -87,7 +87,9 @@ class RelayProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-            raise RuntimeError(f"the relay did not exit within {EXIT_TIMEOUT}s of SIGTERM; log: {self.log_path}") from None
+            raise RuntimeError(
+                f"the relay did not exit within {EXIT_TIMEOUT}s of SIGTERM; log: {self.log_path}"
+            ) from None
 
     def _signal_and_wait(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None

@@ -62,4 +62,3 @@ def test_sigterm_under_traffic_then_a_restart_is_invisible_to_the_application(re
     assert loud == []
     assert any("relay is draining" in record.getMessage() for record in native)
     assert " ERROR " not in relay.log_path.read_text()
-

@@ -334,7 +334,7 @@ impl RelayHandle {
         let drained = match tokio::time::timeout(self.drain_timeout, &mut self.server).await {
             Ok(served) => Some(served),
             Err(_) => {
-                tracing::warn!("connections still open after the drain timeout of {:?}, cutting them", self.drain_timeout);
+                tracing::warn!(drain_timeout = ?self.drain_timeout, "connections still open at the drain timeout, cutting them");
                 self.cut.cancel();
                 tokio::time::timeout(CUT_WAIT, &mut self.server).await.ok()
             }

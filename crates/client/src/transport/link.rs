@@ -191,13 +191,15 @@ impl Relay {
             };
             self.link.send_replace(None);
             self.forget_waiters(generation);
+            // A link that broke as the client closed (both ready at once) was not lost.
+            let closing = *shutdown.borrow();
             match end {
                 Some(LinkEnd::Drained) => {
                     tracing::info!(endpoint = %self.endpoint, "the relay is draining; reconnecting");
                     drained_at = Some(Instant::now());
                 }
-                Some(LinkEnd::Lost(reason)) => tracing::warn!(%reason, "relay link lost"),
-                None => {}
+                Some(LinkEnd::Lost(reason)) if !closing => tracing::warn!(%reason, "relay link lost"),
+                Some(LinkEnd::Lost(_)) | None => {}
             }
         }
         self.link.send_replace(None);
