@@ -77,19 +77,9 @@ class RelayProcess:
 
     def terminate(self) -> int:
         """SIGTERM, as an orchestrator stopping the relay sends: the relay drains (docs/operations.md, "Graceful
-        drain") and exits. Returns its exit code; fails if it is still running after ``EXIT_TIMEOUT``."""
+        drain") and exits. Returns its exit code."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            raise RuntimeError("the relay is not running")
-        process.send_signal(signal.SIGTERM)
-        try:
-            return process.wait(timeout=EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            raise RuntimeError(
-                f"the relay did not exit within {EXIT_TIMEOUT}s of SIGTERM; log: {self.log_path}"
-            ) from None
+        return terminate(process, self.log_path)
 
     def _signal_and_wait(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None
@@ -101,6 +91,20 @@ class RelayProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def terminate(process: subprocess.Popen[str] | None, log_path: Path) -> int:
+    """Sends SIGTERM to a running server process and returns its exit code; fails if it is still running after
+    ``EXIT_TIMEOUT`` (then killed), naming its log."""
+    if process is None or process.poll() is not None:
+        raise RuntimeError(f"the process is not running; log: {log_path}")
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"the process did not exit within {EXIT_TIMEOUT}s of SIGTERM; log: {log_path}") from None
 
 
 def pump_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
