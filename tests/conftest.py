@@ -14,7 +14,7 @@ from typing import Callable
 
 import pytest
 
-from relay_process import SKYTALE_BIN, STARTUP_TIMEOUT, RelayProcess, pump_lines
+from relay_process import SKYTALE_BIN, STARTUP_TIMEOUT, RelayProcess, pump_lines, terminate
 from skytale_sdk import SkytaleClient
 
 MakeRelay = Callable[..., RelayProcess]
@@ -114,7 +114,7 @@ class DevStack:
         command += self.flags
         expected = DEV_TLS_EXPORTS if self.tls else DEV_EXPORTS
         self.directory.mkdir(parents=True, exist_ok=True)
-        log_path = self.directory / "dev.log"
+        log_path = self.log_path
         with open(log_path, "a") as log:
             self._process = subprocess.Popen(
                 command, stdout=subprocess.PIPE, stderr=log, text=True, env=self.process_env
@@ -134,6 +134,15 @@ class DevStack:
             if name in expected:
                 self.env[name] = value
                 self.exports.append(name)
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "dev.log"
+
+    def terminate(self) -> int:
+        """SIGTERM: the stack drains (docs/operations.md, "Graceful drain") and exits. Returns its exit code."""
+        process, self._process = self._process, None
+        return terminate(process, self.log_path)
 
     def freeze(self) -> None:
         """Stops the process in its tracks (SIGSTOP): its sockets stay open and nothing answers."""

@@ -15,6 +15,8 @@ SKYTALE_BIN = Path(os.environ.get("SKYTALE_BIN", REPO_ROOT / ".venv" / "bin" / "
 READY_PREFIX = "export SKYTALE_RELAY="
 # Generous: a debug relay on a loaded 2-core CI machine can take a while to open its store.
 STARTUP_TIMEOUT = 60.0
+# Well past the relay's default drain timeout (10 s), so only a relay that ignores it trips this.
+EXIT_TIMEOUT = 30.0
 
 
 class RelayProcess:
@@ -73,16 +75,36 @@ class RelayProcess:
     def stop(self) -> None:
         self._signal_and_wait(signal.SIGTERM)
 
+    def terminate(self) -> int:
+        """SIGTERM, as an orchestrator stopping the relay sends: the relay drains (docs/operations.md, "Graceful
+        drain") and exits. Returns its exit code."""
+        process, self._process = self._process, None
+        return terminate(process, self.log_path)
+
     def _signal_and_wait(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
         process.send_signal(sig)
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def terminate(process: subprocess.Popen[str] | None, log_path: Path) -> int:
+    """Sends SIGTERM to a running server process and returns its exit code; fails if it is still running after
+    ``EXIT_TIMEOUT`` (then killed), naming its log."""
+    if process is None or process.poll() is not None:
+        raise RuntimeError(f"the process is not running; log: {log_path}")
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise RuntimeError(f"the process did not exit within {EXIT_TIMEOUT}s of SIGTERM; log: {log_path}") from None
 
 
 def pump_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:

@@ -64,7 +64,12 @@ impl Api {
             .map_err(|source| ServeError::Bind { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: config.listen, source })?;
         let (metrics, registry) = ApiMetrics::new();
-        let component = Component { name: "api", registry: Arc::new(registry), readiness: readiness(storage.clone()) };
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let component = Component {
+            name: "api",
+            registry: Arc::new(registry),
+            readiness: readiness(storage.clone(), shutdown_rx.clone()),
+        };
         let admin = match AdminServer::start_if(config.admin_listen, vec![component.clone()]).await {
             Ok(admin) => admin,
             Err(error) => {
@@ -72,7 +77,6 @@ impl Api {
                 return Err(error.into());
             }
         };
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let instance = peers::new_instance_id();
         let peers = storage.is_postgres().then(|| Peers::new(storage.pool().clone(), instance.clone()));
         let quotas = Arc::new(Quotas::new(config.quotas));
@@ -144,11 +148,18 @@ async fn forget_idle_accounts(quotas: Arc<Quotas>, mut shutdown: watch::Receiver
 
 const FORGET_IDLE_ACCOUNTS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The API is ready while its database answers a trivial query.
-fn readiness(storage: Storage) -> Readiness {
+/// The API is ready while its database answers a trivial query and it is not stopping (`stopping` turned true),
+/// so that a load balancer stops sending it requests as soon as the shutdown begins.
+fn readiness(storage: Storage, stopping: watch::Receiver<bool>) -> Readiness {
     Arc::new(move || {
         let storage = storage.clone();
-        Box::pin(async move { storage.check().await.map_err(|error| format!("the database does not answer: {error}")) })
+        let stopping = *stopping.borrow();
+        Box::pin(async move {
+            if stopping {
+                return Err("shutting down: the API finishes the requests in progress and takes no new ones".to_owned());
+            }
+            storage.check().await.map_err(|error| format!("the database does not answer: {error}"))
+        })
     })
 }
 
@@ -203,19 +214,23 @@ impl ApiHandle {
         self.keys.reload()
     }
 
-    /// Stops accepting, ends open long-polls (they answer with the current state), waits for in-flight requests
-    /// and closes the database.
+    /// Stops accepting, ends open long-polls (they answer with the current state, which clients take as "ask
+    /// again"), waits for in-flight requests and closes the database (docs/operations.md, "Graceful drain").
+    /// `/readyz` answers 503 from the start; the admin listener stops last.
     pub async fn shutdown(self) -> Result<(), ServeError> {
+        self.shutdown_tx.send_replace(true);
+        let served = self.task.await;
+        let followed = match self.follower {
+            Some(follower) => follower.await,
+            None => Ok(()),
+        };
+        let keys_followed = self.key_follower.await;
+        self.storage.close().await;
         if let Some(admin) = self.admin {
             admin.shutdown().await;
         }
-        self.shutdown_tx.send_replace(true);
-        let served = self.task.await?;
-        if let Some(follower) = self.follower {
-            follower.await?;
-        }
-        self.key_follower.await?;
-        self.storage.close().await;
-        served.map_err(ServeError::Serve)
+        followed?;
+        keys_followed?;
+        served?.map_err(ServeError::Serve)
     }
 }

@@ -22,6 +22,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process and matched at once: the size of the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the relay (SLIM data plane + MLS Delivery Service).
@@ -117,6 +119,10 @@ pub struct RelayArgs {
     /// free one, logged); off unless given.
     #[arg(long)]
     pub admin_listen: Option<SocketAddr>,
+    /// On SIGTERM or SIGINT, how long open streams get to receive their acks and clients to close their
+    /// connections before the rest are cut, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
     #[command(flatten)]
     pub tls: TlsArgs,
 }

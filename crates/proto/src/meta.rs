@@ -91,6 +91,10 @@ pub mod error_code {
     pub const QUOTA_NAMES: &str = "quota_names";
     /// The relay ended a stream that had no subscription and sent no publish or head query for too long.
     pub const IDLE_TIMEOUT: &str = "idle_timeout";
+    /// The relay is shutting down: it answered what the stream had sent and ends the stream (gRPC status
+    /// `UNAVAILABLE` with this code in its trailers), or refuses a new one. Not a failure: the client reconnects,
+    /// to the same relay once it is back or to another, and resends what was not acknowledged.
+    pub const DRAINING: &str = "draining";
 }
 
 /// Payload limit when the relay is not configured otherwise: 1 MiB.

@@ -82,6 +82,10 @@ impl Default for PublishRate {
         }
     }
 }
+/// Default [`RelayConfig::drain_timeout`]: ample for in-flight appends (milliseconds each) and their acks to
+/// reach clients that read, and well inside the 30 s an orchestrator usually allows between SIGTERM and SIGKILL
+/// (Kubernetes' default `terminationGracePeriodSeconds`), so the relay exits on its own, its log closed cleanly.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How hard SQLite works to make an acknowledged append survive a crash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -160,6 +164,10 @@ pub struct RelayConfig {
     /// HTTP/2. The handshake counts against the connection caps and must end within `handshake_timeout`, like
     /// the HTTP/2 preface after it; the files are re-read when they change and on SIGHUP.
     pub tls: Option<TlsFiles>,
+    /// How long [`RelayHandle::shutdown`](crate::RelayHandle::shutdown) lets open streams drain (their owed acks
+    /// written, then the `draining` notice) and clients close their connections; connections still open then are
+    /// cut (docs/operations.md, "Graceful drain").
+    pub drain_timeout: Duration,
 }
 
 /// Caps on channel creation, counted over every channel the relay stores.
@@ -177,8 +185,8 @@ impl Default for ChannelQuota {
 
 impl RelayConfig {
     /// A configuration with the defaults: 1 MiB payloads, 7 days retention, no size cap, `SyncMode::Normal`,
-    /// no authentication, the connection and stream limits of the `DEFAULT_*` constants, no admin listener and
-    /// no TLS.
+    /// no authentication, the connection and stream limits and the drain timeout of the `DEFAULT_*` constants, no
+    /// admin listener and no TLS.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen,
@@ -205,6 +213,7 @@ impl RelayConfig {
             max_in_flight_per_account: DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT,
             admin_listen: None,
             tls: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }

@@ -8,9 +8,11 @@
 //! being held for ever, and an accept that fails for lack of file descriptors backs off instead of retrying at
 //! once (a busy loop that starves the connections already open). Each admitted connection also gets the in-flight
 //! budget its streams share ([`ConnectionBudget`]), which the server hands to every stream through
-//! [`ConnectionInfo`].
+//! [`ConnectionInfo`], and can be cut: at the end of a drain (docs/operations.md, "Graceful drain") every read and
+//! write of a connection still open fails, which ends it even when its client never reads.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -23,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio_util::either::Either;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::inflight::ConnectionBudget;
@@ -47,17 +50,19 @@ pub struct AcceptPolicy {
 type Transport = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// Accepts on `listener` until `stop`; yields connections that fit the caps and completed their TLS handshake
-/// (with `tls`) and sent the HTTP/2 preface in time. The receiver is the server's incoming stream; the listener
-/// closes when the loop ends.
+/// (with `tls`) and sent the HTTP/2 preface in time, each cut when `cut` is cancelled. The receiver is the
+/// server's incoming stream; the listener closes when the loop ends, so connection attempts from then on are
+/// refused by the operating system.
 pub fn accept(
     listener: TcpListener,
     policy: AcceptPolicy,
     tls: Option<TlsAcceptor>,
     stop: watch::Receiver<bool>,
+    cut: CancellationToken,
 ) -> mpsc::Receiver<Admitted> {
     let (handoff, incoming) = mpsc::channel(HANDOFF_CAPACITY);
     let counts = Arc::new(ConnectionCounts::new(policy));
-    tokio::spawn(accept_loop(listener, counts, policy, tls, handoff, stop));
+    tokio::spawn(accept_loop(listener, counts, policy, tls, cut, handoff, stop));
     incoming
 }
 
@@ -66,6 +71,7 @@ async fn accept_loop(
     counts: Arc<ConnectionCounts>,
     policy: AcceptPolicy,
     tls: Option<TlsAcceptor>,
+    cut: CancellationToken,
     handoff: mpsc::Sender<Admitted>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -83,7 +89,15 @@ async fn accept_loop(
             continue;
         };
         let budget = ConnectionBudget::new(policy.in_flight_per_connection);
-        let opening = Opening { peer, permit, budget, timeout: policy.handshake_timeout, tls: tls.clone() };
+        let opening = Opening {
+            peer,
+            permit,
+            budget,
+            timeout: policy.handshake_timeout,
+            tls: tls.clone(),
+            // A token of its own, so that a connection waits on its own waker list, not one they all share.
+            cut: cut.child_token(),
+        };
         tokio::spawn(handshake(stream, opening, handoff.clone()));
     }
 }
@@ -95,12 +109,13 @@ struct Opening {
     budget: ConnectionBudget,
     timeout: Duration,
     tls: Option<TlsAcceptor>,
+    cut: CancellationToken,
 }
 
 /// Completes the TLS handshake (if the relay serves TLS), waits for the peer's HTTP/2 preface and hands the
 /// connection to the server; closes it if either is late or wrong.
 async fn handshake(stream: TcpStream, opening: Opening, handoff: mpsc::Sender<Admitted>) {
-    let Opening { peer, permit, budget, timeout, tls } = opening;
+    let Opening { peer, permit, budget, timeout, tls, cut } = opening;
     let expected = if tls.is_some() { "TLS handshake and HTTP/2 preface" } else { "HTTP/2 preface" };
     let opened = tokio::select! {
         opened = tokio::time::timeout(timeout, open(stream, tls)) => opened,
@@ -113,7 +128,8 @@ async fn handshake(stream: TcpStream, opening: Opening, handoff: mpsc::Sender<Ad
         Err(_) => return tracing::debug!(%peer, "connection closed: no {expected} within {timeout:?}"),
     };
     // Fails only when the server stopped; the connection is closed with it.
-    let _ = handoff.send(Admitted { stream, preface_replayed: 0, budget, _permit: permit }).await;
+    let cut = Box::pin(cut.cancelled_owned());
+    let _ = handoff.send(Admitted { stream, preface_replayed: 0, budget, cut, _permit: permit }).await;
 }
 
 /// The TLS handshake, if any, then the HTTP/2 preface; `Err` says why the connection is refused.
@@ -195,7 +211,23 @@ pub struct Admitted {
     stream: Transport,
     preface_replayed: usize,
     budget: ConnectionBudget,
+    /// Completes when the relay cuts its connections; polled by every read and write, so that a connection
+    /// waiting on a client that does not read is woken to fail.
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
     _permit: ConnectionPermit,
+}
+
+impl Admitted {
+    /// `Err` once the relay has cut its connections; otherwise registers the caller to be woken when it does.
+    fn check_cut(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.cut.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the relay cut the connection at the end of its drain timeout",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
 }
 
 /// What the server tells each stream about its connection: the peer, and the budget its streams share.
@@ -229,6 +261,7 @@ impl Connected for Admitted {
 
 impl AsyncRead for Admitted {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
         let rest = &PREFACE[self.preface_replayed..];
         if rest.is_empty() {
             return Pin::new(&mut self.stream).poll_read(cx, buf);
@@ -242,6 +275,7 @@ impl AsyncRead for Admitted {
 
 impl AsyncWrite for Admitted {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -250,6 +284,7 @@ impl AsyncWrite for Admitted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -258,6 +293,7 @@ impl AsyncWrite for Admitted {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_cut(cx)?;
         Pin::new(&mut self.stream).poll_flush(cx)
     }
 

@@ -7,8 +7,9 @@
 //! commits it to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor
 //! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided, with the keys
 //! [`trusted_keys`] keeps up with the API's (fetched by [`jwks`]); [`stream_guard`] holds each stream to its
-//! limits, [`quotas`] each account to its own, and [`inflight`] bounds what deliveries may wait unsent, per connection and account; [`metrics`] names
-//! every series the admin listener exports; [`fuzzing`] runs the input handling for the fuzz targets.
+//! limits, [`quotas`] each account to its own, and [`inflight`] bounds what deliveries may wait unsent, per
+//! connection and account; [`drain`] is what streams are told when the relay stops; [`metrics`] names every series
+//! the admin listener exports; [`fuzzing`] runs the input handling for the fuzz targets.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), skytale_relay::RelayError> {
@@ -25,6 +26,7 @@ mod auth;
 mod channel;
 mod codec;
 mod config;
+mod drain;
 mod error;
 mod frames;
 #[doc(hidden)]
@@ -58,15 +60,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 pub use auth::RelayAuth;
 pub use config::{
-    ChannelQuota, PublishRate, RelayConfig, SyncMode, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_STREAM_TIMEOUT,
-    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_MAX_CHANNELS_PER_ACCOUNT,
-    DEFAULT_MAX_CHANNELS_PER_ORG, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP,
-    DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_NAMES_PER_STREAM,
-    DEFAULT_MAX_STREAMS_PER_ACCOUNT, DEFAULT_MAX_STREAMS_PER_CONNECTION, DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM,
-    DEFAULT_RETENTION, DEFAULT_TOKEN_GRACE,
+    ChannelQuota, PublishRate, RelayConfig, SyncMode, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_IDLE_STREAM_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT,
+    DEFAULT_MAX_CHANNELS_PER_ACCOUNT, DEFAULT_MAX_CHANNELS_PER_ORG, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+    DEFAULT_MAX_NAMES_PER_STREAM, DEFAULT_MAX_STREAMS_PER_ACCOUNT, DEFAULT_MAX_STREAMS_PER_CONNECTION,
+    DEFAULT_MAX_SUBSCRIPTIONS_PER_STREAM, DEFAULT_RETENTION, DEFAULT_TOKEN_GRACE,
 };
 pub use error::RelayError;
 pub use jwks::{
@@ -99,8 +102,9 @@ use stream_guard::StreamLimits;
 /// blob with a `payload_too_large` error frame naming both sizes.
 const FRAME_OVERHEAD: usize = 64 * 1024;
 
-/// How long [`RelayHandle::shutdown`] lets clients close their connections before dropping them.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long [`RelayHandle::shutdown`] waits for the connections it cut (at the end of the drain timeout) to close:
+/// a cut connection fails at its next read or write, which it is woken for at once.
+const CUT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Starts relays.
 pub struct Relay;
@@ -109,12 +113,17 @@ pub struct Relay;
 /// [`shutdown`](Self::shutdown) to stop it cleanly.
 pub struct RelayHandle {
     local_addr: SocketAddr,
+    /// Turned true when the drain begins: the accept loop, every session and the server's connections watch it.
     stop: watch::Sender<bool>,
+    /// Cancelled at the end of the drain timeout: every connection still open fails (`incoming`).
+    cut: CancellationToken,
+    drain_timeout: std::time::Duration,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     retention: JoinHandle<()>,
     writer: Arc<LogWriter>,
     hub: Arc<ChannelHub>,
     in_flight: Arc<InFlight>,
+    metrics: Arc<RelayMetrics>,
     component: Component,
     admin: Option<AdminHandle>,
     /// The certificate in service and its reloading, with [`RelayConfig::tls`]; reloading stops with the handle.
@@ -152,8 +161,12 @@ impl Relay {
             writer.stop().await;
             return Err(error);
         }
-        let component =
-            Component { name: "relay", registry: Arc::new(registry), readiness: readiness(db_path.clone()) };
+        let (stop, stop_signal) = watch::channel(false);
+        let component = Component {
+            name: "relay",
+            registry: Arc::new(registry),
+            readiness: readiness(db_path.clone(), stop_signal.clone()),
+        };
         let admin = match AdminServer::start_if(config.admin_listen, vec![component.clone()]).await {
             Ok(admin) => admin,
             Err(error) => {
@@ -174,7 +187,6 @@ impl Relay {
         };
         let local_addr = listener.local_addr().map_err(|source| RelayError::Listen { addr: config.listen, source })?;
 
-        let (stop, stop_signal) = watch::channel(false);
         let in_flight = Arc::new(InFlight::new(config.max_in_flight_per_account));
         let shared = Arc::new(Shared {
             writer: Arc::clone(&writer),
@@ -205,8 +217,9 @@ impl Relay {
             in_flight_per_connection: config.max_in_flight_per_connection,
         };
         let acceptor = tls.as_ref().map(ServerTls::acceptor);
-        let incoming = ReceiverStream::new(incoming::accept(listener, accept_policy, acceptor, stop_signal.clone()))
-            .map(Ok::<_, std::convert::Infallible>);
+        let cut = CancellationToken::new();
+        let admitted = incoming::accept(listener, accept_policy, acceptor, stop_signal.clone(), cut.clone());
+        let incoming = ReceiverStream::new(admitted).map(Ok::<_, std::convert::Infallible>);
         let mut server_stop = stop_signal.clone();
         let server = tokio::spawn(
             tonic::transport::Server::builder()
@@ -233,11 +246,14 @@ impl Relay {
         Ok(RelayHandle {
             local_addr,
             stop,
+            cut,
+            drain_timeout: config.drain_timeout,
             server,
             retention,
             writer,
             hub,
             in_flight,
+            metrics,
             component,
             admin,
             _tls: tls,
@@ -248,11 +264,16 @@ impl Relay {
     }
 }
 
-/// The relay is ready while its log answers a new reader ([`store::probe`]).
-fn readiness(db_path: std::path::PathBuf) -> skytale_admin::Readiness {
+/// The relay is ready while its log answers a new reader ([`store::probe`]) and it is not draining (`draining`
+/// turned true), so that a load balancer stops sending it clients as soon as the drain begins.
+fn readiness(db_path: std::path::PathBuf, draining: watch::Receiver<bool>) -> skytale_admin::Readiness {
     Arc::new(move || {
         let db_path = db_path.clone();
+        let draining = *draining.borrow();
         Box::pin(async move {
+            if draining {
+                return Err("draining: the relay is shutting down and takes no new connections".to_owned());
+            }
             match tokio::task::spawn_blocking(move || store::probe(&db_path)).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error)) => Err(format!("the message log does not answer: {error}")),
@@ -307,20 +328,31 @@ impl RelayHandle {
         }
     }
 
-    /// Ends every stream, stops accepting connections, finishes pending writes and closes the log.
+    /// Drains, then stops (docs/operations.md, "Graceful drain"). The drain: the listener closes (new connections
+    /// are refused), `/readyz` answers 503 and `skytale_relay_draining` is 1; each connection gets an HTTP/2
+    /// GOAWAY and new streams get the `draining` notice; each open stream stops reading, writes the acks of the
+    /// publishes it took (they are committed by the log writer, still running) and ends with the notice. Once
+    /// clients have closed their connections, or at [`RelayConfig::drain_timeout`] when some have not (a client
+    /// that does not read), the remaining connections are cut. Then pending writes finish, the log closes and the
+    /// admin listener stops.
     pub async fn shutdown(mut self) {
-        if let Some(admin) = self.admin.take() {
-            admin.shutdown().await;
-        }
+        tracing::info!(drain_timeout = ?self.drain_timeout, "relay draining");
+        self.metrics.draining.set(1);
         self.stop.send_replace(true);
-        // Graceful shutdown waits for clients to close their connections; one that never reads must not keep
-        // the relay alive forever.
-        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::error!(%error, "relay server failed"),
-            Ok(Err(error)) => tracing::error!(%error, "relay server task failed"),
+        let drained = match tokio::time::timeout(self.drain_timeout, &mut self.server).await {
+            Ok(served) => Some(served),
             Err(_) => {
-                tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}, closing them");
+                tracing::warn!(drain_timeout = ?self.drain_timeout, "connections still open at the drain timeout, cutting them");
+                self.cut.cancel();
+                tokio::time::timeout(CUT_WAIT, &mut self.server).await.ok()
+            }
+        };
+        match drained {
+            Some(Ok(Ok(()))) => {}
+            Some(Ok(Err(error))) => tracing::error!(%error, "relay server failed"),
+            Some(Err(error)) => tracing::error!(%error, "relay server task failed"),
+            None => {
+                tracing::error!("connections still open {CUT_WAIT:?} after they were cut, dropping the server");
                 self.server.abort();
             }
         }
@@ -333,6 +365,9 @@ impl RelayHandle {
             }
         }
         self.writer.stop().await;
+        if let Some(admin) = self.admin.take() {
+            admin.shutdown().await;
+        }
         tracing::info!("relay stopped");
     }
 }

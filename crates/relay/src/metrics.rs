@@ -30,7 +30,7 @@ const REFUSAL_CODES: [&str; 12] = [
 ];
 
 /// Every error code a stream can be refused with at open, beyond authentication (counted in `auth_failures`).
-const STREAM_REFUSAL_CODES: [&str; 1] = [error_code::QUOTA_EXCEEDED];
+const STREAM_REFUSAL_CODES: [&str; 2] = [error_code::QUOTA_EXCEEDED, error_code::DRAINING];
 
 /// Bucket bounds of the append latency, in seconds: a batch commits in well under a millisecond unless SQLite
 /// syncs or the writer is backed up, which the upper buckets show.
@@ -102,6 +102,8 @@ pub struct RelayMetrics {
     auth_failures: [Counter; AuthFailure::ALL.len()],
     /// In [`STREAM_REFUSAL_CODES`] order.
     streams_refused: [Counter; STREAM_REFUSAL_CODES.len()],
+    /// 1 from the start of a drain (`RelayHandle::shutdown`), else 0.
+    pub draining: Gauge,
 }
 
 impl RelayMetrics {
@@ -163,10 +165,16 @@ impl RelayMetrics {
         let streams_refused = Family::<Labels, Counter>::default();
         registry.register(
             "streams_refused",
-            "Streams refused at open after authentication, by error code (quota_exceeded: the account's open streams)",
+            "Streams refused at open, by error code (quota_exceeded: the account's open streams; draining: the relay stops)",
             streams_refused.clone(),
         );
         let streams_refused = STREAM_REFUSAL_CODES.map(|code| streams_refused.get_or_create(&[("code", code)]).clone());
+        let draining = Gauge::default();
+        registry.register(
+            "draining",
+            "1 while the relay drains before stopping (it accepts no new connections or streams), else 0",
+            draining.clone(),
+        );
         let metrics = Self {
             streams_open,
             subscriptions_open,
@@ -181,6 +189,7 @@ impl RelayMetrics {
             retention_removed,
             auth_failures,
             streams_refused,
+            draining,
         };
         (metrics, registry)
     }

@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::codec::{FrameDecoder, OutboundBody};
+use crate::drain;
 use crate::incoming::ConnectionInfo;
 use crate::session::{self, Shared};
 
@@ -87,12 +88,18 @@ struct DataPlane {
 
 impl DataPlane {
     /// Identifies the stream (which may wait for the API's keys to be fetched again, `trusted_keys`), counts it
-    /// against its account's open streams (`quotas`) and starts its session.
+    /// against its account's open streams (`quotas`) and starts its session; while the relay drains, refuses it
+    /// with the `draining` notice instead (a stream that gets past this check as the drain begins gets the notice
+    /// from its session at once).
     async fn open_channel<B>(&self, request: http::Request<B>) -> Result<http::Response<tonic::body::Body>, Status>
     where
         B: Body + Send + 'static,
         B::Error: Into<StdError> + Send + 'static,
     {
+        if *self.shutdown.borrow() {
+            self.shared.metrics.stream_refused(error_code::DRAINING);
+            return Err(drain::status());
+        }
         let (parts, body) = request.into_parts();
         if let Some(encoding) = parts.headers.get(GRPC_ENCODING).filter(|e| e.as_bytes() != b"identity") {
             return Err(Status::unimplemented(format!(
@@ -116,7 +123,7 @@ impl DataPlane {
         let slot = match identity.account() {
             Some(account) => Some(self.shared.quotas.open_stream(account).inspect_err(|status| {
                 self.shared.metrics.stream_refused(error_code::QUOTA_EXCEEDED);
-                tracing::info!(?peer, "stream refused: {}", status.message());
+                tracing::info!(peer = peer.map(tracing::field::display), "stream refused: {}", status.message());
             })?),
             None => None,
         };

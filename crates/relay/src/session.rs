@@ -2,8 +2,9 @@
 //! publish). Publishes are handed to the log writer without waiting, so a client can pipeline them; their
 //! replies go through a per-stream pipeline that emits acks and errors in the order the publishes arrived.
 //! Malformed frames, undecodable ones included, get an error frame and the stream goes on; the stream only ends
-//! when the client leaves or the relay shuts down (or sends a frame over the gRPC size limit), or when its
-//! [`StreamGuard`] ends it: idle without a subscription, or its token expired past the grace period.
+//! when the client leaves (or sends a frame over the gRPC size limit), when the relay drains ([`drain`]: the
+//! replies owed first, then the notice), or when its [`StreamGuard`] ends it: idle without a subscription, or its
+//! token expired past the grace period.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::append::{AppendError, AppendResult};
 use crate::auth::{RelayAuth, StreamIdentity};
 use crate::channel::{ChannelFeed, ChannelHub};
 use crate::codec::{InFrame, OutFrame};
+use crate::drain;
 use crate::frames::{self, Refusal};
 use crate::inflight::{DeliveryBudget, InFlight};
 use crate::log::{AppendRequest, LogWriter};
@@ -99,11 +101,12 @@ enum Ending {
     /// The client finished sending: owed replies are still delivered.
     InboundClosed,
     ClientGone,
-    Shutdown,
+    /// The relay drains: deliveries stop, owed replies are delivered, then the notice.
+    Draining,
 }
 
-/// Serves one stream until the client leaves, `shutdown` turns true or its guard ends it; its deliveries draw
-/// from `budget`.
+/// Serves one stream until the client leaves, `shutdown` turns true (the relay drains) or its guard ends it; its
+/// deliveries draw from `budget`.
 pub async fn serve(
     shared: Arc<Shared>,
     identity: StreamIdentity,
@@ -145,22 +148,29 @@ pub async fn serve(
                 }
                 None => break Ending::InboundClosed,
             },
-            _ = crate::stopped(&mut shutdown) => break Ending::Shutdown,
+            _ = crate::stopped(&mut shutdown) => break Ending::Draining,
         }
     };
+    // Frames the client sent after this point are not read: the publishes among them are never answered, so the
+    // client sends them again on its next stream (the relay stores a msg-id once).
+    drop(inbound);
+    if let Ending::Draining = ending {
+        // Deliveries stop before the notice is queued, behind every reply owed.
+        session.subscriptions.clear();
+        let _ = Box::pin(session.end(drain::notice())).await;
+    }
     // Dropping the session stops its cursors and closes the reply queue.
-    let Some(ReplyPipeline { queue, mut task }) = session.replies.take() else {
+    let Some(ReplyPipeline { queue, task }) = session.replies.take() else {
         return;
     };
     drop((session, queue));
     match ending {
-        Ending::InboundClosed => {
-            tokio::select! {
-                _ = &mut task => {}
-                _ = crate::stopped(&mut shutdown) => task.abort(),
-            }
+        // The pipeline ends once it has written everything, or once the connection is gone: the client left, or
+        // the relay cut it at the end of its drain timeout.
+        Ending::InboundClosed | Ending::Draining => {
+            let _ = task.await;
         }
-        Ending::ClientGone | Ending::Shutdown => task.abort(),
+        Ending::ClientGone => task.abort(),
     }
 }
 

@@ -139,15 +139,16 @@ impl DevStack {
         }
     }
 
-    /// Stops the admin listener, then the relay (its streams end), then the API (its long-polls answer, its
-    /// database closes).
+    /// Drains the relay (its streams get their acks, then the `draining` notice), then stops the API (its
+    /// long-polls answer, its database closes), then the admin listener, whose `/readyz` answered 503 meanwhile
+    /// (docs/operations.md, "Graceful drain").
     async fn shutdown(self) {
-        if let Some(admin) = self.admin {
-            admin.shutdown().await;
-        }
         self.relay.shutdown().await;
         if let Err(error) = self.api.shutdown().await {
             tracing::error!(%error, "stopping the API server");
+        }
+        if let Some(admin) = self.admin {
+            admin.shutdown().await;
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `skytale relay`: runs the relay alone until SIGINT/SIGTERM; SIGHUP learns the trusted keys again.
+//! `skytale relay`: runs the relay alone until SIGINT/SIGTERM, then drains it (docs/operations.md, "Graceful
+//! drain"); SIGHUP learns the trusted keys again.
 
 use skytale_relay::{ChannelQuota, JwksFollow, Relay, RelayAuth, RelayConfig};
 
@@ -36,6 +37,7 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
     config.publish_rate = args.account_quotas.publish_rate();
     config.admin_listen = args.admin_listen;
     config.tls = args.tls.files();
+    config.drain_timeout = args.drain_timeout;
     if matches!(config.auth, RelayAuth::None) {
         tracing::warn!("--auth none: every stream may use every channel; for local development only");
     }

@@ -2,12 +2,16 @@
 //! reconnecting with backoff, and keeping its token fresh. A stream refused for a quota (the account has its limit
 //! of streams open, `quota_exceeded`) fails `connect` with [`Error::Quota`]; refused on a reconnect, it fails the
 //! calls waiting for the link with that error at once, while reconnecting goes on.
+//!
+//! A stream the relay ends with the `draining` notice (docs/protocol.md, "Draining") is the relay stopping
+//! gracefully, to be back soon or replaced: the reconnect is logged at info rather than warn, and so are the
+//! failed attempts while it restarts, for up to [`DRAIN_QUIET`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use skytale_proto::meta;
+use skytale_proto::meta::{error_code, ERROR_CODE};
 use skytale_proto::pb;
 use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
 use tokio::sync::mpsc;
@@ -32,6 +36,23 @@ const MAX_REFRESH_RETRY: Duration = Duration::from_secs(30);
 const OUTGOING_QUEUE: usize = 256;
 /// Frames carry at most one MLS message of at most the relay's payload limit; leave room for a generous limit.
 const MAX_FRAME: usize = 64 << 20;
+/// After the relay said it is draining, how long failed reconnects are expected (the relay restarting) and logged
+/// at info: as long as a send waits for the relay. A relay not back by then is logged at warn, as any outage.
+const DRAIN_QUIET: Duration = SEND_DEADLINE;
+
+/// How a link ended.
+enum LinkEnd {
+    /// The relay ended the stream with the `draining` notice.
+    Drained,
+    /// Anything else, in words for the log.
+    Lost(String),
+}
+
+/// Whether `status` is the relay's `draining` notice: `UNAVAILABLE` with `skytale-error-code: draining`.
+fn is_draining(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable
+        && status.metadata().get(ERROR_CODE).is_some_and(|code| code.as_bytes() == error_code::DRAINING.as_bytes())
+}
 
 /// The open stream's sending half, and which link it is (every reconnect is a new generation).
 #[derive(Clone)]
@@ -48,7 +69,7 @@ const UNREACHABLE_HINT: &str = "is it running, and is this its address? For a lo
 
 impl Relay {
     fn status_error(&self, status: tonic::Status) -> Error {
-        let code = status.metadata().get(meta::ERROR_CODE).and_then(|code| code.to_str().ok());
+        let code = status.metadata().get(ERROR_CODE).and_then(|code| code.to_str().ok());
         if code.is_some_and(|code| code.starts_with("quota")) {
             return Error::Quota(format!("the relay at {} refused a new stream: {}", self.endpoint, status.message()));
         }
@@ -141,13 +162,19 @@ impl Relay {
     pub(super) async fn supervise(self: Arc<Self>, mut first: Option<(mpsc::Sender<pb::Message>, Inbound)>) {
         let mut shutdown = self.shutdown.subscribe();
         let mut backoff = INITIAL_BACKOFF;
+        // When the last link ended with the relay's draining notice, if no link came up since.
+        let mut drained_at: Option<Instant> = None;
         while !*shutdown.borrow_and_update() {
             let (frames, inbound) = match first.take() {
                 Some(link) => link,
                 None => match self.open_link().await {
                     Ok(link) => link,
                     Err(e) => {
-                        tracing::warn!(error = %e, ?backoff, "relay reconnect failed");
+                        if drained_at.is_some_and(|at| at.elapsed() < DRAIN_QUIET) {
+                            tracing::info!(error = %e, ?backoff, "the relay is not back yet after draining");
+                        } else {
+                            tracing::warn!(error = %e, ?backoff, "relay reconnect failed");
+                        }
                         // Calls waiting for a link fail with a quota refusal (woken here), and wait out any other
                         // failure: the relay may be back before their deadline.
                         let refusal = match &e {
@@ -170,28 +197,40 @@ impl Relay {
             };
             backoff = INITIAL_BACKOFF;
             self.refused_for_quota(None);
+            drained_at = None;
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             let link = Link { frames, generation };
             tracing::info!(endpoint = %self.endpoint, link = generation, "connected to the relay");
             self.link.send_replace(Some(link.clone()));
             self.resubscribe_all(&link).await;
-            tokio::select! {
-                reason = self.read(inbound) => tracing::warn!(%reason, "relay link lost"),
-                _ = shutdown.changed() => {}
-            }
+            let end = tokio::select! {
+                end = self.read(inbound) => Some(end),
+                _ = shutdown.changed() => None,
+            };
             self.link.send_replace(None);
             self.forget_waiters(generation);
+            // A link that broke as the client closed (both ready at once) was not lost.
+            let closing = *shutdown.borrow();
+            match end {
+                Some(LinkEnd::Drained) => {
+                    tracing::info!(endpoint = %self.endpoint, "the relay is draining; reconnecting");
+                    drained_at = Some(Instant::now());
+                }
+                Some(LinkEnd::Lost(reason)) if !closing => tracing::warn!(%reason, "relay link lost"),
+                Some(LinkEnd::Lost(_)) | None => {}
+            }
         }
         self.link.send_replace(None);
         self.forget_waiters(u64::MAX);
     }
 
-    async fn read(&self, mut inbound: Inbound) -> String {
+    async fn read(&self, mut inbound: Inbound) -> LinkEnd {
         loop {
             match inbound.message().await {
                 Ok(Some(frame)) => self.dispatch(frames::classify(frame)).await,
-                Ok(None) => return "relay closed the stream".into(),
-                Err(status) => return status.to_string(),
+                Ok(None) => return LinkEnd::Lost("relay closed the stream".into()),
+                Err(status) if is_draining(&status) => return LinkEnd::Drained,
+                Err(status) => return LinkEnd::Lost(status.to_string()),
             }
         }
     }
