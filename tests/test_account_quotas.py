@@ -130,3 +130,35 @@ def test_a_client_whose_account_has_its_streams_open_gets_quota_exceeded_until_o
             except QuotaExceededError:
                 assert time.monotonic() < deadline, "the closed client's stream never freed its slot"
                 time.sleep(0.1)
+
+
+def test_messages_after_a_flood_of_refusals_longer_than_the_receivers_key_window_still_decrypt(
+    quota_stack: DevStack,
+) -> None:
+    # Each refused message used a key of the sender's ratchet; receivers derive at most 1 024 keys ahead of the last
+    # message they read, so the sender must start a new epoch before its next message lands beyond that.
+    channel = "myorg/quotas/gap"
+    flood = [f"flood {i}".encode() for i in range(1_100)]
+    with (
+        manager(quota_stack, "erin", new_account_key(quota_stack)) as erin,
+        manager(quota_stack, "frank", new_account_key(quota_stack)) as frank,
+    ):
+        erin.create(channel)
+        frank.join(channel, erin.add_member(channel, frank.key_package()))
+        with pytest.raises(QuotaExceededError) as refused:
+            erin.send_many(channel, flood)
+        assert "of the batch's 1100 messages were stored" in str(refused.value)
+
+        deadline = time.monotonic() + PATIENCE
+        while True:
+            try:
+                erin.send(channel, "after the flood")
+                break
+            except QuotaExceededError:
+                assert time.monotonic() < deadline, "the bucket never refilled"
+                time.sleep(0.2)
+        received: list[str] = []
+        while "after the flood" not in received and time.monotonic() < deadline:
+            received += frank.receive(channel, timeout=PATIENCE)
+        assert received[-1] == "after the flood", received
+        assert all(message.startswith("flood ") for message in received[:-1]), received

@@ -408,10 +408,8 @@ impl Client {
         if self.core.is_closing() {
             return Err(Error::Runtime("client is closed".into()));
         }
-        let relay = self.core.ctx.relay.clone();
-        self.core.replace_connection_watch(on_change.map(|on_change| async move {
-            relay.watch_connection(on_change).await;
-        }));
+        let relay = &self.core.ctx.relay;
+        self.core.replace_connection_watch(on_change.map(|on_change| relay.watch_connection(on_change)));
         Ok(())
     }
 

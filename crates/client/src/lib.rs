@@ -21,6 +21,7 @@ mod joining;
 mod message_size;
 mod mls;
 mod operations;
+mod ratchet_gap;
 mod runtime;
 mod signing;
 mod state;

@@ -146,6 +146,33 @@ impl ChannelState {
             .map(drop)
     }
 
+    /// Commits an update first if this member's unstored messages have used so many keys of its ratchet that the
+    /// next message could land beyond what receivers derive (`ratchet_gap`).
+    async fn update_keys_if_gap_too_wide(&self) -> Result<(), Error> {
+        let wide = {
+            let core = self.core.lock().await;
+            core.gap.needs_update(core.group.current_epoch())
+        };
+        if wide {
+            tracing::info!(channel = %self.name, "many messages in a row were not stored: updating keys before sending");
+            self.commit(|group| group.commit(Vec::new()).map_err(mls_err("cannot update keys"))).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts the keys of `epoch` that messages used, by whether the relay stored each (in encryption order): a
+    /// stored message catches receivers up, a refused or unanswered one used its key for nothing.
+    async fn count_keys(&self, epoch: u64, stored: impl IntoIterator<Item = bool>) {
+        let mut core = self.core.lock().await;
+        for stored in stored {
+            if stored {
+                core.gap.stored(epoch);
+            } else {
+                core.gap.unstored(epoch, 1);
+            }
+        }
+    }
+
     /// Encrypts and publishes an application message; returns once the relay stored it. A payload whose MLS
     /// message would exceed the relay's limit is refused before it is encrypted (see `message_size`).
     pub async fn send(&self, payload: &[u8]) -> Result<(), Error> {
@@ -155,6 +182,7 @@ impl ChannelState {
         }
         let msg_id = self.ctx.relay.new_msg_id();
         for _ in 0..MAX_ATTEMPTS {
+            self.update_keys_if_gap_too_wide().await?;
             let sealed = {
                 let mut core = self.core.lock().await;
                 self.ensure_active()?;
@@ -176,7 +204,9 @@ impl ChannelState {
                 continue;
             };
             let blob = encode(&message)?;
-            match self.ctx.relay.publish(&self.name, PayloadKind::Application, blob, &msg_id).await? {
+            let published = self.ctx.relay.publish(&self.name, PayloadKind::Application, blob, &msg_id).await;
+            self.count_keys(epoch, [matches!(published, Ok(PublishOutcome::Stored(_)))]).await;
+            match published? {
                 PublishOutcome::Stored(_) => return Ok(()),
                 PublishOutcome::Refused(r) if r.is_stale_epoch() => {
                     self.wait_for("the new epoch", |p| p.epoch > epoch).await?;
@@ -225,6 +255,7 @@ impl ChannelState {
                 ));
                 return Err(batch_error(error, stored, total));
             }
+            self.update_keys_if_gap_too_wide().await.map_err(|e| batch_error(e, stored, total))?;
             let sealed = {
                 let mut core = self.core.lock().await;
                 self.ensure_active().map_err(|e| batch_error(e, stored, total))?;
@@ -251,6 +282,7 @@ impl ChannelState {
             let batch = msg_ids[stored..].iter().cloned().zip(blobs).collect();
             let BatchOutcome { outcomes, error } =
                 self.ctx.relay.publish_batch(&self.name, PayloadKind::Application, batch).await;
+            self.count_keys(epoch, outcomes.iter().map(|o| matches!(o, Some(PublishOutcome::Stored(_))))).await;
             let newly_stored = outcomes.iter().take_while(|o| matches!(o, Some(PublishOutcome::Stored(_)))).count();
             let rest = &outcomes[newly_stored..];
             stored += newly_stored;

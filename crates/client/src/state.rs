@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::frames::StartPoint;
 use crate::mls::{mls_err, MlsGroup};
+use crate::ratchet_gap::RatchetGap;
 use crate::store::{ChannelRecord, ChannelStatus, InboxItem};
 use crate::transport::SEND_DEADLINE;
 
@@ -60,6 +61,8 @@ pub(crate) struct ChannelCore {
     /// directly (see [`apply_own_commit`](crate::mls::apply_own_commit)). Memory only: after a restart the echo
     /// takes the ordinary path.
     pub own_commit: Option<Vec<u8>>,
+    /// Keys of this member's ratchet used since the relay last stored one of its messages (`ratchet_gap`).
+    pub gap: RatchetGap,
 }
 
 impl ChannelCore {
@@ -97,7 +100,7 @@ impl ChannelState {
             ChannelStatus::Active => Lifecycle::Active,
             ChannelStatus::Removed => Lifecycle::Removed,
         };
-        let core = ChannelCore { group, record, unsaved: Vec::new(), own_commit: None };
+        let core = ChannelCore { group, record, unsaved: Vec::new(), own_commit: None, gap: RatchetGap::default() };
         let progress = watch::Sender::new(core.progress(lifecycle));
         Arc::new(Self {
             name,

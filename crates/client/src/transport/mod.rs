@@ -26,6 +26,7 @@ mod requests;
 mod routes;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -137,32 +138,36 @@ impl Relay {
 
     /// Calls `on_change` with the new state each time a stream to the relay comes up or goes down, until the
     /// transport shuts down (its own `false` then is not reported: the client was closed, not disconnected). A
-    /// link replaced faster than this task looked is still reported, as `false` then `true`.
-    pub async fn watch_connection(&self, on_change: impl Fn(bool)) {
+    /// link replaced faster than the returned future looked is still reported, as `false` then `true`. The state
+    /// changes are counted from this call, not from the future's first poll: a link lost before the task that
+    /// runs the future starts is still reported.
+    pub fn watch_connection(&self, on_change: impl Fn(bool)) -> impl Future<Output = ()> {
         let mut link = self.link.subscribe();
         let mut shutdown = self.shutdown.subscribe();
         let mut seen = link.borrow_and_update().as_ref().map(|link| link.generation);
-        loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.wait_for(|stopped| *stopped) => return,
-                changed = link.changed() => if changed.is_err() { return },
-            }
-            // `shutdown` is set before the link is taken down, so a closing client reports nothing.
-            if *shutdown.borrow() {
-                return;
-            }
-            let now = link.borrow_and_update().as_ref().map(|link| link.generation);
-            match (seen, now) {
-                (Some(_), None) => on_change(false),
-                (None, Some(_)) => on_change(true),
-                (Some(before), Some(after)) if before != after => {
-                    on_change(false);
-                    on_change(true);
+        async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stopped| *stopped) => return,
+                    changed = link.changed() => if changed.is_err() { return },
                 }
-                _ => {}
+                // `shutdown` is set before the link is taken down, so a closing client reports nothing.
+                if *shutdown.borrow() {
+                    return;
+                }
+                let now = link.borrow_and_update().as_ref().map(|link| link.generation);
+                match (seen, now) {
+                    (Some(_), None) => on_change(false),
+                    (None, Some(_)) => on_change(true),
+                    (Some(before), Some(after)) if before != after => {
+                        on_change(false);
+                        on_change(true);
+                    }
+                    _ => {}
+                }
+                seen = now;
             }
-            seen = now;
         }
     }
 
