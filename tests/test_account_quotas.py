@@ -54,6 +54,18 @@ def manager(stack: DevStack, identity: str, api_key: str) -> SkytaleChannelManag
     return SkytaleChannelManager(identity, env["SKYTALE_RELAY"], api_key=api_key, api_url=env["SKYTALE_API_URL"])
 
 
+def send_once_refilled(sender: SkytaleChannelManager, channel: str, message: str) -> None:
+    """Sends ``message``, again each time the account is over its rate, until its bucket has refilled."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
+        try:
+            sender.send(channel, message)
+            return
+        except QuotaExceededError:
+            assert time.monotonic() < deadline, "the bucket never refilled"
+            time.sleep(0.2)
+
+
 def receive_exactly(receiver: SkytaleChannelManager, channel: str, count: int) -> list[str]:
     received: list[str] = []
     deadline = time.monotonic() + PATIENCE
@@ -96,14 +108,7 @@ def test_an_account_flooding_sends_gets_quota_exceeded_while_another_accounts_se
         assert receive_exactly(bob, channel, len(accepted)) == accepted
 
         # The flooding account's stream stays usable: once its bucket refills (a second), a send succeeds.
-        deadline = time.monotonic() + PATIENCE
-        while True:
-            try:
-                alice.send(channel, "after the flood")
-                break
-            except QuotaExceededError:
-                assert time.monotonic() < deadline, "the bucket never refilled"
-                time.sleep(0.2)
+        send_once_refilled(alice, channel, "after the flood")
         assert receive_exactly(bob, channel, 1) == ["after the flood"]
 
 
@@ -149,14 +154,8 @@ def test_messages_after_a_flood_of_refusals_longer_than_the_receivers_key_window
             erin.send_many(channel, flood)
         assert "of the batch's 1100 messages were stored" in str(refused.value)
 
+        send_once_refilled(erin, channel, "after the flood")
         deadline = time.monotonic() + PATIENCE
-        while True:
-            try:
-                erin.send(channel, "after the flood")
-                break
-            except QuotaExceededError:
-                assert time.monotonic() < deadline, "the bucket never refilled"
-                time.sleep(0.2)
         received: list[str] = []
         while "after the flood" not in received and time.monotonic() < deadline:
             received += frank.receive(channel, timeout=PATIENCE)
