@@ -255,13 +255,16 @@ fn rotations_write_a_new_private_file_and_leave_no_temporary_file_behind() {
     let path = dir.path().join("signing.pem");
     TokenIssuer::load_or_create(&path).unwrap();
     let before = FileStamp::of(&path).unwrap();
-    let inode = |path: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).unwrap());
-    let first_inode = inode(&path);
+    // Held open, the first file keeps its inode: the file system cannot give that number to a new file meanwhile.
+    let first = std::fs::File::open(&path).unwrap();
+    let first_text = std::fs::read_to_string(&path).unwrap();
+    let inode = |metadata: std::fs::Metadata| std::os::unix::fs::MetadataExt::ino(&metadata);
     for expected in 2..=4 {
         assert_eq!(rotate_signing_key(&path).unwrap().kids().len(), expected);
     }
     // A new file renamed into place, never the old one rewritten: a reader has the old ring or the new one.
-    assert_ne!(inode(&path), first_inode);
+    assert_ne!(inode(std::fs::metadata(&path).unwrap()), inode(first.metadata().unwrap()));
+    assert_eq!(std::io::read_to_string(first).unwrap(), first_text, "the file a reader holds is never rewritten");
     assert_ne!(FileStamp::of(&path).unwrap(), before);
     assert_eq!(file_mode(&path), 0o600);
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
