@@ -48,10 +48,14 @@ enum LinkEnd {
     Lost(String),
 }
 
+/// The relay's `skytale-error-code` on a status that ended or refused a stream, if it gave one.
+fn relay_error_code(status: &tonic::Status) -> Option<&str> {
+    status.metadata().get(ERROR_CODE).and_then(|code| code.to_str().ok())
+}
+
 /// Whether `status` is the relay's `draining` notice: `UNAVAILABLE` with `skytale-error-code: draining`.
 fn is_draining(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unavailable
-        && status.metadata().get(ERROR_CODE).is_some_and(|code| code.as_bytes() == error_code::DRAINING.as_bytes())
+    status.code() == tonic::Code::Unavailable && relay_error_code(status) == Some(error_code::DRAINING)
 }
 
 /// The open stream's sending half, and which link it is (every reconnect is a new generation).
@@ -69,8 +73,7 @@ const UNREACHABLE_HINT: &str = "is it running, and is this its address? For a lo
 
 impl Relay {
     fn status_error(&self, status: tonic::Status) -> Error {
-        let code = status.metadata().get(ERROR_CODE).and_then(|code| code.to_str().ok());
-        if code.is_some_and(|code| code.starts_with("quota")) {
+        if relay_error_code(&status).is_some_and(|code| code.starts_with("quota")) {
             return Error::Quota(format!("the relay at {} refused a new stream: {}", self.endpoint, status.message()));
         }
         match status.code() {
