@@ -12,14 +12,14 @@ use skytale_proto::ChannelName;
 use crate::append::AppendError;
 use crate::auth::StreamIdentity;
 use crate::frames::Refusal;
+use crate::log::{ChannelLog, EpochSpan, Membership};
 use crate::membership::MemberKey;
-use crate::store::{EpochSpan, Membership, ReadPool};
 
 /// What a subscription's cursor checks before each epoch it delivers.
 pub struct MemberGate {
     channel: ChannelName,
     key: Option<MemberKey>,
-    reader: Arc<ReadPool>,
+    log: Arc<dyn ChannelLog>,
     /// The epoch last found deliverable: its messages pass without another look.
     admitted_epoch: Option<u64>,
 }
@@ -42,12 +42,11 @@ fn unreadable(error: impl std::fmt::Display) -> Refusal {
 }
 
 async fn membership(
-    reader: &Arc<ReadPool>,
+    log: &dyn ChannelLog,
     channel: &ChannelName,
     key: Option<&MemberKey>,
 ) -> Result<Membership, Refusal> {
-    let (name, key) = (channel.to_string(), key.map(|k| k.as_bytes().to_vec()));
-    reader.read(move |pool| pool.membership(&name, key.as_deref().unwrap_or_default())).await.map_err(unreadable)
+    log.membership(channel, key.map(MemberKey::as_bytes).unwrap_or_default()).await.map_err(unreadable)
 }
 
 fn not_a_member(channel: &ChannelName, key: Option<&MemberKey>) -> Refusal {
@@ -65,7 +64,7 @@ fn not_a_member(channel: &ChannelName, key: Option<&MemberKey>) -> Refusal {
 /// subscription must keep passing; without, the token alone decides.
 pub async fn authorize_read(
     identity: &StreamIdentity,
-    reader: &Arc<ReadPool>,
+    log: &Arc<dyn ChannelLog>,
     channel: &ChannelName,
     follows_groups: bool,
 ) -> Result<Option<MemberGate>, Refusal> {
@@ -73,18 +72,13 @@ pub async fn authorize_read(
         return identity.authorize(channel).map(|()| None);
     }
     let key = identity.member_key();
-    match membership(reader, channel, key).await? {
+    match membership(log.as_ref(), channel, key).await? {
         Membership::NoChannel => identity.authorize(channel)?,
         Membership::Untracked => return Err(unauthorized(AppendError::Untracked(channel.clone()).to_string())),
         Membership::Tracked(spans) if spans.is_empty() || key.is_none() => return Err(not_a_member(channel, key)),
         Membership::Tracked(_) => identity.authorize_token(channel)?,
     }
-    Ok(Some(MemberGate {
-        channel: channel.clone(),
-        key: key.cloned(),
-        reader: Arc::clone(reader),
-        admitted_epoch: None,
-    }))
+    Ok(Some(MemberGate { channel: channel.clone(), key: key.cloned(), log: Arc::clone(log), admitted_epoch: None }))
 }
 
 impl MemberGate {
@@ -97,7 +91,7 @@ impl MemberGate {
         let Some(key) = &self.key else {
             return Verdict::End(not_a_member(&self.channel, None));
         };
-        let spans = match membership(&self.reader, &self.channel, Some(key)).await {
+        let spans = match membership(self.log.as_ref(), &self.channel, Some(key)).await {
             Ok(Membership::Tracked(spans)) => spans,
             Ok(Membership::NoChannel | Membership::Untracked) => Vec::new(),
             Err(refusal) => return Verdict::End(refusal),

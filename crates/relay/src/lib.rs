@@ -3,8 +3,9 @@
 //!
 //! Reading order follows the path of a message:
 //! [`incoming`] accepts a connection → [`service`] accepts a stream → [`session`] reads its frames, each into a
-//! [`request`] → [`publish`] validates a publish (with [`mls_framing`]) → [`log`] numbers it, checks its epoch and
-//! commits it to the [`store`] → [`channel`] wakes the channel's subscribers → each [`subscription`] cursor
+//! [`request`] → [`publish`] validates a publish (with [`mls_framing`]) → the channel [`log`] (by default
+//! [`sqlite_log`]) numbers it, checks its epoch and its channel's MLS group ([`membership`]) and makes it durable →
+//! [`channel`] wakes the channel's subscribers → each [`subscription`] cursor
 //! delivers it. [`retention`] trims the log; [`auth`] is where a stream's identity is decided, with the keys
 //! [`trusted_keys`] keeps up with the API's (fetched by [`jwks`]); [`stream_guard`] holds each stream to its
 //! limits, [`quotas`] each account to its own, and [`inflight`] bounds what deliveries may wait unsent, per
@@ -31,7 +32,6 @@ mod error;
 mod frames;
 #[doc(hidden)]
 pub mod fuzzing;
-mod groups;
 mod incoming;
 mod inflight;
 mod jwks;
@@ -45,7 +45,7 @@ mod request;
 mod retention;
 mod service;
 mod session;
-mod store;
+mod sqlite_log;
 mod stream_guard;
 mod subscription;
 mod trusted_keys;
@@ -84,17 +84,16 @@ pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 /// [`RelayConfig::tls`]'s type and what it can fail with, re-exported so embedders need not depend on
 /// `skytale-tls-server` directly.
 pub use skytale_tls_server::{TlsError, TlsFiles};
-pub use store::DB_FILE;
+pub use sqlite_log::DB_FILE;
 pub use trusted_keys::{KeyReloadError, TrustedKeys};
 
-use channel::ChannelHub;
 use inflight::InFlight;
-use log::{LogWriter, WriteRules};
+use log::{ChannelLog, WriteRules};
 use metrics::RelayMetrics;
 use quotas::AccountQuotas;
 use retention::RetentionPolicy;
 use session::Shared;
-use store::ReadPool;
+use sqlite_log::SqliteLog;
 use stream_guard::StreamLimits;
 
 /// Room above `max_payload` for the rest of a frame (header, names, metadata). A frame larger than the payload
@@ -120,8 +119,7 @@ pub struct RelayHandle {
     drain_timeout: std::time::Duration,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
     retention: JoinHandle<()>,
-    writer: Arc<LogWriter>,
-    hub: Arc<ChannelHub>,
+    log: Arc<dyn ChannelLog>,
     in_flight: Arc<InFlight>,
     metrics: Arc<RelayMetrics>,
     component: Component,
@@ -147,30 +145,28 @@ impl Relay {
         let data_dir_lock = DirLock::acquire(&config.data_dir).map_err(RelayError::DataDirLocked)?;
         // Before the log is opened, so wrong files are reported before anything else starts.
         let tls = config.tls.as_ref().map(|files| ServerTls::start(files, &[ALPN_H2])).transpose()?;
-        let db_path = config.data_dir.join(DB_FILE);
-        let hub = Arc::new(ChannelHub::default());
         let follows_groups = matches!(config.auth, RelayAuth::Jwt(_));
         let rules = WriteRules { follow_groups: follows_groups, channel_quota: config.channel_quota };
         let (metrics, registry) = RelayMetrics::new();
         let metrics = Arc::new(metrics);
-        let writer =
-            Arc::new(LogWriter::start(&db_path, config.sync, Arc::clone(&hub), rules, metrics.append_latency.clone())?);
+        let log: Arc<dyn ChannelLog> =
+            Arc::new(SqliteLog::open(&config.data_dir, config.sync, rules, metrics.append_latency.clone())?);
         let policy = RetentionPolicy { max_age: config.retention, max_bytes: config.retention_bytes };
         // Subscriptions must never see messages that are past retention, so expire before serving.
-        if let Err(error) = retention::sweep(&writer, policy, &metrics.retention_removed).await {
-            writer.stop().await;
+        if let Err(error) = retention::sweep(log.as_ref(), policy, &metrics.retention_removed).await {
+            log.stop().await;
             return Err(error);
         }
         let (stop, stop_signal) = watch::channel(false);
         let component = Component {
             name: "relay",
             registry: Arc::new(registry),
-            readiness: readiness(db_path.clone(), stop_signal.clone()),
+            readiness: readiness(Arc::clone(&log), stop_signal.clone()),
         };
         let admin = match AdminServer::start_if(config.admin_listen, vec![component.clone()]).await {
             Ok(admin) => admin,
             Err(error) => {
-                writer.stop().await;
+                log.stop().await;
                 return Err(error.into());
             }
         };
@@ -181,7 +177,7 @@ impl Relay {
                 if let Some(admin) = admin {
                     admin.shutdown().await;
                 }
-                writer.stop().await;
+                log.stop().await;
                 return Err(RelayError::Listen { addr: config.listen, source });
             }
         };
@@ -189,9 +185,7 @@ impl Relay {
 
         let in_flight = Arc::new(InFlight::new(config.max_in_flight_per_account));
         let shared = Arc::new(Shared {
-            writer: Arc::clone(&writer),
-            hub: Arc::clone(&hub),
-            reader: Arc::new(ReadPool::new(db_path)),
+            log: Arc::clone(&log),
             max_payload: config.max_payload,
             auth: config.auth.clone(),
             follows_groups,
@@ -235,7 +229,7 @@ impl Relay {
         };
         tokio::spawn(quotas.forget_idle_accounts(stop_signal.clone()));
         let retention =
-            tokio::spawn(retention::run(Arc::clone(&writer), policy, metrics.retention_removed.clone(), stop_signal));
+            tokio::spawn(retention::run(Arc::clone(&log), policy, metrics.retention_removed.clone(), stop_signal));
         tracing::info!(
             %local_addr,
             data_dir = %config.data_dir.display(),
@@ -250,8 +244,7 @@ impl Relay {
             drain_timeout: config.drain_timeout,
             server,
             retention,
-            writer,
-            hub,
+            log,
             in_flight,
             metrics,
             component,
@@ -264,21 +257,17 @@ impl Relay {
     }
 }
 
-/// The relay is ready while its log answers a new reader ([`store::probe`]) and it is not draining (`draining`
+/// The relay is ready while its log answers a new reader ([`ChannelLog::probe`]) and it is not draining (`draining`
 /// turned true), so that a load balancer stops sending it clients as soon as the drain begins.
-fn readiness(db_path: std::path::PathBuf, draining: watch::Receiver<bool>) -> skytale_admin::Readiness {
+fn readiness(log: Arc<dyn ChannelLog>, draining: watch::Receiver<bool>) -> skytale_admin::Readiness {
     Arc::new(move || {
-        let db_path = db_path.clone();
+        let log = Arc::clone(&log);
         let draining = *draining.borrow();
         Box::pin(async move {
             if draining {
                 return Err("draining: the relay is shutting down and takes no new connections".to_owned());
             }
-            match tokio::task::spawn_blocking(move || store::probe(&db_path)).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(format!("the message log does not answer: {error}")),
-                Err(error) => Err(format!("the message log check failed: {error}")),
-            }
+            log.probe().await.map_err(|error| format!("the message log does not answer: {error}"))
         })
     })
 }
@@ -298,7 +287,7 @@ impl RelayHandle {
     /// one feed per other name while a subscription or a head query uses it (docs/relay.md, "Memory and
     /// backpressure"). For tests and diagnostics.
     pub fn channels_in_memory(&self) -> usize {
-        self.hub.channels_in_memory()
+        self.log.channels_in_memory()
     }
 
     /// Bytes of deliveries read from the log and not yet written to a socket, on all connections together
@@ -364,7 +353,7 @@ impl RelayHandle {
                 tracing::error!(%error, "key follower task failed");
             }
         }
-        self.writer.stop().await;
+        self.log.stop().await;
         if let Some(admin) = self.admin.take() {
             admin.shutdown().await;
         }

@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use crate::error::RelayError;
-use crate::log::{unix_millis, LogWriter};
+use crate::log::{unix_millis, ChannelLog};
 
 /// Sweeps run every tenth of the retention period, within these bounds, so expiry lags by at most ~10%.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);
@@ -23,10 +23,10 @@ pub struct RetentionPolicy {
 }
 
 /// Removes everything the policy no longer keeps, now, counting the messages removed in `removed`.
-pub async fn sweep(writer: &LogWriter, policy: RetentionPolicy, removed: &Counter) -> Result<(), RelayError> {
+pub async fn sweep(log: &dyn ChannelLog, policy: RetentionPolicy, removed: &Counter) -> Result<(), RelayError> {
     let max_age_ms = i64::try_from(policy.max_age.as_millis()).unwrap_or(i64::MAX);
     let cutoff_ms = unix_millis().saturating_sub(max_age_ms);
-    for expiry in writer.expire(cutoff_ms, policy.max_bytes).await? {
+    for expiry in log.expire(cutoff_ms, policy.max_bytes).await? {
         removed.inc_by(expiry.removed);
         tracing::info!(channel = %expiry.channel, through_seq = expiry.through_seq, "retention removed messages");
     }
@@ -35,7 +35,7 @@ pub async fn sweep(writer: &LogWriter, policy: RetentionPolicy, removed: &Counte
 
 /// Sweeps periodically until `shutdown` turns true.
 pub async fn run(
-    writer: Arc<LogWriter>,
+    log: Arc<dyn ChannelLog>,
     policy: RetentionPolicy,
     removed: Counter,
     mut shutdown: watch::Receiver<bool>,
@@ -45,7 +45,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = ticker.tick() => {
-                if let Err(error) = sweep(&writer, policy, &removed).await {
+                if let Err(error) = sweep(log.as_ref(), policy, &removed).await {
                     tracing::error!(%error, "retention sweep failed");
                 }
             }

@@ -21,18 +21,17 @@ use tracing::Instrument;
 use crate::access;
 use crate::append::{AppendError, AppendResult};
 use crate::auth::{RelayAuth, StreamIdentity};
-use crate::channel::{ChannelFeed, ChannelHub};
+use crate::channel::ChannelFeed;
 use crate::codec::{InFrame, OutFrame};
 use crate::drain;
 use crate::frames::{self, Refusal};
 use crate::inflight::{DeliveryBudget, InFlight};
-use crate::log::{AppendRequest, LogWriter};
+use crate::log::{AppendRequest, ChannelLog};
 use crate::metrics::RelayMetrics;
 use crate::mls_framing::ContentType;
 use crate::publish::HeadQuery;
 use crate::quotas::AccountQuotas;
 use crate::request::{self, Request};
-use crate::store::ReadPool;
 use crate::stream_guard::{StreamEnd, StreamGuard, StreamLimits};
 use crate::subscription::{unreadable_log, Cursor, Outbound, Recipient, StartPoint, SubscriptionTask};
 
@@ -41,9 +40,7 @@ const MAX_PENDING_REPLIES: usize = 1024;
 
 /// What every stream shares: the log, the channel feeds, the limits and how streams are authenticated.
 pub struct Shared {
-    pub writer: Arc<LogWriter>,
-    pub hub: Arc<ChannelHub>,
-    pub reader: Arc<ReadPool>,
+    pub log: Arc<dyn ChannelLog>,
     pub max_payload: usize,
     pub auth: RelayAuth,
     /// Whether channels are created, written and read by MLS membership (auth on), see `access` and `groups`.
@@ -73,7 +70,7 @@ enum PendingReply {
         channel: ChannelName,
         query_id: String,
         feed: Arc<ChannelFeed>,
-        reader: Arc<ReadPool>,
+        log: Arc<dyn ChannelLog>,
         from_epoch: Option<u64>,
     },
     Fail(Status),
@@ -290,17 +287,17 @@ impl Session {
         start: StartPoint,
     ) -> Result<(ChannelName, Cursor, Option<u64>), Refusal> {
         let shared = Arc::clone(&self.shared);
-        let members = access::authorize_read(&self.identity, &shared.reader, &channel, shared.follows_groups).await?;
+        let members = access::authorize_read(&self.identity, &shared.log, &channel, shared.follows_groups).await?;
         self.admit_subscription(&channel)?;
-        let feed = shared.hub.feed(&channel);
-        let reader = Arc::clone(&shared.reader);
+        let feed = shared.log.feed(&channel).await.map_err(unreadable_log)?;
+        let log = Arc::clone(&shared.log);
         let recipient = Recipient {
             outbound: self.outbound.clone(),
             members,
             gate: self.guard.gate(),
             metrics: Arc::clone(&shared.metrics),
         };
-        let cursor = Cursor::open(channel.clone(), id, Arc::clone(&feed), reader, start, recipient).await?;
+        let cursor = Cursor::open(channel.clone(), id, Arc::clone(&feed), log, start, recipient).await?;
         Ok((channel, cursor, feed.epoch()))
     }
 
@@ -346,7 +343,7 @@ impl Session {
             request.creator = self.identity.creator();
         }
         let (channel, msg_id) = (request.channel.clone(), request.msg_id.clone());
-        let reply = match self.shared.writer.submit(request).await {
+        let reply = match self.shared.log.append(request).await {
             Ok(outcome) => PendingReply::Append { channel, msg_id, outcome },
             Err(error) => {
                 let refusal = Refusal::new(error_code::STORAGE, error.to_string());
@@ -367,7 +364,7 @@ impl Session {
         from_epoch: Result<Option<u64>, Refusal>,
     ) -> Result<(), StreamClosed> {
         let shared = &self.shared;
-        let authorized = access::authorize_read(&self.identity, &shared.reader, &query.channel, shared.follows_groups);
+        let authorized = access::authorize_read(&self.identity, &shared.log, &query.channel, shared.follows_groups);
         let from_epoch = authorized.await.and(from_epoch);
         let from_epoch = match from_epoch {
             Ok(from_epoch) => from_epoch,
@@ -379,12 +376,18 @@ impl Session {
             return self.refuse(Some(&query.channel), Some(&query.query_id), &refusal).await;
         }
         self.guard.used();
-        let feed = self.shared.hub.feed(&query.channel);
+        let feed = match self.shared.log.feed(&query.channel).await {
+            Ok(feed) => feed,
+            Err(error) => {
+                let refusal = unreadable_log(error);
+                return self.refuse(Some(&query.channel), Some(&query.query_id), &refusal).await;
+            }
+        };
         self.reply(PendingReply::Head {
             channel: query.channel,
             query_id: query.query_id,
             feed,
-            reader: Arc::clone(&self.shared.reader),
+            log: Arc::clone(&self.shared.log),
             from_epoch,
         })
         .await
@@ -412,15 +415,14 @@ impl Session {
 async fn queried_head(
     channel: &ChannelName,
     feed: &ChannelFeed,
-    reader: Arc<ReadPool>,
+    log: Arc<dyn ChannelLog>,
     from_epoch: Option<u64>,
 ) -> Result<u64, Refusal> {
     let head = feed.head();
     let Some(epoch) = from_epoch else {
         return Ok(head);
     };
-    let name = channel.to_string();
-    let first = reader.read(move |pool| pool.first_seq_from_epoch(&name, epoch)).await.map_err(unreadable_log)?;
+    let first = log.first_seq_from_epoch(channel, epoch).await.map_err(unreadable_log)?;
     Ok(match first {
         Some(first) if first <= head => head,
         _ => 0,
@@ -435,8 +437,8 @@ async fn send_replies(mut pending: mpsc::Receiver<PendingReply>, outbound: Outbo
         let frame = match reply {
             PendingReply::Frame(frame) => Ok(OutFrame::Message(frame)),
             PendingReply::Fail(status) => Err(status),
-            PendingReply::Head { channel, query_id, feed, reader, from_epoch } => {
-                Ok(OutFrame::from(match queried_head(&channel, &feed, reader, from_epoch).await {
+            PendingReply::Head { channel, query_id, feed, log, from_epoch } => {
+                Ok(OutFrame::from(match queried_head(&channel, &feed, log, from_epoch).await {
                     Ok(head) => frames::head_reply(&channel, &query_id, head),
                     Err(refusal) => frames::publish_refused(Some(&channel), Some(&query_id), &refusal),
                 }))

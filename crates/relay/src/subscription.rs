@@ -23,8 +23,8 @@ use crate::access::{MemberGate, Verdict};
 use crate::channel::{ChannelFeed, RetentionExpired};
 use crate::codec::OutFrame;
 use crate::frames::{self, Refusal};
+use crate::log::{ChannelLog, ReadLimit, StoredMessage};
 use crate::metrics::RelayMetrics;
-use crate::store::{ReadLimit, ReadPool, StoredMessage};
 use crate::stream_guard::DeliveryGate;
 
 /// The stream's outbound queue, shared by its cursors and its reply pipeline.
@@ -83,7 +83,7 @@ pub struct Cursor {
     channel: ChannelName,
     subscription_id: u64,
     feed: Arc<ChannelFeed>,
-    reader: Arc<ReadPool>,
+    log: Arc<dyn ChannelLog>,
     next_seq: u64,
     /// Messages below this epoch are skipped (subscriptions from an epoch not yet reached by the log).
     min_epoch: Option<u64>,
@@ -109,7 +109,7 @@ impl Cursor {
         channel: ChannelName,
         subscription_id: u64,
         feed: Arc<ChannelFeed>,
-        reader: Arc<ReadPool>,
+        log: Arc<dyn ChannelLog>,
         start: StartPoint,
         recipient: Recipient,
     ) -> Result<Self, Refusal> {
@@ -123,14 +123,12 @@ impl Cursor {
                 feed.check_retained_from_epoch(&channel, epoch).map_err(expired)?;
                 // Anything appended after this head and below `epoch` is skipped by the epoch filter.
                 let head = feed.head();
-                let name = channel.to_string();
-                let first =
-                    reader.read(move |pool| pool.first_seq_from_epoch(&name, epoch)).await.map_err(unreadable_log)?;
+                let first = log.first_seq_from_epoch(&channel, epoch).await.map_err(unreadable_log)?;
                 (first.unwrap_or(head + 1), Some(epoch))
             }
         };
         let Recipient { outbound, members, gate, metrics } = recipient;
-        Ok(Self { channel, subscription_id, feed, reader, next_seq, min_epoch, members, outbound, gate, metrics })
+        Ok(Self { channel, subscription_id, feed, log, next_seq, min_epoch, members, outbound, gate, metrics })
     }
 
     /// Starts delivering in the background.
@@ -259,9 +257,8 @@ impl Cursor {
                 return Ok(recent);
             }
         }
-        let (name, from) = (self.channel.to_string(), self.next_seq);
         self.metrics.catch_up_reads.inc();
-        let stored = self.reader.read(move |pool| pool.read_from(&name, from, limit)).await.map_err(unreadable_log)?;
+        let stored = self.log.read_from(&self.channel, self.next_seq, limit).await.map_err(unreadable_log)?;
         if stored.first().map(|m| m.seq) != Some(self.next_seq) {
             let low_seq = self.feed.low_seq();
             return Err(expired(RetentionExpired { channel: self.channel.to_string(), low_seq }));
