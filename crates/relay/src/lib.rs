@@ -39,6 +39,7 @@ mod log;
 mod membership;
 mod metrics;
 pub mod mls_framing;
+mod nats;
 mod publish;
 mod quotas;
 mod request;
@@ -80,6 +81,14 @@ pub use jwks::{
 pub use membership::{MemberKey, ObservedGroup, Observer};
 /// The verifier [`RelayAuth::Jwt`] holds, re-exported so embedders need not depend on `skytale-auth` directly.
 pub use skytale_auth::{KeyError, TokenVerifier};
+/// The NATS JetStream cluster a log can live on (`skytale relay --store nats://...`, docs/relay.md, "NATS
+/// JetStream"): public because the server list, the version and JetStream checks and the stream's configuration are
+/// the embedder's to choose and to see refused.
+pub use nats::{
+    check_server_version, connect as connect_nats, JetStreamConnection, LogStreamConfig, NatsError, NatsServers,
+    ServerVersion, DEFAULT_LOG_DUPLICATE_WINDOW, DEFAULT_LOG_STREAM, DEFAULT_LOG_SUBJECT_PREFIX,
+    DEFAULT_NATS_CONNECT_TIMEOUT, MIN_NATS_SERVER_VERSION,
+};
 pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
 /// [`RelayConfig::tls`]'s type and what it can fail with, re-exported so embedders need not depend on
 /// `skytale-tls-server` directly.
