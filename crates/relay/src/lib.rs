@@ -39,6 +39,7 @@ mod log;
 mod membership;
 mod metrics;
 pub mod mls_framing;
+mod nats;
 mod publish;
 mod quotas;
 mod request;
@@ -78,6 +79,14 @@ pub use jwks::{
 /// The MLS external observer the log writer validates handshakes with: public so that its cost can be measured
 /// on its own (`skytale-bench group-scaling`).
 pub use membership::{MemberKey, ObservedGroup, Observer};
+/// The NATS JetStream cluster a log can live on (`skytale relay --store nats://...`, docs/relay.md, "NATS
+/// JetStream"): public because the server list, the version and JetStream checks and the stream's configuration are
+/// the embedder's to choose and to see refused.
+pub use nats::{
+    check_server_version, connect as connect_nats, is_wrong_last_sequence, JetStreamConnection, LogStreamConfig,
+    NatsError, NatsServers, ServerVersion, DEFAULT_LOG_DUPLICATE_WINDOW, DEFAULT_LOG_STREAM,
+    DEFAULT_LOG_SUBJECT_PREFIX, DEFAULT_NATS_CONNECT_TIMEOUT, MIN_NATS_SERVER_VERSION,
+};
 /// The verifier [`RelayAuth::Jwt`] holds, re-exported so embedders need not depend on `skytale-auth` directly.
 pub use skytale_auth::{KeyError, TokenVerifier};
 pub use skytale_proto::meta::DEFAULT_MAX_PAYLOAD;
