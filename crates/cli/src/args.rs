@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use skytale_api::ApiQuotas;
-use skytale_relay::PublishRate;
+use skytale_relay::{NatsServers, PublishRate};
 use skytale_tls_server::TlsFiles;
 
 use crate::duration::{parse_duration, parse_nonzero_duration};
@@ -44,8 +44,23 @@ pub struct RelayArgs {
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub listen: SocketAddr,
     /// Directory for the message log [default: ~/.skytale/relay].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     pub data_dir: Option<PathBuf>,
+    /// Keep the message log on a NATS JetStream cluster instead of the data directory, e.g.
+    /// nats://10.0.0.1:4222,10.0.0.2:4222: every relay given the same servers and stream is one Delivery Service
+    /// (nats-server 2.11 or later; for now with --auth none only).
+    #[arg(long, value_parser = parse_nats_servers)]
+    pub store: Option<NatsServers>,
+    /// The JetStream stream holding the log (with --store); created if missing.
+    #[arg(long, default_value = skytale_relay::DEFAULT_LOG_STREAM)]
+    pub nats_stream: String,
+    /// Copies JetStream keeps of the log stream (with --store): 3 in a cluster, so losing a server loses nothing.
+    #[arg(long, default_value_t = 1, value_parser = parse_positive::<usize>)]
+    pub nats_replicas: usize,
+    /// How long JetStream remembers a message id (with --store), so a publish retried through any relay within it
+    /// is stored once, e.g. 2m.
+    #[arg(long, default_value = "2m", value_parser = parse_nonzero_duration)]
+    pub nats_duplicate_window: Duration,
     /// Largest accepted MLS message, in bytes.
     #[arg(long, default_value_t = skytale_relay::DEFAULT_MAX_PAYLOAD)]
     pub max_payload: usize,
@@ -340,6 +355,10 @@ impl From<Sync> for skytale_relay::SyncMode {
 }
 
 /// A whole number of at least 1: a limit of 0 would refuse everything.
+fn parse_nats_servers(text: &str) -> Result<NatsServers, String> {
+    NatsServers::parse(text).map_err(|error| error.to_string())
+}
+
 fn parse_positive<T: FromStr + Default + PartialEq>(text: &str) -> Result<T, String> {
     match text.parse::<T>() {
         Ok(value) if value != T::default() => Ok(value),

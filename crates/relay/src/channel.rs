@@ -64,6 +64,24 @@ impl ChannelHub {
         feed
     }
 
+    /// The feed of `channel` if one is in use.
+    pub fn in_use(&self, channel: &ChannelName) -> Option<Arc<ChannelFeed>> {
+        lock(&self.table).get(channel).and_then(|entry| entry.feed.upgrade())
+    }
+
+    /// The feed of `channel`: the one in use, or a new one starting at `start` (a log that tells where a channel
+    /// stands only by asking its store). `true` with a new feed: the caller keeps it current from `start` on.
+    pub fn feed_from(&self, channel: &ChannelName, start: FeedStart) -> (Arc<ChannelFeed>, bool) {
+        let mut table = lock(&self.table);
+        let entry = table.entry(channel.clone()).or_insert_with(|| TableEntry { stored: None, feed: Weak::new() });
+        if let Some(feed) = entry.feed.upgrade() {
+            return (feed, false);
+        }
+        let feed = Arc::new(ChannelFeed::new(channel.clone(), start, Arc::downgrade(&self.table)));
+        entry.feed = Arc::downgrade(&feed);
+        (feed, true)
+    }
+
     /// Records a channel loaded from the store at startup.
     pub fn restore(&self, channel: ChannelName, start: FeedStart) {
         lock(&self.table).insert(channel, TableEntry { stored: Some(start), feed: Weak::new() });
@@ -142,6 +160,21 @@ struct FeedState {
     recent_bytes: usize,
 }
 
+impl FeedState {
+    /// Adds the newest message to the cache of recent ones, within its bounds.
+    fn push(&mut self, message: Arc<StoredMessage>, epoch_after: u64) {
+        self.epoch = Some(epoch_after);
+        self.recent_bytes += message.size();
+        self.recent.push_back(message);
+        while self.recent.len() > RECENT_MAX_MESSAGES || self.recent_bytes > RECENT_MAX_BYTES {
+            match self.recent.pop_front() {
+                Some(old) => self.recent_bytes -= old.size(),
+                None => break,
+            }
+        }
+    }
+}
+
 impl ChannelFeed {
     fn new(channel: ChannelName, start: FeedStart, table: Weak<Mutex<FeedTable>>) -> Self {
         let (head, _) = watch::channel(start.head);
@@ -182,19 +215,25 @@ impl ChannelFeed {
         };
         {
             let mut state = self.state();
-            state.epoch = Some(epoch_after);
             for message in messages {
-                state.recent_bytes += message.size();
-                state.recent.push_back(message);
-            }
-            while state.recent.len() > RECENT_MAX_MESSAGES || state.recent_bytes > RECENT_MAX_BYTES {
-                match state.recent.pop_front() {
-                    Some(old) => state.recent_bytes -= old.size(),
-                    None => break,
-                }
+                state.push(message, epoch_after);
             }
         }
         self.head.send_replace(head);
+    }
+
+    /// Appends `message` if it is the next one after the head, under the same lock as the head's update, and
+    /// tells whether it did: a log with several sources of the same messages (its own appends, and a follower of
+    /// everything stored) hands each message to the feed from both, and the first one counts.
+    pub fn append_next(&self, message: Arc<StoredMessage>, epoch_after: u64) -> bool {
+        let mut state = self.state();
+        if message.seq != self.head() + 1 {
+            return false;
+        }
+        let seq = message.seq;
+        state.push(message, epoch_after);
+        self.head.send_replace(seq);
+        true
     }
 
     /// Called by the log writer once retention removed every message up to `through_seq`.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use skytale_tls_server::TlsFiles;
 
+use crate::nats::{LogStreamConfig, NatsServers};
 use crate::RelayAuth;
 
 /// Default retention: messages older than a week are dropped (docs/relay.md, "Retention").
@@ -104,8 +105,11 @@ pub enum SyncMode {
 pub struct RelayConfig {
     /// Address to listen on; port 0 picks a free port (see [`RelayHandle::local_addr`](crate::RelayHandle)).
     pub listen: SocketAddr,
-    /// Directory holding the message log (`relay.sqlite3` and its WAL files); created if missing.
+    /// Directory holding the message log (`relay.sqlite3` and its WAL files) with [`LogStore::Embedded`]; created if
+    /// missing, and locked while the relay runs.
     pub data_dir: PathBuf,
+    /// Where the channel log lives.
+    pub store: LogStore,
     /// Largest accepted `app_payload.blob`, in bytes.
     pub max_payload: usize,
     /// Messages older than this are removed from the log.
@@ -170,6 +174,17 @@ pub struct RelayConfig {
     pub drain_timeout: Duration,
 }
 
+/// Where a relay keeps its channel log (docs/relay.md, "Storage").
+#[derive(Clone, Debug, Default)]
+pub enum LogStore {
+    /// One SQLite database in [`RelayConfig::data_dir`]: the default, for one relay.
+    #[default]
+    Embedded,
+    /// A stream on a NATS JetStream cluster: every relay configured with the same servers and stream is one
+    /// Delivery Service.
+    JetStream { servers: NatsServers, stream: LogStreamConfig },
+}
+
 /// Caps on channel creation, counted over every channel the relay stores.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChannelQuota {
@@ -191,6 +206,7 @@ impl RelayConfig {
         Self {
             listen,
             data_dir: data_dir.into(),
+            store: LogStore::Embedded,
             max_payload: skytale_proto::meta::DEFAULT_MAX_PAYLOAD,
             retention: DEFAULT_RETENTION,
             retention_bytes: None,

@@ -34,6 +34,7 @@ mod frames;
 pub mod fuzzing;
 mod incoming;
 mod inflight;
+mod jetstream_log;
 mod jwks;
 mod log;
 mod membership;
@@ -54,7 +55,7 @@ mod trusted_keys;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use skytale_admin::{AdminHandle, AdminServer, Component};
+use skytale_admin::{AdminHandle, AdminServer, AtomicHistogram, Component};
 use skytale_dir_lock::DirLock;
 use skytale_tls_server::{ServerTls, ALPN_H2};
 use tokio::sync::watch;
@@ -65,7 +66,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use auth::RelayAuth;
 pub use config::{
-    ChannelQuota, PublishRate, RelayConfig, SyncMode, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
+    ChannelQuota, LogStore, PublishRate, RelayConfig, SyncMode, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_IDLE_STREAM_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT,
     DEFAULT_MAX_CHANNELS_PER_ACCOUNT, DEFAULT_MAX_CHANNELS_PER_ORG, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_IN_FLIGHT_PER_ACCOUNT, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
@@ -97,6 +98,7 @@ pub use sqlite_log::DB_FILE;
 pub use trusted_keys::{KeyReloadError, TrustedKeys};
 
 use inflight::InFlight;
+use jetstream_log::JetStreamLog;
 use log::{ChannelLog, WriteRules};
 use metrics::RelayMetrics;
 use quotas::AccountQuotas;
@@ -138,28 +140,25 @@ pub struct RelayHandle {
     auth: RelayAuth,
     /// Follows the trusted keys' source (`trusted_keys`) with JWT auth.
     key_follower: Option<JoinHandle<()>>,
-    /// Held until [`shutdown`](Self::shutdown) has stopped the log writer (or the handle is dropped).
-    _data_dir_lock: DirLock,
+    /// With the embedded log, held until [`shutdown`](Self::shutdown) has stopped the log writer (or the handle is
+    /// dropped).
+    _data_dir_lock: Option<DirLock>,
 }
 
 impl Relay {
-    /// Opens (or creates) the log under `config.data_dir`, applies retention once, and starts serving on
+    /// Opens (or creates) the log `config.store` names, applies retention once, and starts serving on
     /// `config.listen`. Returns once the relay accepts connections.
     pub async fn start(config: RelayConfig) -> Result<RelayHandle, RelayError> {
         // First: a contradictory configuration is refused before anything is opened.
         let quotas =
             Arc::new(AccountQuotas::new(config.max_streams_per_account, config.publish_rate, config.max_payload)?);
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| RelayError::DataDir { path: config.data_dir.clone(), source })?;
-        let data_dir_lock = DirLock::acquire(&config.data_dir).map_err(RelayError::DataDirLocked)?;
         // Before the log is opened, so wrong files are reported before anything else starts.
         let tls = config.tls.as_ref().map(|files| ServerTls::start(files, &[ALPN_H2])).transpose()?;
         let follows_groups = matches!(config.auth, RelayAuth::Jwt(_));
         let rules = WriteRules { follow_groups: follows_groups, channel_quota: config.channel_quota };
         let (metrics, registry) = RelayMetrics::new();
         let metrics = Arc::new(metrics);
-        let log: Arc<dyn ChannelLog> =
-            Arc::new(SqliteLog::open(&config.data_dir, config.sync, rules, metrics.append_latency.clone())?);
+        let (log, data_dir_lock) = open_log(&config, rules, metrics.append_latency.clone()).await?;
         let policy = RetentionPolicy { max_age: config.retention, max_bytes: config.retention_bytes };
         // Subscriptions must never see messages that are past retention, so expire before serving.
         if let Err(error) = retention::sweep(log.as_ref(), policy, &metrics.retention_removed).await {
@@ -263,6 +262,35 @@ impl Relay {
             key_follower,
             _data_dir_lock: data_dir_lock,
         })
+    }
+}
+
+/// Opens the log `config.store` names: the embedded one in the data directory, which it locks (one relay per
+/// directory), or the JetStream one, which any number of relays share.
+async fn open_log(
+    config: &RelayConfig,
+    rules: WriteRules,
+    append_latency: AtomicHistogram,
+) -> Result<(Arc<dyn ChannelLog>, Option<DirLock>), RelayError> {
+    match &config.store {
+        LogStore::Embedded => {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|source| RelayError::DataDir { path: config.data_dir.clone(), source })?;
+            let lock = DirLock::acquire(&config.data_dir).map_err(RelayError::DataDirLocked)?;
+            let log = SqliteLog::open(&config.data_dir, config.sync, rules, append_latency)?;
+            Ok((Arc::new(log), Some(lock)))
+        }
+        LogStore::JetStream { servers, stream } => {
+            if rules.follow_groups {
+                return Err(RelayError::JetStreamNeedsAuthNone);
+            }
+            if config.retention_bytes.is_some() {
+                return Err(RelayError::JetStreamRetentionBytes);
+            }
+            let connection = nats::connect(servers, DEFAULT_NATS_CONNECT_TIMEOUT).await?;
+            let log = JetStreamLog::open(connection, stream.clone(), append_latency).await?;
+            Ok((Arc::new(log), None))
+        }
     }
 }
 

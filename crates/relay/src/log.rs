@@ -103,6 +103,15 @@ pub enum StoreError {
     CorruptGroup(String),
     #[error("the read did not finish: {0}")]
     ReadAborted(String),
+    #[error("{0}")]
+    Nats(String),
+    #[error("the log stream is not the relay's: {0}")]
+    CorruptEntry(String),
+    #[error(
+        "this log does not follow channels' MLS groups: the JetStream log serves relays with --auth none only, for \
+         now"
+    )]
+    GroupsNotFollowed,
 }
 
 /// One accepted message as the log keeps it: the original `Publish` frame plus what the relay assigned, held as

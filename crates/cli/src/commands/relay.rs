@@ -1,7 +1,7 @@
 //! `skytale relay`: runs the relay alone until SIGINT/SIGTERM, then drains it (docs/operations.md, "Graceful
 //! drain"); SIGHUP learns the trusted keys again.
 
-use skytale_relay::{ChannelQuota, JwksFollow, Relay, RelayAuth, RelayConfig};
+use skytale_relay::{ChannelQuota, JwksFollow, LogStore, LogStreamConfig, Relay, RelayAuth, RelayConfig};
 
 use super::{default_dir, CommandError};
 use crate::announce;
@@ -16,6 +16,15 @@ pub async fn run(args: RelayArgs) -> Result<(), CommandError> {
         None => default_dir("relay", "--data-dir")?,
     };
     let mut config = RelayConfig::new(args.listen, data_dir);
+    if let Some(servers) = args.store {
+        let stream = LogStreamConfig {
+            stream: args.nats_stream,
+            replicas: args.nats_replicas,
+            duplicate_window: args.nats_duplicate_window,
+            ..LogStreamConfig::default()
+        };
+        config.store = LogStore::JetStream { servers, stream };
+    }
     config.max_payload = args.max_payload;
     config.retention = args.retention;
     config.retention_bytes = args.retention_bytes;

@@ -1,0 +1,348 @@
+//! Appends to a channel's subject, one task per channel on this relay. Each append is published with a
+//! compare-and-set on the subject's last stream sequence (`Nats-Expected-Last-Subject-Sequence`), so JetStream
+//! stores it only if no relay stored anything in the channel since this one last looked: whoever loses reads what
+//! was stored meanwhile and judges the append again, which is how a second commit for an epoch becomes
+//! `stale_epoch` however many relays receive one at the same instant. The `Nats-Msg-Id` makes a retry stored once,
+//! through whichever relay it arrives.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::{self, stream::Stream};
+use skytale_admin::AtomicHistogram;
+use skytale_proto::ChannelName;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::entry::{self, Assigned, Entry};
+use super::reads;
+use crate::append::{AppendError, AppendResult};
+use crate::channel::ChannelHub;
+use crate::log::{unix_millis, AppendRequest, StoreError, StoredMessage};
+use crate::mls_framing::ContentType;
+
+/// Appends waiting for one channel's task; publishers beyond this wait (backpressure).
+const QUEUE_CAPACITY: usize = 1024;
+/// A channel's task ends after this long without an append, and is started again by the next one.
+const IDLE: Duration = Duration::from_secs(60);
+/// Msg-ids of a channel's recent messages the task remembers, to answer a retry without asking JetStream.
+const RECENT_IDS: usize = 4096;
+/// Publishes of one append before it is given up: each lost compare-and-set means another relay stored a
+/// message in the channel meanwhile, and each lost ack a JetStream fail-over.
+const MAX_ATTEMPTS: usize = 64;
+/// An expected last subject sequence no subject ever has: a publish carrying it is stored by no server, and
+/// JetStream answers it as a duplicate when its msg-id is stored (msg-ids are checked first), otherwise as a
+/// wrong last sequence.
+const NEVER_STORED: u64 = u64::MAX;
+
+/// What the appenders share.
+pub struct Target {
+    pub js: jetstream::Context,
+    pub stream: Stream,
+    pub subject_prefix: String,
+    pub hub: Arc<ChannelHub>,
+    pub append_latency: AtomicHistogram,
+}
+
+struct Job {
+    request: AppendRequest,
+    reply: oneshot::Sender<AppendResult>,
+    received: Instant,
+}
+
+struct Appender {
+    queue: mpsc::Sender<Job>,
+    task: JoinHandle<()>,
+}
+
+/// Every channel's appender on this relay.
+pub struct Appenders {
+    target: Arc<Target>,
+    running: Arc<Mutex<HashMap<ChannelName, Appender>>>,
+}
+
+impl Appenders {
+    pub fn new(target: Target) -> Self {
+        Self { target: Arc::new(target), running: Arc::default() }
+    }
+
+    /// Queues `request` on its channel's task, starting the task if none runs.
+    pub async fn submit(&self, request: AppendRequest) -> oneshot::Receiver<AppendResult> {
+        let (reply, outcome) = oneshot::channel();
+        let mut job = Job { request, reply, received: Instant::now() };
+        // A task that ended idle between the lookup and the send gives the job back; the next turn starts anew.
+        loop {
+            let queue = self.queue(&job.request.channel);
+            match queue.send(job).await {
+                Ok(()) => return outcome,
+                Err(mpsc::error::SendError(returned)) => job = returned,
+            }
+        }
+    }
+
+    fn queue(&self, channel: &ChannelName) -> mpsc::Sender<Job> {
+        let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let previous = match running.get(channel) {
+            Some(appender) if !appender.queue.is_closed() => return appender.queue.clone(),
+            // A task closed idle with appends still queued: the new one starts once those are stored, so a
+            // publisher's appends keep their order.
+            Some(_) => running.remove(channel).map(|appender| appender.task),
+            None => None,
+        };
+        let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
+        let task =
+            tokio::spawn(run(Arc::clone(&self.target), channel.clone(), jobs, Arc::downgrade(&self.running), previous));
+        running.insert(channel.clone(), Appender { queue: queue.clone(), task });
+        queue
+    }
+
+    /// Lets every queued append finish, then stops the tasks.
+    pub async fn stop(&self) {
+        let appenders: Vec<Appender> = {
+            let mut running = self.running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            running.drain().map(|(_, appender)| appender).collect()
+        };
+        for Appender { queue, task } in appenders {
+            drop(queue);
+            if task.await.is_err() {
+                tracing::error!("a JetStream log appender panicked");
+            }
+        }
+    }
+}
+
+/// One channel's task: appends its jobs in order, after `previous` (the channel's task before it) ended, until it
+/// has been idle for [`IDLE`] or every queue handle is gone ([`Appenders::stop`]).
+async fn run(
+    target: Arc<Target>,
+    channel: ChannelName,
+    mut jobs: mpsc::Receiver<Job>,
+    running: Weak<Mutex<HashMap<ChannelName, Appender>>>,
+    previous: Option<JoinHandle<()>>,
+) {
+    if let Some(previous) = previous {
+        // A panic there was logged by `stop` or is moot: only the order matters here.
+        let _ = previous.await;
+    }
+    let mut tail = None;
+    loop {
+        let job = match tokio::time::timeout(IDLE, jobs.recv()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(_idle) => {
+                let Some(running) = running.upgrade() else { return };
+                let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                // Closed under the lock: no append can be queued after this, so an empty queue stays empty.
+                jobs.close();
+                if jobs.is_empty() {
+                    running.remove(&channel);
+                    return;
+                }
+                continue;
+            }
+        };
+        let Job { request, reply, received } = job;
+        let result = append(&target, &channel, &mut tail, request).await;
+        target.append_latency.observe(received.elapsed());
+        // The publisher may have gone; the message is stored either way.
+        let _ = reply.send(result);
+    }
+}
+
+/// The channel's log as this relay last saw it.
+struct Tail {
+    subject: String,
+    /// Stream sequence of the channel's newest message, 0 if it has none.
+    stream_seq: u64,
+    /// Seq of the channel's newest message, 0 if it has none.
+    head: u64,
+    /// The channel's group and epoch; `None` before its first message.
+    bound: Option<(Vec<u8>, u64)>,
+    /// The epoch of the newest message, for the next one's [`Assigned::previous_epoch`].
+    last_epoch: Option<u64>,
+    recent_ids: RecentIds,
+}
+
+#[derive(Default)]
+struct RecentIds {
+    seqs: HashMap<String, u64>,
+    order: VecDeque<String>,
+}
+
+impl RecentIds {
+    fn insert(&mut self, msg_id: String, seq: u64) {
+        if self.seqs.insert(msg_id.clone(), seq).is_none() {
+            self.order.push_back(msg_id);
+        }
+        while self.order.len() > RECENT_IDS {
+            if let Some(old) = self.order.pop_front() {
+                self.seqs.remove(&old);
+            }
+        }
+    }
+}
+
+impl Tail {
+    async fn load(target: &Target, channel: &ChannelName) -> Result<Self, StoreError> {
+        let subject = entry::subject(&target.subject_prefix, channel);
+        let mut tail =
+            Tail { subject, stream_seq: 0, head: 0, bound: None, last_epoch: None, recent_ids: RecentIds::default() };
+        if let Some(last) = reads::last(&target.stream, &tail.subject).await? {
+            tail.advance(&last);
+        }
+        Ok(tail)
+    }
+
+    fn advance(&mut self, entry: &Entry) {
+        self.stream_seq = entry.stream_seq;
+        self.head = entry.message.seq;
+        self.bound = Some((entry.group_id.clone(), entry.epoch_after));
+        self.last_epoch = Some(entry.message.epoch);
+        self.recent_ids.insert(entry.msg_id.clone(), entry.message.seq);
+    }
+
+    /// Reads what other relays stored in the channel since this one last looked, handing it to the local feed.
+    async fn catch_up(&mut self, target: &Target, channel: &ChannelName) -> Result<(), StoreError> {
+        while let Some(next) = reads::next_from(&target.stream, &self.subject, Some(self.stream_seq + 1)).await? {
+            self.advance(&next);
+            feed_locally(target, channel, next.message, next.epoch_after);
+        }
+        Ok(())
+    }
+}
+
+/// What the Delivery-Service rules say of an append against the channel's log as it stands.
+enum Verdict {
+    Store {
+        epoch_after: u64,
+    },
+    /// Refused, unless the msg-id is already stored: then it is a retry of that message.
+    Refuse(AppendError),
+}
+
+/// The rules without followed groups (docs/protocol.md, "Delivery-Service rules"): the first message binds the
+/// channel to its group; a GroupInfo only creates; every message carries the channel's current epoch; a commit
+/// opens the next one.
+fn judge(tail: &Tail, request: &AppendRequest) -> Verdict {
+    let header = &request.header;
+    let creating = header.content_type == ContentType::GroupInfo;
+    let epoch_after = header.epoch + u64::from(header.content_type == ContentType::Commit);
+    let Some((group_id, epoch)) = &tail.bound else {
+        return Verdict::Store { epoch_after };
+    };
+    if creating {
+        Verdict::Refuse(AppendError::ChannelExists(request.channel.clone()))
+    } else if header.group_id != *group_id {
+        Verdict::Refuse(AppendError::ForeignGroup(request.channel.clone()))
+    } else if header.epoch != *epoch {
+        Verdict::Refuse(AppendError::StaleEpoch { message_epoch: header.epoch, channel_epoch: *epoch })
+    } else {
+        Verdict::Store { epoch_after }
+    }
+}
+
+fn storage(error: impl std::fmt::Display) -> AppendError {
+    AppendError::Storage(error.to_string())
+}
+
+/// Appends one request, with the channel's tail loaded on first use.
+async fn append(
+    target: &Target,
+    channel: &ChannelName,
+    tail: &mut Option<Tail>,
+    request: AppendRequest,
+) -> AppendResult {
+    let tail = match tail {
+        Some(tail) => tail,
+        None => tail.insert(Tail::load(target, channel).await.map_err(storage)?),
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(&seq) = tail.recent_ids.seqs.get(&request.msg_id) {
+            return Ok(seq);
+        }
+        let (expected, epoch_after, refusal) = match judge(tail, &request) {
+            Verdict::Store { epoch_after } => (tail.stream_seq, epoch_after, None),
+            Verdict::Refuse(refusal) => (NEVER_STORED, 0, Some(refusal)),
+        };
+        let message =
+            StoredMessage::new(tail.head + 1, request.header.epoch, unix_millis(), &request.msg_id, &request.frame);
+        let assigned = Assigned {
+            message: &message,
+            msg_id: &request.msg_id,
+            group_id: &request.header.group_id,
+            epoch_after,
+            previous_epoch: tail.last_epoch,
+        };
+        let mut headers = assigned.headers();
+        headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string());
+        headers.insert(NATS_MESSAGE_ID, entry::nats_msg_id(channel, &request.msg_id));
+        let published = match target.js.publish_with_headers(tail.subject.clone(), headers, request.frame.clone()).await
+        {
+            Ok(ack) => ack.await,
+            Err(error) => Err(error),
+        };
+        match published {
+            Ok(ack) if ack.duplicate => {
+                let stored =
+                    reads::next_from(&target.stream, &tail.subject, Some(ack.sequence)).await.map_err(storage)?;
+                tail.catch_up(target, channel).await.map_err(storage)?;
+                return match stored {
+                    Some(entry) if entry.stream_seq == ack.sequence => Ok(entry.message.seq),
+                    // Stored and already removed by retention: what it was given cannot be told any more.
+                    _ => Err(AppendError::Storage(format!(
+                        "msg-id {} was stored before and is gone from the log since",
+                        request.msg_id
+                    ))),
+                };
+            }
+            Ok(ack) => {
+                let entry = Entry {
+                    stream_seq: ack.sequence,
+                    message,
+                    msg_id: request.msg_id.clone(),
+                    group_id: request.header.group_id.clone(),
+                    epoch_after,
+                    previous_epoch: tail.last_epoch,
+                };
+                tail.advance(&entry);
+                feed_locally(target, channel, entry.message, epoch_after);
+                return Ok(tail.head);
+            }
+            Err(error) if matches!(error.kind(), PublishErrorKind::WrongLastSequence) => {
+                if let Some(refusal) = refusal {
+                    // Not a stored msg-id (JetStream would have said duplicate): the refusal stands, unless the
+                    // channel moved since this relay looked, which reading on tells.
+                    let before = tail.stream_seq;
+                    tail.catch_up(target, channel).await.map_err(storage)?;
+                    if tail.stream_seq == before {
+                        return Err(refusal);
+                    }
+                } else {
+                    tail.catch_up(target, channel).await.map_err(storage)?;
+                }
+            }
+            Err(error) => {
+                // The ack is lost (a JetStream leader change, a lost connection): the publish may be stored. The
+                // next attempt carries the same msg-id, so it is stored at most once either way.
+                tracing::warn!(%channel, %error, "JetStream publish failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                tail.catch_up(target, channel).await.map_err(storage)?;
+            }
+        }
+    }
+    Err(AppendError::Storage(format!(
+        "gave up appending to {channel} after {MAX_ATTEMPTS} attempts: other relays kept storing messages in it, or \
+         JetStream kept failing"
+    )))
+}
+
+/// Hands a stored message to this relay's feed of the channel, if one is in use and it is the feed's next; the
+/// feed's follower delivers it otherwise.
+fn feed_locally(target: &Target, channel: &ChannelName, message: StoredMessage, epoch_after: u64) {
+    if let Some(feed) = target.hub.in_use(channel) {
+        feed.append_next(Arc::new(message), epoch_after);
+    }
+}
