@@ -313,7 +313,8 @@ pub async fn connect(servers: &NatsServers, timeout: Duration) -> Result<JetStre
         Err(_) => return Err(unreachable("timed out".to_owned())),
     };
     let info = client.server_info();
-    let server = format!("{} ({})", host_port(&info.host, info.port), info.server_name);
+    // The address the server reports may be a wildcard (0.0.0.0): the list says where it was reached.
+    let server = format!("{} ({}, of {servers})", info.server_name, host_port(&info.host, info.port));
     let version = check_server_version(&server, &info.version)?;
     if !info.jetstream {
         return Err(NatsError::JetStreamDisabled { server });
@@ -353,7 +354,8 @@ impl JetStreamConnection {
         &self.jetstream
     }
 
-    /// The server first connected to, `host:port (name)`.
+    /// The server first connected to: `NAME (HOST:PORT, of LIST)`, its name and address as it reports them, and the
+    /// list it was reached through.
     pub fn server(&self) -> &str {
         &self.server
     }
