@@ -93,14 +93,16 @@ pub enum NatsError {
 ///
 /// Entries after the first may leave out the scheme, which is then the first one's. A missing port is 4222, NATS's
 /// own. `tls://` asks for TLS to every server, verified against the system's roots or the CA of
-/// [`with_ca_file`](Self::with_ca_file). Credentials in the URL, paths and
-/// mixed schemes are refused: a password on a command line ends up in process listings and in these error messages,
-/// and a list where some servers are reached in clear text would defeat asking for TLS on the others.
+/// [`with_ca_file`](Self::with_ca_file). Credentials in the URL, paths and mixed schemes are refused: a password on a
+/// command line ends up in process listings and in these error messages (servers that require authentication are not
+/// supported yet), and a list where some servers are reached in clear text would defeat asking for TLS on the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatsServers {
     tls: bool,
     /// `(host, port)`, the host as written (an IPv6 address without its brackets).
     servers: Vec<(String, u16)>,
+    /// The same as async-nats's addresses.
+    addrs: Vec<ServerAddr>,
     /// Trusted for the servers' certificates instead of the system's roots.
     ca_file: Option<PathBuf>,
 }
@@ -110,7 +112,7 @@ impl NatsServers {
     pub fn parse(list: &str) -> Result<Self, NatsError> {
         let invalid = |reason: String| NatsError::ServerList { list: list.to_owned(), reason };
         let mut scheme = None;
-        let mut servers = Vec::new();
+        let (mut servers, mut addrs) = (Vec::new(), Vec::new());
         for entry in list.split(',').map(str::trim) {
             if entry.is_empty() {
                 return Err(invalid("an entry is empty".to_owned()));
@@ -119,21 +121,26 @@ impl NatsServers {
                 Some((entry_scheme, address)) => (Some(entry_scheme), address),
                 None => (None, entry),
             };
-            match (entry_scheme, scheme) {
-                (Some(given @ ("nats" | "tls")), None) => scheme = Some(given),
-                (Some(given @ ("nats" | "tls")), Some(first)) if given != first => {
+            let current = match (entry_scheme, scheme) {
+                (Some(other), _) if !matches!(other, "nats" | "tls") => {
+                    return Err(invalid(format!("{entry}: the scheme {other}:// is not nats:// or tls://")));
+                }
+                (Some(given), Some(first)) if given != first => {
                     return Err(invalid(format!("{entry} is {given}:// but the list began with {first}://")));
                 }
-                (Some("nats" | "tls"), Some(_)) => {}
-                (Some(other), _) => {
-                    return Err(invalid(format!("{entry}: the scheme {other}:// is not nats:// or tls://")))
-                }
+                (Some(given), _) => given,
+                (None, Some(first)) => first,
                 (None, None) => return Err(invalid(format!("{entry} has no scheme"))),
-                (None, Some(_)) => {}
-            }
-            servers.push(parse_host_port(address).map_err(|reason| invalid(format!("{entry}: {reason}")))?);
+            };
+            scheme = Some(current);
+            let (host, port) = parse_host_port(address).map_err(|reason| invalid(format!("{entry}: {reason}")))?;
+            // What async-nats connects to; its URL parser has the last word on what a host may be.
+            let addr = ServerAddr::from_str(&format!("{current}://{}", host_port(&host, port)))
+                .map_err(|error| invalid(format!("{entry}: {error}")))?;
+            servers.push((host, port));
+            addrs.push(addr);
         }
-        Ok(Self { tls: scheme == Some("tls"), servers, ca_file: None })
+        Ok(Self { tls: scheme == Some("tls"), servers, addrs, ca_file: None })
     }
 
     /// Trusts the CA certificates (PEM) in `ca_file` for the servers' certificates, instead of the system's roots:
@@ -161,16 +168,6 @@ impl NatsServers {
     /// `(host, port)` of each server, in the order given.
     pub fn servers(&self) -> &[(String, u16)] {
         &self.servers
-    }
-
-    fn addrs(&self) -> Vec<ServerAddr> {
-        self.servers
-            .iter()
-            .map(|(host, port)| {
-                let url = format!("{}://{}", if self.tls { "tls" } else { "nats" }, host_port(host, *port));
-                ServerAddr::from_str(&url).expect("a checked host and port form a valid URL")
-            })
-            .collect()
     }
 }
 
@@ -335,7 +332,7 @@ pub async fn connect(servers: &NatsServers, timeout: Duration) -> Result<JetStre
         options = options.add_root_certificates(ca_file.clone());
     }
     // async-nats's errors print their causes after their own message.
-    let client = match tokio::time::timeout(timeout, options.connect(servers.addrs())).await {
+    let client = match tokio::time::timeout(timeout, options.connect(servers.addrs.clone())).await {
         Ok(Ok(client)) => client,
         Ok(Err(error)) => return Err(unreachable(error.to_string())),
         Err(_) => return Err(unreachable("timed out".to_owned())),

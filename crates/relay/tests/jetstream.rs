@@ -97,6 +97,7 @@ fn server_lists_are_parsed_or_refused_naming_the_form() {
         ("nats://::1:4222", "brackets"),
         ("nats://[::1:4222", "closing ]"),
         ("nats://:4222", "host is empty"),
+        ("nats://exa|mple:4222", "invalid"),
     ] {
         let error = NatsServers::parse(bad).unwrap_err();
         let message = error.to_string();
