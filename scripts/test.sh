@@ -34,7 +34,8 @@ export SKYTALE_TEST_POSTGRES_URL
 # The lint standard, both suites and the fuzzing always run, so one failing does not hide the others' results.
 status=0
 scripts/lint.sh || status=1
-# --release reuses the artifacts setup.sh just built instead of compiling everything a second time.
+# --release reuses the artifacts setup.sh just built instead of compiling everything a second time. The relay's
+# JetStream tests (crates/relay/tests/jetstream.rs) start the .venv/bin/nats-server that setup.sh installed.
 SKYTALE_REQUIRE_POSTGRES=1 cargo test --release --workspace || status=1
 .venv/bin/python -m pytest tests/ -v || status=1
 scripts/fuzz.sh || status=1

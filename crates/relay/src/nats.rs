@@ -10,6 +10,7 @@
 //! and how, is the log store's business, not this module's.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -46,6 +47,8 @@ const SERVER_LIST_FORM: &str = "nats://HOST:PORT[,HOST:PORT...] (or tls://... fo
 pub enum NatsError {
     #[error("invalid NATS server list {list:?}: {reason}; expected {SERVER_LIST_FORM}")]
     ServerList { list: String, reason: String },
+    #[error("cannot use {path} as the CA for the NATS servers: {reason}; give a PEM file of CA certificates")]
+    CaFile { path: PathBuf, reason: String },
     #[error(
         "cannot reach any NATS server of {servers} within {timeout:?}: {reason}; check that nats-server runs there \
          with JetStream on (nats-server -js) and that this host may connect to it"
@@ -89,14 +92,19 @@ pub enum NatsError {
 /// The NATS servers to connect to, parsed from `nats://HOST:PORT[,HOST:PORT...]`.
 ///
 /// Entries after the first may leave out the scheme, which is then the first one's. A missing port is 4222, NATS's
-/// own. `tls://` asks for TLS to every server, verified against the system's roots. Credentials in the URL, paths and
-/// mixed schemes are refused: a password on a command line ends up in process listings and in these error messages,
-/// and a list where some servers are reached in clear text would defeat asking for TLS on the others.
+/// own. `tls://` asks for TLS to every server, verified against the system's roots or the CA of
+/// [`with_ca_file`](Self::with_ca_file). Credentials in the URL, paths and mixed schemes are refused: a password on a
+/// command line ends up in process listings and in these error messages (servers that require authentication are not
+/// supported yet), and a list where some servers are reached in clear text would defeat asking for TLS on the others.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NatsServers {
     tls: bool,
     /// `(host, port)`, the host as written (an IPv6 address without its brackets).
     servers: Vec<(String, u16)>,
+    /// The same as async-nats's addresses.
+    addrs: Vec<ServerAddr>,
+    /// Trusted for the servers' certificates instead of the system's roots.
+    ca_file: Option<PathBuf>,
 }
 
 impl NatsServers {
@@ -104,7 +112,7 @@ impl NatsServers {
     pub fn parse(list: &str) -> Result<Self, NatsError> {
         let invalid = |reason: String| NatsError::ServerList { list: list.to_owned(), reason };
         let mut scheme = None;
-        let mut servers = Vec::new();
+        let (mut servers, mut addrs) = (Vec::new(), Vec::new());
         for entry in list.split(',').map(str::trim) {
             if entry.is_empty() {
                 return Err(invalid("an entry is empty".to_owned()));
@@ -113,21 +121,43 @@ impl NatsServers {
                 Some((entry_scheme, address)) => (Some(entry_scheme), address),
                 None => (None, entry),
             };
-            match (entry_scheme, scheme) {
-                (Some(given @ ("nats" | "tls")), None) => scheme = Some(given),
-                (Some(given @ ("nats" | "tls")), Some(first)) if given != first => {
+            let current = match (entry_scheme, scheme) {
+                (Some(other), _) if !matches!(other, "nats" | "tls") => {
+                    return Err(invalid(format!("{entry}: the scheme {other}:// is not nats:// or tls://")));
+                }
+                (Some(given), Some(first)) if given != first => {
                     return Err(invalid(format!("{entry} is {given}:// but the list began with {first}://")));
                 }
-                (Some("nats" | "tls"), Some(_)) => {}
-                (Some(other), _) => {
-                    return Err(invalid(format!("{entry}: the scheme {other}:// is not nats:// or tls://")))
-                }
+                (Some(given), _) => given,
+                (None, Some(first)) => first,
                 (None, None) => return Err(invalid(format!("{entry} has no scheme"))),
-                (None, Some(_)) => {}
-            }
-            servers.push(parse_host_port(address).map_err(|reason| invalid(format!("{entry}: {reason}")))?);
+            };
+            scheme = Some(current);
+            let (host, port) = parse_host_port(address).map_err(|reason| invalid(format!("{entry}: {reason}")))?;
+            // What async-nats connects to; its URL parser has the last word on what a host may be.
+            let addr = ServerAddr::from_str(&format!("{current}://{}", host_port(&host, port)))
+                .map_err(|error| invalid(format!("{entry}: {error}")))?;
+            servers.push((host, port));
+            addrs.push(addr);
         }
-        Ok(Self { tls: scheme == Some("tls"), servers })
+        Ok(Self { tls: scheme == Some("tls"), servers, addrs, ca_file: None })
+    }
+
+    /// Trusts the CA certificates (PEM) in `ca_file` for the servers' certificates, instead of the system's roots:
+    /// for a cluster whose certificates a private CA issued. Only for a `tls://` list; the file is read now, so a
+    /// wrong one is reported before any connection is tried.
+    pub fn with_ca_file(mut self, ca_file: &Path) -> Result<Self, NatsError> {
+        let unusable = |reason: String| NatsError::CaFile { path: ca_file.to_owned(), reason };
+        if !self.tls {
+            return Err(unusable(format!("{self} is without TLS; a CA file is for a tls:// list")));
+        }
+        let pem = std::fs::read(ca_file).map_err(|error| unusable(error.to_string()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| unusable(error.to_string()))?;
+        if certificates.is_empty() {
+            return Err(unusable("it holds no certificate".to_owned()));
+        }
+        self.ca_file = Some(ca_file.to_owned());
+        Ok(self)
     }
 
     /// Whether every server is reached over TLS (`tls://`).
@@ -138,16 +168,6 @@ impl NatsServers {
     /// `(host, port)` of each server, in the order given.
     pub fn servers(&self) -> &[(String, u16)] {
         &self.servers
-    }
-
-    fn addrs(&self) -> Vec<ServerAddr> {
-        self.servers
-            .iter()
-            .map(|(host, port)| {
-                let url = format!("{}://{}", if self.tls { "tls" } else { "nats" }, host_port(host, *port));
-                ServerAddr::from_str(&url).expect("a checked host and port form a valid URL")
-            })
-            .collect()
     }
 }
 
@@ -306,14 +326,20 @@ pub async fn connect(servers: &NatsServers, timeout: Duration) -> Result<JetStre
     let unreachable = |reason: String| NatsError::Unreachable { servers: servers.to_string(), timeout, reason };
     // Each server gets its share of the time, so a host that drops packets cannot use all of it up.
     let per_server = timeout / u32::try_from(servers.servers.len()).unwrap_or(u32::MAX).max(1);
-    let options = ConnectOptions::new().name("skytale-relay").connection_timeout(per_server).require_tls(servers.tls);
-    let client = match tokio::time::timeout(timeout, options.connect(servers.addrs())).await {
+    let mut options =
+        ConnectOptions::new().name("skytale-relay").connection_timeout(per_server).require_tls(servers.tls);
+    if let Some(ca_file) = &servers.ca_file {
+        options = options.add_root_certificates(ca_file.clone());
+    }
+    // async-nats's errors print their causes after their own message.
+    let client = match tokio::time::timeout(timeout, options.connect(servers.addrs.clone())).await {
         Ok(Ok(client)) => client,
-        Ok(Err(error)) => return Err(unreachable(error_chain(&error))),
+        Ok(Err(error)) => return Err(unreachable(error.to_string())),
         Err(_) => return Err(unreachable("timed out".to_owned())),
     };
     let info = client.server_info();
-    let server = format!("{} ({})", host_port(&info.host, info.port), info.server_name);
+    // The address the server reports may be a wildcard (0.0.0.0): the list says where it was reached.
+    let server = format!("{} ({}, of {servers})", info.server_name, host_port(&info.host, info.port));
     let version = check_server_version(&server, &info.version)?;
     if !info.jetstream {
         return Err(NatsError::JetStreamDisabled { server });
@@ -321,25 +347,11 @@ pub async fn connect(servers: &NatsServers, timeout: Duration) -> Result<JetStre
     let jetstream = jetstream::new(client.clone());
     match tokio::time::timeout(timeout, jetstream.query_account()).await {
         Ok(Ok(_account)) => {}
-        Ok(Err(error)) => return Err(NatsError::JetStreamUnavailable { server, reason: error_chain(&error) }),
+        Ok(Err(error)) => return Err(NatsError::JetStreamUnavailable { server, reason: error.to_string() }),
         Err(_) => return Err(NatsError::JetStreamUnavailable { server, reason: format!("no answer in {timeout:?}") }),
     }
     tracing::info!(%server, %version, "connected to NATS JetStream");
     Ok(JetStreamConnection { client, jetstream, server, version })
-}
-
-/// An error with its causes, `a: b: c`, without repeating a cause the error's own message already includes.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl JetStreamConnection {
@@ -353,7 +365,8 @@ impl JetStreamConnection {
         &self.jetstream
     }
 
-    /// The server first connected to, `host:port (name)`.
+    /// The server first connected to: `NAME (HOST:PORT, of LIST)`, its name and address as it reports them, and the
+    /// list it was reached through.
     pub fn server(&self) -> &str {
         &self.server
     }
@@ -388,10 +401,10 @@ impl JetStreamConnection {
                         config.compare(&existing.cached_info().config)?;
                         return Ok(existing);
                     }
-                    Err(failed("create", error_chain(&error)))
+                    Err(failed("create", error.to_string()))
                 }
             },
-            Err(error) => Err(failed("look up", error_chain(&error))),
+            Err(error) => Err(failed("look up", error.to_string())),
         }
     }
 }

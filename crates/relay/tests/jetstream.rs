@@ -41,7 +41,7 @@ async fn connect_to(cluster: &NatsCluster) -> JetStreamConnection {
 
 /// JetStream through a connection to node `i` only (no other server is tried first).
 async fn jetstream_on(cluster: &NatsCluster, i: usize) -> jetstream::Context {
-    let client = async_nats::connect(cluster.url(i)).await.unwrap_or_else(|e| panic!("connect to node {i}: {e}"));
+    let client = cluster.client(i).await.unwrap_or_else(|e| panic!("connect to node {i}: {e}"));
     jetstream::new(client)
 }
 
@@ -97,6 +97,7 @@ fn server_lists_are_parsed_or_refused_naming_the_form() {
         ("nats://::1:4222", "brackets"),
         ("nats://[::1:4222", "closing ]"),
         ("nats://:4222", "host is empty"),
+        ("nats://exa|mple:4222", "invalid"),
     ] {
         let error = NatsServers::parse(bad).unwrap_err();
         let message = error.to_string();
@@ -133,6 +134,37 @@ async fn a_server_without_jetstream_is_refused() {
     let error = connect_nats(&servers(&server), CONNECT_TIMEOUT).await.unwrap_err();
     assert!(matches!(error, NatsError::JetStreamDisabled { .. }), "{error:?}");
     assert!(error.to_string().contains("-js"), "{error}");
+}
+
+/// `tls://` servers whose certificate a private CA issued: connected to with that CA (`with_ca_file`), refused
+/// without it (the system's roots do not know it); a CA file for a list without TLS, or one that is no PEM, is refused
+/// before any connection, naming the file.
+#[tokio::test]
+async fn tls_servers_are_reached_with_the_ca_file_and_refused_without_it() {
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = skytale_tls_server::LocalCa::load_or_create(ca_dir.path()).unwrap();
+    let ca_file = ca.ca_file.clone();
+    let server = NatsCluster::start_tls(ca).await;
+
+    let trusting = servers(&server).with_ca_file(&ca_file).unwrap();
+    assert!(trusting.tls());
+    let nats = connect_nats(&trusting, CONNECT_TIMEOUT).await.unwrap_or_else(|e| panic!("{e}\n{}", server.logs()));
+    nats.ensure_stream(&LogStreamConfig::default()).await.unwrap();
+
+    let error = connect_nats(&servers(&server), CONNECT_TIMEOUT).await.unwrap_err();
+    assert!(matches!(error, NatsError::Unreachable { .. }), "{error:?}");
+    assert!(error.to_string().contains("certificate"), "{error}");
+
+    let plain = NatsServers::parse("nats://127.0.0.1:4222").unwrap();
+    let message = plain.with_ca_file(&ca_file).unwrap_err().to_string();
+    assert!(message.contains(&ca_file.display().to_string()) && message.contains("tls://"), "{message}");
+    let not_pem = ca_dir.path().join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let error = servers(&server).with_ca_file(&not_pem).unwrap_err();
+    assert!(matches!(error, NatsError::CaFile { .. }), "{error:?}");
+    let missing = ca_dir.path().join("missing.pem");
+    let message = servers(&server).with_ca_file(&missing).unwrap_err().to_string();
+    assert!(message.contains("missing.pem") && message.contains("PEM file of CA certificates"), "{message}");
 }
 
 /// On a standalone server (R1): the stream is created as configured, the same configuration is accepted again,

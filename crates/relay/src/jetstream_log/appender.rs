@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
-use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, stream::Stream};
 use skytale_admin::AtomicHistogram;
 use skytale_proto::ChannelName;
@@ -23,6 +22,7 @@ use crate::append::{AppendError, AppendResult};
 use crate::channel::ChannelHub;
 use crate::log::{unix_millis, AppendRequest, StoreError, StoredMessage};
 use crate::mls_framing::ContentType;
+use crate::nats::is_wrong_last_sequence;
 
 /// Appends waiting for one channel's task; publishers beyond this wait (backpressure).
 const QUEUE_CAPACITY: usize = 1024;
@@ -311,7 +311,7 @@ async fn append(
                 feed_locally(target, channel, entry.message, epoch_after);
                 return Ok(tail.head);
             }
-            Err(error) if matches!(error.kind(), PublishErrorKind::WrongLastSequence) => {
+            Err(error) if is_wrong_last_sequence(&error) => {
                 if let Some(refusal) = refusal {
                     // Not a stored msg-id (JetStream would have said duplicate): the refusal stands, unless the
                     // channel moved since this relay looked, which reading on tells.

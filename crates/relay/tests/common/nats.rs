@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
+use skytale_tls_server::LocalCa;
 
 /// How long a cluster may take to have JetStream ready (a meta leader that knows every server).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +30,8 @@ struct Node {
 pub struct NatsCluster {
     binary: PathBuf,
     jetstream: bool,
+    /// The CA whose server certificate the nodes serve TLS with, and clients trust.
+    tls: Option<LocalCa>,
     nodes: Vec<Node>,
     _dir: tempfile::TempDir,
 }
@@ -54,15 +57,20 @@ fn binary() -> PathBuf {
 impl NatsCluster {
     /// Starts `nodes` servers (1: a standalone server) and waits until JetStream is ready on every one of them.
     pub async fn start(nodes: usize) -> NatsCluster {
-        Self::launch(nodes, true).await
+        Self::launch(nodes, true, None).await
     }
 
     /// One server with JetStream off, once it takes connections.
     pub async fn start_without_jetstream() -> NatsCluster {
-        Self::launch(1, false).await
+        Self::launch(1, false, None).await
     }
 
-    async fn launch(nodes: usize, jetstream: bool) -> NatsCluster {
+    /// One server with JetStream, requiring TLS from clients, with `ca`'s server certificate (for 127.0.0.1).
+    pub async fn start_tls(ca: LocalCa) -> NatsCluster {
+        Self::launch(1, true, Some(ca)).await
+    }
+
+    async fn launch(nodes: usize, jetstream: bool, tls: Option<LocalCa>) -> NatsCluster {
         assert!(nodes >= 1, "a cluster needs a node");
         let dir = tempfile::tempdir().expect("temporary directory");
         let nodes = (0..nodes)
@@ -75,7 +83,7 @@ impl NatsCluster {
                 process: None,
             })
             .collect();
-        let mut cluster = NatsCluster { binary: binary(), jetstream, nodes, _dir: dir };
+        let mut cluster = NatsCluster { binary: binary(), jetstream, tls, nodes, _dir: dir };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i);
         }
@@ -83,13 +91,14 @@ impl NatsCluster {
         cluster
     }
 
-    /// `nats://127.0.0.1:PORT` of each node.
+    /// `nats://127.0.0.1:PORT` of each node (`tls://` with TLS).
     pub fn urls(&self) -> Vec<String> {
         (0..self.nodes.len()).map(|i| self.url(i)).collect()
     }
 
     pub fn url(&self, i: usize) -> String {
-        format!("nats://127.0.0.1:{}", self.nodes[i].client_port)
+        let scheme = if self.tls.is_some() { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.nodes[i].client_port)
     }
 
     /// The server name of node `i` (as JetStream's cluster info names peers).
@@ -130,6 +139,9 @@ impl NatsCluster {
         if self.jetstream {
             command.args(["--jetstream", "--store_dir"]).arg(&node.store_dir);
         }
+        if let Some(ca) = &self.tls {
+            command.arg("--tls").arg("--tlscert").arg(&ca.server.cert).arg("--tlskey").arg(&ca.server.key);
+        }
         if self.nodes.len() > 1 {
             command
                 .args(["--cluster_name", "skytale-test"])
@@ -160,13 +172,13 @@ impl NatsCluster {
     async fn probe(&self) -> Result<(), String> {
         let running: Vec<usize> = (0..self.nodes.len()).filter(|&i| self.nodes[i].process.is_some()).collect();
         for &i in &running {
-            let client = async_nats::connect(self.url(i)).await.map_err(|e| format!("node {i}: {e}"))?;
+            let client = self.client(i).await.map_err(|e| format!("node {i}: {e}"))?;
             if self.jetstream {
                 jetstream::new(client).query_account().await.map_err(|e| format!("node {i}: {e}"))?;
             }
         }
         if self.jetstream && running.len() == self.nodes.len() {
-            let client = async_nats::connect(self.url(running[0])).await.map_err(|e| e.to_string())?;
+            let client = self.client(running[0]).await.map_err(|e| e.to_string())?;
             let jetstream = jetstream::new(client);
             let probe = jetstream::stream::Config {
                 name: "READY_PROBE".to_owned(),
@@ -179,6 +191,15 @@ impl NatsCluster {
             jetstream.delete_stream("READY_PROBE").await.map_err(|e| format!("probe stream: {e}"))?;
         }
         Ok(())
+    }
+
+    /// A connection to node `i` only, trusting the CA with TLS.
+    pub async fn client(&self, i: usize) -> Result<async_nats::Client, async_nats::ConnectError> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(ca) = &self.tls {
+            options = options.add_root_certificates(ca.ca_file.clone());
+        }
+        options.connect(self.url(i)).await
     }
 
     /// The end of each node's log, for a failure message.
