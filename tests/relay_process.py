@@ -23,13 +23,17 @@ class RelayProcess:
     """One relay bound to one data directory.
 
     ``kill()`` + ``start()`` restarts it on the same port and data directory, which is what a client that keeps
-    reconnecting to the same endpoint sees after a crash.
+    reconnecting to the same endpoint sees after a crash. With ``store`` (a NATS server list, e.g.
+    ``NatsCluster.urls``) its log is on JetStream instead, with a replica on every server of the list.
     """
 
-    def __init__(self, data_dir: Path, log_path: Path, max_payload: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, max_payload: int | None = None, store: str | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.max_payload = max_payload
+        self.store = store
         self.port = 0
         self.endpoint = ""
         self._process: subprocess.Popen[str] | None = None
@@ -45,9 +49,11 @@ class RelayProcess:
             "none",
             "--listen",
             f"127.0.0.1:{self.port}",
-            "--data-dir",
-            str(self.data_dir),
         ]
+        if self.store is None:
+            command += ["--data-dir", str(self.data_dir)]
+        else:
+            command += ["--store", self.store, "--nats-replicas", str(len(self.store.split(",")))]
         if self.max_payload is not None:
             command += ["--max-payload", str(self.max_payload)]
         with open(self.log_path, "a") as log:
