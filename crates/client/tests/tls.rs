@@ -130,7 +130,7 @@ fn relay_and_api_over_tls_with_a_private_ca() {
     bob.close();
 
     // A relay that is not there is told apart from one whose certificate is not trusted.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = unused_addr().port();
     let err =
         Client::connect(anonymous(&format!("https://127.0.0.1:{closed_port}"), refused_dir.path())).err().unwrap();
     assert!(matches!(err, Error::Transport(_)) && err.to_string().contains("is it running"), "{err}");
