@@ -4,6 +4,7 @@ endpoint with nothing lost or delivered twice, and malformed lists refused namin
 
 from __future__ import annotations
 
+import logging
 import queue
 import socket
 import threading
@@ -105,3 +106,47 @@ def test_a_killed_relay_is_replaced_at_the_next_endpoint_losing_and_duplicating_
         alice.close()
         bob.close()
         second.stop()
+
+
+def test_a_draining_relay_hands_the_client_to_the_next_endpoint_saying_so(make_relay, tmp_path: Path, caplog):
+    caplog.set_level(logging.INFO, logger="skytale_sdk")
+    first = make_relay()
+    second = RelayProcess(first.data_dir, tmp_path / "second.log")
+    second.port = unused_port()
+    second_endpoint = f"http://127.0.0.1:{second.port}"
+    alice = SkytaleClient(f"{first.endpoint}, {second_endpoint}", str(tmp_path / "alice"), b"alice")
+    bob = SkytaleClient(first.endpoint, str(tmp_path / "bob"), b"bob")
+    try:
+        alice_channel, bob_channel = form_channel(CHANNEL, [alice, bob])
+        alice_channel.send(b"before the drain")
+        changes: queue.Queue[bool] = queue.Queue()
+        alice.on_connection_change(changes.put)
+        # A rolling restart: the first relay drains and exits, its replacement starts on its log at the second
+        # endpoint. Bob only knows the first endpoint: he is told after the fact where to go.
+        assert first.terminate() == 0, first.log_path.read_text()
+        assert changes.get(timeout=PATIENCE) is False
+        second.start()
+        assert changes.get(timeout=PATIENCE) is True
+        alice_channel.send(b"after the drain")
+        bob.close()
+        bob = SkytaleClient(second_endpoint, str(tmp_path / "bob"), b"bob")
+        bob_inbox = inbox(bob.open_channel(CHANNEL))
+        assert take(bob_inbox, 2) == [b"before the drain", b"after the drain"]
+    finally:
+        alice.close()
+        bob.close()
+        second.stop()
+    native = [record.getMessage() for record in caplog.records if record.name.startswith("skytale_sdk.native.")]
+    loud = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
+    assert any(
+        "the relay is draining; reconnecting" in message and f"next={second_endpoint}" in message
+        for message in native
+    ), native
+    assert any(
+        "connected to another relay endpoint (failover)" in message
+        and f"endpoint={second_endpoint}" in message
+        and f"from={first.endpoint}" in message
+        for message in native
+    ), native
+    # A drain is expected: the failed attempts while the replacement starts are not warnings.
+    assert loud == []
