@@ -1,32 +1,44 @@
 //! Failover across several relay endpoints (docs/client.md, "Relay endpoints and failover"): a client configured
 //! with a comma-separated list links to the first relay that answers and moves to the next when its relay goes away,
 //! crashed or drained, resuming every channel from its next sequence and resending an unanswered publish with its
-//! msg-id. Two relays share one log here the only way they can today: one after the other on the same data dir.
+//! msg-id, and opening each link with its own token when the relays verify the API's (JWT auth). Two relays share
+//! one log here the only way they can today: one after the other on the same data dir.
 
 mod common;
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use common::api::TestApi;
 use common::proxy::CountingProxy;
 use common::*;
 use skytale_client::{Channel, Client, ClientConfig, Error};
+use skytale_relay::{RelayAuth, RelayConfig};
 use tempfile::TempDir;
 
 /// Messages sent while the first relay goes away: enough that some are in flight when it does.
 const DURING: usize = 200;
 
-/// A client of `endpoints` (a comma-separated list) in its own data_dir.
-fn client_of(endpoints: &str, identity: &str) -> (Client, TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = ClientConfig {
+/// An anonymous client's settings for `endpoints` (a comma-separated list); its data_dir is set by [`client_with`].
+fn client_config(endpoints: &str, identity: &str) -> ClientConfig {
+    ClientConfig {
         endpoint: endpoints.to_owned(),
-        data_dir: dir.path().to_path_buf(),
+        data_dir: std::path::PathBuf::new(),
         identity: identity.as_bytes().to_vec(),
         api_key: None,
         api_url: None,
-    };
-    (Client::connect(config).unwrap(), dir)
+    }
+}
+
+/// A client with `config`, in its own data_dir.
+fn client_with(config: ClientConfig) -> (Client, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (Client::connect(ClientConfig { data_dir: dir.path().to_path_buf(), ..config }).unwrap(), dir)
+}
+
+/// An anonymous client of `endpoints` (a comma-separated list) in its own data_dir.
+fn client_of(endpoints: &str, identity: &str) -> (Client, TempDir) {
+    client_with(client_config(endpoints, identity))
 }
 
 /// Sends `during-0` .. `during-{DURING-1}` from another thread; each send must ride out the failover on its own.
@@ -75,13 +87,8 @@ fn an_endpoint_nobody_listens_on_is_skipped_for_the_next() {
 fn when_no_endpoint_answers_the_error_names_each() {
     let (first, second) = (format!("http://{}", unused_addr()), format!("http://{}", unused_addr()));
     let dir = tempfile::tempdir().unwrap();
-    let config = ClientConfig {
-        endpoint: format!("{first},{second}"),
-        data_dir: dir.path().to_path_buf(),
-        identity: b"alice".to_vec(),
-        api_key: None,
-        api_url: None,
-    };
+    let config =
+        ClientConfig { data_dir: dir.path().to_path_buf(), ..client_config(&format!("{first},{second}"), "alice") };
     let err = Client::connect(config).err().unwrap();
     assert!(matches!(err, Error::Transport(_)), "{err}");
     let text = err.to_string();
@@ -92,16 +99,16 @@ fn when_no_endpoint_answers_the_error_names_each() {
     assert_eq!(text.matches("is it running").count(), 1, "the hint once: {text}");
 }
 
-#[test]
-fn a_crashed_relay_is_replaced_by_the_next_endpoint_losing_and_duplicating_nothing() {
-    let mut first = TestRelay::start();
+/// The crash scenario: `make_client(endpoints, identity)` makes the clients, `adjust` sets up both relays.
+fn crashed_relay_is_replaced(adjust: impl Fn(&mut RelayConfig), make_client: impl Fn(&str, &str) -> (Client, TempDir)) {
+    let mut first = TestRelay::start_with(&adjust);
     // The client reaches the first relay through a forwarder: dropping it cuts every link at once, without the
     // draining notice and with publishes unanswered, which is what a client sees of a relay that crashed.
     let crashing = CountingProxy::start(first.addr());
     let second_addr = unused_addr();
     let endpoints = format!("{},http://{second_addr}", crashing.endpoint());
-    let (alice, _a) = client_of(&endpoints, "alice");
-    let (bob, _b) = client_of(&endpoints, "bob");
+    let (alice, _a) = make_client(&endpoints, "alice");
+    let (bob, _b) = make_client(&endpoints, "bob");
     let a = alice.create_channel("acme/failover/crash").unwrap();
     let b = add(&a, &bob);
     let (changes, reported) = mpsc::channel();
@@ -119,6 +126,7 @@ fn a_crashed_relay_is_replaced_by_the_next_endpoint_losing_and_duplicating_nothi
     first.stop();
     let log_dir = first.log_dir().to_path_buf();
     let second = TestRelay::start_with(|config| {
+        adjust(config);
         config.listen = second_addr;
         config.data_dir = log_dir;
     });
@@ -132,6 +140,26 @@ fn a_crashed_relay_is_replaced_by_the_next_endpoint_losing_and_duplicating_nothi
     assert_eq!(next_text(&a), "reply");
     assert!(alice.is_connected() && bob.is_connected());
     drop(second);
+}
+
+#[test]
+fn a_crashed_relay_is_replaced_by_the_next_endpoint_losing_and_duplicating_nothing() {
+    crashed_relay_is_replaced(|_| {}, client_of);
+}
+
+#[test]
+fn with_an_api_key_each_relay_is_linked_to_with_a_token_it_accepts() {
+    let api = TestApi::start();
+    let key_file = api.key_file();
+    let keys = [("alice", api.api_key("acme", "alice")), ("bob", api.api_key("acme", "bob"))];
+    // Both relays verify the API's tokens: the second takes the client only with a token of its own link.
+    crashed_relay_is_replaced(
+        |config| config.auth = RelayAuth::key_file(&key_file).unwrap(),
+        |endpoints, identity| {
+            let key = keys.iter().find(|(name, _)| *name == identity).map(|(_, key)| key.clone());
+            client_with(ClientConfig { api_key: key, api_url: Some(api.url()), ..client_config(endpoints, identity) })
+        },
+    );
 }
 
 #[test]
