@@ -77,14 +77,9 @@ impl Endpoints {
         self.0.len()
     }
 
-    /// The endpoint at `index`, counted round the list.
+    /// The endpoint at `index` (below [`len`](Self::len)).
     pub fn get(&self, index: usize) -> &RelayEndpoint {
-        &self.0[index % self.0.len()]
-    }
-
-    /// The index after `index`, round the list: where the link goes when the relay at `index` fails it.
-    pub fn next(&self, index: usize) -> usize {
-        (index + 1) % self.0.len()
+        &self.0[index]
     }
 
     /// "relay URL", or "relays URL, URL", for messages about all of them.
@@ -129,7 +124,7 @@ mod tests {
         let endpoints = Endpoints::parse("https://relay.skytale.sh:5000").unwrap();
         assert_eq!(urls(&endpoints), ["https://relay.skytale.sh:5000"]);
         assert_eq!(endpoints.describe(), "relay https://relay.skytale.sh:5000");
-        assert_eq!((endpoints.next(0), endpoints.get(0).url()), (0, "https://relay.skytale.sh:5000"));
+        assert_eq!((endpoints.len(), endpoints.get(0).url()), (1, "https://relay.skytale.sh:5000"));
     }
 
     #[test]
@@ -138,8 +133,7 @@ mod tests {
         assert_eq!(urls(&endpoints), ["http://127.0.0.1:5000", "https://b.example:443", "HTTP://c:1"]);
         assert_eq!(endpoints.to_string(), "http://127.0.0.1:5000, https://b.example:443, HTTP://c:1");
         assert_eq!(endpoints.describe(), "relays http://127.0.0.1:5000, https://b.example:443, HTTP://c:1");
-        assert_eq!([endpoints.next(0), endpoints.next(1), endpoints.next(2)], [1, 2, 0]);
-        assert_eq!(endpoints.get(4).url(), "https://b.example:443");
+        assert_eq!((endpoints.len(), endpoints.get(1).url()), (3, "https://b.example:443"));
     }
 
     #[test]

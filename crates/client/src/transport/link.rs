@@ -27,6 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::endpoints::RelayEndpoint;
 use super::requests::ById;
+use super::rotation::Rotation;
 use super::{runtime_lock, Relay, SEND_DEADLINE};
 use crate::credentials::Credentials;
 use crate::error::{with_causes, Error};
@@ -35,8 +36,6 @@ use crate::tls;
 
 /// How long `connect` (and each reconnect attempt) may take.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
-pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Retry pace of a failed token refresh (the old token stays valid for a third of its lifetime).
 const REFRESH_RETRY: Duration = Duration::from_secs(1);
 const MAX_REFRESH_RETRY: Duration = Duration::from_secs(30);
@@ -253,12 +252,10 @@ impl Relay {
 
     /// Keeps a link up until the client closes, starting with `first` (on the endpoint at `index`). Each failed
     /// attempt, lost link and drain moves to the next endpoint at once; a full round of failed attempts (one per
-    /// endpoint) waits the backoff, which doubles up to [`MAX_BACKOFF`] and starts over once a link is up.
-    pub(super) async fn supervise(self: Arc<Self>, mut index: usize, mut first: Option<Opened>) {
+    /// endpoint) waits the backoff (see [`Rotation`]).
+    pub(super) async fn supervise(self: Arc<Self>, index: usize, mut first: Option<Opened>) {
         let mut shutdown = self.shutdown.subscribe();
-        let mut backoff = INITIAL_BACKOFF;
-        // Attempts failed since the last link or the last wait: a full round is one per endpoint.
-        let mut failed_in_round = 0;
+        let mut rotation = Rotation::new(self.endpoints.len(), index);
         // The endpoint of the last link that was up, to log a move to another one.
         let mut last_linked: Option<usize> = None;
         // When the last link ended with the relay's draining notice, if no link came up since.
@@ -266,20 +263,18 @@ impl Relay {
         while !*shutdown.borrow_and_update() {
             let (frames, inbound) = match first.take() {
                 Some(link) => link,
-                None => match self.open_link(index).await {
+                None => match self.open_link(rotation.current()).await {
                     Ok(link) => link,
                     Err(e) => {
                         let e = Error::from(e);
-                        let next = self.endpoints.next(index);
-                        failed_in_round += 1;
-                        let wait = (failed_in_round >= self.endpoints.len()).then_some(backoff);
-                        let (failed, next_url) = (self.endpoints.get(index).url(), self.endpoints.get(next).url());
+                        let endpoint = self.endpoints.get(rotation.current()).url();
+                        let wait = rotation.attempt_failed();
+                        let next = self.endpoints.get(rotation.current()).url();
                         if drained_at.is_some_and(|at| at.elapsed() < DRAIN_QUIET) {
-                            tracing::info!(error = %e, endpoint = failed, next = next_url, ?wait, "the relay is not back yet after draining");
+                            tracing::info!(error = %e, endpoint, next, ?wait, "the relay is not back yet after draining");
                         } else {
-                            tracing::warn!(error = %e, endpoint = failed, next = next_url, ?wait, "relay reconnect failed");
+                            tracing::warn!(error = %e, endpoint, next, ?wait, "relay reconnect failed");
                         }
-                        index = next;
                         // Calls waiting for a link fail with a quota refusal (woken here), and wait out any other
                         // failure: the relay may be back before their deadline.
                         let refusal = match &e {
@@ -292,32 +287,29 @@ impl Relay {
                             self.link.send_replace(None);
                         }
                         if let Some(wait) = wait {
-                            failed_in_round = 0;
                             tokio::select! {
                                 _ = tokio::time::sleep(wait) => {}
                                 _ = shutdown.changed() => {}
                             }
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
                         }
                         continue;
                     }
                 },
             };
-            backoff = INITIAL_BACKOFF;
-            failed_in_round = 0;
+            rotation.linked();
             self.refused_for_quota(None);
             drained_at = None;
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             let link = Link { frames, generation };
-            let endpoint = self.endpoints.get(index).url();
+            let endpoint = self.endpoints.get(rotation.current()).url();
             match last_linked {
-                Some(before) if before != index => {
+                Some(before) if before != rotation.current() => {
                     let from = self.endpoints.get(before).url();
                     tracing::info!(endpoint, from, link = generation, "connected to another relay endpoint (failover)");
                 }
                 _ => tracing::info!(endpoint, link = generation, "connected to the relay"),
             }
-            last_linked = Some(index);
+            last_linked = Some(rotation.current());
             self.link.send_replace(Some(link.clone()));
             self.resubscribe_all(&link).await;
             let end = tokio::select! {
@@ -328,18 +320,16 @@ impl Relay {
             self.forget_waiters(generation);
             // A link that broke as the client closed (both ready at once) was not lost.
             let closing = *shutdown.borrow();
-            let next = self.endpoints.get(self.endpoints.next(index)).url();
+            let next = self.endpoints.get(rotation.next()).url();
             match end {
                 Some(LinkEnd::Drained) => {
                     tracing::info!(endpoint, next, "the relay is draining; reconnecting");
                     drained_at = Some(Instant::now());
                 }
-                Some(LinkEnd::Lost(reason)) if !closing => {
-                    tracing::warn!(%reason, endpoint, next, "relay link lost; reconnecting");
-                }
+                Some(LinkEnd::Lost(reason)) if !closing => tracing::warn!(%reason, endpoint, next, "relay link lost"),
                 Some(LinkEnd::Lost(_)) | None => {}
             }
-            index = self.endpoints.next(index);
+            rotation.link_ended();
         }
         self.link.send_replace(None);
         self.forget_waiters(u64::MAX);

@@ -2,7 +2,7 @@
 //!
 //! A supervisor task owns the stream: it opens it, negotiates the link (learning the relay's payload limit),
 //! resubscribes every routed channel from the position the channel reports, and reads frames until the stream
-//! breaks; then it reconnects with exponential backoff (capped at [`link::MAX_BACKOFF`]). Configured with several
+//! breaks; then it reconnects with exponential backoff (capped at [`rotation::MAX_BACKOFF`]). Configured with several
 //! relay endpoints ([`endpoints`]), it moves to the next one whenever a link fails, is lost or drained (failover).
 //! Callers never see the individual links, nor which relay they are on: [`Relay::publish`] waits for a link, sends, and if the link dies before the relay answers it
 //! resends the same frame (same msg-id, which the relay deduplicates) on the next link, up to a deadline and a
@@ -16,7 +16,8 @@
 //! a refresher task replaces the open link's token in-band (a `Link` frame with `skytale-authorization`, see
 //! docs/protocol.md) when the token reaches two thirds of its lifetime, without dropping the stream.
 //!
-//! [`endpoints`] parses the configured relay URLs; [`link`] opens, supervises and re-authenticates the stream; [`requests`] matches the relay's answers to the
+//! [`endpoints`] parses the configured relay URLs and [`rotation`] picks the one for the next attempt; [`link`] opens,
+//! supervises and re-authenticates the stream; [`requests`] matches the relay's answers to the
 //! requests waiting for them (publishes, head queries, token refreshes); [`routes`] hands each channel its
 //! deliveries and keeps its subscription.
 
@@ -25,6 +26,7 @@ mod endpoints;
 pub(crate) mod fuzzing;
 mod link;
 mod requests;
+mod rotation;
 mod routes;
 
 use std::collections::HashMap;
