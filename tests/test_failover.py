@@ -139,8 +139,7 @@ def test_a_draining_relay_hands_the_client_to_the_next_endpoint_saying_so(make_r
     native = [record.getMessage() for record in caplog.records if record.name.startswith("skytale_sdk.native.")]
     loud = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
     assert any(
-        "the relay is draining; reconnecting" in message and f"next={second_endpoint}" in message
-        for message in native
+        "the relay is draining; reconnecting" in message and f"next={second_endpoint}" in message for message in native
     ), native
     assert any(
         "connected to another relay endpoint (failover)" in message
