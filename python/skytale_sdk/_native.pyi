@@ -131,7 +131,12 @@ class Channel:
 
 @final
 class SkytaleClient:
-    """Connects to a relay; creates, joins and reopens channels stored in ``data_dir``."""
+    """Connects to a relay; creates, joins and reopens channels stored in ``data_dir``.
+
+    ``endpoint`` is the relay's URL (``http://`` for loopback, ``https://`` with TLS), or several separated by
+    commas: the client links to the first that answers and moves to the next whenever its link fails, is lost or
+    the relay drains, resuming every channel where it stopped. A malformed list raises ``TransportError`` naming
+    the bad entry, before anything connects."""
 
     def __new__(
         cls,

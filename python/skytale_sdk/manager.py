@@ -113,8 +113,11 @@ def _close_open_managers() -> None:
 class SkytaleChannelManager(Closing):
     """Encrypted channels by name for agent frameworks, with a background listener per channel.
 
-    ``identity`` (bytes, or str encoded as UTF-8) names the agent. The other parameters default to the
-    environment: ``endpoint`` to ``SKYTALE_RELAY`` (else ``https://relay.skytale.sh:5000``), ``data_dir`` to
+    ``identity`` (bytes, or str encoded as UTF-8) names the agent. ``endpoint`` is the relay's URL, or several
+    separated by commas for failover: the client links to the first that answers and moves to the next when its
+    relay goes away or drains. The other parameters default to the environment: ``endpoint`` to ``SKYTALE_RELAY``
+    (unset: ``https://relay.skytale.sh:5000``; set but empty, or a list with an empty entry, raises
+    :class:`TransportError` naming it), ``data_dir`` to
     ``SKYTALE_DATA_DIR`` (else ``~/.skytale/<hex(identity)>``), ``api_key`` to ``SKYTALE_API_KEY``, ``api_url``
     to ``SKYTALE_API_URL`` (else ``https://api.skytale.sh``). ``buffer_limit`` bounds each channel's inbox.
 
@@ -137,7 +140,9 @@ class SkytaleChannelManager(Closing):
             raise ValueError(f"buffer_limit must be at least 1, got {buffer_limit}")
         self._buffer_limit = buffer_limit
         self._client = SkytaleClient(
-            endpoint or os.environ.get("SKYTALE_RELAY") or DEFAULT_ENDPOINT,
+            # An empty endpoint or SKYTALE_RELAY is a mistake to report (the client names it), not a wish for the
+            # hosted relay.
+            endpoint if endpoint is not None else os.environ.get("SKYTALE_RELAY", DEFAULT_ENDPOINT),
             data_dir
             or os.environ.get("SKYTALE_DATA_DIR")
             or os.path.join(os.path.expanduser("~"), ".skytale", identity.hex()),

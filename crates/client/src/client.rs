@@ -27,7 +27,7 @@ use crate::runtime::{block_on_interruptible, new_runtime, ClientCore};
 use crate::state::ChannelState;
 use crate::store::{ChannelRecord, ChannelStatus, Store};
 use crate::tls::TrustRoots;
-use crate::transport::{Relay, RelayAccess};
+use crate::transport::{Endpoints, Relay, RelayAccess};
 use crate::{admission, identity, inbound, joining, state::Lifecycle};
 
 /// Longest identity rendered into the client's SLIM source name.
@@ -37,7 +37,9 @@ const SOURCE_NAME_HEX_LEN: usize = 64;
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Relay URL, `http://host:port` (plain, loopback) or `https://...` (TLS: web roots plus the PEM CAs in
-    /// `SKYTALE_CA_FILE`, if set).
+    /// `SKYTALE_CA_FILE`, if set); or several, separated by commas, for failover: the client links to the first one
+    /// that answers and moves to the next whenever its link fails, is lost or the relay drains (docs/client.md,
+    /// "Relay endpoints and failover"). One URL in front of several relays (a load balancer) works as one relay.
     pub endpoint: String,
     /// Directory holding the signing key, MLS state and channel registry (created if missing).
     pub data_dir: PathBuf,
@@ -150,12 +152,14 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<DirLock, Error> {
 }
 
 impl Client {
-    /// Opens `config.data_dir`, connects to the relay (failing with `Error::Transport` within about 5 s if it is
-    /// unreachable) and resubscribes every channel in the registry from where it stopped.
+    /// Opens `config.data_dir`, connects to the relay (failing with `Error::Transport` within about 5 s per
+    /// endpoint if none answers) and resubscribes every channel in the registry from where it stopped. A malformed
+    /// endpoint list fails first, before anything is opened.
     pub fn connect(config: ClientConfig) -> Result<Client, Error> {
         if config.identity.is_empty() {
             return Err(Error::Runtime("identity must not be empty".into()));
         }
+        let endpoints = Endpoints::parse(&config.endpoint)?;
         let roots = TrustRoots::from_env()?;
         let api = api_client(&config, &roots)?;
         create_private_dir(&config.data_dir)?;
@@ -165,7 +169,7 @@ impl Client {
         let mls = build_client(&key, &config.data_dir.join("keys.db"), store.clone())?;
         let runtime = new_runtime()?;
         let access = RelayAccess {
-            endpoint: config.endpoint.clone(),
+            endpoints,
             source: source_name(&config.identity)?,
             roots,
             credentials: api.clone().map(|api| Arc::new(Credentials::new(api))),

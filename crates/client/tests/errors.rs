@@ -82,8 +82,7 @@ fn oversize_payload_is_refused_before_sending() {
 #[test]
 fn unreachable_relay_fails_fast_with_a_transport_error() {
     let dir = tempfile::tempdir().unwrap();
-    // A port nothing listens on: bind, learn it, release it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = unused_addr().port();
     let config = skytale_client::ClientConfig {
         endpoint: format!("http://127.0.0.1:{port}"),
         data_dir: dir.path().to_path_buf(),

@@ -97,7 +97,10 @@ fn relay_and_api_over_tls_with_a_private_ca() {
 
     std::env::set_var(CA_FILE_ENV, &ca.ca_file);
     let alice = Client::connect(with_api(&relay_url, &api_url, alice_dir.path(), "alice", &alice_key)).unwrap();
-    let bob = Client::connect(with_api(&relay_url, &api_url, bob_dir.path(), "bob", &bob_key)).unwrap();
+    // Bob lists a relay that is not there before the real one: each endpoint gets the TLS settings for its URL,
+    // and the one that answers carries his link (and the token refresh of his join).
+    let bob_endpoints = format!("https://{}, {relay_url}", unused_addr());
+    let bob = Client::connect(with_api(&bob_endpoints, &api_url, bob_dir.path(), "bob", &bob_key)).unwrap();
     let a = alice.create_channel("acme/secure/chat").unwrap();
     let token = alice.invite("acme/secure/chat", 1, Duration::from_secs(600)).unwrap();
     let b = bob.join_with_token("acme/secure/chat", &token, Duration::from_secs(30)).unwrap();
@@ -130,7 +133,7 @@ fn relay_and_api_over_tls_with_a_private_ca() {
     bob.close();
 
     // A relay that is not there is told apart from one whose certificate is not trusted.
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed_port = unused_addr().port();
     let err =
         Client::connect(anonymous(&format!("https://127.0.0.1:{closed_port}"), refused_dir.path())).err().unwrap();
     assert!(matches!(err, Error::Transport(_)) && err.to_string().contains("is it running"), "{err}");

@@ -16,7 +16,8 @@ use crate::{dispatch, logging, seconds};
 /// How long `close` waits for the calls into Python the client queued (log records, connection callbacks).
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
-/// The entry point: connects to a relay and creates, joins or reopens encrypted channels.
+/// The entry point: connects to a relay and creates, joins or reopens encrypted channels. `endpoint` is one relay
+/// URL or several separated by commas (failover, see docs/client.md).
 #[pyclass(module = "skytale_sdk._native", frozen)]
 pub struct SkytaleClient {
     inner: Client,

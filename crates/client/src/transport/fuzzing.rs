@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ChannelEvent, PublishOutcome, Relay, RelayAccess, Route};
+use super::{ChannelEvent, Endpoints, PublishOutcome, Relay, RelayAccess, Route};
 use crate::frames::{Incoming, RelayRefusal, StartPoint};
 use crate::identity::{self, MemberProver};
 use crate::tls::TrustRoots;
@@ -25,7 +25,7 @@ pub(crate) fn dispatch(
     incoming: Incoming,
 ) -> (HashMap<&'static str, String>, Option<ChannelEvent>) {
     let relay = Relay::unconnected(RelayAccess {
-        endpoint: "http://127.0.0.1:1".to_owned(),
+        endpoints: Endpoints::parse("http://127.0.0.1:1").expect("a valid endpoint"),
         source: channel.to_slim(),
         roots: TrustRoots::default(),
         credentials: None,

@@ -3,9 +3,16 @@
 //! of streams open, `quota_exceeded`) fails `connect` with [`Error::Quota`]; refused on a reconnect, it fails the
 //! calls waiting for the link with that error at once, while reconnecting goes on.
 //!
+//! With several relay endpoints (failover), the first link goes to the first one that answers, in the configured
+//! order, and whenever a link cannot be opened, is lost or is drained, the next attempt goes to the next endpoint
+//! round the list, at once: the backoff is only waited after a full round of failed attempts, one per endpoint.
+//! With one endpoint that is exactly a reconnect with backoff. What the link carries does not depend on the relay
+//! it reaches: every link resubscribes each channel from its next sequence and resends an unanswered publish with
+//! its msg-id, and is opened with its own fresh token, member proof and (for `https://`) TLS settings.
+//!
 //! A stream the relay ends with the `draining` notice (docs/protocol.md, "Draining") is the relay stopping
-//! gracefully, to be back soon or replaced: the reconnect is logged at info rather than warn, and so are the
-//! failed attempts while it restarts, for up to [`DRAIN_QUIET`].
+//! gracefully, to be back soon or replaced: the reconnect (to the next endpoint) is logged at info rather than
+//! warn, and so are the failed attempts while it restarts, for up to [`DRAIN_QUIET`].
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,9 +24,10 @@ use skytale_proto::pb::data_plane_service_client::DataPlaneServiceClient;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Endpoint;
 
+use super::endpoints::RelayEndpoint;
 use super::requests::ById;
+use super::rotation::Rotation;
 use super::{runtime_lock, Relay, SEND_DEADLINE};
 use crate::credentials::Credentials;
 use crate::error::{with_causes, Error};
@@ -28,8 +36,6 @@ use crate::tls;
 
 /// How long `connect` (and each reconnect attempt) may take.
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
-pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Retry pace of a failed token refresh (the old token stays valid for a third of its lifetime).
 const REFRESH_RETRY: Duration = Duration::from_secs(1);
 const MAX_REFRESH_RETRY: Duration = Duration::from_secs(30);
@@ -46,6 +52,32 @@ enum LinkEnd {
     Drained,
     /// Anything else, in words for the log.
     Lost(String),
+}
+
+/// Why a link could not be opened on one endpoint.
+pub(super) enum OpenError {
+    /// No relay there took the stream (down, unreachable, too slow, untrusted certificate, stream ended early):
+    /// another endpoint may. `reason` names the endpoint; `hint` says what to check.
+    Unreached { reason: String, hint: Option<&'static str> },
+    /// A relay refused this client (credentials, quota), or the link could not be prepared (token, headers):
+    /// every endpoint of one deployment would end the same way.
+    Refused(Error),
+}
+
+impl From<OpenError> for Error {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::Unreached { reason, hint: Some(hint) } => Error::Transport(format!("{reason}: {hint}")),
+            OpenError::Unreached { reason, hint: None } => Error::Transport(reason),
+            OpenError::Refused(error) => error,
+        }
+    }
+}
+
+impl From<Error> for OpenError {
+    fn from(error: Error) -> Self {
+        OpenError::Refused(error)
+    }
 }
 
 /// The relay's `skytale-error-code` on a status that ended or refused a stream, if it gave one.
@@ -67,58 +99,111 @@ pub(super) struct Link {
 
 type Inbound = tonic::Streaming<pb::Message>;
 
+/// A negotiated stream, not yet put up as the link: its sending half and what the relay sends on it.
+pub(super) type Opened = (mpsc::Sender<pb::Message>, Inbound);
+
 /// What to do about a relay that cannot be reached, in the SDK's terms.
 const UNREACHABLE_HINT: &str = "is it running, and is this its address? For a local stack run `skytale dev` and use \
      the SKYTALE_RELAY it prints (the endpoint argument, or the SKYTALE_RELAY environment variable)";
 
+/// One error for a first link that no endpoint took, from each endpoint's reason and hint (in the configured
+/// order): with one endpoint its own error, with several every reason and each distinct hint once.
+fn none_reached(relays: String, mut unreached: Vec<(String, Option<&'static str>)>) -> Error {
+    if let [_] = unreached.as_slice() {
+        let (reason, hint) = unreached.remove(0);
+        return OpenError::Unreached { reason, hint }.into();
+    }
+    let mut hints: Vec<&str> = Vec::new();
+    for hint in unreached.iter().filter_map(|(_, hint)| *hint) {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    }
+    let reasons: Vec<String> = unreached.into_iter().map(|(reason, _)| reason).collect();
+    let mut text = format!("none of the {relays} took a stream: {}", reasons.join("; "));
+    for hint in hints {
+        text.push_str(": ");
+        text.push_str(hint);
+    }
+    Error::Transport(text)
+}
+
 impl Relay {
-    fn status_error(&self, status: tonic::Status) -> Error {
+    fn status_error(&self, endpoint: &RelayEndpoint, status: tonic::Status) -> OpenError {
+        let url = endpoint.url();
         if relay_error_code(&status).is_some_and(|code| code.starts_with("quota")) {
-            return Error::Quota(format!("the relay at {} refused a new stream: {}", self.endpoint, status.message()));
+            return Error::Quota(format!("the relay at {url} refused a new stream: {}", status.message())).into();
         }
         match status.code() {
             // The relay's own words are about headers; a client without credentials is told what to configure.
             tonic::Code::Unauthenticated if self.credentials.is_none() => Error::Auth(format!(
-                "the relay at {} requires an API key: pass api_key and api_url (or set SKYTALE_API_KEY and \
+                "the relay at {url} requires an API key: pass api_key and api_url (or set SKYTALE_API_KEY and \
                  SKYTALE_API_URL; `skytale dev` prints both) (the relay said: {})",
-                self.endpoint,
                 status.message()
-            )),
+            ))
+            .into(),
             tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
-                Error::Auth(format!("the relay at {} refused this client: {}", self.endpoint, status.message()))
+                Error::Auth(format!("the relay at {url} refused this client: {}", status.message())).into()
             }
-            _ => Error::Transport(format!("relay stream failed: {}", status.message())),
+            // A draining relay refuses new streams with UNAVAILABLE: another endpoint may take it.
+            _ => OpenError::Unreached {
+                reason: format!("the relay at {url} ended the stream: {}", status.message()),
+                hint: None,
+            },
         }
     }
 
-    pub(super) async fn open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
-        match timeout(CONNECT_TIMEOUT, self.try_open_link()).await {
+    /// Opens a link on the first endpoint that takes it, in the configured order, and says which (its index). A
+    /// refusal ends the search at once: the relays of one deployment share the accounts and their limits.
+    pub(super) async fn open_first_link(&self) -> Result<(usize, Opened), Error> {
+        let mut unreached = Vec::new();
+        for index in 0..self.endpoints.len() {
+            match self.open_link(index).await {
+                Ok(opened) => return Ok((index, opened)),
+                Err(OpenError::Unreached { reason, hint }) => {
+                    if index + 1 < self.endpoints.len() {
+                        let next = self.endpoints.get(index + 1).url();
+                        tracing::warn!(%reason, next, "relay endpoint not reached; trying the next one");
+                    }
+                    unreached.push((reason, hint));
+                }
+                Err(OpenError::Refused(error)) => return Err(error),
+            }
+        }
+        Err(none_reached(self.endpoints.describe(), unreached))
+    }
+
+    /// Opens and negotiates a link on the endpoint at `index`, within [`CONNECT_TIMEOUT`].
+    pub(super) async fn open_link(&self, index: usize) -> Result<Opened, OpenError> {
+        let endpoint = self.endpoints.get(index);
+        match timeout(CONNECT_TIMEOUT, self.try_open_link(endpoint)).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Transport(format!(
-                "the relay at {} did not answer within {CONNECT_TIMEOUT:?}: {UNREACHABLE_HINT}",
-                self.endpoint
-            ))),
+            Err(_) => Err(OpenError::Unreached {
+                reason: format!("the relay at {} did not answer within {CONNECT_TIMEOUT:?}", endpoint.url()),
+                hint: Some(UNREACHABLE_HINT),
+            }),
         }
     }
 
-    async fn try_open_link(&self) -> Result<(mpsc::Sender<pb::Message>, Inbound), Error> {
+    async fn try_open_link(&self, endpoint: &RelayEndpoint) -> Result<Opened, OpenError> {
+        let url = endpoint.url();
         let unreachable = |e: tonic::transport::Error| {
             // tonic's outermost message is "transport error", which the prefix already says.
             let causes = with_causes(&e);
             let causes = causes.strip_prefix("transport error: ").unwrap_or(&causes);
             let hint = if tls::is_untrusted_certificate(&e) { tls::UNTRUSTED_HINT } else { UNREACHABLE_HINT };
-            Error::Transport(format!("cannot reach the relay at {} ({causes}): {hint}", self.endpoint))
+            OpenError::Unreached { reason: format!("cannot reach the relay at {url} ({causes})"), hint: Some(hint) }
         };
-        let mut endpoint = Endpoint::from_shared(self.endpoint.clone())
-            .map_err(|e| Error::Transport(format!("invalid relay endpoint {:?}: {e}", self.endpoint)))?
+        let mut grpc = endpoint
+            .grpc()
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(10));
-        if tls::is_https(&self.endpoint) {
-            endpoint = endpoint
+        if tls::is_https(url) {
+            grpc = grpc
                 .tls_config(self.roots.grpc())
-                .map_err(|e| Error::Transport(format!("invalid TLS settings for {}: {e}", self.endpoint)))?;
+                .map_err(|e| Error::Transport(format!("invalid TLS settings for {url}: {e}")))?;
         }
         // Fetched per link: a reconnect presents a fresh token with every grant recorded so far.
         let token = match &self.credentials {
@@ -127,16 +212,18 @@ impl Relay {
         };
         let bearer = token.as_deref().map(bearer_value).transpose()?;
         let member_headers = self.member.headers(token.as_deref().unwrap_or_default())?;
-        let channel = endpoint.connect().await.map_err(unreachable)?;
+        let channel = grpc.connect().await.map_err(unreachable)?;
         let mut client = DataPlaneServiceClient::new(channel)
             .max_decoding_message_size(MAX_FRAME)
             .max_encoding_message_size(MAX_FRAME);
         let (frames, outgoing) = mpsc::channel(OUTGOING_QUEUE);
         let link_id = format!("{:x}", rand::random::<u64>());
+        let ended_early =
+            |what: &str| OpenError::Unreached { reason: format!("the relay at {url} {what}"), hint: None };
         frames
             .send(frames::link_negotiation(&link_id))
             .await
-            .map_err(|_| Error::Transport("link closed before negotiation".into()))?;
+            .map_err(|_| ended_early("closed the link before negotiation"))?;
         let mut request = tonic::Request::new(ReceiverStream::new(outgoing));
         if let Some(bearer) = bearer {
             request.metadata_mut().insert("authorization", bearer);
@@ -145,9 +232,10 @@ impl Relay {
             let value = value.parse().map_err(|_| Error::Runtime(format!("{name} is not a valid header value")))?;
             request.metadata_mut().insert(name, value);
         }
-        let mut inbound = client.open_channel(request).await.map_err(|status| self.status_error(status))?.into_inner();
+        let mut inbound =
+            client.open_channel(request).await.map_err(|status| self.status_error(endpoint, status))?.into_inner();
         loop {
-            match inbound.message().await.map_err(|status| self.status_error(status))? {
+            match inbound.message().await.map_err(|status| self.status_error(endpoint, status))? {
                 Some(frame) => match frames::classify(frame) {
                     Incoming::LinkReply { max_payload, .. } => {
                         if let Some(limit) = max_payload {
@@ -157,26 +245,35 @@ impl Relay {
                     }
                     other => tracing::debug!(?other, "frame before link negotiation reply ignored"),
                 },
-                None => return Err(Error::Transport("relay closed the stream during link negotiation".into())),
+                None => return Err(ended_early("closed the stream during link negotiation")),
             }
         }
     }
 
-    pub(super) async fn supervise(self: Arc<Self>, mut first: Option<(mpsc::Sender<pb::Message>, Inbound)>) {
+    /// Keeps a link up until the client closes, starting with `first` (on the endpoint at `index`). Each failed
+    /// attempt, lost link and drain moves to the next endpoint at once; a full round of failed attempts (one per
+    /// endpoint) waits the backoff (see [`Rotation`]).
+    pub(super) async fn supervise(self: Arc<Self>, index: usize, mut first: Option<Opened>) {
         let mut shutdown = self.shutdown.subscribe();
-        let mut backoff = INITIAL_BACKOFF;
+        let mut rotation = Rotation::new(self.endpoints.len(), index);
+        // The endpoint of the last link that was up, to log a move to another one.
+        let mut last_linked: Option<usize> = None;
         // When the last link ended with the relay's draining notice, if no link came up since.
         let mut drained_at: Option<Instant> = None;
         while !*shutdown.borrow_and_update() {
             let (frames, inbound) = match first.take() {
                 Some(link) => link,
-                None => match self.open_link().await {
+                None => match self.open_link(rotation.current()).await {
                     Ok(link) => link,
                     Err(e) => {
+                        let e = Error::from(e);
+                        let endpoint = self.endpoints.get(rotation.current()).url();
+                        let wait = rotation.attempt_failed();
+                        let next = self.endpoints.get(rotation.current()).url();
                         if drained_at.is_some_and(|at| at.elapsed() < DRAIN_QUIET) {
-                            tracing::info!(error = %e, ?backoff, "the relay is not back yet after draining");
+                            tracing::info!(error = %e, endpoint, next, ?wait, "the relay is not back yet after draining");
                         } else {
-                            tracing::warn!(error = %e, ?backoff, "relay reconnect failed");
+                            tracing::warn!(error = %e, endpoint, next, ?wait, "relay reconnect failed");
                         }
                         // Calls waiting for a link fail with a quota refusal (woken here), and wait out any other
                         // failure: the relay may be back before their deadline.
@@ -189,21 +286,30 @@ impl Relay {
                         if refused {
                             self.link.send_replace(None);
                         }
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = shutdown.changed() => {}
+                        if let Some(wait) = wait {
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = shutdown.changed() => {}
+                            }
                         }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
                     }
                 },
             };
-            backoff = INITIAL_BACKOFF;
+            rotation.linked();
             self.refused_for_quota(None);
             drained_at = None;
             let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
             let link = Link { frames, generation };
-            tracing::info!(endpoint = %self.endpoint, link = generation, "connected to the relay");
+            let endpoint = self.endpoints.get(rotation.current()).url();
+            match last_linked {
+                Some(before) if before != rotation.current() => {
+                    let from = self.endpoints.get(before).url();
+                    tracing::info!(endpoint, from, link = generation, "connected to another relay endpoint (failover)");
+                }
+                _ => tracing::info!(endpoint, link = generation, "connected to the relay"),
+            }
+            last_linked = Some(rotation.current());
             self.link.send_replace(Some(link.clone()));
             self.resubscribe_all(&link).await;
             let end = tokio::select! {
@@ -214,14 +320,16 @@ impl Relay {
             self.forget_waiters(generation);
             // A link that broke as the client closed (both ready at once) was not lost.
             let closing = *shutdown.borrow();
+            let next = self.endpoints.get(rotation.next()).url();
             match end {
                 Some(LinkEnd::Drained) => {
-                    tracing::info!(endpoint = %self.endpoint, "the relay is draining; reconnecting");
+                    tracing::info!(endpoint, next, "the relay is draining; reconnecting");
                     drained_at = Some(Instant::now());
                 }
-                Some(LinkEnd::Lost(reason)) if !closing => tracing::warn!(%reason, "relay link lost"),
+                Some(LinkEnd::Lost(reason)) if !closing => tracing::warn!(%reason, endpoint, next, "relay link lost"),
                 Some(LinkEnd::Lost(_)) | None => {}
             }
+            rotation.link_ended();
         }
         self.link.send_replace(None);
         self.forget_waiters(u64::MAX);
@@ -252,7 +360,10 @@ impl Relay {
                 return Err(Error::Quota(why));
             }
             if timeout_at(deadline, link.changed()).await.is_err() {
-                return Err(Error::Transport(format!("relay {} unreachable for {SEND_DEADLINE:?}", self.endpoint)));
+                return Err(Error::Transport(format!(
+                    "{} unreachable for {SEND_DEADLINE:?}",
+                    self.endpoints.describe()
+                )));
             }
         }
     }
@@ -273,7 +384,10 @@ impl Relay {
         let mut link = self.link.subscribe();
         while link.borrow_and_update().as_ref().is_some_and(|l| l.generation == generation) {
             if timeout_at(deadline, link.changed()).await.is_err() {
-                return Err(Error::Transport(format!("relay {} unreachable for {SEND_DEADLINE:?}", self.endpoint)));
+                return Err(Error::Transport(format!(
+                    "{} unreachable for {SEND_DEADLINE:?}",
+                    self.endpoints.describe()
+                )));
             }
         }
         Ok(())

@@ -2,8 +2,9 @@
 //!
 //! A supervisor task owns the stream: it opens it, negotiates the link (learning the relay's payload limit),
 //! resubscribes every routed channel from the position the channel reports, and reads frames until the stream
-//! breaks; then it reconnects with exponential backoff (capped at [`link::MAX_BACKOFF`]). Callers never see the
-//! individual links: [`Relay::publish`] waits for a link, sends, and if the link dies before the relay answers it
+//! breaks; then it reconnects with exponential backoff (capped at [`rotation::MAX_BACKOFF`]). Configured with several
+//! relay endpoints ([`endpoints`]), it moves to the next one whenever a link fails, is lost or drained (failover).
+//! Callers never see the individual links, nor which relay they are on: [`Relay::publish`] waits for a link, sends, and if the link dies before the relay answers it
 //! resends the same frame (same msg-id, which the relay deduplicates) on the next link, up to a deadline and a
 //! few lost links. A frame whose MLS message exceeds the payload limit the link's relay announced is never sent:
 //! past the relay's frame limit it would end the stream, on every link it was resent on.
@@ -15,14 +16,17 @@
 //! a refresher task replaces the open link's token in-band (a `Link` frame with `skytale-authorization`, see
 //! docs/protocol.md) when the token reaches two thirds of its lifetime, without dropping the stream.
 //!
-//! [`link`] opens, supervises and re-authenticates the stream; [`requests`] matches the relay's answers to the
+//! [`endpoints`] parses the configured relay URLs and [`rotation`] picks the one for the next attempt; [`link`] opens,
+//! supervises and re-authenticates the stream; [`requests`] matches the relay's answers to the
 //! requests waiting for them (publishes, head queries, token refreshes); [`routes`] hands each channel its
 //! deliveries and keeps its subscription.
 
+mod endpoints;
 #[doc(hidden)]
 pub(crate) mod fuzzing;
 mod link;
 mod requests;
+mod rotation;
 mod routes;
 
 use std::collections::HashMap;
@@ -45,6 +49,7 @@ use link::Link;
 use requests::Waiters;
 use routes::Subscription;
 
+pub(crate) use endpoints::Endpoints;
 pub(crate) use requests::{BatchOutcome, PublishOutcome};
 pub(crate) use routes::{ChannelEvent, Route};
 
@@ -53,7 +58,8 @@ pub(crate) const SEND_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the transport reaches and authenticates to the relay.
 pub(crate) struct RelayAccess {
-    pub endpoint: String,
+    /// Tried in turn: the first one that answers carries the first link, the next one takes over when it fails.
+    pub endpoints: Endpoints,
     pub source: pb::Name,
     pub roots: TrustRoots,
     /// `None`: anonymous streams (a relay run with `--auth none`).
@@ -64,7 +70,7 @@ pub(crate) struct RelayAccess {
 
 /// Shared state of the relay connection.
 pub(crate) struct Relay {
-    endpoint: String,
+    endpoints: Endpoints,
     source: pb::Name,
     roots: TrustRoots,
     credentials: Option<Arc<Credentials>>,
@@ -89,12 +95,12 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    /// Connects to the relay (failing fast if it is unreachable or refuses the credentials) and starts the
-    /// supervisor task, plus the token refresher when there are credentials.
+    /// Connects to the first relay endpoint that answers (failing fast if none does, or if a relay refuses the
+    /// credentials) and starts the supervisor task, plus the token refresher when there are credentials.
     pub async fn connect(access: RelayAccess) -> Result<Arc<Self>, Error> {
         let relay = Self::unconnected(access);
-        let first = relay.open_link().await?;
-        tokio::spawn(relay.clone().supervise(Some(first)));
+        let (endpoint, first) = relay.open_first_link().await?;
+        tokio::spawn(relay.clone().supervise(endpoint, Some(first)));
         // Returns once the supervisor has put the link up, so the client is `connected` from the start.
         relay.wait_for_link(Instant::now() + link::CONNECT_TIMEOUT).await?;
         if let Some(credentials) = relay.credentials.clone() {
@@ -106,7 +112,7 @@ impl Relay {
     /// The transport's state before any link: nothing routed, nothing waiting.
     fn unconnected(access: RelayAccess) -> Arc<Self> {
         Arc::new(Self {
-            endpoint: access.endpoint,
+            endpoints: access.endpoints,
             source: access.source,
             roots: access.roots,
             credentials: access.credentials,

@@ -2,7 +2,7 @@
 //! database, plus clients configured to use it.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use skytale_api::{Api, ApiConfig, ApiHandle};
@@ -40,6 +40,11 @@ impl TestApi {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The API's token signing key, for a relay to verify the tokens it issues (`RelayAuth::key_file`).
+    pub fn key_file(&self) -> PathBuf {
+        ApiConfig::in_data_dir(self.dir.path(), self.addr).key_file
     }
 
     /// A new account in `org` and its API key.

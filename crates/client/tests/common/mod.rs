@@ -46,6 +46,11 @@ impl TestRelay {
         format!("http://{}", self.addr)
     }
 
+    /// The directory of the relay's log (and its lock, held while the relay runs).
+    pub fn log_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn stop(&mut self) {
         if let Some(handle) = self.handle.take() {
             self.runtime.block_on(handle.shutdown());
@@ -69,6 +74,11 @@ impl Drop for TestRelay {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A loopback address nothing listens on: bound to learn a free port, then released.
+pub fn unused_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 pub fn config(relay: &TestRelay, dir: &Path, identity: &str) -> ClientConfig {
