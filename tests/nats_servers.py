@@ -4,12 +4,14 @@ under a temporary directory. The binary is ``SKYTALE_NATS_SERVER``, else the one
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,16 +35,17 @@ class NatsCluster:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.ports = [(free_port(), free_port(), free_port()) for _ in range(nodes)]
-        self._processes: list[subprocess.Popen[bytes]] = []
+        self._processes: list[subprocess.Popen[bytes] | None] = [None] * nodes
         for index in range(nodes):
-            self._start(index)
-        self._wait_ready()
+            self.start(index)
+        self._wait_ready(range(nodes))
 
     @property
     def urls(self) -> str:
         return ",".join(f"nats://127.0.0.1:{client}" for client, _, _ in self.ports)
 
-    def _start(self, index: int) -> None:
+    def start(self, index: int) -> None:
+        """Starts server ``index`` (again, after ``kill``: same ports, same store directory)."""
         client, cluster, monitor = self.ports[index]
         command = [
             str(NATS_SERVER),
@@ -62,11 +65,39 @@ class NatsCluster:
             routes = ",".join(f"nats://127.0.0.1:{route}" for _, route, _ in self.ports)
             command += ["--cluster_name", "skytale", "--cluster", f"nats://127.0.0.1:{cluster}", "--routes", routes]
         with open(self.directory / f"n{index}.log", "ab") as log:
-            self._processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+            self._processes[index] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
 
-    def _wait_ready(self) -> None:
+    def restart(self, index: int) -> None:
+        """Starts server ``index`` again and waits until it reports JetStream healthy (caught up)."""
+        self.start(index)
+        self._wait_ready([index])
+
+    def kill(self, index: int) -> None:
+        """SIGKILL, as in a crash."""
+        process = self._processes[index]
+        if process is not None:
+            process.kill()
+            process.wait()
+            self._processes[index] = None
+
+    def stream_leader(self, stream: str) -> int:
+        """The index of the server leading ``stream``'s replicas, from any live server's monitoring endpoint."""
+        for index, (_, _, monitor) in enumerate(self.ports):
+            if self._processes[index] is None:
+                continue
+            url = f"http://127.0.0.1:{monitor}/jsz?streams=true"
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                report = json.load(answer)
+            for account in report.get("account_details", []):
+                for detail in account.get("stream_detail", []):
+                    if detail.get("name") == stream and detail.get("cluster", {}).get("leader"):
+                        return int(detail["cluster"]["leader"].removeprefix("n"))
+        raise RuntimeError(f"no live server knows a leader of stream {stream}")
+
+    def _wait_ready(self, indexes: Iterable[int]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        for _, _, monitor in self.ports:
+        for index in indexes:
+            _, _, monitor = self.ports[index]
             while True:
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/healthz", timeout=2) as answer:
@@ -76,11 +107,9 @@ class NatsCluster:
                     pass
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"the NATS cluster was not ready within {READY_TIMEOUT}s; logs in {self.directory}")
+                    raise RuntimeError(f"NATS was not ready within {READY_TIMEOUT}s; logs in {self.directory}")
                 time.sleep(0.1)
 
     def stop(self) -> None:
-        for process in self._processes:
-            process.kill()
-            process.wait()
-        self._processes.clear()
+        for index in range(len(self._processes)):
+            self.kill(index)

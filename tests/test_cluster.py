@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -126,3 +126,67 @@ def test_the_quickstart_example_runs_unchanged_against_scripts_cluster_sh(tmp_pa
     finally:
         cluster.send_signal(signal.SIGTERM)
         assert cluster.wait(timeout=60) == 0
+
+
+def send_all(channel, sent: list[bytes]) -> threading.Thread:  # noqa: ANN001 - a Channel
+    """Sends ``sent`` in order on a thread; ``send()`` returns once a relay stored the message, and a transport
+    error means "not stored", so that one is sent again."""
+
+    def run() -> None:
+        for payload in sent:
+            while True:
+                try:
+                    channel.send(payload)
+                    break
+                except TransportError:
+                    continue
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_killing_the_log_streams_leader_while_clients_send_loses_and_duplicates_nothing(
+    tmp_path: Path, nats: NatsCluster, relays: list[RelayProcess]
+) -> None:
+    both = ",".join(relay.endpoint for relay in relays)
+    alice = SkytaleClient(both, str(tmp_path / "alice"), b"alice")
+    bob = SkytaleClient(relays[1].endpoint + "," + relays[0].endpoint, str(tmp_path / "bob"), b"bob")
+    try:
+        alice_channel, bob_channel = form_channel(CHANNEL, [alice, bob])
+        sent = payloads("alice", 300)
+        bob_inbox = inbox(bob_channel)
+        sender = send_all(alice_channel, sent)
+        received = take(bob_inbox, 100)
+        nats.kill(nats.stream_leader("SKYTALE_LOG"))
+        received += take(bob_inbox, len(sent) - 100)
+        sender.join()
+        assert received == sent
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_restarting_every_relay_and_every_nats_server_in_turn_under_traffic_loses_nothing(
+    tmp_path: Path, nats: NatsCluster, relays: list[RelayProcess]
+) -> None:
+    both = ",".join(relay.endpoint for relay in relays)
+    alice = SkytaleClient(both, str(tmp_path / "alice"), b"alice")
+    bob = SkytaleClient(both, str(tmp_path / "bob"), b"bob")
+    restarts: list[Callable[[], None]] = [relays[0].kill, relays[0].start, relays[1].kill, relays[1].start]
+    for index in range(3):
+        restarts += [lambda index=index: nats.kill(index), lambda index=index: nats.restart(index)]
+    try:
+        alice_channel, bob_channel = form_channel(CHANNEL, [alice, bob])
+        sent = payloads("alice", 50 * (len(restarts) + 1))
+        bob_inbox = inbox(bob_channel)
+        sender = send_all(alice_channel, sent)
+        received = take(bob_inbox, 50)
+        for restart in restarts:
+            restart()
+            received += take(bob_inbox, 50)
+        sender.join()
+        assert received == sent
+    finally:
+        alice.close()
+        bob.close()

@@ -12,8 +12,9 @@ use skytale_proto::ChannelName;
 use crate::append::AppendError;
 use crate::auth::StreamIdentity;
 use crate::frames::Refusal;
-use crate::log::{ChannelLog, EpochSpan, Membership};
+use crate::log::ChannelLog;
 use crate::membership::MemberKey;
+use crate::stored::{EpochSpan, Membership};
 
 /// What a subscription's cursor checks before each epoch it delivers.
 pub struct MemberGate {

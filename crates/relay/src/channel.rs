@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use skytale_proto::ChannelName;
 use tokio::sync::watch;
 
-use crate::log::{ReadLimit, StoredMessage};
+use crate::stored::{ReadLimit, StoredMessage};
 
 /// Most recent messages kept in memory per channel...
 const RECENT_MAX_MESSAGES: usize = 1024;

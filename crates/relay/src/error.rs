@@ -12,7 +12,7 @@ pub enum RelayError {
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("message store: {0}")]
-    Store(#[from] crate::log::StoreError),
+    Store(#[from] crate::stored::StoreError),
     #[error("the log writer has stopped")]
     WriterStopped,
     #[error("cannot start the log writer thread: {0}")]

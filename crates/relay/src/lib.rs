@@ -48,6 +48,7 @@ mod retention;
 mod service;
 mod session;
 mod sqlite_log;
+mod stored;
 mod stream_guard;
 mod subscription;
 mod trusted_keys;

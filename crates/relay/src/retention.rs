@@ -9,7 +9,8 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 
 use crate::error::RelayError;
-use crate::log::{unix_millis, ChannelLog};
+use crate::log::ChannelLog;
+use crate::stored::unix_millis;
 
 /// Sweeps run every tenth of the retention period, within these bounds, so expiry lags by at most ~10%.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_secs(1);

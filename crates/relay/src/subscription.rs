@@ -23,8 +23,9 @@ use crate::access::{MemberGate, Verdict};
 use crate::channel::{ChannelFeed, RetentionExpired};
 use crate::codec::OutFrame;
 use crate::frames::{self, Refusal};
-use crate::log::{ChannelLog, ReadLimit, StoredMessage};
+use crate::log::ChannelLog;
 use crate::metrics::RelayMetrics;
+use crate::stored::{ReadLimit, StoredMessage};
 use crate::stream_guard::DeliveryGate;
 
 /// The stream's outbound queue, shared by its cursors and its reply pipeline.

@@ -20,9 +20,10 @@ use super::entry::{self, Assigned, Entry};
 use super::reads;
 use crate::append::{AppendError, AppendResult};
 use crate::channel::ChannelHub;
-use crate::log::{unix_millis, AppendRequest, StoreError, StoredMessage};
+use crate::log::AppendRequest;
 use crate::mls_framing::ContentType;
 use crate::nats::is_wrong_last_sequence;
+use crate::stored::{unix_millis, StoreError, StoredMessage};
 
 /// Appends waiting for one channel's task; publishers beyond this wait (backpressure).
 const QUEUE_CAPACITY: usize = 1024;

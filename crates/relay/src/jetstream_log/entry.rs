@@ -5,7 +5,7 @@
 use async_nats::HeaderMap;
 use skytale_proto::ChannelName;
 
-use crate::log::{StoreError, StoredMessage};
+use crate::stored::{StoreError, StoredMessage};
 
 const SEQ: &str = "Skytale-Seq";
 const EPOCH: &str = "Skytale-Epoch";

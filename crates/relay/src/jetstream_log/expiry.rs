@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use skytale_proto::ChannelName;
 
 use super::{reads, JetStreamLog};
-use crate::log::{Expiry, StoreError};
+use crate::stored::{Expiry, StoreError};
 
 fn nats(error: impl std::fmt::Display) -> StoreError {
     StoreError::Nats(format!("retention: {error}"))

@@ -25,8 +25,9 @@ use tokio::sync::oneshot;
 use crate::append::AppendResult;
 use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
 use crate::error::RelayError;
-use crate::log::{AppendRequest, ChannelLog, Expiry, Membership, ReadLimit, StoreError, StoredMessage};
+use crate::log::{AppendRequest, ChannelLog};
 use crate::nats::{JetStreamConnection, LogStreamConfig};
+use crate::stored::{Expiry, Membership, ReadLimit, StoreError, StoredMessage};
 use appender::{Appenders, Target};
 
 /// The log in a JetStream stream.

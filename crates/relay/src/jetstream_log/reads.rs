@@ -6,7 +6,7 @@
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 
 use super::entry::Entry;
-use crate::log::{ReadLimit, StoreError, StoredMessage};
+use crate::stored::{ReadLimit, StoreError, StoredMessage};
 
 fn unreadable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Nats(format!("cannot read the log stream: {error}"))

@@ -12,9 +12,9 @@ use skytale_proto::ChannelName;
 
 use super::store;
 use crate::append::AppendError;
-use crate::log::StoreError;
 use crate::membership::{MemberKey, ObservedGroup, Observer, RosterChange};
 use crate::mls_framing::{ContentType, MlsHeader};
+use crate::stored::StoreError;
 
 /// Groups kept in memory beyond those of the current batch. Evicted ones are reloaded from the store when
 /// their channel is next written, so this bounds memory without bounding the number of channels.

@@ -20,7 +20,8 @@ use crate::append::AppendResult;
 use crate::channel::{ChannelFeed, ChannelHub};
 use crate::config::SyncMode;
 use crate::error::RelayError;
-use crate::log::{AppendRequest, ChannelLog, Expiry, Membership, ReadLimit, StoreError, StoredMessage, WriteRules};
+use crate::log::{AppendRequest, ChannelLog, WriteRules};
+use crate::stored::{Expiry, Membership, ReadLimit, StoreError, StoredMessage};
 use store::ReadPool;
 use writer::LogWriter;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::config::SyncMode;
-use crate::log::{EpochSpan, Expiry, Membership, ReadLimit, StoreError, StoredMessage};
+use crate::stored::{EpochSpan, Expiry, Membership, ReadLimit, StoreError, StoredMessage};
 
 /// File name of the log database inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";

@@ -25,9 +25,10 @@ use crate::auth::Creator;
 use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
 use crate::config::{ChannelQuota, SyncMode};
 use crate::error::RelayError;
-use crate::log::{unix_millis, AppendRequest, Expiry, StoreError, StoredMessage, WriteRules};
+use crate::log::{AppendRequest, WriteRules};
 use crate::membership::RosterChange;
 use crate::mls_framing::ContentType;
+use crate::stored::{unix_millis, Expiry, StoreError, StoredMessage};
 
 /// Most appends committed in one transaction.
 const MAX_BATCH: usize = 512;
