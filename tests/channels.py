@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Callable, TypeVar
 
-from skytale_sdk import Channel, SkytaleClient
+from skytale_sdk import Channel, SkytaleClient, TransportError
 
 # Long enough never to trip on a slow machine; only there so a lost message fails the test instead of hanging it.
 RECEIVE_TIMEOUT = 60.0
@@ -48,3 +49,34 @@ def meta_inbox(channel: Channel):  # -> MessageIterator[Message]
 
 def payloads(prefix: str, count: int) -> list[bytes]:
     return [f"{prefix}-{i}".encode() for i in range(count)]
+
+
+class Sender:
+    """Sends ``sent`` on ``channel``, in order, on a thread of its own, while the test breaks things under it.
+
+    Without ``retry``, each ``send()`` must ride out what happens on its own (the client resends with the same
+    msg-id); with it, a ``TransportError``, which means "not stored", is sent again, which the contract leaves
+    to the caller. ``finish()`` waits for the last send and returns what the thread raised."""
+
+    def __init__(self, channel: Channel, sent: Sequence[bytes], retry: bool = False) -> None:
+        self._failures: list[BaseException] = []
+        self._thread = threading.Thread(target=self._send_all, args=(channel, sent, retry))
+        self._thread.start()
+
+    def _send_all(self, channel: Channel, sent: Sequence[bytes], retry: bool) -> None:
+        try:
+            for payload in sent:
+                while True:
+                    try:
+                        channel.send(payload)
+                        break
+                    except TransportError:
+                        if not retry:
+                            raise
+        except BaseException as failure:  # noqa: BLE001 - whatever it is, the test reports it
+            self._failures.append(failure)
+
+    def finish(self) -> list[BaseException]:
+        self._thread.join(timeout=RECEIVE_TIMEOUT)
+        assert not self._thread.is_alive(), "the sender is still sending"
+        return self._failures

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from channels import form_channel, inbox, payloads, take
+from channels import Sender, form_channel, inbox, payloads, take
 from nats_servers import NatsCluster
 from relay_process import REPO_ROOT, RelayProcess, pump_lines
-from skytale_sdk import SkytaleClient, TransportError
+from skytale_sdk import SkytaleClient
 
 CHANNEL = "acme/cluster/general"
 # Only there so that a stuck script fails the test instead of hanging it: the whole topology starts in seconds.
@@ -70,24 +70,12 @@ def test_a_client_moves_to_the_other_relay_when_its_relay_dies_and_nothing_is_lo
         alice_channel, bob_channel = form_channel(CHANNEL, [alice, bob])
         total = 300
         sent = payloads("alice", total)
-
-        def send_all() -> None:
-            for payload in sent:
-                # send() returns once a relay stored the message; a transport error means "not stored".
-                while True:
-                    try:
-                        alice_channel.send(payload)
-                        break
-                    except TransportError:
-                        continue
-
         bob_inbox = inbox(bob_channel)
-        sender = threading.Thread(target=send_all)
-        sender.start()
+        sender = Sender(alice_channel, sent)
         received = take(bob_inbox, 100)
         relays[0].kill()
         received += take(bob_inbox, total - 100)
-        sender.join()
+        assert sender.finish() == []
         alice_channel.send(b"after the fail-over")
         received += take(bob_inbox, 1)
         assert received == sent + [b"after the fail-over"]
@@ -128,24 +116,6 @@ def test_the_quickstart_example_runs_unchanged_against_scripts_cluster_sh(tmp_pa
         assert cluster.wait(timeout=60) == 0
 
 
-def send_all(channel, sent: list[bytes]) -> threading.Thread:  # noqa: ANN001 - a Channel
-    """Sends ``sent`` in order on a thread; ``send()`` returns once a relay stored the message, and a transport
-    error means "not stored", so that one is sent again."""
-
-    def run() -> None:
-        for payload in sent:
-            while True:
-                try:
-                    channel.send(payload)
-                    break
-                except TransportError:
-                    continue
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
-
-
 def test_killing_the_log_streams_leader_while_clients_send_loses_and_duplicates_nothing(
     tmp_path: Path, nats: NatsCluster, relays: list[RelayProcess]
 ) -> None:
@@ -156,11 +126,11 @@ def test_killing_the_log_streams_leader_while_clients_send_loses_and_duplicates_
         alice_channel, bob_channel = form_channel(CHANNEL, [alice, bob])
         sent = payloads("alice", 300)
         bob_inbox = inbox(bob_channel)
-        sender = send_all(alice_channel, sent)
+        sender = Sender(alice_channel, sent)
         received = take(bob_inbox, 100)
         nats.kill(nats.stream_leader("SKYTALE_LOG"))
         received += take(bob_inbox, len(sent) - 100)
-        sender.join()
+        assert sender.finish() == []
         assert received == sent
     finally:
         alice.close()
@@ -180,12 +150,12 @@ def test_restarting_every_relay_and_every_nats_server_in_turn_under_traffic_lose
         alice_channel, bob_channel = form_channel(CHANNEL, [alice, bob])
         sent = payloads("alice", 50 * (len(restarts) + 1))
         bob_inbox = inbox(bob_channel)
-        sender = send_all(alice_channel, sent)
+        sender = Sender(alice_channel, sent)
         received = take(bob_inbox, 50)
         for restart in restarts:
             restart()
             received += take(bob_inbox, 50)
-        sender.join()
+        assert sender.finish() == []
         assert received == sent
     finally:
         alice.close()

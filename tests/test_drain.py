@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 
-from channels import form_channel, inbox, payloads, take
+from channels import Sender, form_channel, inbox, payloads, take
 from conftest import DevStack
 from skytale_sdk import SkytaleChannelManager
 
@@ -27,27 +26,16 @@ def test_sigterm_under_traffic_then_a_restart_is_invisible_to_the_application(re
     alice.on_connection_change(changes.put)
     total = 300
     sent = payloads("drain", total)
-    sender_failures: list[BaseException] = []
-
-    def send_all() -> None:
-        # No retry loop: send() is expected to ride out the drain and the restart on its own.
-        try:
-            for payload in sent:
-                alice_channel.send(payload)
-        except BaseException as failure:  # noqa: BLE001 - whatever it is, the test reports it
-            sender_failures.append(failure)
-
     bob_inbox = inbox(bob_channel)
-    sender = threading.Thread(target=send_all)
-    sender.start()
+    # No retry: send() is expected to ride out the drain and the restart on its own.
+    sender = Sender(alice_channel, sent)
     received = take(bob_inbox, 100)
     signalled = time.monotonic()
     exit_code = relay.terminate()
     exited_after = time.monotonic() - signalled
     relay.start()  # same port, same data directory
     received += take(bob_inbox, total - 100)
-    sender.join(timeout=PATIENCE)
-    assert not sender.is_alive(), "the sender is still sending"
+    sender_failures = sender.finish()
 
     alice_channel.send(b"after restart")
     received += take(bob_inbox, 1)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import logging
 import queue
 import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from channels import form_channel, inbox, payloads, take
+from channels import Sender, form_channel, inbox, payloads, take
 from relay_process import RelayProcess
 from skytale_sdk import SkytaleChannelManager, SkytaleClient, TransportError
 
@@ -75,26 +74,15 @@ def test_a_killed_relay_is_replaced_at_the_next_endpoint_losing_and_duplicating_
         alice.on_connection_change(changes.put)
         total = 300
         sent = payloads("failover", total)
-        sender_failures: list[BaseException] = []
-
-        def send_all() -> None:
-            # No retry loop: each send rides out the failover on its own (resent with its msg-id, stored once).
-            try:
-                for payload in sent:
-                    alice_channel.send(payload)
-            except BaseException as failure:  # noqa: BLE001 - whatever it is, the test reports it
-                sender_failures.append(failure)
-
         bob_inbox = inbox(bob_channel)
-        sender = threading.Thread(target=send_all)
-        sender.start()
+        # No retry: each send rides out the failover on its own (resent with its msg-id, stored once).
+        sender = Sender(alice_channel, sent)
         received = take(bob_inbox, 100)
         first.kill()
         assert changes.get(timeout=PATIENCE) is False
         second.start()
         received += take(bob_inbox, total - 100)
-        sender.join(timeout=PATIENCE)
-        assert not sender.is_alive(), "the sender is still sending"
+        sender_failures = sender.finish()
         assert changes.get(timeout=PATIENCE) is True
 
         alice_channel.send(b"after failover")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from channels import form_channel, inbox, payloads, take, wait_until
-from skytale_sdk import DataDirError, SkytaleChannelManager, SkytaleClient, TransportError
+from channels import Sender, form_channel, inbox, payloads, take, wait_until
+from skytale_sdk import DataDirError, SkytaleChannelManager, SkytaleClient
 from skytale_sdk.aio import AsyncSkytaleChannelManager
 
 CHANNEL = "acme/team/general"
@@ -27,25 +27,15 @@ def test_relay_killed_mid_stream_loses_and_duplicates_nothing(relay, make_client
     total = 400
     sent = payloads("alice", total)
 
-    def send_all():
-        for payload in sent:
-            # send() returns only once the relay stored the message; while the relay is down the client
-            # reconnects on its own. A transport error means "not stored": retrying is then the caller's job.
-            while True:
-                try:
-                    alice_channel.send(payload)
-                    break
-                except TransportError:
-                    continue
-
     bob_inbox = inbox(bob_channel)
-    sender = threading.Thread(target=send_all)
-    sender.start()
+    # send() returns only once the relay stored the message; while the relay is down the client reconnects on its
+    # own. A transport error means "not stored": retrying is then the caller's job.
+    sender = Sender(alice_channel, sent, retry=True)
     received = take(bob_inbox, 100)
     relay.kill()
     relay.start()  # same port, same data directory
     received += take(bob_inbox, total - 100)
-    sender.join()
+    assert sender.finish() == []
 
     alice_channel.send(b"after recovery")
     received += take(bob_inbox, 1)

@@ -29,11 +29,22 @@ use crate::stored::{unix_millis, StoreError, StoredMessage};
 const QUEUE_CAPACITY: usize = 1024;
 /// A channel's task ends after this long without an append, and is started again by the next one.
 const IDLE: Duration = Duration::from_secs(60);
-/// Msg-ids of a channel's recent messages the task remembers, to answer a retry without asking JetStream.
-const RECENT_IDS: usize = 4096;
-/// Publishes of one append before it is given up: each lost compare-and-set means another relay stored a
-/// message in the channel meanwhile, and each lost ack a JetStream fail-over.
-const MAX_ATTEMPTS: usize = 64;
+/// Msg-ids of a channel's recent messages the task remembers, to answer a retry without asking JetStream: a
+/// client's pipeline of unacknowledged publishes is far shorter, and JetStream's own dedup answers the rest.
+const RECENT_IDS: usize = 256;
+/// Compare-and-sets one append may lose before it is given up: each means another relay stored a message in the
+/// channel meanwhile.
+const MAX_LOST_RACES: usize = 64;
+/// How long one append may keep trying while JetStream does not answer (a leader election, a lost server): below
+/// the clients' 30 s send deadline, so a client hears why rather than giving up on its own.
+const APPEND_DEADLINE: Duration = Duration::from_secs(20);
+/// Between two attempts after JetStream failed to answer.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Between two attempts after losing to a publish not yet readable (still being replicated).
+const REPLICATION_PAUSE: Duration = Duration::from_millis(2);
+/// How long a publish waits for JetStream's ack: far above a healthy R3 round trip (milliseconds), and short, so
+/// that a publish caught by a leader's loss is sent again (same msg-id) to the next leader soon.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 /// An expected last subject sequence no subject ever has: a publish carrying it is stored by no server, and
 /// JetStream answers it as a duplicate when its msg-id is stored (msg-ids are checked first), otherwise as a
 /// wrong last sequence.
@@ -260,7 +271,14 @@ async fn append(
         Some(tail) => tail,
         None => tail.insert(Tail::load(target, channel).await.map_err(storage)?),
     };
-    for _ in 0..MAX_ATTEMPTS {
+    let deadline = Instant::now() + APPEND_DEADLINE;
+    let (mut lost_races, mut failures) = (0, 0);
+    loop {
+        if Instant::now() > deadline {
+            return Err(AppendError::Storage(format!(
+                "JetStream did not store the message in {APPEND_DEADLINE:?}: is a majority of the NATS servers up?"
+            )));
+        }
         if let Some(&seq) = tail.recent_ids.seqs.get(&request.msg_id) {
             return Ok(seq);
         }
@@ -313,31 +331,45 @@ async fn append(
                 return Ok(tail.head);
             }
             Err(error) if is_wrong_last_sequence(&error) => {
-                if let Some(refusal) = refusal {
-                    // Not a stored msg-id (JetStream would have said duplicate): the refusal stands, unless the
-                    // channel moved since this relay looked, which reading on tells.
-                    let before = tail.stream_seq;
-                    tail.catch_up(target, channel).await.map_err(storage)?;
-                    if tail.stream_seq == before {
-                        return Err(refusal);
+                // Not a stored msg-id (JetStream would have said duplicate): a refusal stands, unless the channel
+                // moved since this relay looked, which reading on tells.
+                let before = tail.stream_seq;
+                if let Err(error) = tail.catch_up(target, channel).await {
+                    tracing::warn!(%channel, %error, "cannot read the channel's log; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                } else if tail.stream_seq != before {
+                    lost_races += 1;
+                    if lost_races >= MAX_LOST_RACES {
+                        return Err(AppendError::Storage(format!(
+                            "gave up appending to {channel} after losing {MAX_LOST_RACES} compare-and-sets in a row \
+                             to other relays storing messages in it"
+                        )));
                     }
+                } else if let Some(refusal) = refusal {
+                    return Err(refusal);
                 } else {
-                    tail.catch_up(target, channel).await.map_err(storage)?;
+                    // The winner is still being replicated (JetStream's 10164): readable in a moment.
+                    tokio::time::sleep(REPLICATION_PAUSE).await;
                 }
             }
             Err(error) => {
                 // The ack is lost (a JetStream leader change, a lost connection): the publish may be stored. The
                 // next attempt carries the same msg-id, so it is stored at most once either way.
-                tracing::warn!(%channel, %error, "JetStream publish failed; retrying");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                tail.catch_up(target, channel).await.map_err(storage)?;
+                // Once per append at warn: a leader election fails every attempt for a few seconds.
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(%channel, %error, "JetStream publish failed; retrying until {APPEND_DEADLINE:?}");
+                } else {
+                    tracing::debug!(%channel, %error, attempt = failures, "JetStream publish failed again");
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+                // Unread now, read at the next lost compare-and-set.
+                if let Err(error) = tail.catch_up(target, channel).await {
+                    tracing::warn!(%channel, %error, "cannot read the channel's log; retrying");
+                }
             }
         }
     }
-    Err(AppendError::Storage(format!(
-        "gave up appending to {channel} after {MAX_ATTEMPTS} attempts: other relays kept storing messages in it, or \
-         JetStream kept failing"
-    )))
 }
 
 /// Hands a stored message to this relay's feed of the channel, if one is in use and it is the feed's next; the

@@ -1,14 +1,17 @@
 //! Live delivery across relays: while a channel's feed is in use on this relay, an ordered JetStream consumer
 //! on the channel's subject hands the feed every message stored after the feed's start, whichever relay stored
 //! it. It lives exactly as long as the feed: when the feed's last user lets go, its head watch closes and the
-//! follower (with its consumer) ends. No polling: the consumer pushes.
+//! follower (with its consumer) ends. No polling: the consumer pushes. A push consumer rather than a pull one:
+//! its server sends a heartbeat every 5 s, so one lost with its server is noticed and replaced within seconds
+//! (a pull consumer's heartbeat is 15 s, missed twice before it is replaced).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::push::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::Stream;
+use async_nats::Client;
 use futures::StreamExt;
 
 use super::entry::Entry;
@@ -17,13 +20,14 @@ use crate::channel::ChannelFeed;
 /// Between attempts to (re)create a follower's consumer while JetStream does not answer.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Starts following `subject` from stream sequence `from` into `feed`.
-pub fn spawn(stream: Stream, subject: String, from: u64, feed: &Arc<ChannelFeed>) {
+/// Starts following `subject` from stream sequence `from` into `feed`, with consumers delivering to `client`.
+pub fn spawn(client: Client, stream: Stream, subject: String, from: u64, feed: &Arc<ChannelFeed>) {
     let closed = feed.watch_head();
-    tokio::spawn(follow(stream, subject, from, Arc::downgrade(feed), closed));
+    tokio::spawn(follow(client, stream, subject, from, Arc::downgrade(feed), closed));
 }
 
 async fn follow(
+    client: Client,
     stream: Stream,
     subject: String,
     mut from: u64,
@@ -32,6 +36,7 @@ async fn follow(
 ) {
     loop {
         let config = OrderedConfig {
+            deliver_subject: client.new_inbox(),
             filter_subject: subject.clone(),
             deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
             ..Default::default()

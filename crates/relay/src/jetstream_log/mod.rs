@@ -16,7 +16,7 @@ mod reads;
 
 use std::sync::Arc;
 
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::{self, stream::Stream};
 use futures::future::BoxFuture;
 use skytale_admin::AtomicHistogram;
 use skytale_proto::ChannelName;
@@ -50,7 +50,7 @@ impl JetStreamLog {
         let stream = connection.ensure_stream(&config).await?;
         let hub = Arc::new(ChannelHub::default());
         let appenders = Appenders::new(Target {
-            js: connection.jetstream().clone(),
+            js: jetstream::ContextBuilder::new().timeout(appender::ACK_TIMEOUT).build(connection.client().clone()),
             stream: stream.clone(),
             subject_prefix: config.subject_prefix.clone(),
             hub: Arc::clone(&hub),
@@ -83,7 +83,7 @@ impl JetStreamLog {
         let (feed, started) = self.hub.feed_from(channel, start);
         if started {
             let from = last.map_or(1, |last| last.stream_seq + 1);
-            follower::spawn(self.stream.clone(), subject, from, &feed);
+            follower::spawn(self.connection.client().clone(), self.stream.clone(), subject, from, &feed);
         }
         Ok(feed)
     }
