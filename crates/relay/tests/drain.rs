@@ -8,17 +8,13 @@ mod common;
 #[path = "common/scrape.rs"]
 mod scrape;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::mls_group::new_group;
-use common::{
-    ack_seq, channel, config, error_code, head_query, is_delivery, is_error, meta, publish, start, From, Stream,
-};
+use common::{ack_seq, channel, config, error_code, head, is_delivery, is_error, meta, publish, start, From, Stream};
 use reqwest::StatusCode;
 use scrape::{eventually, get, Scrape};
 use skytale_proto::meta::{self as keys, error_code as code};
-use skytale_proto::ChannelName;
 use tonic::Code;
 
 /// Guard against a hung test: how long a shutdown may take here, far beyond any drain timeout the tests set.
@@ -36,14 +32,6 @@ fn assert_draining(status: &tonic::Status) {
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     let code = status.metadata().get(keys::ERROR_CODE).and_then(|value| value.to_str().ok());
     assert_eq!(code, Some(code::DRAINING), "{status:?}");
-}
-
-/// The head of `channel` on a fresh stream to `relay`.
-async fn head(relay: SocketAddr, channel: &ChannelName) -> u64 {
-    let mut stream = Stream::open(relay).await;
-    stream.send(head_query(channel, Some("q"))).await;
-    let reply = stream.recv().await;
-    meta(&reply, keys::HEAD_SEQ).expect("skytale-head-seq").parse().expect("decimal head")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,15 +10,13 @@ mod minter;
 #[allow(dead_code)] // the cluster's node controls are for the JetStream tests
 mod nats;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::mls_group::new_group;
-use common::{ack_seq, blob, channel, config, epoch, error_code, head_query, is_error, meta, seq, start, From, Stream};
+use common::{ack_seq, blob, channel, config, epoch, error_code, head, is_error, meta, seq, start, From, Stream};
 use futures::future::join;
 use nats::NatsCluster;
 use skytale_proto::meta::{self as keys, error_code as code};
-use skytale_proto::ChannelName;
 use skytale_relay::{LogStore, LogStreamConfig, NatsServers, RelayAuth, RelayConfig, RelayHandle};
 
 /// A relay with auth off on the log stream `stream`, with a replica on every server of `nats`.
@@ -40,14 +38,6 @@ async fn two_relays(nats: &NatsCluster, stream: &str) -> (RelayHandle, RelayHand
     let a = start(on_cluster(nats, stream, &dirs[0])).await;
     let b = start(on_cluster(nats, stream, &dirs[1])).await;
     (a, b, dirs)
-}
-
-/// The head of `channel` on a fresh stream to `relay`.
-async fn head(relay: SocketAddr, channel: &ChannelName) -> u64 {
-    let mut stream = Stream::open(relay).await;
-    stream.send(head_query(channel, Some("q"))).await;
-    let reply = stream.recv().await;
-    meta(&reply, keys::HEAD_SEQ).expect("skytale-head-seq").parse().expect("decimal head")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

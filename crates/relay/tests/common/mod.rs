@@ -251,6 +251,14 @@ impl Stream {
     }
 }
 
+/// The head of `channel` on a fresh stream to `relay`.
+pub async fn head(relay: SocketAddr, channel: &ChannelName) -> u64 {
+    let mut stream = Stream::open(relay).await;
+    stream.send(head_query(channel, Some("q"))).await;
+    let reply = stream.recv().await;
+    meta(&reply, meta::HEAD_SEQ).expect("skytale-head-seq").parse().expect("decimal head")
+}
+
 pub fn subscribe(channel: &ChannelName, id: u64, from: From) -> pb::Message {
     let mut metadata = HashMap::new();
     match from {
