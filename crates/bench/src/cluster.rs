@@ -181,6 +181,9 @@ async fn measure(args: &Args, kind: SetupKind, setup: &Setup) -> anyhow::Result<
     let (relay_cpu, nats_cpu, own_cpu) = split(&peak);
     let per_msg = |cpu: f64| round2(cpu * 1e6 / peak.deliveries.max(1) as f64);
     let percent = |cpu: f64| (cpu / peak.elapsed_s * 100.0).round();
+    // No NATS servers, no NATS figures (null rather than a 0 that reads as "free").
+    let has_nats = !nats_pids.is_empty();
+    let (nats_percent, nats_per_msg) = (has_nats.then(|| percent(nats_cpu)), has_nats.then(|| per_msg(nats_cpu)));
     Ok(json!({
         "relays": relay_pids.len(),
         "nats_servers": nats_pids.len(),
@@ -188,8 +191,8 @@ async fn measure(args: &Args, kind: SetupKind, setup: &Setup) -> anyhow::Result<
         "publishes_acked_per_s": peak.acked_per_s.round(),
         "peak_ack_latency_p50_ms": round2(percentile(&mut peak.ack_latencies_ms, 50.0)),
         "peak_ack_latency_p99_ms": round2(percentile(&mut peak.ack_latencies_ms, 99.0)),
-        "cpu_percent": {"relays": percent(relay_cpu), "nats": percent(nats_cpu), "generator": percent(own_cpu)},
-        "cpu_us_per_routed_msg": {"relays": per_msg(relay_cpu), "nats": per_msg(nats_cpu), "generator": per_msg(own_cpu)},
+        "cpu_percent": {"relays": percent(relay_cpu), "nats": nats_percent, "generator": percent(own_cpu)},
+        "cpu_us_per_routed_msg": {"relays": per_msg(relay_cpu), "nats": nats_per_msg, "generator": per_msg(own_cpu)},
         "half_load_target_per_s": half_rate.round(),
         "half_load_acked_per_s": paced.acked_per_s.round(),
         "half_load_ack_latency_p50_ms": round2(percentile(&mut paced.ack_latencies_ms, 50.0)),

@@ -84,12 +84,8 @@ impl ChannelRace {
         let mut stored = vec![first.clone()];
         let bind = slim_stream::publish(&self.channel, first, format!("{}-bind", self.channel));
         self.contenders[0].outgoing.send(bind).await?;
-        match self.answer(0).await? {
-            Received::Ack => {}
-            Received::Refused { code, reason } => {
-                bail!("{}: the first message was refused: {reason} ({code})", self.channel)
-            }
-            Received::Delivery => unreachable!("answer() returns no deliveries"),
+        if let Received::Refused { code, reason } = self.answer(0).await? {
+            bail!("{}: the first message was refused: {reason} ({code})", self.channel);
         }
 
         let deadline = Instant::now() + duration;
@@ -145,15 +141,14 @@ fn show(answer: &Received) -> String {
 }
 
 /// Reads `subscriber`'s deliveries into a queue as they come, so the relay never waits for this side.
-fn deliveries(
-    mut subscriber: SlimStream,
-    channel: ChannelName,
-) -> mpsc::UnboundedReceiver<anyhow::Result<(u64, Vec<u8>)>> {
+fn deliveries(subscriber: SlimStream, channel: ChannelName) -> mpsc::UnboundedReceiver<anyhow::Result<(u64, Vec<u8>)>> {
     let (sender, receiver) = mpsc::unbounded_channel();
     tokio::spawn(async move {
+        // Holding `outgoing` keeps the stream open: the relay ends a stream once its client side has ended.
+        let SlimStream { outgoing: _open, mut incoming } = subscriber;
         loop {
             let next = async {
-                let frame = subscriber.incoming.message().await?.context("the relay closed the subscriber's stream")?;
+                let frame = incoming.message().await?.context("the relay closed the subscriber's stream")?;
                 match slim_stream::classify(&frame)? {
                     Received::Delivery => {}
                     other => bail!("{channel}: the subscriber got {} instead of a delivery", show(&other)),
