@@ -148,7 +148,6 @@ def _group_rows() -> list[Row]:
     return rows
 
 
-
 CLUSTER = "Cluster: SQLite 1 relay / JetStream R1 1 relay / JetStream R3 2 relays"
 CLUSTER_SETUPS = ("sqlite", "jetstream_r1", "jetstream_r3")
 
@@ -177,12 +176,20 @@ def _cluster_rows() -> list[Row]:
             "ms",
             (Target("R3 p99 < 10 ms (at half its own peak)", "<", 10.0, index=2),),
         ),
-        Row(CLUSTER, "competing commits resolved (one ack, one stale_epoch)", setups("commit_rounds_resolved_per_s"), "rounds/s"),
+        Row(
+            CLUSTER,
+            "competing commits resolved (one ack, one stale_epoch)",
+            setups("commit_rounds_resolved_per_s"),
+            "rounds/s",
+        ),
         Row(CLUSTER, "fan-out 1 -> 100: deliveries", setups("fanout_deliveries_per_s"), "msgs/s"),
         Row(CLUSTER, "relay CPU per routed message", setups("cpu_us_per_routed_msg.relays"), "us"),
         Row(CLUSTER, "NATS CPU per routed message", setups("cpu_us_per_routed_msg.nats")[1:], "us (R1 / R3)"),
-        Row(CLUSTER, "acknowledged but undelivered at the end (expected 0)", setups("undelivered_messages"), "messages"),
+        Row(
+            CLUSTER, "acknowledged but undelivered at the end (expected 0)", setups("undelivered_messages"), "messages"
+        ),
     ]
+
 
 ROWS: list[Row] = [
     Row("Limits of this machine", "Ed25519 sign / verify", (Ref("limits", "ed25519_sign_per_s"), VERIFY), "/s"),
