@@ -97,6 +97,14 @@ SECTIONS = [
         180,
     ),
     Section(
+        "cluster",
+        "SQLite, JetStream R1, JetStream R3 behind 2 relays",
+        rust("cluster"),
+        RELAY_BIN,
+        [*RELAY_BIN, "--warmup-s", "0.5", "--duration-s", "1.5", "--publishers", "4", "--race-channels", "4"],
+        420,
+    ),
+    Section(
         "idle-streams",
         "relay RSS per idle stream",
         rust("idle-streams"),

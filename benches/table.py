@@ -148,6 +148,49 @@ def _group_rows() -> list[Row]:
     return rows
 
 
+CLUSTER = "Cluster: SQLite 1 relay / JetStream R1 1 relay / JetStream R3 2 relays"
+CLUSTER_SETUPS = ("sqlite", "jetstream_r1", "jetstream_r3")
+
+
+def _cluster_rows() -> list[Row]:
+    """One row per figure of the `cluster` section, its three setups side by side; the targets are R3's (index 2)."""
+
+    def setups(key: str) -> tuple[Ref, ...]:
+        return tuple(Ref("cluster", f"{setup}.{key}") for setup in CLUSTER_SETUPS)
+
+    return [
+        Row(
+            CLUSTER,
+            "routed messages (publisher -> log -> subscriber)",
+            setups("routed_msgs_per_s"),
+            "msgs/s",
+            (Target("R3 >= 30 000 msg/s", ">=", 30_000.0, index=2),),
+        ),
+        Row(CLUSTER, "publishes acknowledged (stored) at peak", setups("publishes_acked_per_s"), "msgs/s"),
+        Row(CLUSTER, "ack latency at peak p99", setups("peak_ack_latency_p99_ms"), "ms"),
+        Row(CLUSTER, "ack latency at half of peak p50", setups("half_load_ack_latency_p50_ms"), "ms"),
+        Row(
+            CLUSTER,
+            "ack latency at half of peak p99",
+            setups("half_load_ack_latency_p99_ms"),
+            "ms",
+            (Target("R3 p99 < 10 ms (at half its own peak)", "<", 10.0, index=2),),
+        ),
+        Row(
+            CLUSTER,
+            "competing commits resolved (one ack, one stale_epoch)",
+            setups("commit_rounds_resolved_per_s"),
+            "rounds/s",
+        ),
+        Row(CLUSTER, "fan-out 1 -> 100: deliveries", setups("fanout_deliveries_per_s"), "msgs/s"),
+        Row(CLUSTER, "relay CPU per routed message", setups("cpu_us_per_routed_msg.relays"), "us"),
+        Row(CLUSTER, "NATS CPU per routed message", setups("cpu_us_per_routed_msg.nats")[1:], "us (R1 / R3)"),
+        Row(
+            CLUSTER, "acknowledged but undelivered at the end (expected 0)", setups("undelivered_messages"), "messages"
+        ),
+    ]
+
+
 ROWS: list[Row] = [
     Row("Limits of this machine", "Ed25519 sign / verify", (Ref("limits", "ed25519_sign_per_s"), VERIFY), "/s"),
     Row("Limits of this machine", "AES-128-GCM seal, 100 B / 64 KiB", (AES_100B, AES_64K), "MB/s"),
@@ -311,6 +354,7 @@ ROWS: list[Row] = [
         )
         for count in (1000, 10000)
     ],
+    *_cluster_rows(),
     Row(
         "The peer (skytale-sdk 0.5.2, mock mode: in-process, no relay)",
         "native messages() 100 B: p50 / p99 / p99.9",

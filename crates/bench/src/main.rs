@@ -4,10 +4,14 @@
 //! Every subcommand prints exactly one JSON object on stdout (its figures: numbers, or objects of numbers, with
 //! units in the key names) and its progress on stderr. Figures only: nothing here judges a result.
 
+mod cluster;
+mod commit_race;
 mod fixture;
 mod group_scaling;
 mod idle_streams;
 mod limits;
+mod load;
+mod nats_process;
 mod relay_capacity;
 mod relay_process;
 mod slim_stream;
@@ -35,6 +39,9 @@ enum Command {
     RelayCapacity(relay_capacity::Args),
     /// Resident memory of a relay process per idle subscribed stream.
     IdleStreams(idle_streams::Args),
+    /// The relay on SQLite, JetStream R1 and JetStream R3 behind 2 relays: routed msgs/s, ack latency at half
+    /// load, competing commits resolved/s, 1 -> 100 fan-out.
+    Cluster(cluster::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Command::GroupScaling(args) => group_scaling::run(args)?,
         Command::RelayCapacity(args) => relay_capacity::run(args)?,
         Command::IdleStreams(args) => idle_streams::run(args)?,
+        Command::Cluster(args) => cluster::run(args)?,
     };
     println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())

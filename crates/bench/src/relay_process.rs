@@ -8,22 +8,44 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-/// A running `skytale relay` with its own temporary data directory; killed and removed on drop.
+/// A running `skytale relay` with its own temporary directory (its data directory with the SQLite log, and its
+/// stderr); killed and removed on drop.
 pub struct RelayProcess {
     child: Child,
     url: String,
-    _data_dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
+}
+
+/// Where a relay keeps its log (docs/relay.md, "Storage").
+pub enum Store<'a> {
+    /// The embedded SQLite log, in the relay's temporary directory.
+    Sqlite,
+    /// A JetStream stream with `replicas` copies on the servers `servers` (a `--store` list).
+    JetStream { servers: &'a str, replicas: usize },
 }
 
 impl RelayProcess {
-    /// Starts `skytale relay --auth none` without connection caps on a free loopback port and waits for its
-    /// `export SKYTALE_RELAY=...` line. Its logs are discarded (per-stream info lines would cost the relay time
-    /// we are measuring).
+    /// Starts `skytale relay --auth none` with the SQLite log (see [`RelayProcess::start_on`]).
     pub fn start(skytale: &Path) -> anyhow::Result<Self> {
-        let data_dir = tempfile::tempdir().context("creating the relay's data directory")?;
-        let mut child = Command::new(skytale)
-            .args(["relay", "--auth", "none", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
+        Self::start_on(skytale, &Store::Sqlite)
+    }
+
+    /// Starts `skytale relay --auth none` on `store` without connection caps on a free loopback port and waits
+    /// for its `export SKYTALE_RELAY=...` line. It logs warnings only (per-stream info lines would cost the relay
+    /// time we are measuring), to a file whose end is the error when it does not start.
+    pub fn start_on(skytale: &Path, store: &Store<'_>) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("creating the relay's directory")?;
+        let log_path = dir.path().join("relay.log");
+        let log = std::fs::File::create(&log_path).context("creating the relay's log file")?;
+        let mut command = Command::new(skytale);
+        command.args(["relay", "--auth", "none", "--listen", "127.0.0.1:0"]);
+        match store {
+            Store::Sqlite => command.arg("--data-dir").arg(dir.path().join("data")),
+            Store::JetStream { servers, replicas } => {
+                command.args(["--store", servers, "--nats-replicas", &replicas.to_string()])
+            }
+        };
+        let mut child = command
             // The benchmarks measure what one relay carries, with every connection from 127.0.0.1 and, for
             // `idle-streams --streams-per-connection`, many streams on one: the connection caps (docs/relay.md,
             // "Connection limits") would measure themselves instead.
@@ -32,7 +54,7 @@ impl RelayProcess {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .with_context(|| {
                 format!("starting {} (build it with `cargo build --release -p skytale-cli`)", skytale.display())
@@ -42,9 +64,12 @@ impl RelayProcess {
         BufReader::new(stdout).read_line(&mut line).context("reading the relay's announcement")?;
         let Some(url) = line.trim().strip_prefix("export SKYTALE_RELAY=") else {
             let _ = child.kill();
-            bail!("the relay did not announce its address (got {line:?})");
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no log");
+            bail!("the relay did not announce its address (got {line:?}); its log ends: {last}");
         };
-        Ok(Self { url: url.to_owned(), child, _data_dir: data_dir })
+        Ok(Self { url: url.to_owned(), child, _dir: dir })
     }
 
     pub fn url(&self) -> &str {

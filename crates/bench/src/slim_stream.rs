@@ -78,8 +78,14 @@ fn header(channel: &ChannelName) -> pb::SlimHeader {
     pb::SlimHeader { source: Some(source.to_slim()), destination: Some(channel.to_slim()), ..Default::default() }
 }
 
-/// A publish of `blob` to `channel` with idempotency id `msg_id`, as the client crate builds it.
+/// A publish of the application message `blob` to `channel` with idempotency id `msg_id`, as the client crate
+/// builds it.
 pub fn publish(channel: &ChannelName, blob: Vec<u8>, msg_id: String) -> pb::Message {
+    publish_as(channel, meta::payload_type::APPLICATION, blob, msg_id)
+}
+
+/// A publish of `blob`, an MLS message of the kind `payload_type` names (`meta::payload_type`).
+pub fn publish_as(channel: &ChannelName, payload_type: &str, blob: Vec<u8>, msg_id: String) -> pb::Message {
     let publish = pb::Publish {
         header: Some(header(channel)),
         session: Some(pb::SessionHeader {
@@ -89,7 +95,7 @@ pub fn publish(channel: &ChannelName, blob: Vec<u8>, msg_id: String) -> pb::Mess
         }),
         msg: Some(pb::Content {
             content_type: Some(content::ContentType::AppPayload(pb::ApplicationPayload {
-                payload_type: meta::payload_type::APPLICATION.to_owned(),
+                payload_type: payload_type.to_owned(),
                 blob,
             })),
         }),
@@ -107,9 +113,7 @@ pub fn private_message(group_id: &[u8], epoch: u64, len: usize, fill: u64) -> an
     blob.extend(epoch.to_be_bytes());
     blob.push(1); // application
     push_vector(&mut blob, &[])?; // authenticated_data
-    let opaque: Vec<u8> = (0..len as u64)
-        .map(|i| (fill.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D)).to_be_bytes()[0])
-        .collect();
+    let opaque = opaque_bytes(fill, len);
     push_vector(&mut blob, &opaque[..SENDER_DATA])?;
     let room = len.saturating_sub(blob.len());
     let ciphertext_len = room.saturating_sub(prefix_len(room));
@@ -118,6 +122,31 @@ pub fn private_message(group_id: &[u8], epoch: u64, len: usize, fill: u64) -> an
     }
     push_vector(&mut blob, &opaque[SENDER_DATA..SENDER_DATA + ciphertext_len])?;
     Ok(blob)
+}
+
+/// An MLS PublicMessage commit of `len` bytes for `group_id` at `epoch`, sent by the member at leaf `sender`:
+/// the clear-text framing the relay reads (RFC 9420 §6.2), followed by `fill`-derived bytes standing in for the
+/// commit's content, signature and membership tag, which a relay with `--auth none` does not check.
+pub fn public_commit(group_id: &[u8], epoch: u64, sender: u32, len: usize, fill: u64) -> anyhow::Result<Vec<u8>> {
+    let mut blob = vec![0, 1, 0, 1]; // mls10, mls_public_message
+    push_vector(&mut blob, group_id)?;
+    blob.extend(epoch.to_be_bytes());
+    blob.push(1); // sender_type member
+    blob.extend(sender.to_be_bytes());
+    push_vector(&mut blob, &[])?; // authenticated_data
+    blob.push(3); // commit
+    if blob.len() >= len {
+        bail!("a commit for this group needs more than {len} bytes");
+    }
+    blob.extend(opaque_bytes(fill, len - blob.len()));
+    Ok(blob)
+}
+
+/// `len` bytes derived from `fill`: distinct messages without a random number generator.
+fn opaque_bytes(fill: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| (fill.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i.wrapping_mul(0x2545_F491_4F6C_DD1D)).to_be_bytes()[0])
+        .collect()
 }
 
 /// Size of the shortest RFC 9420 §2.1.2 length prefix for a vector of `len` bytes.
@@ -140,4 +169,39 @@ fn push_vector(out: &mut Vec<u8>, bytes: &[u8]) -> anyhow::Result<()> {
     }
     out.extend_from_slice(bytes);
     Ok(())
+}
+
+/// What a frame from the relay is, to a stream that publishes and subscribes.
+pub enum Received {
+    /// A publish's acknowledgement: it is stored.
+    Ack,
+    /// A publish refused, with its `skytale-error-code` and `skytale-error`.
+    Refused { code: String, reason: String },
+    /// A message of a subscribed channel.
+    Delivery,
+}
+
+/// Tells an ack from a refusal and a delivery; any other frame is an error naming it.
+pub fn classify(frame: &pb::Message) -> anyhow::Result<Received> {
+    let Some(message::MessageType::Publish(publish)) = &frame.message_type else {
+        bail!("unexpected frame from the relay: {:?}", frame.message_type);
+    };
+    if publish.header.as_ref().and_then(|h| h.error).unwrap_or(false) {
+        let field = |key| frame.metadata.get(key).cloned().unwrap_or_default();
+        return Ok(Received::Refused { code: field(meta::ERROR_CODE), reason: field(meta::ERROR) });
+    }
+    let is_ack =
+        publish.session.as_ref().is_some_and(|s| s.session_message_type == pb::SessionMessageType::MsgAck as i32);
+    Ok(if is_ack { Received::Ack } else { Received::Delivery })
+}
+
+/// The MLS message a delivery carries.
+pub fn delivered_blob(frame: &pb::Message) -> Option<&[u8]> {
+    match &frame.message_type {
+        Some(message::MessageType::Publish(pb::Publish { msg: Some(content), .. })) => match &content.content_type {
+            Some(content::ContentType::AppPayload(payload)) => Some(&payload.blob),
+            _ => None,
+        },
+        _ => None,
+    }
 }
