@@ -44,16 +44,15 @@ impl JetStreamLog {
         subject: &str,
         cutoff_ms: i64,
     ) -> Result<Option<Expiry>, StoreError> {
-        let Some(last) = reads::last(&self.stream, subject).await? else {
+        let Some((first, last)) = reads::ends(&self.stream, subject).await? else {
             return Ok(None);
         };
-        let kept = reads::first_where(&self.stream, subject, |entry| entry.message.stored_at_ms >= cutoff_ms)
-            .await?
-            .unwrap_or(last);
-        let Some(first) = reads::first(&self.stream, subject).await? else {
-            return Ok(None);
-        };
-        if first.stream_seq >= kept.stream_seq {
+        let first_seq = first.stream_seq;
+        let kept =
+            reads::search(&self.stream, subject, first, last.clone(), |entry| entry.message.stored_at_ms >= cutoff_ms)
+                .await?
+                .unwrap_or(last);
+        if first_seq >= kept.stream_seq {
             return Ok(None);
         }
         let purged = self.stream.purge().filter(subject).sequence(kept.stream_seq).await.map_err(nats)?;

@@ -69,16 +69,13 @@ impl JetStreamLog {
             return Ok(feed);
         }
         let subject = self.subject(channel);
-        let last = reads::last(&self.stream, &subject).await?;
-        let first = match &last {
-            Some(_) => reads::first(&self.stream, &subject).await?,
-            None => None,
-        };
+        let ends = reads::ends(&self.stream, &subject).await?;
+        let (first, last) = (ends.as_ref().map(|(first, _)| first), ends.as_ref().map(|(_, last)| last));
         let start = FeedStart {
-            head: last.as_ref().map_or(0, |last| last.message.seq),
-            epoch: last.as_ref().map(|last| last.epoch_after),
-            low_seq: first.as_ref().map_or(1, |first| first.message.seq),
-            expired_epoch: first.as_ref().filter(|first| first.message.seq > 1).and_then(|first| first.previous_epoch),
+            head: last.map_or(0, |last| last.message.seq),
+            epoch: last.map(|last| last.epoch_after),
+            low_seq: first.map_or(1, |first| first.message.seq),
+            expired_epoch: first.filter(|first| first.message.seq > 1).and_then(|first| first.previous_epoch),
         };
         let (feed, started) = self.hub.feed_from(channel, start);
         if started {

@@ -35,6 +35,14 @@ pub async fn next_from(stream: &Stream, subject: &str, from: Option<u64>) -> Res
     }
 }
 
+/// The subject's first and newest messages, if it has any.
+pub async fn ends(stream: &Stream, subject: &str) -> Result<Option<(Entry, Entry)>, StoreError> {
+    let Some(first) = first(stream, subject).await? else {
+        return Ok(None);
+    };
+    Ok(last(stream, subject).await?.map(|last| (first, last)))
+}
+
 /// The subject's first message for which `reached` holds, where `reached` never turns false again along the
 /// subject (seqs and epochs only grow), or `None` if it holds for none.
 pub async fn first_where(
@@ -42,15 +50,23 @@ pub async fn first_where(
     subject: &str,
     reached: impl Fn(&Entry) -> bool,
 ) -> Result<Option<Entry>, StoreError> {
-    let Some(first) = first(stream, subject).await? else {
-        return Ok(None);
-    };
+    match ends(stream, subject).await? {
+        Some((first, last)) => search(stream, subject, first, last, reached).await,
+        None => Ok(None),
+    }
+}
+
+/// [`first_where`] between the subject's `first` and `last` messages, already read.
+pub async fn search(
+    stream: &Stream,
+    subject: &str,
+    first: Entry,
+    last: Entry,
+    reached: impl Fn(&Entry) -> bool,
+) -> Result<Option<Entry>, StoreError> {
     if reached(&first) {
         return Ok(Some(first));
     }
-    let Some(last) = last(stream, subject).await? else {
-        return Ok(None);
-    };
     if !reached(&last) {
         return Ok(None);
     }
