@@ -22,6 +22,9 @@ use async_nats::{Client, ConnectOptions, ServerAddr};
 /// publishes wrong where 2.9.10 got 285 wrong; 2.11 is the oldest line the project accepts (and the one whose
 /// stream fields the client is built for). A pre-release of this version is below it.
 pub const MIN_NATS_SERVER_VERSION: ServerVersion = ServerVersion { major: 2, minor: 11, patch: 0, pre_release: None };
+/// The first nats-server with atomic batch publishes (ADR-50), which the log uses to store several appends of a
+/// channel in one round trip; with an older server it appends one message at a time.
+pub const ATOMIC_BATCH_VERSION: ServerVersion = ServerVersion { major: 2, minor: 12, patch: 0, pre_release: None };
 
 /// How long [`connect`] may take, all servers of the list together, by default: long enough for a TLS handshake
 /// across regions, short enough that a relay pointed at the wrong place says so promptly.
@@ -405,6 +408,41 @@ impl JetStreamConnection {
                 }
             },
             Err(error) => Err(failed("look up", error.to_string())),
+        }
+    }
+}
+
+impl JetStreamConnection {
+    /// Whether `stream` takes atomic batch publishes, turning them on (`allow_atomic`) where the server has them
+    /// and the stream does not yet; `false` (appends one at a time) where it cannot, with a warning saying why.
+    pub async fn enable_atomic_batches(&self, stream: &mut stream::Stream) -> bool {
+        if !self.version.is_at_least(&ATOMIC_BATCH_VERSION) {
+            tracing::info!(
+                server = %self.server, version = %self.version,
+                "no atomic batch publishes before nats-server {ATOMIC_BATCH_VERSION}: the log appends one message at a time"
+            );
+            return false;
+        }
+        let mut config = stream.cached_info().config.clone();
+        if config.allow_atomic_publish {
+            return true;
+        }
+        config.allow_atomic_publish = true;
+        match self.jetstream.update_stream(config).await {
+            Ok(_) => match self.jetstream.get_stream(&stream.cached_info().config.name).await {
+                Ok(updated) => {
+                    *stream = updated;
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the log stream back after allowing atomic publishes");
+                    false
+                }
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot allow atomic publishes on the log stream: the log appends one message at a time");
+                false
+            }
         }
     }
 }

@@ -194,12 +194,70 @@ async fn retention_removes_old_messages_but_keeps_the_head_so_seqs_go_on() {
     relay.shutdown().await;
 }
 
+/// `count` application messages of `group` with msg-ids `prefix-N`.
+fn messages<C: mls_rs::client_builder::MlsConfig>(
+    group: &mut common::mls_group::MlsGroup<C>,
+    prefix: &str,
+    count: usize,
+) -> Vec<(String, Vec<u8>)> {
+    (0..count).map(|i| (format!("{prefix}-{i}"), group.application(format!("{prefix} {i}").as_bytes()))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_publishes_through_both_relays_at_once_are_stored_once_each_in_one_gap_free_order() {
+    let nats = NatsCluster::start(3).await;
+    let (a, b, _dirs) = two_relays(&nats, "PIPELINE").await;
+    let ch = channel("acme/cluster/pipeline");
+    let mut group = new_group(false);
+    let mut on_a = Stream::open(a.local_addr()).await;
+    assert_eq!(on_a.publish_ok(&ch, "bind", group.application(b"bind")).await, 1);
+    let mut readers = [Stream::open(a.local_addr()).await, Stream::open(b.local_addr()).await];
+    for reader in &mut readers {
+        reader.subscribe_ok(&ch, 1, From::Seq(1)).await;
+    }
+
+    // Each relay's queue fills faster than JetStream answers, so appends go in batches, racing the other relay's.
+    let from_a = messages(&mut group, "a", 150);
+    let from_b = messages(&mut group, "b", 150);
+    let mut on_b = Stream::open(b.local_addr()).await;
+    let (seqs_a, seqs_b) = join(on_a.publish_all(&ch, from_a.clone()), on_b.publish_all(&ch, from_b.clone())).await;
+    // Then a commit in the middle of A's queue, which ends a batch: the messages after it are of the next epoch.
+    let mut next = vec![("commit".to_owned(), group.commit())];
+    next.extend(messages(&mut group, "a-next", 150));
+    let seqs_next = on_a.publish_all(&ch, next.clone()).await;
+    for seqs in [&seqs_a, &seqs_b, &seqs_next] {
+        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "a publisher's messages keep its order: {seqs:?}");
+    }
+    let mut all: Vec<u64> = seqs_a.iter().chain(&seqs_b).chain(&seqs_next).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (2..=452).collect::<Vec<u64>>(), "every message stored once, gap-free after the first");
+
+    // Resent through the other relay (a client after a failover), they are answered with their first seqs.
+    assert_eq!(on_b.publish_all(&ch, from_a.clone()).await, seqs_a);
+    assert_eq!(on_a.publish_all(&ch, from_b.clone()).await, seqs_b);
+
+    let sent: std::collections::HashMap<String, Vec<u8>> = from_a.into_iter().chain(from_b).chain(next).collect();
+    for reader in &mut readers {
+        let delivered = reader.deliveries(452).await;
+        assert_eq!(delivered.iter().map(seq).collect::<Vec<_>>(), (1..=452).collect::<Vec<u64>>());
+        for delivery in &delivered[1..] {
+            let msg_id = meta(delivery, keys::MSG_ID).expect("msg-id");
+            assert_eq!(blob(delivery), sent[msg_id].as_slice(), "the bytes published as {msg_id}");
+            let expected_epoch = u64::from(msg_id.starts_with("a-next"));
+            assert_eq!(epoch(delivery), expected_epoch, "{msg_id}");
+        }
+    }
+    assert_eq!(head(b.local_addr(), &ch).await, 452);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test]
-async fn a_jetstream_log_with_auth_on_is_refused_at_start_saying_why() {
+async fn with_auth_on_a_stream_name_that_cannot_name_its_group_bucket_is_refused_at_start_saying_why() {
     let nats = NatsCluster::start(1).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = on_cluster(&nats, "AUTH", &dir);
+    let mut config = on_cluster(&nats, "LOG+1", &dir);
     config.auth = RelayAuth::jwt(minter::Minter::new().issuer.verifier().unwrap());
     let error = skytale_relay::Relay::start(config).await.err().expect("refused").to_string();
-    assert!(error.contains("--auth none") && error.contains("MLS groups"), "{error}");
+    assert!(error.contains("\"LOG+1_groups\"") && error.contains("only letters, digits, _ and -"), "{error}");
 }

@@ -3,7 +3,10 @@
 //! stores it only if no relay stored anything in the channel since this one last looked: whoever loses reads what
 //! was stored meanwhile and judges the append again, which is how a second commit for an epoch becomes
 //! `stale_epoch` however many relays receive one at the same instant. The `Nats-Msg-Id` makes a retry stored once,
-//! through whichever relay it arrives.
+//! through whichever relay it arrives. The application messages queued for a channel go in one atomic batch where
+//! the servers have them ([`batch`]), one compare-and-set for all.
+
+mod batch;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -27,6 +30,7 @@ use crate::membership::{ObservedGroup, RosterChange};
 use crate::mls_framing::ContentType;
 use crate::nats::is_wrong_last_sequence;
 use crate::stored::{unix_millis, StoreError, StoredMessage};
+use batch::Outcome;
 
 /// Appends waiting for one channel's task; publishers beyond this wait (backpressure).
 const QUEUE_CAPACITY: usize = 1024;
@@ -62,12 +66,28 @@ pub struct Target {
     pub append_latency: AtomicHistogram,
     /// The channels' groups, with auth on; `None` with auth off, where only the framing rules apply.
     pub groups: Option<Arc<Groups>>,
+    /// Whether the stream takes atomic batches ([`batch`]).
+    pub batches: bool,
 }
 
 struct Job {
     request: AppendRequest,
-    reply: oneshot::Sender<AppendResult>,
+    reply: Reply,
+}
+
+/// Where an append's outcome goes.
+struct Reply {
+    sender: oneshot::Sender<AppendResult>,
     received: Instant,
+}
+
+impl Reply {
+    /// Hands `result` to the publisher, recording how long the append took.
+    fn send(self, target: &Target, result: AppendResult) {
+        target.append_latency.observe(self.received.elapsed());
+        // The publisher may have gone; the message is stored either way.
+        let _ = self.sender.send(result);
+    }
 }
 
 struct Appender {
@@ -88,8 +108,8 @@ impl Appenders {
 
     /// Queues `request` on its channel's task, starting the task if none runs.
     pub async fn submit(&self, request: AppendRequest) -> oneshot::Receiver<AppendResult> {
-        let (reply, outcome) = oneshot::channel();
-        let mut job = Job { request, reply, received: Instant::now() };
+        let (sender, outcome) = oneshot::channel();
+        let mut job = Job { request, reply: Reply { sender, received: Instant::now() } };
         // A task that ended idle between the lookup and the send gives the job back; the next turn starts anew.
         loop {
             let queue = self.queue(&job.request.channel);
@@ -161,11 +181,45 @@ async fn run(
                 continue;
             }
         };
-        let Job { request, reply, received } = job;
-        let result = append(&target, &channel, &mut tail, request).await;
-        target.append_latency.observe(received.elapsed());
-        // The publisher may have gone; the message is stored either way.
-        let _ = reply.send(result);
+        let mut queued = VecDeque::from([job]);
+        while queued.len() < batch::MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => queued.push_back(job),
+                Err(_) => break,
+            }
+        }
+        append_all(&target, &channel, &mut tail, queued).await;
+    }
+}
+
+/// Appends `jobs` in order: runs of appends a batch can take by atomic batches where the stream has them, the rest
+/// one by one.
+async fn append_all(target: &Target, channel: &ChannelName, tail: &mut Option<Tail>, mut jobs: VecDeque<Job>) {
+    let mut lost_races = 0;
+    while !jobs.is_empty() {
+        let mut one_by_one = 1;
+        if let Some(loaded) = tail.as_mut().filter(|_| target.batches && lost_races < MAX_LOST_RACES) {
+            let batched = batch::batchable(target, loaded, jobs.make_contiguous());
+            if batched >= 2 {
+                match batch::publish(target, channel, loaded, &jobs.make_contiguous()[..batched]).await {
+                    Outcome::Stored(seqs) => {
+                        for (job, seq) in jobs.drain(..batched).zip(seqs) {
+                            job.reply.send(target, Ok(seq));
+                        }
+                        continue;
+                    }
+                    Outcome::Moved => {
+                        lost_races += 1;
+                        continue;
+                    }
+                    Outcome::Unsure => one_by_one = batched,
+                }
+            }
+        }
+        for Job { request, reply } in jobs.drain(..one_by_one) {
+            let result = append(target, channel, tail, request).await;
+            reply.send(target, result);
+        }
     }
 }
 

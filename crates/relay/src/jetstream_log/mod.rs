@@ -51,7 +51,11 @@ impl JetStreamLog {
         rules: WriteRules,
         append_latency: AtomicHistogram,
     ) -> Result<Self, RelayError> {
-        let stream = connection.ensure_stream(&config).await?;
+        let mut stream = connection.ensure_stream(&config).await?;
+        // Only where appends wait on replication. Measured here, 8 channels each pipelining 2 560 appends through one
+        // relay: R3, 4.1 s one at a time and 1.4 s in batches; R1, 2.0 s one at a time and 3.7 s in batches (each
+        // batch took 60 to 150 ms while several channels' batches were in flight on the one server).
+        let batches = config.replicas > 1 && connection.enable_atomic_batches(&mut stream).await;
         let groups = match rules.follow_groups {
             true => Some(Arc::new(Groups::open(&connection, &config, stream.clone(), rules.channel_quota).await?)),
             false => None,
@@ -64,6 +68,7 @@ impl JetStreamLog {
             hub: Arc::clone(&hub),
             append_latency,
             groups: groups.clone(),
+            batches,
         });
         Ok(Self { connection, stream, config, hub, appenders, groups })
     }
