@@ -61,11 +61,13 @@ pub fn store_is_jetstream() -> bool {
 pub const NEEDS_AUTH: &str = "auth on, which the relay refuses with the JetStream log";
 
 /// True, saying so on stderr, when this run is on JetStream and the calling test cannot run there for `reason`:
-/// the test then returns at once, so that it never passes without having tested anything unnoticed.
+/// the test then returns at once, so that it never passes without having tested anything unnoticed. The harness
+/// names the test's thread after the test, which the line names (`scripts/test.sh` shows it with `--nocapture`).
 pub fn skipped_on_jetstream(reason: &str) -> bool {
     let skipped = store_is_jetstream();
     if skipped {
-        eprintln!("skipped on JetStream: {reason}");
+        let test = std::thread::current().name().unwrap_or("a test").to_owned();
+        eprintln!("skipped on JetStream: {test}: {reason}");
     }
     skipped
 }
@@ -78,7 +80,12 @@ fn test_stream(data_dir: &Path) -> LogStreamConfig {
     static PATH_HASH: OnceLock<RandomState> = OnceLock::new();
     let hash = PATH_HASH.get_or_init(RandomState::new).hash_one(data_dir);
     let stream = format!("SKYTALE_TEST_{}_{hash:016x}", std::process::id());
-    LogStreamConfig { subject_prefix: format!("skytale.test.{stream}."), stream, replicas: 1, ..LogStreamConfig::default() }
+    LogStreamConfig {
+        subject_prefix: format!("skytale.test.{stream}."),
+        stream,
+        replicas: 1,
+        ..LogStreamConfig::default()
+    }
 }
 
 pub async fn start(config: RelayConfig) -> RelayHandle {
