@@ -9,8 +9,9 @@
 # SKYTALE_RELAY lists both relays (clients move to the other when one goes), SKYTALE_API_URL is the first API
 # instance and SKYTALE_ALT_API_URL the second, SKYTALE_API_KEY a key of org `myorg`. Needs what scripts/setup.sh
 # installs (.venv with skytale and nats-server); PostgreSQL comes from scripts/postgres.sh. Everything listens on
-# 127.0.0.1 and lives in a temporary directory, removed at the end. The relays run with --auth none: the JetStream
-# log does not follow MLS groups yet (docs/relay.md, "The JetStream log"), so this is for trying, not for exposing.
+# 127.0.0.1 and lives in a temporary directory, removed at the end. The relays run with auth on, verifying tokens
+# with the APIs' signing key file and following each channel's MLS group from the JetStream log (docs/relay.md,
+# "The JetStream log").
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -120,10 +121,11 @@ done
 log "API: ${api_urls[0]} ${api_urls[1]}"
 api_key="$("$skytale" keys create --org myorg --database-url "$database_url" | sed -n 's/^export SKYTALE_API_KEY=//p')"
 
-# Two relays on the one JetStream log.
+# Two relays on the one JetStream log, verifying the APIs' tokens with their signing key file.
 for i in 0 1; do
     start_announcing SKYTALE_RELAY "$dir/relay$i.log" \
-        "$skytale" relay --listen 127.0.0.1:0 --auth none --store "$store" --nats-replicas 3
+        "$skytale" relay --listen 127.0.0.1:0 --auth jwt --jwt-key-file "$dir/api-signing-key.pem" \
+        --store "$store" --nats-replicas 3
     relay_urls[$i]="$announced"
 done
 log "relays: ${relay_urls[0]} ${relay_urls[1]} (logs in $dir)"

@@ -32,12 +32,6 @@ pub enum RelayError {
     #[error(transparent)]
     Nats(#[from] crate::nats::NatsError),
     #[error(
-        "the JetStream log (--store nats://...) does not follow channels' MLS groups yet, which --auth jwt needs to \
-         decide who may write a channel: run these relays with --auth none on a private network, or use the \
-         embedded log (leave out --store)"
-    )]
-    JetStreamNeedsAuthNone,
-    #[error(
         "the JetStream log (--store nats://...) keeps messages by age only: leave out --retention-bytes, or use \
          the embedded log"
     )]

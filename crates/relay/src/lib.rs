@@ -22,6 +22,7 @@
 //! ```
 
 mod access;
+mod admission;
 mod append;
 mod auth;
 mod channel;
@@ -282,14 +283,11 @@ async fn open_log(
             Ok((Arc::new(log), Some(lock)))
         }
         LogStore::JetStream { servers, stream } => {
-            if rules.follow_groups {
-                return Err(RelayError::JetStreamNeedsAuthNone);
-            }
             if config.retention_bytes.is_some() {
                 return Err(RelayError::JetStreamRetentionBytes);
             }
             let connection = nats::connect(servers, DEFAULT_NATS_CONNECT_TIMEOUT).await?;
-            let log = JetStreamLog::open(connection, stream.clone(), append_latency).await?;
+            let log = JetStreamLog::open(connection, stream.clone(), rules, append_latency).await?;
             Ok((Arc::new(log), None))
         }
     }

@@ -112,6 +112,24 @@ impl Observer {
     /// Starts following a group from the GroupInfo (with its ratchet tree) that creates a channel. It must be
     /// signed by `creator`, the key the publishing stream proved.
     pub fn create(&self, blob: &[u8], creator: &MemberKey) -> Result<ObservedGroup, Rejection> {
+        let (observed, signed_by) = self.observe(blob)?;
+        if signed_by.as_ref() != Some(creator) {
+            return Err(Rejection::NotMember(
+                "the GroupInfo is not signed by this stream's member key: a channel is created by its first member"
+                    .to_owned(),
+            ));
+        }
+        Ok(observed)
+    }
+
+    /// Follows a group again from the GroupInfo that created its channel, read back from the log: the
+    /// [`Observer::create`] that stored it checked its signer against the stream.
+    pub fn recreate(&self, blob: &[u8]) -> Result<ObservedGroup, Rejection> {
+        self.observe(blob).map(|(observed, _)| observed)
+    }
+
+    /// The group a GroupInfo describes, and the key of the member that signed it.
+    fn observe(&self, blob: &[u8]) -> Result<(ObservedGroup, Option<MemberKey>), Rejection> {
         let message = MlsMessage::from_bytes(blob).map_err(invalid("malformed GroupInfo"))?;
         let signer = message
             .as_group_info()
@@ -120,13 +138,7 @@ impl Observer {
         let group = self.client.observe_group(message, None, None).map_err(invalid("invalid GroupInfo"))?;
         let observed = ObservedGroup::new(group);
         let signed_by = observed.key_at(signer);
-        if signed_by.as_ref() != Some(creator) {
-            return Err(Rejection::NotMember(
-                "the GroupInfo is not signed by this stream's member key: a channel is created by its first member"
-                    .to_owned(),
-            ));
-        }
-        Ok(observed)
+        Ok((observed, signed_by))
     }
 
     /// Restores a group saved with [`ObservedGroup::snapshot`].
@@ -196,6 +208,15 @@ impl ObservedGroup {
             removed: self.members.difference(&next.members).cloned().collect(),
         };
         Ok((next, change))
+    }
+
+    /// Applies a handshake read back from the log, which [`ObservedGroup::apply`] checked against the stream that
+    /// sent it when it was stored.
+    pub fn replay(&self, blob: &[u8], header: &MlsHeader) -> Result<(ObservedGroup, RosterChange), Rejection> {
+        let signer = header.member_sender.and_then(|leaf| self.key_at(leaf)).ok_or_else(|| {
+            Rejection::Invalid("a stored handshake is not signed by a member of the group as it was".to_owned())
+        })?;
+        self.apply(blob, header, &signer)
     }
 
     /// The group's state, for the store (restored with [`Observer::load`]).

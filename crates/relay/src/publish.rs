@@ -63,9 +63,8 @@ pub fn validate(
         refusal: Refusal::new(code, message),
     };
     relay_fields_unset(&publish).map_err(|message| refuse(error_code::BAD_REQUEST, message))?;
-    let blob = match publish.msg.as_ref().and_then(|m| m.content_type.as_ref()) {
-        Some(PayloadKind::AppPayload(payload)) => &payload.blob,
-        _ => return Err(refuse(error_code::BAD_REQUEST, "publish without app_payload".into())),
+    let Some(blob) = mls_message(&publish) else {
+        return Err(refuse(error_code::BAD_REQUEST, "publish without app_payload".into()));
     };
     if blob.len() > max_payload {
         let message = format!("payload of {} bytes exceeds the relay's limit of {max_payload} bytes", blob.len());
@@ -84,7 +83,7 @@ pub fn validate(
     };
     // Application messages (nearly all traffic) are never parsed beyond their framing, so only handshakes are
     // copied out for validation.
-    let handshake = (header.content_type != ContentType::Application).then(|| blob.clone());
+    let handshake = (header.content_type != ContentType::Application).then(|| blob.to_vec());
     Ok(AppendRequest {
         channel,
         msg_id: id,
@@ -96,6 +95,14 @@ pub fn validate(
         sender: None,
         creator: None,
     })
+}
+
+/// The MLS message a `Publish` frame carries (its `app_payload`), if it carries one.
+pub fn mls_message(publish: &pb::Publish) -> Option<&[u8]> {
+    match publish.msg.as_ref().and_then(|m| m.content_type.as_ref()) {
+        Some(PayloadKind::AppPayload(payload)) => Some(&payload.blob),
+        _ => None,
+    }
 }
 
 /// Refuses a publish that sets what only the relay may set (docs/protocol.md, "Publish"). The frame is stored as

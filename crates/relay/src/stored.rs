@@ -25,11 +25,6 @@ pub enum StoreError {
     Nats(String),
     #[error("the log stream is not the relay's: {0}")]
     CorruptEntry(String),
-    #[error(
-        "this log does not follow channels' MLS groups: the JetStream log serves relays with --auth none only, for \
-         now"
-    )]
-    GroupsNotFollowed,
 }
 
 /// One accepted message as the log keeps it: the original `Publish` frame plus what the relay assigned, held as

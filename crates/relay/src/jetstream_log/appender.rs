@@ -16,11 +16,14 @@ use skytale_proto::ChannelName;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::entry::{self, Assigned, Entry};
+use super::entry::{self, Assigned, Entry, Handshakes};
+use super::groups::{Followed, GroupRecord, Groups};
 use super::reads;
+use crate::admission::Submission;
 use crate::append::{AppendError, AppendResult};
 use crate::channel::ChannelHub;
 use crate::log::AppendRequest;
+use crate::membership::{ObservedGroup, RosterChange};
 use crate::mls_framing::ContentType;
 use crate::nats::is_wrong_last_sequence;
 use crate::stored::{unix_millis, StoreError, StoredMessage};
@@ -57,6 +60,8 @@ pub struct Target {
     pub subject_prefix: String,
     pub hub: Arc<ChannelHub>,
     pub append_latency: AtomicHistogram,
+    /// The channels' groups, with auth on; `None` with auth off, where only the framing rules apply.
+    pub groups: Option<Arc<Groups>>,
 }
 
 struct Job {
@@ -175,6 +180,8 @@ struct Tail {
     bound: Option<(Vec<u8>, u64)>,
     /// The epoch of the newest message, for the next one's [`Assigned::previous_epoch`].
     last_epoch: Option<u64>,
+    /// The channel's group as of its newest message, when the relay follows groups and the channel's.
+    group: Option<GroupRecord>,
     recent_ids: RecentIds,
 }
 
@@ -200,10 +207,21 @@ impl RecentIds {
 impl Tail {
     async fn load(target: &Target, channel: &ChannelName) -> Result<Self, StoreError> {
         let subject = entry::subject(&target.subject_prefix, channel);
-        let mut tail =
-            Tail { subject, stream_seq: 0, head: 0, bound: None, last_epoch: None, recent_ids: RecentIds::default() };
-        if let Some(last) = reads::last(&target.stream, &tail.subject).await? {
-            tail.advance(&last);
+        let mut tail = Tail {
+            subject,
+            stream_seq: 0,
+            head: 0,
+            bound: None,
+            last_epoch: None,
+            group: None,
+            recent_ids: RecentIds::default(),
+        };
+        let last = reads::last(&target.stream, &tail.subject).await?;
+        if let Some(last) = &last {
+            tail.advance(last);
+        }
+        if let Some(groups) = &target.groups {
+            tail.group = followed(groups.as_of(channel, last.as_ref(), None).await?);
         }
         Ok(tail)
     }
@@ -220,9 +238,29 @@ impl Tail {
     async fn catch_up(&mut self, target: &Target, channel: &ChannelName) -> Result<(), StoreError> {
         while let Some(next) = reads::next_from(&target.stream, &self.subject, Some(self.stream_seq + 1)).await? {
             self.advance(&next);
+            if let Some(groups) = &target.groups {
+                if next.newest_handshake() != self.group.as_ref().map(|group| group.as_of) {
+                    self.group = followed(groups.as_of(channel, Some(&next), self.group.as_ref()).await?);
+                }
+            }
             feed_locally(target, channel, next.message, next.epoch_after);
         }
         Ok(())
+    }
+
+    /// Where the next message stands among the channel's handshakes; `None` without followed groups.
+    fn handshakes(&self, following: bool, request: &AppendRequest) -> Option<Handshakes> {
+        following.then(|| Handshakes {
+            prior: self.group.as_ref().map_or(0, |group| group.as_of),
+            is_handshake: request.header.content_type != ContentType::Application,
+        })
+    }
+}
+
+fn followed(channel: Followed) -> Option<GroupRecord> {
+    match channel {
+        Followed::Group(record) => Some(*record),
+        Followed::NoChannel | Followed::Untracked => None,
     }
 }
 
@@ -230,30 +268,56 @@ impl Tail {
 enum Verdict {
     Store {
         epoch_after: u64,
+        group: GroupChange,
     },
     /// Refused, unless the msg-id is already stored: then it is a retry of that message.
     Refuse(AppendError),
 }
 
-/// The rules without followed groups (docs/protocol.md, "Delivery-Service rules"): the first message binds the
-/// channel to its group; a GroupInfo only creates; every message carries the channel's current epoch; a commit
-/// opens the next one.
-fn judge(tail: &Tail, request: &AppendRequest) -> Verdict {
+/// What storing a message does to its channel's followed group.
+enum GroupChange {
+    Unchanged,
+    Created(Box<ObservedGroup>),
+    Changed(Box<ObservedGroup>, RosterChange),
+}
+
+/// The Delivery-Service rules (docs/protocol.md, "Delivery-Service rules"): the first message binds the channel
+/// to its group; a GroupInfo only creates; every message carries the channel's current epoch; a commit opens the
+/// next one. With followed `groups`, the rules of [`Submission`] too.
+fn judge(tail: &Tail, request: &AppendRequest, groups: Option<&Groups>) -> Verdict {
     let header = &request.header;
     let creating = header.content_type == ContentType::GroupInfo;
     let epoch_after = header.epoch + u64::from(header.content_type == ContentType::Commit);
+    let submission = Submission {
+        channel: &request.channel,
+        header,
+        blob: request.handshake.as_deref(),
+        sender: request.sender.as_ref(),
+    };
     let Some((group_id, epoch)) = &tail.bound else {
-        return Verdict::Store { epoch_after };
+        return match groups.map(|groups| submission.create(groups.observer())) {
+            None => Verdict::Store { epoch_after, group: GroupChange::Unchanged },
+            Some(Ok(group)) => Verdict::Store { epoch_after, group: GroupChange::Created(Box::new(group)) },
+            Some(Err(refusal)) => Verdict::Refuse(refusal),
+        };
     };
     if creating {
-        Verdict::Refuse(AppendError::ChannelExists(request.channel.clone()))
+        return Verdict::Refuse(AppendError::ChannelExists(request.channel.clone()));
     } else if header.group_id != *group_id {
-        Verdict::Refuse(AppendError::ForeignGroup(request.channel.clone()))
+        return Verdict::Refuse(AppendError::ForeignGroup(request.channel.clone()));
     } else if header.epoch != *epoch {
-        Verdict::Refuse(AppendError::StaleEpoch { message_epoch: header.epoch, channel_epoch: *epoch })
-    } else {
-        Verdict::Store { epoch_after }
+        return Verdict::Refuse(AppendError::StaleEpoch { message_epoch: header.epoch, channel_epoch: *epoch });
     }
+    let group = match (groups, &tail.group) {
+        (None, _) => GroupChange::Unchanged,
+        (Some(_), None) => return Verdict::Refuse(AppendError::Untracked(request.channel.clone())),
+        (Some(_), Some(record)) => match submission.check(&record.group) {
+            Ok(None) => GroupChange::Unchanged,
+            Ok(Some((group, change))) => GroupChange::Changed(Box::new(group), change),
+            Err(refusal) => return Verdict::Refuse(refusal),
+        },
+    };
+    Verdict::Store { epoch_after, group }
 }
 
 fn storage(error: impl std::fmt::Display) -> AppendError {
@@ -271,6 +335,24 @@ async fn append(
         Some(tail) => tail,
         None => tail.insert(Tail::load(target, channel).await.map_err(storage)?),
     };
+    let mut reserved = false;
+    let result = store(target, channel, tail, &request, &mut reserved).await;
+    if let (true, Some(groups), Some(creator)) = (reserved, &target.groups, &request.creator) {
+        groups.release(creator).await;
+    }
+    result
+}
+
+/// Stores `request` in the channel `tail` follows, until stored, refused, or out of time. A creation counted
+/// against its creator's quota sets `reserved`, and clears it once stored.
+async fn store(
+    target: &Target,
+    channel: &ChannelName,
+    tail: &mut Tail,
+    request: &AppendRequest,
+    reserved: &mut bool,
+) -> AppendResult {
+    let groups = target.groups.as_deref();
     let deadline = Instant::now() + APPEND_DEADLINE;
     let (mut lost_races, mut failures) = (0, 0);
     loop {
@@ -282,18 +364,26 @@ async fn append(
         if let Some(&seq) = tail.recent_ids.seqs.get(&request.msg_id) {
             return Ok(seq);
         }
-        let (expected, epoch_after, refusal) = match judge(tail, &request) {
-            Verdict::Store { epoch_after } => (tail.stream_seq, epoch_after, None),
-            Verdict::Refuse(refusal) => (NEVER_STORED, 0, Some(refusal)),
+        let (expected, epoch_after, change, refusal) = match judge(tail, request, groups) {
+            Verdict::Store { epoch_after, group } => (tail.stream_seq, epoch_after, group, None),
+            Verdict::Refuse(refusal) => (NEVER_STORED, 0, GroupChange::Unchanged, Some(refusal)),
         };
+        if let (GroupChange::Created(_), Some(groups), Some(creator), false) =
+            (&change, groups, &request.creator, *reserved)
+        {
+            groups.reserve(creator).await.map_err(storage)??;
+            *reserved = true;
+        }
         let message =
             StoredMessage::new(tail.head + 1, request.header.epoch, unix_millis(), &request.msg_id, &request.frame);
+        let handshakes = tail.handshakes(groups.is_some(), request);
         let assigned = Assigned {
             message: &message,
             msg_id: &request.msg_id,
             group_id: &request.header.group_id,
             epoch_after,
             previous_epoch: tail.last_epoch,
+            handshakes,
         };
         let mut headers = assigned.headers();
         headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string());
@@ -325,7 +415,26 @@ async fn append(
                     group_id: request.header.group_id.clone(),
                     epoch_after,
                     previous_epoch: tail.last_epoch,
+                    handshakes,
                 };
+                *reserved = false;
+                if let Some(groups) = groups {
+                    tail.group = match (change, tail.group.take()) {
+                        (GroupChange::Created(group), _) => {
+                            Some(GroupRecord::created(ack.sequence, *group, request.header.epoch))
+                        }
+                        (GroupChange::Changed(group, change), Some(record)) => {
+                            Some(record.after(ack.sequence, *group, &change, epoch_after))
+                        }
+                        (_, unchanged) => unchanged,
+                    };
+                    if let (Some(record), Some(_)) = (&tail.group, &request.handshake) {
+                        // The message is stored either way; a reader catches up on a record left behind.
+                        if let Err(error) = groups.save(channel, record).await {
+                            tracing::warn!(%channel, %error, "cannot write the channel's group record");
+                        }
+                    }
+                }
                 tail.advance(&entry);
                 feed_locally(target, channel, entry.message, epoch_after);
                 return Ok(tail.head);

@@ -17,6 +17,12 @@ const PREVIOUS_EPOCH: &str = "Skytale-Previous-Epoch";
 const GROUP: &str = "Skytale-Group";
 const MSG_ID: &str = "Skytale-Msg-Id";
 const STORED_AT: &str = "Skytale-Stored-At";
+/// On a message stored by a relay that follows the channel's MLS group: the stream sequence of the channel's newest
+/// handshake before it (0 for the creating GroupInfo), so a reader of any one message knows which handshakes made
+/// the group as of that message, and follows them back one by one ([`super::groups`]).
+const PRIOR_HANDSHAKE: &str = "Skytale-Prior-Handshake";
+/// Present (`1`) on a handshake (the creating GroupInfo, a commit, a proposal) stored by a relay that follows groups.
+const HANDSHAKE: &str = "Skytale-Handshake";
 
 /// The subject of `channel`'s messages under `prefix`. Channel names may hold `.`, a subject separator, so the
 /// name is hex-encoded into one token.
@@ -40,6 +46,25 @@ pub struct Entry {
     pub group_id: Vec<u8>,
     pub epoch_after: u64,
     pub previous_epoch: Option<u64>,
+    /// Where it stands among the channel's handshakes; `None` if stored without followed groups.
+    pub handshakes: Option<Handshakes>,
+}
+
+/// A message's place among its channel's handshakes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Handshakes {
+    /// Stream sequence of the channel's newest handshake before the message; 0 before the channel's creation.
+    pub prior: u64,
+    /// Whether the message is a handshake itself.
+    pub is_handshake: bool,
+}
+
+impl Entry {
+    /// Stream sequence of the channel's newest handshake as of this message (itself, if it is one); `None` if the
+    /// message was stored without followed groups.
+    pub fn newest_handshake(&self) -> Option<u64> {
+        self.handshakes.map(|marks| if marks.is_handshake { self.stream_seq } else { marks.prior })
+    }
 }
 
 /// What the relay assigned to a message it is about to store.
@@ -49,6 +74,7 @@ pub struct Assigned<'a> {
     pub group_id: &'a [u8],
     pub epoch_after: u64,
     pub previous_epoch: Option<u64>,
+    pub handshakes: Option<Handshakes>,
 }
 
 impl Assigned<'_> {
@@ -64,6 +90,12 @@ impl Assigned<'_> {
         headers.insert(GROUP, hex::encode(self.group_id).as_str());
         headers.insert(MSG_ID, hex::encode(self.msg_id).as_str());
         headers.insert(STORED_AT, self.message.stored_at_ms.to_string().as_str());
+        if let Some(marks) = self.handshakes {
+            headers.insert(PRIOR_HANDSHAKE, marks.prior.to_string().as_str());
+            if marks.is_handshake {
+                headers.insert(HANDSHAKE, "1");
+            }
+        }
         headers
     }
 }
@@ -94,6 +126,13 @@ impl Entry {
             Some(_) => Some(number(headers, PREVIOUS_EPOCH, stream_seq)?),
             None => None,
         };
+        let handshakes = match headers.get(PRIOR_HANDSHAKE) {
+            Some(_) => Some(Handshakes {
+                prior: number(headers, PRIOR_HANDSHAKE, stream_seq)?,
+                is_handshake: headers.get(HANDSHAKE).is_some(),
+            }),
+            None => None,
+        };
         let message = StoredMessage::new(
             number(headers, SEQ, stream_seq)?,
             number(headers, EPOCH, stream_seq)?,
@@ -108,6 +147,7 @@ impl Entry {
             group_id: unhex(headers, GROUP, stream_seq)?,
             epoch_after: number(headers, EPOCH_AFTER, stream_seq)?,
             previous_epoch,
+            handshakes,
         })
     }
 }
@@ -125,8 +165,15 @@ mod tests {
             group_id: b"group",
             epoch_after: 4,
             previous_epoch: Some(2),
+            handshakes: Some(Handshakes { prior: 30, is_handshake: true }),
         };
         let entry = Entry::decode(42, Some(&assigned.headers()), b"frame").unwrap();
+        assert_eq!(entry.handshakes, assigned.handshakes);
+        assert_eq!(entry.newest_handshake(), Some(42));
+        let application = Assigned { handshakes: Some(Handshakes { prior: 30, is_handshake: false }), ..assigned };
+        assert_eq!(Entry::decode(43, Some(&application.headers()), b"frame").unwrap().newest_handshake(), Some(30));
+        let unfollowed = Assigned { handshakes: None, ..application };
+        assert_eq!(Entry::decode(44, Some(&unfollowed.headers()), b"frame").unwrap().newest_handshake(), None);
         assert_eq!((entry.stream_seq, entry.message.seq, entry.message.epoch), (42, 7, 3));
         assert_eq!((entry.epoch_after, entry.previous_epoch), (4, Some(2)));
         assert_eq!((entry.msg_id.as_str(), entry.group_id.as_slice()), ("id\nwith newline", &b"group"[..]));

@@ -51,9 +51,13 @@ impl JetStreamLog {
         let kept =
             reads::search(&self.stream, subject, first, last.clone(), |entry| entry.message.stored_at_ms >= cutoff_ms)
                 .await?
-                .unwrap_or(last);
+                .unwrap_or_else(|| last.clone());
         if first_seq >= kept.stream_seq {
             return Ok(None);
+        }
+        if let Some(groups) = &self.groups {
+            // The handshakes about to go must be in the channel's group record first.
+            groups.settle(channel, &last).await?;
         }
         let purged = self.stream.purge().filter(subject).sequence(kept.stream_seq).await.map_err(nats)?;
         let through_seq = kept.message.seq - 1;

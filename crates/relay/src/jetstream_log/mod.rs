@@ -12,6 +12,7 @@ mod appender;
 mod entry;
 mod expiry;
 mod follower;
+mod groups;
 mod reads;
 
 use std::sync::Arc;
@@ -25,10 +26,11 @@ use tokio::sync::oneshot;
 use crate::append::AppendResult;
 use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
 use crate::error::RelayError;
-use crate::log::{AppendRequest, ChannelLog};
+use crate::log::{AppendRequest, ChannelLog, WriteRules};
 use crate::nats::{JetStreamConnection, LogStreamConfig};
 use crate::stored::{Expiry, Membership, ReadLimit, StoreError, StoredMessage};
 use appender::{Appenders, Target};
+use groups::Groups;
 
 /// The log in a JetStream stream.
 pub struct JetStreamLog {
@@ -37,17 +39,23 @@ pub struct JetStreamLog {
     config: LogStreamConfig,
     hub: Arc<ChannelHub>,
     appenders: Appenders,
+    groups: Option<Arc<Groups>>,
 }
 
 impl JetStreamLog {
-    /// Uses (creating it if needed) the log stream `config` names on `connection`, whose appends record their
-    /// latency in `append_latency`.
+    /// Uses (creating it if needed) the log stream `config` names on `connection`, and with followed groups
+    /// its group bucket ([`groups`]); appends follow `rules` and record their latency in `append_latency`.
     pub async fn open(
         connection: JetStreamConnection,
         config: LogStreamConfig,
+        rules: WriteRules,
         append_latency: AtomicHistogram,
     ) -> Result<Self, RelayError> {
         let stream = connection.ensure_stream(&config).await?;
+        let groups = match rules.follow_groups {
+            true => Some(Arc::new(Groups::open(&connection, &config, stream.clone(), rules.channel_quota).await?)),
+            false => None,
+        };
         let hub = Arc::new(ChannelHub::default());
         let appenders = Appenders::new(Target {
             js: jetstream::ContextBuilder::new().timeout(appender::ACK_TIMEOUT).build(connection.client().clone()),
@@ -55,8 +63,9 @@ impl JetStreamLog {
             subject_prefix: config.subject_prefix.clone(),
             hub: Arc::clone(&hub),
             append_latency,
+            groups: groups.clone(),
         });
-        Ok(Self { connection, stream, config, hub, appenders })
+        Ok(Self { connection, stream, config, hub, appenders, groups })
     }
 
     fn subject(&self, channel: &ChannelName) -> String {
@@ -118,8 +127,16 @@ impl ChannelLog for JetStreamLog {
         })
     }
 
-    fn membership(&self, _channel: &ChannelName, _member: &[u8]) -> BoxFuture<'_, Result<Membership, StoreError>> {
-        Box::pin(futures::future::ready(Err(StoreError::GroupsNotFollowed)))
+    fn membership(&self, channel: &ChannelName, member: &[u8]) -> BoxFuture<'_, Result<Membership, StoreError>> {
+        let (channel, member, subject) = (channel.clone(), member.to_vec(), self.subject(channel));
+        Box::pin(async move {
+            let newest = reads::last(&self.stream, &subject).await?;
+            match &self.groups {
+                Some(groups) => groups.membership(&channel, newest.as_ref(), &member).await,
+                None if newest.is_some() => Ok(Membership::Untracked),
+                None => Ok(Membership::NoChannel),
+            }
+        })
     }
 
     fn expire(&self, cutoff_ms: i64, _max_bytes: Option<u64>) -> BoxFuture<'_, Result<Vec<Expiry>, RelayError>> {

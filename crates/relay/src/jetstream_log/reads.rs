@@ -35,6 +35,15 @@ pub async fn next_from(stream: &Stream, subject: &str, from: Option<u64>) -> Res
     }
 }
 
+/// The message at stream sequence `stream_seq`, if the stream still holds it.
+pub async fn at(stream: &Stream, stream_seq: u64) -> Result<Option<Entry>, StoreError> {
+    match stream.direct_get(stream_seq).await {
+        Ok(message) => Entry::decode(message.sequence, Some(&message.headers), &message.payload).map(Some),
+        Err(error) if matches!(error.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+        Err(error) => Err(unreadable(error)),
+    }
+}
+
 /// The subject's first and newest messages, if it has any.
 pub async fn ends(stream: &Stream, subject: &str) -> Result<Option<(Entry, Entry)>, StoreError> {
     let Some(first) = first(stream, subject).await? else {

@@ -8,12 +8,11 @@
 use std::collections::HashMap;
 
 use rusqlite::Connection;
-use skytale_proto::ChannelName;
 
 use super::store;
+use crate::admission::Submission;
 use crate::append::AppendError;
 use crate::membership::{MemberKey, ObservedGroup, Observer, RosterChange};
-use crate::mls_framing::{ContentType, MlsHeader};
 use crate::stored::StoreError;
 
 /// Groups kept in memory beyond those of the current batch. Evicted ones are reloaded from the store when
@@ -29,46 +28,14 @@ pub struct TrackedGroups {
     cache: HashMap<i64, ObservedGroup>,
 }
 
-/// A message as its channel's group sees it.
-pub struct Submission<'m> {
-    pub channel: &'m ChannelName,
-    pub header: &'m MlsHeader,
-    /// The MLS message itself, for handshakes (commits, proposals, the creating GroupInfo).
-    pub blob: Option<&'m [u8]>,
-    /// The member key the publishing stream proved, if it did.
-    pub sender: Option<&'m MemberKey>,
-}
-
-impl Submission<'_> {
-    fn sender(&self) -> Result<&MemberKey, AppendError> {
-        self.sender.ok_or_else(|| {
-            AppendError::NotMember(format!(
-                "this stream proved no MLS member key, so it may not write to {}: open the stream with {} and {}",
-                self.channel,
-                skytale_proto::meta::MEMBER_KEY,
-                skytale_proto::meta::MEMBER_PROOF
-            ))
-        })
-    }
-
-    fn blob(&self) -> Result<&[u8], AppendError> {
-        self.blob.ok_or_else(|| AppendError::InvalidHandshake("the handshake message is missing".to_owned()))
-    }
-}
-
 impl TrackedGroups {
     pub fn new() -> Self {
         Self { observer: Observer::default(), cache: HashMap::new() }
     }
 
-    /// Checks the first message of a channel: it must be a GroupInfo signed by the publishing stream's member
-    /// key. Returns the new group.
+    /// Checks the first message of a channel (see [`Submission::create`]). Returns the new group.
     pub fn create(&self, message: &Submission<'_>) -> Result<ObservedGroup, AppendError> {
-        if message.header.content_type != ContentType::GroupInfo {
-            return Err(AppendError::NotCreated(message.channel.clone()));
-        }
-        let sender = message.sender()?;
-        self.observer.create(message.blob()?, sender).map_err(AppendError::from)
+        message.create(&self.observer)
     }
 
     /// Checks a message for an existing channel against its group. `Some` is the group after a handshake, with
@@ -83,24 +50,7 @@ impl TrackedGroups {
         let Some(group) = self.current(conn, staged, channel_id)? else {
             return Ok(Err(AppendError::Untracked(message.channel.clone())));
         };
-        let sender = match message.sender() {
-            Ok(sender) => sender,
-            Err(error) => return Ok(Err(error)),
-        };
-        Ok(match message.header.content_type {
-            ContentType::Application if group.is_member(sender) => Ok(None),
-            ContentType::Application => Err(AppendError::NotMember(format!(
-                "this stream's member key is not a member of {} at epoch {}",
-                message.channel,
-                group.epoch()
-            ))),
-            // Only the first message of a channel is a GroupInfo, and that one is checked by `create`.
-            ContentType::GroupInfo => Err(AppendError::ChannelExists(message.channel.clone())),
-            ContentType::Commit | ContentType::Proposal => message
-                .blob()
-                .and_then(|blob| group.apply(blob, message.header, sender).map_err(AppendError::from))
-                .map(Some),
-        })
+        Ok(message.check(group))
     }
 
     /// The group of `channel_id` as of the batch so far: staged by it, cached, or loaded from the store.

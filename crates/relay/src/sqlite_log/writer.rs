@@ -18,8 +18,9 @@ use skytale_proto::ChannelName;
 use skytale_sqlite_wal::{Checkpointer, StartError};
 use tokio::sync::{mpsc, oneshot};
 
-use super::groups::{self, StagedGroups, Submission, TrackedGroups};
+use super::groups::{self, StagedGroups, TrackedGroups};
 use super::store;
+use crate::admission::{self, Submission};
 use crate::append::{AppendError, AppendResult};
 use crate::auth::Creator;
 use crate::channel::{ChannelFeed, ChannelHub, FeedStart};
@@ -423,21 +424,6 @@ impl Batch<'_> {
     /// channels created earlier in the same batch count too.
     fn over_quota(&self, creator: &Creator) -> Result<Option<AppendError>, StoreError> {
         let (by_account, by_org) = store::channels_created(self.conn, &creator.account, &creator.org)?;
-        let ChannelQuota { per_account, per_org } = self.quota;
-        Ok(if by_account >= per_account {
-            Some(AppendError::QuotaExceeded(format!(
-                "account {} has created {by_account} channels, the relay's limit per account \
-                 (--max-channels-per-account): ask the operator for more",
-                creator.account
-            )))
-        } else if by_org >= per_org {
-            Some(AppendError::QuotaExceeded(format!(
-                "org {} has created {by_org} channels, the relay's limit per org (--max-channels-per-org): ask the \
-                 operator for more",
-                creator.org
-            )))
-        } else {
-            None
-        })
+        Ok(admission::over_quota(self.quota, creator, by_account, by_org))
     }
 }
