@@ -45,13 +45,12 @@ scripts/lint.sh || status=1
 SKYTALE_REQUIRE_POSTGRES=1 cargo test --release --workspace || status=1
 # The relay's tests again, on the JetStream log (docs/relay.md, "The relay's tests on both stores"): every relay
 # common::config makes then keeps its log on this one nats-server, in a stream of its own data directory. Whole
-# binaries are listed. The few tests among them that cannot run there return at once printing "skipped on
-# JetStream", their name and why (common::skipped_on_jetstream; --nocapture shows those lines), so none passes
-# unnoticed without having tested anything: metrics' readiness test (it moves the SQLite file away), resume's byte
-# budget (--retention-bytes is refused with this log), and two tests with auth on (metrics' auth failures,
-# stream_limits' account budget). Left out: auth, membership, key_rotation and account_quotas turn auth on in
-# (nearly) every test, which the relay refuses with this log for now; jetstream and jetstream_log start nats-server
-# clusters of their own; fuzz_corpus starts no relay.
+# binaries are listed: every one that starts its relays through common::config. The two tests among them that are
+# about SQLite (metrics' readiness test moves the SQLite file away; resume's byte budget needs --retention-bytes,
+# which this log refuses) return at once printing "skipped on JetStream", their name and why
+# (common::skipped_on_jetstream; --nocapture shows those lines), so neither passes unnoticed without having tested
+# anything. Left out: jetstream, jetstream_log and jetstream_groups start nats-server clusters of their own;
+# fuzz_corpus starts no relay.
 if nats_env="$(scripts/nats.sh 2>"$nats_log")"; then
     cat "$nats_log" >&2
     nats_stop="$(sed -n 's/^nats.sh: stop with: //p' "$nats_log")"
@@ -60,7 +59,7 @@ if nats_env="$(scripts/nats.sh 2>"$nats_log")"; then
         export SKYTALE_TEST_STORE
         cargo test --release -p skytale-relay --test delivery --test head --test hostile_frames --test resume \
             --test backpressure --test feeds --test connections --test stream_limits --test drain --test metrics \
-            --test tls -- --nocapture
+            --test tls --test auth --test membership --test key_rotation --test account_quotas -- --nocapture
     ) || status=1
 else
     cat "$nats_log" >&2

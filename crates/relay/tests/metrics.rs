@@ -182,9 +182,6 @@ async fn deliveries_that_wait_for_a_full_queue_or_budget_are_counted() {
 
 #[tokio::test]
 async fn auth_failures_are_counted_by_reason() {
-    if common::skipped_on_jetstream(common::NEEDS_AUTH) {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let minter = Minter::new();
     let relay = minter.relay_with(&dir, |config| config.admin_listen = Some("127.0.0.1:0".parse().unwrap())).await;

@@ -271,9 +271,6 @@ async fn stalled_subscribers_hold_at_most_their_connections_budget_and_catch_up_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accounts_stalled_streams_share_its_budget_and_other_accounts_are_served() {
-    if common::skipped_on_jetstream(common::NEEDS_AUTH) {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let issuer = TokenIssuer::ephemeral().unwrap();
     let mut config = config(dir.path());

@@ -56,10 +56,6 @@ pub fn store_is_jetstream() -> bool {
     jetstream_servers().is_some()
 }
 
-/// Why a test needs the SQLite log: it turns JWT auth on, which the relay refuses with the JetStream log
-/// (`RelayError::JetStreamNeedsAuthNone`).
-pub const NEEDS_AUTH: &str = "auth on, which the relay refuses with the JetStream log";
-
 /// True, saying so on stderr, when this run is on JetStream and the calling test cannot run there for `reason`:
 /// the test then returns at once, so that it never passes without having tested anything unnoticed. The harness
 /// names the test's thread after the test, which the line names (`scripts/test.sh` shows it with `--nocapture`).
