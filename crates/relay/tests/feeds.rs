@@ -42,8 +42,10 @@ async fn names_subscribed_and_queried_once_are_forgotten_and_stored_channels_res
     for n in 1..=2 {
         assert_eq!(publisher.publish_ok(&kept, &format!("m{n}"), group.application(b"kept")).await, n);
     }
-    // One stored channel: it stays, however little it is used.
-    wait_for_channels_in_memory(&relay, 1).await;
+    // One stored channel: the SQLite log keeps its small record however little it is used; the JetStream log keeps
+    // none, a feed there starts from the subject's newest message (docs/relay.md, "The JetStream log").
+    let stored = if common::store_is_jetstream() { 0 } else { 1 };
+    wait_for_channels_in_memory(&relay, stored).await;
 
     let mut stream = Stream::open(relay.local_addr()).await;
     let sender = stream.sender();
@@ -69,15 +71,15 @@ async fn names_subscribed_and_queried_once_are_forgotten_and_stored_channels_res
     };
     tokio::time::timeout(FLOOD_WAIT, answers).await.expect("every name answered in time");
     feeding.await.expect("feeding task");
-    wait_for_channels_in_memory(&relay, 1).await;
+    wait_for_channels_in_memory(&relay, stored).await;
 
     // A name in use is held, and forgotten once done with.
     let held = channel("acme/flood/held");
     stream.subscribe_ok(&held, 1, From::Live).await;
-    wait_for_channels_in_memory(&relay, 2).await;
+    wait_for_channels_in_memory(&relay, stored + 1).await;
     stream.send(unsubscribe(&held, 1)).await;
     stream.recv().await;
-    wait_for_channels_in_memory(&relay, 1).await;
+    wait_for_channels_in_memory(&relay, stored).await;
 
     // The stored channel, followed by nobody while it got a third message, gives a new subscriber its whole
     // log and then live messages.

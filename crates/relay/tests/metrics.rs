@@ -32,6 +32,9 @@ async fn relay_with_admin(dir: &TempDir, configure: impl FnOnce(&mut RelayConfig
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_and_readyz_names_a_log_that_is_gone() {
+    if common::skipped_on_jetstream("the log made unreachable here is the SQLite file, moved away") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let without = start(config(dir.path())).await;
     assert_eq!(without.admin_addr(), None, "no admin listener unless asked for");
@@ -138,11 +141,13 @@ async fn a_subscriber_behind_the_cache_reads_the_log_and_retention_removals_are_
     drop(reader);
     relay.shutdown().await;
 
-    // With 1 s retention the 20 messages are removed (each counted once) by the startup sweep or the next one.
+    // With 1 s retention the 20 messages are removed (each counted once) by the startup sweep or the next one; the
+    // JetStream log keeps a channel's newest message, its head (docs/relay.md, "The JetStream log").
+    let removed = if common::store_is_jetstream() { 19.0 } else { 20.0 };
     let (relay, admin) = relay_with_admin(&dir, |config| config.retention = Duration::from_secs(1)).await;
-    eventually("retention to count the 20 removed messages", || async {
+    eventually(&format!("retention to count the {removed} removed messages"), || async {
         let now = Scrape::take(admin).await;
-        (now.value("skytale_relay_retention_removed_messages_total", &[]) == 20.0).then_some(())
+        (now.value("skytale_relay_retention_removed_messages_total", &[]) == removed).then_some(())
     })
     .await;
     relay.shutdown().await;

@@ -7,15 +7,17 @@ pub mod mls_group;
 pub mod mls_member;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prost::Message as _;
 use skytale_proto::meta;
 use skytale_proto::pb::{self, message::MessageType};
 use skytale_proto::ChannelName;
-use skytale_relay::{Relay, RelayConfig, RelayHandle};
+use skytale_relay::{LogStore, LogStreamConfig, NatsServers, Relay, RelayConfig, RelayHandle};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -25,8 +27,61 @@ use tonic::{Status, Streaming};
 /// Guard against a hung test: no single frame should take anywhere near this long.
 const FRAME_WAIT: Duration = Duration::from_secs(60);
 
+/// Chooses the log store of every relay [`config`] makes: unset or `sqlite`, the embedded SQLite log; a
+/// `nats://HOST:PORT[,HOST:PORT...]` list, the JetStream log on those servers. `scripts/test.sh` runs the
+/// store-agnostic test binaries a second time with it, on one throwaway nats-server from `scripts/nats.sh`.
+pub const STORE_VAR: &str = "SKYTALE_TEST_STORE";
+
+/// A relay on loopback port 0 with `data_dir`, on the store [`STORE_VAR`] names.
 pub fn config(data_dir: &Path) -> RelayConfig {
-    RelayConfig::new("127.0.0.1:0".parse().expect("loopback address"), data_dir)
+    let mut config = RelayConfig::new("127.0.0.1:0".parse().expect("loopback address"), data_dir);
+    if let Some(servers) = jetstream_servers() {
+        config.store = LogStore::JetStream { servers, stream: test_stream(data_dir) };
+    }
+    config
+}
+
+/// The servers of [`STORE_VAR`], `None` for the SQLite log; panics on any other value, saying what is accepted.
+fn jetstream_servers() -> Option<NatsServers> {
+    let value = std::env::var(STORE_VAR).ok().filter(|value| !value.is_empty() && value != "sqlite")?;
+    if !value.starts_with("nats://") {
+        panic!("{STORE_VAR}={value:?}: expected `sqlite` (or unset) or `nats://HOST:PORT[,HOST:PORT...]`");
+    }
+    let servers = NatsServers::parse(&value).unwrap_or_else(|error| panic!("{STORE_VAR}={value:?}: {error}"));
+    Some(servers)
+}
+
+/// Whether the relays of this run keep their log on JetStream ([`STORE_VAR`]).
+pub fn store_is_jetstream() -> bool {
+    jetstream_servers().is_some()
+}
+
+/// True, saying so on stderr, when this run is on JetStream and the calling test cannot run there for `reason`:
+/// the test then returns at once, so that it never passes without having tested anything unnoticed. The harness
+/// names the test's thread after the test, which the line names (`scripts/test.sh` shows it with `--nocapture`).
+pub fn skipped_on_jetstream(reason: &str) -> bool {
+    let skipped = store_is_jetstream();
+    if skipped {
+        let test = std::thread::current().name().unwrap_or("a test").to_owned();
+        eprintln!("skipped on JetStream: {test}: {reason}");
+    }
+    skipped
+}
+
+/// The log stream of the relays of `data_dir`: one per data directory, as an embedded log is, so a relay
+/// restarted on its directory finds its log again while every other test has a log of its own on the one shared
+/// server. The name mixes the process id and a per-process random hash of the path; its subjects have their own
+/// prefix, as no two streams of a server may share subjects.
+fn test_stream(data_dir: &Path) -> LogStreamConfig {
+    static PATH_HASH: OnceLock<RandomState> = OnceLock::new();
+    let hash = PATH_HASH.get_or_init(RandomState::new).hash_one(data_dir);
+    let stream = format!("SKYTALE_TEST_{}_{hash:016x}", std::process::id());
+    LogStreamConfig {
+        subject_prefix: format!("skytale.test.{stream}."),
+        stream,
+        replicas: 1,
+        ..LogStreamConfig::default()
+    }
 }
 
 pub async fn start(config: RelayConfig) -> RelayHandle {
