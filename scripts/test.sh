@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the lint standard (scripts/lint.sh), Rust (every crate, the API's storage also on a
-# throwaway PostgreSQL, the relay's store-agnostic tests also on a throwaway JetStream log), Python (the SDK against real relay and `skytale dev` processes) and fuzzing (the cargo-fuzz
-# targets for SKYTALE_FUZZ_SECONDS each, 60 by default, and schemathesis against the API for
-# SKYTALE_SCHEMATHESIS_SECONDS, 90 by default).
+# throwaway PostgreSQL, the relay's store-agnostic tests also on a throwaway JetStream log), Python (the SDK against
+# real relay and `skytale dev` processes) and fuzzing (the cargo-fuzz targets for SKYTALE_FUZZ_SECONDS each, 60 by
+# default, and schemathesis against the API for SKYTALE_SCHEMATHESIS_SECONDS, 90 by default).
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
