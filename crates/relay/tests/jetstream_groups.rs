@@ -133,6 +133,68 @@ async fn a_member_admitted_through_one_relay_writes_through_another_and_a_remova
     b.shutdown().await;
 }
 
+/// Rounds of competing commits (the 100).
+const RACE_ROUNDS: usize = 100;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_two_relays_committing_at_once_get_one_winner_a_round_and_go_on_reading_each_other() {
+    let mut cluster = Cluster::start("RACE").await;
+    let (a, b) = (cluster.relay().await, cluster.relay().await);
+    let name = common::channel("acme/team/race");
+    let (mut alice, mut bob) = (member("alice"), member("bob"));
+    let mut alice_on_a = cluster.stream(&a, &alice).await;
+    assert_eq!(alice_on_a.publish_ok(&name, "create", alice.create()).await, 1);
+    let (add_bob, welcome) = alice.add(&bob.key_package());
+    assert_eq!(alice_on_a.publish_ok(&name, "add-bob", add_bob).await, 2);
+    bob.join(&welcome);
+    let mut bob_on_b = cluster.stream(&b, &bob).await;
+    let (mut alice_reader, mut bob_reader) = (cluster.stream(&a, &alice).await, cluster.stream(&b, &bob).await);
+    alice_reader.subscribe_ok(&name, 1, From::Seq(3)).await;
+    bob_reader.subscribe_ok(&name, 1, From::Seq(3)).await;
+
+    let mut wins = [0; 2];
+    for round in 0..RACE_ROUNDS {
+        let (from_alice, from_bob) = (alice.pending_commit(), bob.pending_commit());
+        let (to_alice, to_bob) = futures::future::join(
+            alice_on_a.publish(&name, &format!("alice-commit-{round}"), from_alice.clone()),
+            bob_on_b.publish(&name, &format!("bob-commit-{round}"), from_bob.clone()),
+        )
+        .await;
+        let won = [&to_alice, &to_bob].map(|reply| !common::is_error(reply));
+        assert_eq!(won.iter().filter(|&&won| won).count(), 1, "round {round}: {to_alice:?} {to_bob:?}");
+        let loser = if won[0] { &to_bob } else { &to_alice };
+        assert_eq!(error_code(loser), "stale_epoch", "round {round}: {loser:?}");
+        let winner = if won[0] {
+            alice.apply_pending();
+            bob.discard_pending();
+            bob.process(&from_alice);
+            from_alice
+        } else {
+            bob.apply_pending();
+            alice.discard_pending();
+            alice.process(&from_bob);
+            from_bob
+        };
+        wins[usize::from(!won[0])] += 1;
+        assert_eq!((alice.epoch(), bob.epoch()), (round as u64 + 2, round as u64 + 2), "round {round}");
+
+        let hello = format!("alice, round {round}");
+        alice_on_a.publish_ok(&name, &format!("alice-{round}"), alice.application(hello.as_bytes())).await;
+        let reply = format!("bob, round {round}");
+        bob_on_b.publish_ok(&name, &format!("bob-{round}"), bob.application(reply.as_bytes())).await;
+        // Both readers, each on its member's relay, get the winning commit, and each member reads the other's message.
+        let (for_alice, for_bob) = (alice_reader.deliveries(3).await, bob_reader.deliveries(3).await);
+        for delivered in [&for_alice, &for_bob] {
+            assert_eq!(common::blob(&delivered[0]), winner.as_slice(), "round {round}");
+        }
+        assert_eq!(alice.read(common::blob(&for_alice[2])), reply.as_bytes(), "round {round}");
+        assert_eq!(bob.read(common::blob(&for_bob[1])), hello.as_bytes(), "round {round}");
+    }
+    eprintln!("{RACE_ROUNDS} rounds: Alice's commit won {}, Bob's {}", wins[0], wins[1]);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_record_left_behind_is_caught_up_from_the_log_and_retention_waits_for_it() {
     let mut cluster = Cluster::start("BEHIND").await;

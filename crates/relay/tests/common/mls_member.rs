@@ -7,6 +7,7 @@ use mls_rs::client_builder::MlsConfig;
 use mls_rs::crypto::{SignaturePublicKey, SignatureSecretKey};
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
+use mls_rs::group::ReceivedMessage;
 use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, Group, MlsMessage};
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use skytale_proto::meta;
@@ -110,6 +111,29 @@ impl<C: MlsConfig> Member<C> {
         let output = self.group().commit(Vec::new()).expect("commit");
         self.group().clear_pending_commit();
         encode(output.commit_message)
+    }
+
+    /// An empty commit left pending: [`Member::apply_pending`] if the channel took it, else
+    /// [`Member::discard_pending`] and process the commit that won.
+    pub fn pending_commit(&mut self) -> Vec<u8> {
+        encode(self.group().commit(Vec::new()).expect("commit").commit_message)
+    }
+
+    pub fn apply_pending(&mut self) {
+        self.group().apply_pending_commit().expect("apply");
+    }
+
+    pub fn discard_pending(&mut self) {
+        self.group().clear_pending_commit();
+    }
+
+    /// The plaintext of another member's application message.
+    pub fn read(&mut self, blob: &[u8]) -> Vec<u8> {
+        let message = MlsMessage::from_bytes(blob).expect("message");
+        match self.group().process_incoming_message(message).expect("decrypt") {
+            ReceivedMessage::ApplicationMessage(message) => message.data().to_vec(),
+            other => panic!("expected an application message, got {other:?}"),
+        }
     }
 
     /// An update proposal at the current epoch.
