@@ -77,6 +77,22 @@ impl Cluster {
     }
 }
 
+/// Alice creates `name` through `relay` and adds Bob; returns her stream.
+async fn alice_adds_bob<C: MlsConfig>(
+    cluster: &Cluster,
+    relay: &RelayHandle,
+    name: &ChannelName,
+    alice: &mut Member<C>,
+    bob: &mut Member<C>,
+) -> Stream {
+    let mut alice_stream = cluster.stream(relay, alice).await;
+    assert_eq!(alice_stream.publish_ok(name, "create", alice.create()).await, 1);
+    let (add_bob, welcome) = alice.add(&bob.key_package());
+    assert_eq!(alice_stream.publish_ok(name, "add-bob", add_bob).await, 2);
+    bob.join(&welcome);
+    alice_stream
+}
+
 fn record_key(name: &ChannelName) -> String {
     format!("group.{}", hex::encode(name.as_str()))
 }
@@ -93,12 +109,7 @@ async fn a_member_admitted_through_one_relay_writes_through_another_and_a_remova
     let (a, b) = (cluster.relay().await, cluster.relay().await);
     let name = common::channel("acme/team/ops");
     let (mut alice, mut bob, mallory) = (member("alice"), member("bob"), member("mallory"));
-
-    let mut alice_on_a = cluster.stream(&a, &alice).await;
-    assert_eq!(alice_on_a.publish_ok(&name, "create", alice.create()).await, 1);
-    let (add_bob, welcome) = alice.add(&bob.key_package());
-    assert_eq!(alice_on_a.publish_ok(&name, "add-bob", add_bob).await, 2);
-    bob.join(&welcome);
+    let mut alice_on_a = alice_adds_bob(&cluster, &a, &name, &mut alice, &mut bob).await;
 
     // Relay B never saw the channel: it knows Bob from the log, and Mallory for no member.
     let mut bob_on_b = cluster.stream(&b, &bob).await;
@@ -142,11 +153,7 @@ async fn members_on_two_relays_committing_at_once_get_one_winner_a_round_and_go_
     let (a, b) = (cluster.relay().await, cluster.relay().await);
     let name = common::channel("acme/team/race");
     let (mut alice, mut bob) = (member("alice"), member("bob"));
-    let mut alice_on_a = cluster.stream(&a, &alice).await;
-    assert_eq!(alice_on_a.publish_ok(&name, "create", alice.create()).await, 1);
-    let (add_bob, welcome) = alice.add(&bob.key_package());
-    assert_eq!(alice_on_a.publish_ok(&name, "add-bob", add_bob).await, 2);
-    bob.join(&welcome);
+    let mut alice_on_a = alice_adds_bob(&cluster, &a, &name, &mut alice, &mut bob).await;
     let mut bob_on_b = cluster.stream(&b, &bob).await;
     let (mut alice_reader, mut bob_reader) = (cluster.stream(&a, &alice).await, cluster.stream(&b, &bob).await);
     alice_reader.subscribe_ok(&name, 1, From::Seq(3)).await;

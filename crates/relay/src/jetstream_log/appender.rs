@@ -291,12 +291,14 @@ impl Tail {
     /// Reads what other relays stored in the channel since this one last looked, handing it to the local feed.
     async fn catch_up(&mut self, target: &Target, channel: &ChannelName) -> Result<(), StoreError> {
         while let Some(next) = reads::next_from(&target.stream, &self.subject, Some(self.stream_seq + 1)).await? {
-            self.advance(&next);
+            // The group first: if it cannot be brought up to the message, the tail stays before it too, so no
+            // append is judged against a group older than the log it expects.
             if let Some(groups) = &target.groups {
                 if next.newest_handshake() != self.group.as_ref().map(|group| group.as_of) {
                     self.group = followed(groups.as_of(channel, Some(&next), self.group.as_ref()).await?);
                 }
             }
+            self.advance(&next);
             feed_locally(target, channel, next.message, next.epoch_after);
         }
         Ok(())

@@ -5,9 +5,9 @@
 
 use mls_rs::client_builder::MlsConfig;
 use mls_rs::crypto::{SignaturePublicKey, SignatureSecretKey};
+use mls_rs::group::ReceivedMessage;
 use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
-use mls_rs::group::ReceivedMessage;
 use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, Group, MlsMessage};
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 use skytale_proto::meta;
