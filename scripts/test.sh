@@ -57,7 +57,10 @@ if nats_env="$(scripts/nats.sh 2>"$nats_log")"; then
     (
         eval "$nats_env"
         export SKYTALE_TEST_STORE
-        cargo test --release -p skytale-relay --test delivery --test head --test hostile_frames --test resume \
+        # --workspace as in the first pass, so its binaries are reused: with -p skytale-relay the dependencies'
+        # features differ and everything is compiled again. The API's and the client's tests of the same names
+        # (key_rotation, metrics, tls) run along, a few seconds, and ignore SKYTALE_TEST_STORE.
+        cargo test --release --workspace --test delivery --test head --test hostile_frames --test resume \
             --test backpressure --test feeds --test connections --test stream_limits --test drain --test metrics \
             --test tls --test auth --test membership --test key_rotation --test account_quotas -- --nocapture
     ) || status=1
