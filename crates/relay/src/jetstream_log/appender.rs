@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use async_nats::header::{NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID};
+use async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE;
 use async_nats::jetstream::{self, stream::Stream};
 use skytale_admin::AtomicHistogram;
 use skytale_proto::ChannelName;
@@ -430,20 +430,22 @@ async fn store(
             groups.reserve(creator).await.map_err(storage)??;
             *reserved = true;
         }
-        let message =
-            StoredMessage::new(tail.head + 1, request.header.epoch, unix_millis(), &request.msg_id, &request.frame);
-        let handshakes = tail.handshakes(groups.is_some(), request);
         let assigned = Assigned {
-            message: &message,
-            msg_id: &request.msg_id,
-            group_id: &request.header.group_id,
+            message: StoredMessage::new(
+                tail.head + 1,
+                request.header.epoch,
+                unix_millis(),
+                &request.msg_id,
+                &request.frame,
+            ),
+            msg_id: request.msg_id.clone(),
+            group_id: request.header.group_id.clone(),
             epoch_after,
             previous_epoch: tail.last_epoch,
-            handshakes,
+            handshakes: tail.handshakes(groups.is_some(), request),
         };
-        let mut headers = assigned.headers();
+        let mut headers = assigned.headers(channel);
         headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string());
-        headers.insert(NATS_MESSAGE_ID, entry::nats_msg_id(channel, &request.msg_id));
         let published = match target.js.publish_with_headers(tail.subject.clone(), headers, request.frame.clone()).await
         {
             Ok(ack) => ack.await,
@@ -464,15 +466,7 @@ async fn store(
                 };
             }
             Ok(ack) => {
-                let entry = Entry {
-                    stream_seq: ack.sequence,
-                    message,
-                    msg_id: request.msg_id.clone(),
-                    group_id: request.header.group_id.clone(),
-                    epoch_after,
-                    previous_epoch: tail.last_epoch,
-                    handshakes,
-                };
+                let entry = assigned.stored_at(ack.sequence);
                 *reserved = false;
                 if let Some(groups) = groups {
                     tail.group = match (change, tail.group.take()) {

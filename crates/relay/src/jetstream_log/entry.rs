@@ -2,6 +2,7 @@
 //! headers, so that any relay reading the subject knows the message's seq, epochs and group without another
 //! lookup.
 
+use async_nats::header::NATS_MESSAGE_ID;
 use async_nats::HeaderMap;
 use skytale_proto::ChannelName;
 
@@ -67,19 +68,20 @@ impl Entry {
     }
 }
 
-/// What the relay assigned to a message it is about to store.
-pub struct Assigned<'a> {
-    pub message: &'a StoredMessage,
-    pub msg_id: &'a str,
-    pub group_id: &'a [u8],
+/// A message about to be stored, with what the relay assigned to it: the headers it is published with, and the
+/// [`Entry`] it becomes once JetStream gives it a stream sequence.
+pub struct Assigned {
+    pub message: StoredMessage,
+    pub msg_id: String,
+    pub group_id: Vec<u8>,
     pub epoch_after: u64,
     pub previous_epoch: Option<u64>,
     pub handshakes: Option<Handshakes>,
 }
 
-impl Assigned<'_> {
-    /// The headers the message is stored with.
-    pub fn headers(&self) -> HeaderMap {
+impl Assigned {
+    /// The headers the message of `channel` is published with, its `Nats-Msg-Id` included.
+    pub fn headers(&self, channel: &ChannelName) -> HeaderMap {
         let mut headers = HeaderMap::new();
         headers.insert(SEQ, self.message.seq.to_string().as_str());
         headers.insert(EPOCH, self.message.epoch.to_string().as_str());
@@ -87,8 +89,8 @@ impl Assigned<'_> {
         if let Some(previous) = self.previous_epoch {
             headers.insert(PREVIOUS_EPOCH, previous.to_string().as_str());
         }
-        headers.insert(GROUP, hex::encode(self.group_id).as_str());
-        headers.insert(MSG_ID, hex::encode(self.msg_id).as_str());
+        headers.insert(GROUP, hex::encode(&self.group_id).as_str());
+        headers.insert(MSG_ID, hex::encode(&self.msg_id).as_str());
         headers.insert(STORED_AT, self.message.stored_at_ms.to_string().as_str());
         if let Some(marks) = self.handshakes {
             headers.insert(PRIOR_HANDSHAKE, marks.prior.to_string().as_str());
@@ -96,7 +98,14 @@ impl Assigned<'_> {
                 headers.insert(HANDSHAKE, "1");
             }
         }
+        headers.insert(NATS_MESSAGE_ID, nats_msg_id(channel, &self.msg_id));
         headers
+    }
+
+    /// The message as stored at `stream_seq`.
+    pub fn stored_at(self, stream_seq: u64) -> Entry {
+        let Self { message, msg_id, group_id, epoch_after, previous_epoch, handshakes } = self;
+        Entry { stream_seq, message, msg_id, group_id, epoch_after, previous_epoch, handshakes }
     }
 }
 
@@ -158,27 +167,33 @@ mod tests {
 
     #[test]
     fn an_entry_reads_back_what_was_assigned() {
-        let message = StoredMessage::new(7, 3, 1_700_000_000_000, "id\nwith newline", b"frame");
-        let assigned = Assigned {
-            message: &message,
-            msg_id: "id\nwith newline",
-            group_id: b"group",
+        let channel = ChannelName::parse("acme/team/ops").unwrap();
+        let assigned = |handshakes| Assigned {
+            message: StoredMessage::new(7, 3, 1_700_000_000_000, "id\nwith newline", b"frame"),
+            msg_id: "id\nwith newline".to_owned(),
+            group_id: b"group".to_vec(),
             epoch_after: 4,
             previous_epoch: Some(2),
-            handshakes: Some(Handshakes { prior: 30, is_handshake: true }),
+            handshakes,
         };
-        let entry = Entry::decode(42, Some(&assigned.headers()), b"frame").unwrap();
-        assert_eq!(entry.handshakes, assigned.handshakes);
+        let handshake = assigned(Some(Handshakes { prior: 30, is_handshake: true }));
+        let entry = Entry::decode(42, Some(&handshake.headers(&channel)), b"frame").unwrap();
+        assert_eq!(entry.handshakes, handshake.handshakes);
         assert_eq!(entry.newest_handshake(), Some(42));
-        let application = Assigned { handshakes: Some(Handshakes { prior: 30, is_handshake: false }), ..assigned };
-        assert_eq!(Entry::decode(43, Some(&application.headers()), b"frame").unwrap().newest_handshake(), Some(30));
-        let unfollowed = Assigned { handshakes: None, ..application };
-        assert_eq!(Entry::decode(44, Some(&unfollowed.headers()), b"frame").unwrap().newest_handshake(), None);
+        let application = assigned(Some(Handshakes { prior: 30, is_handshake: false }));
+        assert_eq!(
+            Entry::decode(43, Some(&application.headers(&channel)), b"frame").unwrap().newest_handshake(),
+            Some(30)
+        );
+        let unfollowed = assigned(None);
+        assert_eq!(Entry::decode(44, Some(&unfollowed.headers(&channel)), b"frame").unwrap().newest_handshake(), None);
         assert_eq!((entry.stream_seq, entry.message.seq, entry.message.epoch), (42, 7, 3));
         assert_eq!((entry.epoch_after, entry.previous_epoch), (4, Some(2)));
         assert_eq!((entry.msg_id.as_str(), entry.group_id.as_slice()), ("id\nwith newline", &b"group"[..]));
         assert_eq!(entry.message.frame(), b"frame");
         assert_eq!(entry.message.stored_at_ms, 1_700_000_000_000);
+        let stored = handshake.stored_at(42);
+        assert_eq!((stored.stream_seq, stored.message.seq, stored.msg_id.as_str()), (42, 7, "id\nwith newline"));
     }
 
     #[test]

@@ -11,12 +11,11 @@
 //! appends back to the one-by-one path, whose msg-ids make a batch stored after all count once.
 
 use async_nats::header::{
-    NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE,
-    NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, NATS_MESSAGE_ID,
+    NATS_BATCH_COMMIT, NATS_BATCH_COMMIT_FINAL, NATS_BATCH_ID, NATS_BATCH_SEQUENCE, NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
 };
 use skytale_proto::ChannelName;
 
-use super::super::entry::{self, Assigned, Entry};
+use super::super::entry::Assigned;
 use super::{feed_locally, judge, GroupChange, Job, Tail, Target, Verdict};
 use crate::mls_framing::ContentType;
 use crate::nats::is_wrong_last_sequence;
@@ -62,21 +61,19 @@ pub async fn publish(target: &Target, channel: &ChannelName, tail: &mut Tail, jo
     let stored_at_ms = unix_millis();
     let epoch = jobs[0].request.header.epoch;
     let handshakes = tail.handshakes(target.groups.is_some(), &jobs[0].request);
-    let mut messages = Vec::with_capacity(jobs.len());
+    let mut assigned = Vec::with_capacity(jobs.len());
     let mut acked = None;
     for (index, Job { request, .. }) in jobs.iter().enumerate() {
         let seq = tail.head + 1 + index as u64;
-        let message = StoredMessage::new(seq, epoch, stored_at_ms, &request.msg_id, &request.frame);
-        let assigned = Assigned {
-            message: &message,
-            msg_id: &request.msg_id,
-            group_id: &request.header.group_id,
+        let message = Assigned {
+            message: StoredMessage::new(seq, epoch, stored_at_ms, &request.msg_id, &request.frame),
+            msg_id: request.msg_id.clone(),
+            group_id: request.header.group_id.clone(),
             epoch_after: epoch,
             previous_epoch: if index == 0 { tail.last_epoch } else { Some(epoch) },
             handshakes,
         };
-        let mut headers = assigned.headers();
-        headers.insert(NATS_MESSAGE_ID, entry::nats_msg_id(channel, &request.msg_id));
+        let mut headers = message.headers(channel);
         headers.insert(NATS_BATCH_ID, batch_id.as_str());
         headers.insert(NATS_BATCH_SEQUENCE, (index + 1).to_string());
         if index == 0 {
@@ -95,22 +92,14 @@ pub async fn publish(target: &Target, channel: &ChannelName, tail: &mut Tail, jo
                 Err(error) => Err(error),
             });
         }
-        messages.push(message);
+        assigned.push(message);
     }
     match acked {
         Some(Ok(ack)) if !ack.duplicate && ack.batch_size == Some(jobs.len() as u64) && ack.sequence > last as u64 => {
             let first_stream_seq = ack.sequence - last as u64;
             let mut seqs = Vec::with_capacity(jobs.len());
-            for ((offset, message), Job { request, .. }) in messages.into_iter().enumerate().zip(jobs) {
-                let entry = Entry {
-                    stream_seq: first_stream_seq + offset as u64,
-                    message,
-                    msg_id: request.msg_id.clone(),
-                    group_id: request.header.group_id.clone(),
-                    epoch_after: epoch,
-                    previous_epoch: tail.last_epoch,
-                    handshakes,
-                };
+            for (offset, message) in assigned.into_iter().enumerate() {
+                let entry = message.stored_at(first_stream_seq + offset as u64);
                 tail.advance(&entry);
                 seqs.push(tail.head);
                 feed_locally(target, channel, entry.message, epoch);
